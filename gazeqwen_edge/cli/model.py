@@ -1,0 +1,1 @@
+"""Model commands: demo, convert-checkpoint (filled in by the model work)."""

@@ -1,0 +1,56 @@
+"""The one interface every source implements: replay readers, synthetic scenes, the live Neon."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+
+from gazeqwen_edge.device.records import CameraIntrinsics, Record
+
+
+class Source(ABC):
+    """Iterate records in time order; know the scene size and intrinsics; close cleanly.
+
+    `kinds` restricts what is delivered (e.g. {GazeSample, Fixation} for gaze-only analysis) so a reader can skip
+    decoding what nobody asked for.
+    """
+
+    name: str = "source"
+
+    @property
+    def scene_size(self) -> tuple[int, int] | None:
+        """(width, height) of the scene camera in px, or None if the source has no scene camera."""
+        return None
+
+    @property
+    def intrinsics(self) -> CameraIntrinsics | None:
+        return None
+
+    @property
+    def gaze_offset(self) -> tuple[float, float]:
+        """Wearer offset in scene px (to be ADDED to raw gaze) as recorded with the source; (0, 0) if none."""
+        return (0.0, 0.0)
+
+    @property
+    def start_ns(self) -> int | None:
+        return None
+
+    @property
+    def end_ns(self) -> int | None:
+        return None
+
+    @abstractmethod
+    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
+        """All records in non-decreasing `ts_ns` order."""
+
+    def __iter__(self) -> Iterator[Record]:
+        return self.records()
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files, sockets, decoders. Safe to call twice."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,67 @@
+"""Errors a user can act on.
+
+Every failure caused by the user's input, files, devices or environment is raised as a `GazeQwenError` subclass with a
+message that names what is wrong (the file, the field, the address) and, where useful, a hint on what to do. The CLI
+prints these without a traceback and exits non-zero; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import importlib
+from os import PathLike
+from types import ModuleType
+
+
+class GazeQwenError(Exception):
+    """Base class of all user-facing errors."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+
+class InputError(GazeQwenError):
+    """A file, directory or value given to us is missing, malformed or inconsistent."""
+
+    exit_code = 2
+
+    def __init__(self, path: str | PathLike | None, problem: str, hint: str | None = None):
+        self.path = None if path is None else str(path)
+        self.problem = problem
+        super().__init__(problem if path is None else f"{path}: {problem}", hint)
+
+
+class ConfigError(GazeQwenError):
+    """A configuration (model config, checkpoint config, CLI option combination) is invalid."""
+
+    exit_code = 2
+
+
+class DeviceError(GazeQwenError):
+    """A device (Neon glasses, simulator, camera) cannot be reached or behaves unexpectedly."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(GazeQwenError):
+    """An optional stack (an extra) is needed for this feature but not installed."""
+
+    exit_code = 4
+
+
+def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
+    """Import an optional dependency or raise a MissingDependencyError naming the extra that provides it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        what = feature or module
+        raise MissingDependencyError(
+            f"{what} needs the Python module '{module}', which is not installed ({e})",
+            hint=f"pip install 'gazeqwen-edge[{extra}]'",
+        ) from e
