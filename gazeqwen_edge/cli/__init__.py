@@ -16,29 +16,17 @@ from gazeqwen_edge.cli import model as _model  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: runs the app; user errors print one clear message and exit non-zero without a traceback."""
+    """Entry point. Usage errors are reported by typer (exit 2); user errors (GazeQwenError) print one clear message
+    and exit with the error's code, without a traceback; anything else is a bug and keeps its traceback."""
     try:
-        app(args=argv, prog_name="gazeqwen-edge", standalone_mode=False)
+        app(args=argv, prog_name="gazeqwen-edge")
     except GazeQwenError as e:
         console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
         if e.hint:
             console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
         return e.exit_code
-    except KeyboardInterrupt:
-        console_err.print("interrupted")
-        return 130
-    except SystemExit as e:  # typer.Exit / click usage errors
+    except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except Exception as e:  # click errors (usage, bad parameter) come here in non-standalone mode
-        import click
-
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            return e.exit_code
-        if isinstance(e, click.exceptions.Abort):
-            console_err.print("aborted")
-            return 1
-        raise
     return 0
 
 
