@@ -1,5 +1,12 @@
-"""Device layer: time-stamped records on one clock (unix ns) and the sources that produce them."""
+"""Device layer: time-stamped records on one clock (unix ns) and the sources that produce them.
 
+from gazeqwen_edge.device import open_source, paced
+with open_source("synthetic:3", duration_s=5) as src:
+    for rec in paced(src.records(), speed=2.0):
+        ...
+"""
+
+from gazeqwen_edge.device.pacing import ReplayClock, merge_by_time, paced
 from gazeqwen_edge.device.records import (
     AudioChunk,
     Blink,
@@ -11,7 +18,9 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
+from gazeqwen_edge.device.registry import accepted_specs, detect_kind, open_source, register_source
 from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.synthetic import SceneObject, SyntheticScene
 
 __all__ = [
     "AudioChunk",
@@ -22,6 +31,15 @@ __all__ = [
     "GazeSample",
     "Notice",
     "Record",
+    "ReplayClock",
     "SceneFrame",
+    "SceneObject",
     "Source",
+    "SyntheticScene",
+    "accepted_specs",
+    "detect_kind",
+    "merge_by_time",
+    "open_source",
+    "paced",
+    "register_source",
 ]

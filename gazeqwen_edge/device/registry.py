@@ -1,0 +1,158 @@
+"""`open_source(spec)`: one entry point from a user's SOURCE argument to a `Source`.
+
+Accepted specs:
+- `synthetic` or `synthetic:SEED`: a `SyntheticScene` (keyword arguments go to its constructor);
+- a directory recognised by its files:
+  - our own session (`session.json`), written by `Recorder` / `gazeqwen-edge record`;
+  - a Neon native recording (`info.json` and `*.raw` files);
+  - a Pupil Cloud "Timeseries + Scene Video" export (`gaze.csv` and `world_timestamps.csv`);
+  - a StreamGaze item (one video and one fixation CSV with StreamGaze's columns);
+- a video file (a StreamGaze item): its fixation CSV is `fixations=` or found beside it (`<stem>.csv`,
+  `<stem>_fixation*.csv`, or the only fixation CSV in the folder);
+- a registered prefix (e.g. `pupil-neon`, `neon://host:port`, registered by the live Neon module).
+
+Other modules add sources with `register_source(prefix, factory)`; the factory gets the full spec and the keyword
+arguments and returns a Source.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.errors import InputError
+
+SourceFactory = Callable[..., Source]
+
+# prefix -> factory(spec, **kw); a spec matches a prefix when it equals it or starts with it
+_REGISTRY: dict[str, SourceFactory] = {}
+# modules that register sources when imported (imported lazily on the first unmatched spec)
+_PLUGIN_MODULES = ["gazeqwen_edge.device.neon"]
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+def register_source(prefix: str, factory: SourceFactory) -> None:
+    """Make `open_source(spec)` call `factory(spec, **kw)` for specs equal to or starting with `prefix`."""
+    _REGISTRY[prefix] = factory
+
+
+def registered_prefixes() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def _load_plugins() -> None:
+    import importlib
+
+    for m in list(_PLUGIN_MODULES):
+        try:
+            importlib.import_module(m)
+        except ImportError:
+            pass  # not written / its extra not installed: its prefixes are simply not offered
+        _PLUGIN_MODULES.remove(m)
+
+
+def _match_registry(spec: str) -> SourceFactory | None:
+    for prefix in sorted(_REGISTRY, key=len, reverse=True):
+        if spec == prefix or spec.startswith(prefix):
+            return _REGISTRY[prefix]
+    return None
+
+
+def accepted_specs() -> str:
+    items = [
+        "'synthetic' or 'synthetic:SEED'",
+        "a session directory (session.json)",
+        "a Neon native recording directory (info.json + *.raw)",
+        "a Pupil Cloud export directory (gaze.csv + world_timestamps.csv)",
+        "a StreamGaze item (video file + fixation CSV, or a directory holding both)",
+    ]
+    items += [f"'{p}'" for p in registered_prefixes() if p != "synthetic"]
+    return "; ".join(items)
+
+
+def _synthetic(spec: str, **kw) -> Source:
+    from gazeqwen_edge.device.synthetic import SyntheticScene
+
+    if spec != "synthetic":
+        seed_text = spec[len("synthetic:") :] if spec.startswith("synthetic:") else ""
+        try:
+            kw["seed"] = int(seed_text)
+        except ValueError:
+            raise InputError(
+                None, f"bad synthetic spec '{spec}': expected 'synthetic' or 'synthetic:SEED' (an integer)"
+            ) from None
+    return SyntheticScene(**kw)
+
+
+register_source("synthetic", _synthetic)
+
+
+def detect_kind(path: Path) -> str:
+    """'session' | 'neon' | 'cloud' | 'streamgaze' for a directory or file, or raise InputError saying why not."""
+    if not path.exists():
+        raise InputError(path, "does not exist", hint=f"SOURCE can be {accepted_specs()}")
+    if path.is_file():
+        if path.suffix.lower() in VIDEO_SUFFIXES:
+            return "streamgaze"
+        raise InputError(
+            path,
+            "is a file that is not a video; expected a recording directory or a video",
+            hint=f"SOURCE can be {accepted_specs()}",
+        )
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise InputError(path, "directory cannot be read (permission denied)")
+    try:
+        names = {p.name for p in path.iterdir()}
+    except OSError as e:
+        raise InputError(path, f"directory cannot be read ({e.strerror or e})") from e
+    if "session.json" in names:
+        return "session"
+    if "info.json" in names and any(n.endswith(".raw") for n in names):
+        return "neon"
+    if "gaze.csv" in names and "world_timestamps.csv" in names:
+        return "cloud"
+    if any(Path(n).suffix.lower() in VIDEO_SUFFIXES for n in names) and any(n.lower().endswith(".csv") for n in names):
+        return "streamgaze"
+    if "info.json" in names:
+        raise InputError(path, "has info.json but no *.raw sensor files: not a complete Neon native recording")
+    if "gaze.csv" in names:
+        raise InputError(path, "has gaze.csv but no world_timestamps.csv: not a complete Pupil Cloud export")
+    raise InputError(
+        path,
+        "is not a recording this tool recognises (no session.json, info.json + *.raw, gaze.csv + world_timestamps.csv, "
+        "or video + fixation CSV)",
+        hint=f"SOURCE can be {accepted_specs()}",
+    )
+
+
+def open_source(spec: str | os.PathLike, **kw) -> Source:
+    """Open SOURCE (see the module docstring). Unknown specs raise InputError naming the spec and what is accepted."""
+    spec_s = os.fspath(spec)
+    if not isinstance(spec, os.PathLike):
+        factory = _match_registry(spec_s)
+        if factory is None and _PLUGIN_MODULES:
+            _load_plugins()
+            factory = _match_registry(spec_s)
+        if factory is not None:
+            return factory(spec_s, **kw)
+    path = Path(spec_s).expanduser()
+    if not path.exists() and "://" in spec_s:
+        raise InputError(None, f"unknown source '{spec_s}'", hint=f"SOURCE can be {accepted_specs()}")
+    kind = detect_kind(path)
+    if kind == "session":
+        from gazeqwen_edge.device.session import SessionSource
+
+        return SessionSource(path, **kw)
+    if kind == "neon":
+        from gazeqwen_edge.device.neon_native import NeonRecordingSource
+
+        return NeonRecordingSource(path, **kw)
+    if kind == "cloud":
+        from gazeqwen_edge.device.cloud_export import CloudExportSource
+
+        return CloudExportSource(path, **kw)
+    from gazeqwen_edge.device.streamgaze import StreamGazeSource
+
+    return StreamGazeSource(path, **kw)
