@@ -1,0 +1,164 @@
+"""Configurations of the gaze resampler and of the whole GazeQwen model, with JSON round trip and validation."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field, fields
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from gazeqwen_edge.errors import ConfigError, InputError
+
+GAZE_ENCODINGS = ("reference", "spatial")
+
+
+@dataclass
+class ResamplerConfig:
+    """Sizes of the gaze resampler ("f_theta"). Defaults are the reference (Qwen2.5-VL-7B + V-JEPA 2.1 ViT-B).
+
+    gaze_encoding: "reference" adds one DETR sine/cosine code of the active fixation(s) to every key (the paper's
+    method); "spatial" gives every video token the code of its own offset from the gaze point on its key and adds a
+    Gaussian bias -d^2 / (2 sigma^2) to the latents' attention logits toward tokens near the gaze. Both use the same
+    parameters, so one checkpoint layout serves both.
+    """
+
+    d_vjepa: int = 768
+    d_llm: int = 3584
+    n_latents: int = 32
+    d_latent: int = 256
+    n_blocks: int = 2
+    ff_mult: int = 4
+    injected_layers: tuple[int, ...] = (6, 13, 20, 27)
+    n_llm_layers: int = 28
+    gaze_encoding: str = "reference"
+    temperature: float = 1e4
+    spatial_sigma: float = 0.1
+    spatial_scale: float = 2 * math.pi
+
+    def __post_init__(self) -> None:
+        self.injected_layers = tuple(int(x) for x in self.injected_layers)
+        self.validate()
+
+    @property
+    def n_modules(self) -> int:
+        return len(self.injected_layers)
+
+    def validate(self) -> None:
+        for name in ("d_vjepa", "d_llm", "n_latents", "d_latent", "n_blocks", "ff_mult", "n_llm_layers"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v <= 0:
+                raise ConfigError(f"resampler config: {name} must be a positive integer, got {v!r}")
+        if self.d_latent % 4:
+            raise ConfigError(
+                f"resampler config: d_latent must be a multiple of 4 (two sine/cosine halves), got {self.d_latent}"
+            )
+        if not self.injected_layers:
+            raise ConfigError("resampler config: injected_layers is empty")
+        if len(set(self.injected_layers)) != len(self.injected_layers):
+            raise ConfigError(f"resampler config: injected_layers has duplicates: {list(self.injected_layers)}")
+        bad = [x for x in self.injected_layers if not 0 <= x < self.n_llm_layers]
+        if bad:
+            raise ConfigError(
+                f"resampler config: injected layers {bad} are outside the LLM's {self.n_llm_layers} layers "
+                f"(0..{self.n_llm_layers - 1})"
+            )
+        if self.gaze_encoding not in GAZE_ENCODINGS:
+            raise ConfigError(
+                f"resampler config: gaze_encoding must be one of {', '.join(GAZE_ENCODINGS)}, got {self.gaze_encoding!r}"
+            )
+        if not self.spatial_sigma > 0:
+            raise ConfigError(f"resampler config: spatial_sigma must be > 0, got {self.spatial_sigma}")
+        if not self.temperature > 0:
+            raise ConfigError(f"resampler config: temperature must be > 0, got {self.temperature}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["injected_layers"] = list(self.injected_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ResamplerConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"resampler config must be a JSON object, got {type(d).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"resampler config: unknown keys {unknown} (known: {sorted(known)})")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"resampler config: {e}") from e
+
+
+@dataclass
+class VideoEncoderConfig:
+    """Which V-JEPA backend to load: "transformers" (VJEPA2Model, hub id or local dir), "torch_hub" (V-JEPA 2.1 hub
+    entries such as vjepa2_1_vit_base_384) or "tiny" (random weights, for tests and the demo)."""
+
+    backend: str = "torch_hub"
+    source: str = "vjepa2_1_vit_base_384"
+    n_frames: int = 16
+
+    def validate(self) -> None:
+        if self.backend not in ("transformers", "torch_hub", "tiny"):
+            raise ConfigError(f"video encoder backend must be transformers, torch_hub or tiny, got {self.backend!r}")
+        if self.n_frames < 2 or self.n_frames % 2:
+            raise ConfigError(f"video encoder n_frames must be an even number >= 2, got {self.n_frames}")
+
+
+@dataclass
+class GazeQwenConfig:
+    """Everything needed to assemble a GazeQwen: the Qwen2.5-VL source, the video encoder, the resampler, and the
+    video budget (pixels per frame, frames per clip)."""
+
+    qwen: str = "Qwen/Qwen2.5-VL-7B-Instruct"
+    video_encoder: VideoEncoderConfig = field(default_factory=VideoEncoderConfig)
+    resampler: ResamplerConfig = field(default_factory=ResamplerConfig)
+    min_pixels: int = 128 * 28 * 28
+    max_pixels: int = 768 * 28 * 28
+    max_frames: int = 768
+    sampling_fps: float | None = None  # None: the reference policy by clip length
+
+    def __post_init__(self) -> None:
+        if isinstance(self.video_encoder, dict):
+            self.video_encoder = VideoEncoderConfig(**self.video_encoder)
+        if isinstance(self.resampler, dict):
+            self.resampler = ResamplerConfig.from_dict(self.resampler)
+        self.video_encoder.validate()
+        if not 0 < self.min_pixels <= self.max_pixels:
+            raise ConfigError(f"need 0 < min_pixels <= max_pixels, got {self.min_pixels}, {self.max_pixels}")
+        if self.sampling_fps is not None and not self.sampling_fps > 0:
+            raise ConfigError(f"sampling_fps must be > 0, got {self.sampling_fps}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["resampler"] = self.resampler.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GazeQwenConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"GazeQwen config: unknown keys {unknown}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise ConfigError(f"GazeQwen config: {e}") from e
+
+
+def save_json(obj: Any, path: str | PathLike) -> None:
+    data = obj.to_dict() if hasattr(obj, "to_dict") else obj
+    Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def load_json(path: str | PathLike) -> Any:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "file not found")
+    try:
+        return json.loads(p.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(p, f"not valid JSON ({e})") from e

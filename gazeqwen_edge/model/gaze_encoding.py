@@ -1,0 +1,151 @@
+"""Gaze encodings for the resampler: which fixations are active at each temporal step, the reference DETR-style
+sine/cosine code of the gaze point, and the spatial encoding (per-token offset code + Gaussian attention bias).
+
+A scanpath is an (N, 4) float array of rows [x, y, mid_t, dur]: x, y normalised to [0, 1] of the scene frame,
+mid_t and dur in seconds from the clip start. A fixation is active at time t if mid_t - dur/2 <= t <= mid_t + dur/2.
+Everything past `GazeInputs` is plain tensors so the resampler stays tensor-in/tensor-out (exportable).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gazeqwen_edge.errors import InputError
+
+
+def check_scanpath(scanpath, name: str = "scanpath") -> np.ndarray:
+    """Validate and return a scanpath as a float64 (N, 4) array (N may be 0). None -> empty."""
+    if scanpath is None:
+        return np.zeros((0, 4))
+    a = np.asarray(scanpath, dtype=np.float64)
+    if a.size == 0:
+        return np.zeros((0, 4))
+    if a.ndim != 2 or a.shape[1] != 4:
+        raise InputError(None, f"{name} must be an (N, 4) array of [x, y, mid_t, dur] rows, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise InputError(None, f"{name} contains NaN or infinite values")
+    if (a[:, 3] < 0).any():
+        raise InputError(None, f"{name} has negative fixation durations")
+    return a
+
+
+def active_fixations(scanpath, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Active fixations per time. Returns points (T, K, 2) [x, y] and mask (T, K) bool, K = max active (>= 1)."""
+    sp = check_scanpath(scanpath)
+    t = np.asarray(times, dtype=np.float64).reshape(-1)
+    if len(sp) == 0:
+        return np.zeros((len(t), 1, 2), np.float32), np.zeros((len(t), 1), bool)
+    start = sp[:, 2] - sp[:, 3] / 2
+    end = sp[:, 2] + sp[:, 3] / 2
+    act = (start[None, :] <= t[:, None]) & (t[:, None] <= end[None, :])  # (T, N)
+    k = max(1, int(act.sum(1).max()))
+    points = np.zeros((len(t), k, 2), np.float32)
+    mask = np.zeros((len(t), k), bool)
+    for i in range(len(t)):
+        idx = np.nonzero(act[i])[0]
+        points[i, : len(idx)] = sp[idx, :2]
+        mask[i, : len(idx)] = True
+    return points, mask
+
+
+@dataclass
+class GazeInputs:
+    """Batched gaze input of the resampler: points (B, T, K, 2), mask (B, T, K) bool, has_gaze (B,) bool
+    (False for a sample whose scanpath is empty: its residual is zero)."""
+
+    points: torch.Tensor
+    mask: torch.Tensor
+    has_gaze: torch.Tensor
+
+    @classmethod
+    def from_scanpaths(cls, scanpaths: Sequence, step_times) -> GazeInputs:
+        """scanpaths: one per sample (None or (N, 4)); step_times: (T,) shared or (B, T) per sample, in seconds from
+        each clip's start (the time of the first frame of each temporal step)."""
+        st = np.asarray(step_times, dtype=np.float64)
+        if st.ndim == 1:
+            st = np.broadcast_to(st, (len(scanpaths), len(st)))
+        if st.shape[0] != len(scanpaths):
+            raise InputError(None, f"{len(scanpaths)} scanpaths but step_times for {st.shape[0]} samples")
+        per = [active_fixations(sp, t) for sp, t in zip(scanpaths, st, strict=True)]
+        k = max(p.shape[1] for p, _ in per)
+        b, t = st.shape
+        points = np.zeros((b, t, k, 2), np.float32)
+        mask = np.zeros((b, t, k), bool)
+        for i, (p, m) in enumerate(per):
+            points[i, :, : p.shape[1]] = p
+            mask[i, :, : m.shape[1]] = m
+        has = np.array([len(check_scanpath(sp)) > 0 for sp in scanpaths], bool)
+        return cls(torch.from_numpy(points), torch.from_numpy(mask), torch.from_numpy(has))
+
+    def to(self, device) -> GazeInputs:
+        return GazeInputs(self.points.to(device), self.mask.to(device), self.has_gaze.to(device))
+
+
+def step_times(n_steps: int, sampling_fps: float, temporal_patch: int = 2, clip_start: float = 0.0) -> np.ndarray:
+    """Time of temporal step t (reference): clip_start + t * temporal_patch / sampling_fps."""
+    return clip_start + np.arange(n_steps) * temporal_patch / sampling_fps
+
+
+def sincos_encoding(coords: torch.Tensor, dim: int, temperature: float = 1e4, scale: float = 1.0) -> torch.Tensor:
+    """DETR-style code of (..., 2) [x, y] coordinates -> (..., dim): dim/2 for x then dim/2 for y; within each,
+    dim_t[i] = temperature^(2*floor(i/2)/(dim/2)), sin of (scale*v)/dim_t on even i, cos on odd i, interleaved."""
+    half = dim // 2
+    i = torch.arange(half, device=coords.device, dtype=torch.float32)
+    dim_t = temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / half)
+    pos = coords.float().unsqueeze(-1) * scale / dim_t  # (..., 2, half)
+    enc = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)  # (..., 2, half)
+    return enc.flatten(-2)  # x code then y code
+
+
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
+    m = mask.to(x.dtype)
+    while m.dim() < x.dim():
+        m = m.unsqueeze(-1)
+    return (x * m).sum(dim) / m.sum(dim).clamp(min=1.0)
+
+
+def reference_gaze_encoding(points: torch.Tensor, mask: torch.Tensor, dim: int, temperature: float = 1e4):
+    """The reference G: mean of the sine/cosine codes of the active fixations; zeros where none is active.
+    points (B, T, K, 2), mask (B, T, K) -> (B, T, dim)."""
+    return _masked_mean(sincos_encoding(points, dim, temperature), mask, dim=2)
+
+
+def token_centres(h: int, w: int, device=None) -> torch.Tensor:
+    """(h*w, 2) [x, y] centres of a row-major h x w token grid, normalised to [0, 1]."""
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
+
+
+def spatial_gaze_encoding(
+    points: torch.Tensor,
+    mask: torch.Tensor,
+    grid_hw: tuple[int, int],
+    dim: int,
+    sigma: float = 0.1,
+    temperature: float = 1e4,
+    scale: float = 2 * math.pi,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-token gaze code and attention bias.
+
+    Each token (centre c on the h x w grid, normalised) gets the sine/cosine code of its offset c - g from each
+    active gaze point g (mean over active fixations), and a bias log(mean_k exp(-|c - g_k|^2 / (2 sigma^2))) that is
+    -d^2/(2 sigma^2) for a single fixation. Steps without an active fixation get zero code and zero bias.
+    points (B, T, K, 2), mask (B, T, K) -> code (B, T, N, dim), bias (B, T, N).
+    """
+    h, w = grid_hw
+    c = token_centres(h, w, points.device)  # (N, 2)
+    off = c[None, None, None] - points.float().unsqueeze(-2)  # (B, T, K, N, 2)
+    code = _masked_mean(sincos_encoding(off, dim, temperature, scale), mask, dim=2)  # (B, T, N, dim)
+    logit = -(off**2).sum(-1) / (2 * sigma**2)  # (B, T, K, N)
+    logit = torch.where(mask.unsqueeze(-1), logit, torch.full_like(logit, -1e4))
+    count = mask.sum(-1, keepdim=True).clamp(min=1).to(logit.dtype)  # (B, T, 1)
+    bias = torch.logsumexp(logit, dim=2) - count.log()
+    bias = torch.where(mask.any(-1, keepdim=True), bias, torch.zeros_like(bias))
+    return code, bias

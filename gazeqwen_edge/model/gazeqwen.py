@@ -1,0 +1,350 @@
+"""GazeQwen: Qwen2.5-VL (transformers) + a V-JEPA video encoder + the gaze resampler + an injector.
+
+    gq = GazeQwen.from_pretrained("Qwen/Qwen2.5-VL-7B-Instruct", checkpoint="ckpt_dir", dtype=torch.bfloat16)
+    for piece in gq.answer(Video(frames, fps=30), scanpath, "What am I looking at?"):
+        print(piece, end="")
+    logits = gq.score_options(Video(frames, 30), scanpath, "Which object ...?", ["A. box", "B. cup", ...])
+
+video: (T, H, W, 3) uint8 RGB frames and their fps. scanpath: (N, 4) rows [x, y, mid_t, dur], x, y normalised to
+[0, 1] of the frame, times in seconds from the clip start. Without a scanpath (None or empty) this is plain
+Qwen2.5-VL: no V-JEPA, no resampler, nothing injected.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
+from gazeqwen_edge.model.injection import HookInjector, Injector, video_token_positions
+from gazeqwen_edge.model.preprocessing import (
+    VIDEO_MAX_PIXELS,
+    VIDEO_MIN_PIXELS,
+    VideoInputs,
+    check_frames,
+    default_sampling_fps,
+    preprocess_video,
+    sample_frame_indices,
+)
+from gazeqwen_edge.timing import StageTimer
+
+VIDEO_PAD = "<|video_pad|>"
+MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
+MC_SUFFIX = "The best option is:"
+
+
+@dataclass
+class Video:
+    """A clip: (T, H, W, 3) uint8 RGB frames at `fps` frames per second (frame i at i / fps s from the clip start)."""
+
+    frames: np.ndarray
+    fps: float
+
+    def __post_init__(self) -> None:
+        self.frames = check_frames(self.frames)
+        if not self.fps > 0:
+            raise InputError(None, f"video fps must be positive, got {self.fps}")
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.frames) / self.fps
+
+
+@dataclass
+class Sample:
+    """One prepared prompt: token ids, Qwen video inputs, the frames fed to Qwen, and the scanpath."""
+
+    input_ids: list[int]
+    video: VideoInputs
+    frames: np.ndarray
+    scanpath: np.ndarray
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor  # (B, L) left-padded
+    attention_mask: torch.Tensor  # (B, L)
+    position_ids: torch.Tensor  # (3, B, L)
+    mm_token_type_ids: torch.Tensor  # (B, L) 0 text, 2 video
+    pixel_values_videos: torch.Tensor
+    video_grid_thw: torch.Tensor  # (B, 3)
+    second_per_grid_ts: torch.Tensor  # (B,)
+    samples: list[Sample]
+
+
+def option_letters(options: Sequence[str]) -> list[str]:
+    """'A. box' -> 'A'; options without a leading letter get A, B, C, ... by position."""
+    out = []
+    for i, o in enumerate(options):
+        m = re.match(r"\s*([A-Z])[.):]", o)
+        out.append(m.group(1) if m else chr(ord("A") + i))
+    return out
+
+
+class GazeQwen:
+    def __init__(
+        self,
+        qwen,
+        tokenizer,
+        video_encoder=None,
+        resampler=None,
+        *,
+        injector: Injector | None = None,
+        min_pixels: int = VIDEO_MIN_PIXELS,
+        max_pixels: int = VIDEO_MAX_PIXELS,
+        max_frames: int = 768,
+        sampling_fps: float | None = None,
+        timer: StageTimer | None = None,
+    ):
+        self.qwen = qwen
+        self.tokenizer = tokenizer
+        self.video_encoder = video_encoder
+        self.resampler = resampler
+        self.min_pixels, self.max_pixels, self.max_frames = min_pixels, max_pixels, max_frames
+        self.sampling_fps = sampling_fps
+        self.timer = timer if timer is not None else StageTimer()
+        cfg = qwen.config
+        self.video_token_id = int(cfg.video_token_id)
+        vc = cfg.vision_config
+        self.patch_size, self.temporal_patch, self.merge = vc.patch_size, vc.temporal_patch_size, vc.spatial_merge_size
+        if resampler is not None:
+            rc = resampler.config
+            tc = cfg.text_config
+            if rc.d_llm != tc.hidden_size or rc.n_llm_layers != tc.num_hidden_layers:
+                raise ConfigError(
+                    f"resampler is for an LLM of hidden {rc.d_llm} x {rc.n_llm_layers} layers, the loaded Qwen has "
+                    f"hidden {tc.hidden_size} x {tc.num_hidden_layers} layers"
+                )
+            if video_encoder is None:
+                raise ConfigError("a resampler needs a video encoder")
+            if rc.d_vjepa != video_encoder.hidden_size:
+                raise ConfigError(
+                    f"resampler expects {rc.d_vjepa}-d video features, the video encoder gives {video_encoder.hidden_size}"
+                )
+            self.injector = injector if injector is not None else HookInjector(rc.injected_layers)
+            self.injector.attach(qwen)
+        else:
+            self.injector = None
+        self._eos_ids = {
+            i for i in (tokenizer.convert_tokens_to_ids(t) for t in ("<|im_end|>", "<|endoftext|>")) if i is not None
+        }
+        if tokenizer.eos_token_id is not None:
+            self._eos_ids.add(tokenizer.eos_token_id)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(
+        cls,
+        qwen: str,
+        checkpoint: str | None = None,
+        video_encoder=None,
+        dtype: torch.dtype = torch.bfloat16,
+        device: str = "cpu",
+        **kwargs,
+    ) -> GazeQwen:
+        """Load Qwen2.5-VL (hub id or local dir), the video encoder (a VideoEncoderConfig or a VideoEncoder; default
+        V-JEPA 2.1 ViT-B/384 from torch.hub) and the resampler checkpoint (our format; None: no gaze path)."""
+        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+
+        from gazeqwen_edge.model.checkpoint import load_checkpoint
+        from gazeqwen_edge.model.config import VideoEncoderConfig
+        from gazeqwen_edge.model.video_encoder import VideoEncoder, load_video_encoder
+
+        try:
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(qwen, dtype=dtype).to(device).eval()
+            tok = AutoTokenizer.from_pretrained(qwen)
+        except OSError as e:
+            raise InputError(qwen, f"cannot load Qwen2.5-VL ({e})") from e
+        resampler, encoder = None, None
+        if checkpoint is not None:
+            resampler = load_checkpoint(checkpoint).resampler.to(device).eval()
+            if isinstance(video_encoder, VideoEncoder):
+                encoder = video_encoder
+            else:
+                encoder = load_video_encoder(video_encoder or VideoEncoderConfig(), device=device)
+        return cls(model, tok, encoder, resampler, **kwargs)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.qwen.parameters()).device
+
+    # ------------------------------------------------------------------ inputs
+    def sample_clip(self, video: Video) -> tuple[np.ndarray, float]:
+        """Frames fed to Qwen (at the sampling fps, reference policy by clip length) and that fps."""
+        fps = self.sampling_fps or default_sampling_fps(video.duration_s)
+        fps = min(fps, video.fps)
+        idx = sample_frame_indices(len(video.frames), video.fps, fps, self.max_frames, self.temporal_patch)
+        return video.frames[idx], fps
+
+    def build_prompt(self, text: str, n_video_tokens: int, suffix: str = "") -> list[int]:
+        messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
+        s = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        if s.count(VIDEO_PAD) != 1:
+            raise ConfigError(f"the tokenizer's chat template must render one {VIDEO_PAD} for a video item")
+        s = s.replace(VIDEO_PAD, VIDEO_PAD * n_video_tokens) + suffix
+        return self.tokenizer(s, add_special_tokens=False)["input_ids"]
+
+    def prepare(self, video: Video, scanpath, text: str, suffix: str = "") -> Sample:
+        with self.timer.stage("preprocess"):
+            frames, fps = self.sample_clip(video)
+            vi = preprocess_video(
+                frames,
+                min_pixels=self.min_pixels,
+                max_pixels=self.max_pixels,
+                patch_size=self.patch_size,
+                temporal_patch=self.temporal_patch,
+                merge_size=self.merge,
+                sampling_fps=fps,
+            )
+            ids = self.build_prompt(text, vi.n_video_tokens, suffix)
+        return Sample(ids, vi, frames, check_scanpath(scanpath))
+
+    def collate(self, samples: Sequence[Sample]) -> Batch:
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        length = max(len(s.input_ids) for s in samples)
+        ids = torch.full((len(samples), length), pad, dtype=torch.long)
+        am = torch.zeros((len(samples), length), dtype=torch.long)
+        for i, s in enumerate(samples):
+            ids[i, length - len(s.input_ids) :] = torch.tensor(s.input_ids)
+            am[i, length - len(s.input_ids) :] = 1
+        mm = ((ids == self.video_token_id) & (am == 1)).long() * 2
+        grid = torch.cat([s.video.video_grid_thw for s in samples])
+        spg = torch.tensor([s.video.second_per_grid_t for s in samples])
+        pos, _ = self.qwen.model.get_rope_index(
+            ids, mm_token_type_ids=mm, video_grid_thw=grid, second_per_grid_ts=spg, attention_mask=am
+        )
+        pv = torch.cat([s.video.pixel_values_videos for s in samples])
+        return Batch(ids, am, pos, mm, pv, grid, spg, list(samples))
+
+    # ------------------------------------------------------------------ gaze path
+    def gaze_residuals(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """V-JEPA features -> resampler residuals (M, B, T, N, D) and the video token positions (B, P); None when no
+        sample of the batch has a scanpath (or there is no resampler)."""
+        if self.resampler is None or not any(len(s.scanpath) for s in batch.samples):
+            return None
+        grids = {tuple(s.video.video_grid_thw[0].tolist()) for s in batch.samples}
+        if len(grids) != 1:
+            raise InputError(None, f"a batch with gaze needs one video size, got grids {sorted(grids)}")
+        t, h, w = grids.pop()
+        merged = (t, h // self.merge, w // self.merge)
+        dev = next(self.resampler.parameters()).device
+        with self.timer.stage("vjepa"):
+            feats = self.video_encoder.features([s.frames for s in batch.samples], merged).to(dev)
+        gaze = GazeInputs.from_scanpaths(
+            [s.scanpath for s in batch.samples], np.stack([s.video.step_times for s in batch.samples])
+        ).to(dev)
+        with self.timer.stage("resampler"), torch.no_grad():
+            res = self.resampler(feats, gaze.points, gaze.mask, gaze.has_gaze)
+        positions = video_token_positions(batch.input_ids, self.video_token_id)
+        return res, positions
+
+    # ------------------------------------------------------------------ forward passes
+    @torch.no_grad()
+    def prefill(self, batch: Batch, logits_to_keep: int = 1):
+        """Qwen vision tower, gaze residuals, and one prefill forward with the residuals injected. Returns the
+        model output (logits of the last `logits_to_keep` positions, the KV cache)."""
+        from transformers import DynamicCache
+
+        dev = self.device
+        with self.timer.stage("qwen_vision"):
+            vout = self.qwen.model.get_video_features(
+                batch.pixel_values_videos.to(dev), batch.video_grid_thw.to(dev), return_dict=True
+            )
+        gaze = self.gaze_residuals(batch)
+        cache = DynamicCache(config=self.qwen.config)
+        kwargs = dict(
+            input_ids=batch.input_ids.to(dev),
+            attention_mask=batch.attention_mask.to(dev),
+            position_ids=batch.position_ids.to(dev),
+            mm_encoder_outputs={"video": vout},
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=logits_to_keep,
+        )
+        with self.timer.stage("prefill"):
+            if gaze is None or self.injector is None:
+                out = self.qwen(**kwargs)
+            else:
+                with self.injector.inject(*gaze):
+                    out = self.qwen(**kwargs)
+        return out
+
+    @torch.no_grad()
+    def score_batch(self, samples: Sequence[Sample], letters: Sequence[str]) -> torch.Tensor:
+        """(B, n_options) logits of the option letters at the last position of each prompt."""
+        ids = []
+        for letter in letters:
+            enc = self.tokenizer.encode(letter, add_special_tokens=False)
+            if not enc:
+                raise ConfigError(f"the tokenizer cannot encode option letter {letter!r}")
+            ids.append(enc[0])
+        out = self.prefill(self.collate(samples), logits_to_keep=1)
+        return out.logits[:, -1, ids].float().cpu()
+
+    def mc_text(self, question: str, options: Sequence[str]) -> str:
+        return "\n".join([question.strip(), *[o.strip() for o in options], MC_INSTRUCTION])
+
+    def score_options(self, video: Video, scanpath, question: str, options: Sequence[str]) -> dict[str, float]:
+        """The reference evaluation protocol: logits of the option letters after a prompt ending
+        "The best option is:". Returns {letter: logit}; the prediction is the argmax."""
+        if not options:
+            raise InputError(None, "score_options needs at least one option")
+        letters = option_letters(options)
+        with self.timer.stage("total"):
+            s = self.prepare(video, scanpath, self.mc_text(question, options), suffix=MC_SUFFIX)
+            logits = self.score_batch([s], letters)[0]
+        return dict(zip(letters, logits.tolist(), strict=True))
+
+    @torch.no_grad()
+    def answer(
+        self,
+        video: Video,
+        scanpath,
+        question: str,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        seed: int | None = None,
+    ) -> Iterator[str]:
+        """Stream the answer as text pieces (greedy when temperature is 0). Gaze residuals are injected into the
+        prefill only; decoding reads them through the KV cache."""
+        sample = self.prepare(video, scanpath, question)
+        batch = self.collate([sample])
+        out = self.prefill(batch)
+        cache = out.past_key_values
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        next_pos = int(batch.position_ids.max()) + 1
+        am = batch.attention_mask.to(self.device)
+        generated: list[int] = []
+        emitted = ""
+        logits = out.logits[:, -1]
+        for _ in range(max_new_tokens):
+            if temperature > 0:
+                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+                tok = int(torch.multinomial(probs[0], 1, generator=gen))
+            else:
+                tok = int(logits[0].argmax())
+            if tok in self._eos_ids:
+                break
+            generated.append(tok)
+            text = self.tokenizer.decode(generated, skip_special_tokens=True)
+            if len(text) > len(emitted) and not text.endswith("\ufffd"):
+                yield text[len(emitted) :]
+                emitted = text
+            with self.timer.stage("decode"):
+                am = torch.cat([am, am.new_ones(1, 1)], dim=1)
+                pos = torch.full((3, 1, 1), next_pos, dtype=torch.long, device=self.device)
+                o = self.qwen(
+                    input_ids=torch.tensor([[tok]], device=self.device),
+                    attention_mask=am,
+                    position_ids=pos,
+                    past_key_values=cache,
+                    use_cache=True,
+                )
+            next_pos += 1
+            logits = o.logits[:, -1]

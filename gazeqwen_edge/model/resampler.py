@@ -1,0 +1,102 @@
+"""The gaze resampler ("f_theta"): one independent module per injected LLM layer, parameter names exactly as in the
+reference checkpoint (latents.{m}, proj_ins.{m}, q/k/g/v_projs.{m}.{i}, ff_blocks.{m}.{i}.{0,1,3}, block_norms.{m}.{i},
+proj_outs.{m}, amplitude).
+
+Pure tensor-in/tensor-out: one call computes the residuals of every injected layer for B clips x T temporal steps.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gazeqwen_edge.model.config import ResamplerConfig
+from gazeqwen_edge.model.gaze_encoding import reference_gaze_encoding, spatial_gaze_encoding
+
+
+class GazeResampler(nn.Module):
+    def __init__(self, config: ResamplerConfig):
+        super().__init__()
+        self.config = config
+        c = config
+        d, m_n, b_n = c.d_latent, c.n_modules, c.n_blocks
+        self.latents = nn.ParameterList([nn.Parameter(torch.randn(c.n_latents, d) * 0.02) for _ in range(m_n)])
+        self.proj_ins = nn.ModuleList([nn.Linear(c.d_vjepa, d, bias=False) for _ in range(m_n)])
+
+        def per_block(make):
+            return nn.ModuleList([nn.ModuleList([make() for _ in range(b_n)]) for _ in range(m_n)])
+
+        self.q_projs = per_block(lambda: nn.Linear(d, d))
+        self.k_projs = per_block(lambda: nn.Linear(d, d))
+        self.g_projs = per_block(lambda: nn.Linear(d, d))
+        self.v_projs = per_block(lambda: nn.Linear(d, d))
+        self.ff_blocks = per_block(
+            lambda: nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d * c.ff_mult), nn.GELU(), nn.Linear(d * c.ff_mult, d))
+        )
+        self.block_norms = per_block(lambda: nn.LayerNorm(d))
+        self.proj_outs = nn.ModuleList([nn.Linear(d, c.d_llm, bias=False) for _ in range(m_n)])
+        for p in self.proj_outs:
+            nn.init.zeros_(p.weight)
+        self.amplitude = nn.Parameter(torch.ones(c.n_llm_layers))
+
+    def module_parameter_count(self, m: int = 0) -> int:
+        """Parameters of injected module m (without the shared amplitude)."""
+        return sum(
+            p.numel() for name, p in self.named_parameters() if name != "amplitude" and name.split(".")[1] == str(m)
+        )
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        gaze_points: torch.Tensor,
+        gaze_mask: torch.Tensor,
+        has_gaze: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """features (B, T, H, W, d_vjepa) aligned to the LLM's merged video grid; gaze_points (B, T, K, 2);
+        gaze_mask (B, T, K) bool; has_gaze (B,) bool or None (all True).
+        Returns residuals (M, B, T, H*W, d_llm), M = len(injected_layers), tokens row-major like Qwen's video tokens."""
+        c = self.config
+        b, t, h, w, dv = features.shape
+        if dv != c.d_vjepa:
+            raise ValueError(f"features have {dv} channels, the resampler expects d_vjepa={c.d_vjepa}")
+        n, bt, d, nl = h * w, b * t, c.d_latent, c.n_latents
+        dtype = self.proj_ins[0].weight.dtype
+        x_in = features.reshape(bt, n, dv).to(dtype)
+        gaze_points = gaze_points.to(features.device)
+        gaze_mask = gaze_mask.to(features.device)
+
+        bias = None
+        if c.gaze_encoding == "reference":
+            g = reference_gaze_encoding(gaze_points, gaze_mask, d, c.temperature).to(dtype)  # (B, T, d)
+            key_gaze = torch.cat([g.reshape(bt, 1, d).expand(bt, n, d), x_in.new_zeros(bt, nl, d)], dim=1)
+        else:
+            code, tok_bias = spatial_gaze_encoding(
+                gaze_points, gaze_mask, (h, w), d, c.spatial_sigma, c.temperature, c.spatial_scale
+            )
+            key_gaze = torch.cat([code.reshape(bt, n, d).to(dtype), x_in.new_zeros(bt, nl, d)], dim=1)
+            bias = torch.cat([tok_bias.reshape(bt, 1, n).to(dtype), x_in.new_zeros(bt, 1, nl)], dim=2)
+
+        scale = 1.0 / math.sqrt(d)
+        outs = []
+        for m, layer in enumerate(c.injected_layers):
+            x = self.proj_ins[m](x_in)  # (BT, N, d)
+            lat = self.latents[m].unsqueeze(0).expand(bt, nl, d)
+            for i in range(c.n_blocks):
+                xl = torch.cat([x, lat], dim=1)
+                q = self.q_projs[m][i](lat)
+                k = self.k_projs[m][i](xl) + self.g_projs[m][i](key_gaze)
+                v = self.v_projs[m][i](xl)
+                logits = torch.matmul(q, k.transpose(1, 2)) * scale
+                if bias is not None:
+                    logits = logits + bias
+                lat = lat + torch.matmul(F.softmax(logits, dim=-1), v)
+                lat = self.block_norms[m][i](lat + self.ff_blocks[m][i](lat))
+            r = torch.matmul(F.softmax(torch.matmul(x, lat.transpose(1, 2)) * scale, dim=-1), lat)
+            outs.append((self.proj_outs[m](r) * self.amplitude[layer]).reshape(b, t, n, c.d_llm))
+        res = torch.stack(outs, dim=0)
+        if has_gaze is not None:
+            res = res * has_gaze.to(device=res.device, dtype=res.dtype).view(1, b, 1, 1, 1)
+        return res

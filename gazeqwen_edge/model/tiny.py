@@ -1,0 +1,184 @@
+"""Tiny, random-weight stand-ins of every model of the spine, built offline in seconds: a Qwen2.5-VL with 4 decoder
+layers, a 2-layer V-JEPA 2, a byte-level BPE tokenizer trained in code with the Qwen chat special tokens, and a
+matching resampler. Used by the tests and `gazeqwen-edge demo`; the code paths they run are the real ones.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from gazeqwen_edge.model.config import ResamplerConfig
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+]
+
+# Same structure as Qwen2.5-VL's template: a default system turn, list contents with {"type": "video"} items
+# rendered as <|vision_start|><|video_pad|><|vision_end|>, and the assistant generation prompt.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if loop.first and message['role'] != 'system' %}<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+    "{% endif %}"
+    "<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'video' %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% elif item['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif item['type'] == 'text' %}{{ item['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+_CORPUS = [
+    "You are a helpful assistant.",
+    "What am I looking at? Which object is the user looking at right now?",
+    "The best option is: A. B. C. D. Answer with the option's letter from the given choices directly.",
+    "red green blue yellow circle square triangle box cup knife jar spices bowl plate table",
+    "Where did I put the knife? I am looking at the red box on the table.",
+    "Yes No A B C D 0 1 2 3 4 5 6 7 8 9 the a an of on in at to is are was what where when which who",
+    "Tell me when I look at the cup. The user looked at the green square before the blue circle.",
+]
+
+
+@functools.lru_cache(maxsize=4)
+def tiny_tokenizer(vocab_size: int = 512):
+    """A real fast tokenizer (byte-level BPE) trained in code, with Qwen's chat special tokens and a chat template.
+    Cached per process; treat the returned object as read-only."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS * 4, trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        chat_template=CHAT_TEMPLATE,
+        padding_side="left",
+    )
+
+
+def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64):
+    from transformers import Qwen2_5_VLConfig
+
+    tok = tokenizer if tokenizer is not None else tiny_tokenizer()
+    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    head_dim = hidden // 4
+    return Qwen2_5_VLConfig(
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=2 * hidden,
+            num_hidden_layers=n_layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=4096,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 1e4,
+                "mrope_section": [
+                    head_dim // 8,
+                    3 * head_dim // 16,
+                    head_dim // 2 - head_dim // 8 - 3 * head_dim // 16,
+                ],
+            },
+            bos_token_id=ids["<|endoftext|>"],
+            eos_token_id=ids["<|im_end|>"],
+            pad_token_id=ids["<|endoftext|>"],
+        ),
+        vision_config=dict(
+            depth=2,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=hidden,
+            window_size=56,
+            fullatt_block_indexes=[1],
+            tokens_per_second=2,
+        ),
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
+
+
+def tiny_qwen(seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64):
+    """A random Qwen2_5_VLForConditionalGeneration (fp32, eval mode, default sdpa attention)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(tokenizer, n_layers, hidden))
+    return model.eval()
+
+
+def tiny_vjepa2_config():
+    from transformers import VJEPA2Config
+
+    return VJEPA2Config(
+        patch_size=16,
+        crop_size=64,
+        frames_per_clip=8,
+        tubelet_size=2,
+        hidden_size=96,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        mlp_ratio=2.0,
+        num_pooler_layers=1,
+        pred_hidden_size=32,
+        pred_num_attention_heads=2,
+        pred_num_hidden_layers=1,
+    )
+
+
+def tiny_resampler_config(gaze_encoding: str = "spatial", n_llm_layers: int = 4, d_llm: int = 64) -> ResamplerConfig:
+    return ResamplerConfig(
+        d_vjepa=96,
+        d_llm=d_llm,
+        n_latents=8,
+        d_latent=32,
+        n_blocks=2,
+        ff_mult=4,
+        injected_layers=(1, 3),
+        n_llm_layers=n_llm_layers,
+        gaze_encoding=gaze_encoding,
+    )
+
+
+def build_tiny_gazeqwen(seed: int = 0, gaze_encoding: str = "spatial", perturb: float = 0.0, timer=None):
+    """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
+    N(0, perturb) so the gaze path visibly changes the logits (a stand-in for a trained checkpoint)."""
+    from gazeqwen_edge.model.gazeqwen import GazeQwen
+    from gazeqwen_edge.model.resampler import GazeResampler
+    from gazeqwen_edge.model.video_encoder import TransformersVJEPA2Encoder
+
+    tok = tiny_tokenizer()
+    qwen = tiny_qwen(seed, tok)
+    torch.manual_seed(seed + 1)
+    from transformers import VJEPA2Model
+
+    encoder = TransformersVJEPA2Encoder(VJEPA2Model(tiny_vjepa2_config()).eval())
+    torch.manual_seed(seed + 2)
+    resampler = GazeResampler(tiny_resampler_config(gaze_encoding)).eval()
+    if perturb:
+        with torch.no_grad():
+            for p in resampler.proj_outs:
+                p.weight.normal_(0.0, perturb)
+    return GazeQwen(qwen, tok, encoder, resampler, min_pixels=56 * 56, max_pixels=112 * 112, timer=timer)
