@@ -1,0 +1,432 @@
+"""Scene camera model: reading the intrinsics (calibration.bin, the realtime API, a Cloud export), undistorting gaze
+points and frames, angles in degrees, and the mapping from scene px to the normalised coordinates of the frame the
+model actually sees (`FrameTransform`) and back.
+
+Conventions: pixel coordinates are continuous, (0, 0) the top-left corner of the image, x right, y down; "distorted"
+px are what the camera records (and what the Neon reports gaze in); "undistorted" px are the ideal pinhole image with
+the same camera matrix (OpenCV `undistortPoints(..., P=K)`); "normalised camera" coordinates are (x/z, y/z) of the
+ray; "normalised frame" coordinates are [0, 1] over the frame the model is fed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gazeqwen_edge.device.records import CameraIntrinsics
+from gazeqwen_edge.errors import ConfigError, InputError
+
+NEON_SCENE_SIZE = (1600, 1200)  # (width, height) of the Neon scene camera
+
+# calibration.bin as written by the Neon Companion app (REFERENCE.md section 4): little-endian, packed, 803 bytes.
+CALIBRATION_BIN_DTYPE = np.dtype(
+    [
+        ("version", "u1"),
+        ("serial", "S6"),
+        ("scene_camera_matrix", "<f8", (3, 3)),
+        ("scene_distortion_coefficients", "<f8", (8,)),
+        ("scene_extrinsics_affine_matrix", "<f8", (4, 4)),
+        ("right_camera_matrix", "<f8", (3, 3)),
+        ("right_distortion_coefficients", "<f8", (8,)),
+        ("right_extrinsics_affine_matrix", "<f8", (4, 4)),
+        ("left_camera_matrix", "<f8", (3, 3)),
+        ("left_distortion_coefficients", "<f8", (8,)),
+        ("left_extrinsics_affine_matrix", "<f8", (4, 4)),
+        ("crc", "<u4"),
+    ]
+)
+CALIBRATION_BIN_SIZE = CALIBRATION_BIN_DTYPE.itemsize  # 803
+assert CALIBRATION_BIN_SIZE == 803
+
+
+def _check_camera(path: str | PathLike | None, K: np.ndarray, D: np.ndarray, what: str) -> None:
+    if K.shape != (3, 3) or not np.all(np.isfinite(K)):
+        raise InputError(path, f"{what}: camera matrix is not a finite 3x3 matrix (shape {K.shape})")
+    if not (K[0, 0] > 0 and K[1, 1] > 0 and abs(K[2, 2] - 1.0) < 1e-6 and K[2, 0] == 0 and K[2, 1] == 0):
+        raise InputError(path, f"{what}: camera matrix is not a valid intrinsics matrix: {K.tolist()}")
+    if D.ndim != 1 or D.size not in (4, 5, 8, 12, 14) or not np.all(np.isfinite(D)):
+        raise InputError(path, f"{what}: distortion coefficients must be 4, 5, 8, 12 or 14 finite numbers, got {D}")
+
+
+def parse_calibration_bin(data: bytes, path: str | PathLike | None = None, size: tuple[int, int] = NEON_SCENE_SIZE):
+    """Parse the bytes of a Neon calibration.bin into scene-camera `CameraIntrinsics` (CRC32 checked).
+
+    `extra` carries `serial`, `version`, `crc`, `scene_extrinsics` (4x4) and the eye cameras' matrices.
+    """
+    if len(data) != CALIBRATION_BIN_SIZE:
+        raise InputError(
+            path,
+            f"calibration.bin must be {CALIBRATION_BIN_SIZE} bytes, this one has {len(data)} (truncated or not a Neon"
+            " calibration file)",
+        )
+    rec = np.frombuffer(data, dtype=CALIBRATION_BIN_DTYPE, count=1)[0]
+    crc = zlib.crc32(data[: CALIBRATION_BIN_SIZE - 4]) & 0xFFFFFFFF
+    if crc != int(rec["crc"]):
+        raise InputError(
+            path,
+            f"calibration.bin is corrupted: CRC32 of its first {CALIBRATION_BIN_SIZE - 4} bytes is {crc:#010x}, the"
+            f" file says {int(rec['crc']):#010x}",
+            hint="copy calibration.bin again from the recording or fetch it from the device",
+        )
+    K = np.array(rec["scene_camera_matrix"], dtype=np.float64)
+    D = np.array(rec["scene_distortion_coefficients"], dtype=np.float64)
+    _check_camera(path, K, D, "calibration.bin scene camera")
+    extra = {
+        "serial": bytes(rec["serial"]).split(b"\0")[0].decode("ascii", "replace"),
+        "version": int(rec["version"]),
+        "crc": int(rec["crc"]),
+        "scene_extrinsics": np.array(rec["scene_extrinsics_affine_matrix"], dtype=np.float64),
+        "right_camera_matrix": np.array(rec["right_camera_matrix"], dtype=np.float64),
+        "right_distortion_coefficients": np.array(rec["right_distortion_coefficients"], dtype=np.float64),
+        "left_camera_matrix": np.array(rec["left_camera_matrix"], dtype=np.float64),
+        "left_distortion_coefficients": np.array(rec["left_distortion_coefficients"], dtype=np.float64),
+        "origin": "calibration.bin" if path is None else str(path),
+    }
+    return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
+
+
+def read_calibration_bin(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
+    """Read a Neon recording's calibration.bin (a file, or a recording directory holding one)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "calibration.bin"
+    if not p.is_file():
+        raise InputError(p, "calibration file not found", hint="a Neon recording directory has a calibration.bin")
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise InputError(p, f"cannot read calibration file ({e.strerror or e})") from e
+    return parse_calibration_bin(data, p, size)
+
+
+def intrinsics_from_realtime(calibration: Any, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
+    """Intrinsics from the realtime API's calibration (`Device.get_calibration()`: a
+    `pupil_labs.neon_recording.calib.Calibration` record), or from raw calibration bytes, or from any structure with
+    `scene_camera_matrix` and `scene_distortion_coefficients` (mapping, numpy record or object attributes)."""
+    if isinstance(calibration, bytes | bytearray | memoryview):
+        return parse_calibration_bin(bytes(calibration), "device calibration", size)
+
+    def get(name: str):
+        try:
+            return calibration[name]
+        except (KeyError, IndexError, TypeError, ValueError):
+            pass
+        if hasattr(calibration, name):
+            return getattr(calibration, name)
+        raise InputError(None, f"device calibration has no '{name}' field (got {type(calibration).__name__})")
+
+    K = np.array(get("scene_camera_matrix"), dtype=np.float64).reshape(3, 3)
+    D = np.array(get("scene_distortion_coefficients"), dtype=np.float64).reshape(-1)
+    _check_camera(None, K, D, "device calibration")
+    extra: dict[str, Any] = {"origin": "realtime api"}
+    for key in ("serial", "version", "crc"):
+        try:
+            v = get(key)
+        except InputError:
+            continue
+        extra[key] = v.decode("ascii", "replace") if isinstance(v, bytes) else v
+    return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
+
+
+def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
+    """Read a Pupil Cloud export's scene_camera.json (`camera_matrix` 3x3, `distortion_coefficients` [[...]])."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "scene_camera.json"
+    if not p.is_file():
+        raise InputError(p, "scene camera file not found", hint="a Pupil Cloud export has a scene_camera.json")
+    try:
+        doc = json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(p, f"not valid JSON ({e})") from e
+    if not isinstance(doc, dict):
+        raise InputError(p, "expected a JSON object with camera_matrix and distortion_coefficients")
+    k_key = next((k for k in ("camera_matrix", "cameraMatrix", "K") if k in doc), None)
+    d_key = next((k for k in ("distortion_coefficients", "dist_coefs", "distCoeffs", "D") if k in doc), None)
+    if k_key is None or d_key is None:
+        raise InputError(p, f"missing camera_matrix or distortion_coefficients (keys: {sorted(doc)})")
+    try:
+        K = np.array(doc[k_key], dtype=np.float64).reshape(3, 3)
+        D = np.array(doc[d_key], dtype=np.float64).reshape(-1)
+    except (ValueError, TypeError) as e:
+        raise InputError(
+            p, f"camera_matrix / distortion_coefficients are not numeric arrays of the right size ({e})"
+        ) from e
+    _check_camera(p, K, D, "scene_camera.json")
+    extra: dict[str, Any] = {"origin": str(p)}
+    for key in ("serial_number", "scene_camera_serial_number", "version"):
+        if key in doc:
+            extra[key] = doc[key]
+    return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
+
+
+def pinhole_intrinsics(width: int, height: int, hfov_deg: float = 103.0) -> CameraIntrinsics:
+    """An ideal distortion-free camera of the given size and horizontal field of view (synthetic scenes, tests)."""
+    f = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
+    K = np.array([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=np.float64)
+    return CameraIntrinsics(camera_matrix=K, dist_coeffs=np.zeros(8), width=width, height=height, extra={})
+
+
+def _as_points(xy) -> np.ndarray:
+    a = np.asarray(xy, dtype=np.float64)
+    if a.ndim == 1:
+        a = a.reshape(1, 2)
+    if a.ndim != 2 or a.shape[1] != 2:
+        raise ValueError(f"expected points shaped (N, 2), got {a.shape}")
+    return a
+
+
+class CameraModel:
+    """Pinhole + OpenCV rational distortion model of the scene camera (wraps `CameraIntrinsics`)."""
+
+    def __init__(self, intrinsics: CameraIntrinsics, undistort_iterations: int = 40):
+        self.intrinsics = intrinsics
+        self.K = np.asarray(intrinsics.camera_matrix, dtype=np.float64).reshape(3, 3)
+        self.D = np.asarray(intrinsics.dist_coeffs, dtype=np.float64).reshape(-1)
+        self.width = int(intrinsics.width)
+        self.height = int(intrinsics.height)
+        self._criteria = (3, undistort_iterations, 1e-12)  # cv2.TERM_CRITERIA_COUNT | EPS
+        self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+        self._has_distortion = bool(np.any(self.D != 0))
+
+    # constructors -------------------------------------------------------------------------------------------------
+    @classmethod
+    def from_calibration_bin(cls, path: str | PathLike) -> CameraModel:
+        return cls(read_calibration_bin(path))
+
+    @classmethod
+    def from_scene_camera_json(cls, path: str | PathLike) -> CameraModel:
+        return cls(read_scene_camera_json(path))
+
+    @classmethod
+    def from_realtime(cls, calibration: Any) -> CameraModel:
+        return cls(intrinsics_from_realtime(calibration))
+
+    @classmethod
+    def pinhole(cls, width: int, height: int, hfov_deg: float = 103.0) -> CameraModel:
+        return cls(pinhole_intrinsics(width, height, hfov_deg))
+
+    def scaled_to(self, width: int, height: int) -> CameraModel:
+        """The same camera for frames delivered at another resolution (e.g. 800x600 from a 1600x1200 sensor)."""
+        if (width, height) == (self.width, self.height):
+            return self
+        sx, sy = width / self.width, height / self.height
+        K = self.K.copy()
+        K[0, :] *= sx
+        K[1, :] *= sy
+        K[2, :] = (0, 0, 1)
+        return CameraModel(CameraIntrinsics(K, self.D.copy(), int(width), int(height), dict(self.intrinsics.extra)))
+
+    # points -------------------------------------------------------------------------------------------------------
+    def to_normalized(self, xy) -> np.ndarray:
+        """Distorted px -> normalised camera coordinates (x/z, y/z) of the viewing ray, shape (N, 2)."""
+        import cv2
+
+        pts = _as_points(xy)
+        if not self._has_distortion:
+            return np.stack([(pts[:, 0] - self.K[0, 2]) / self.K[0, 0], (pts[:, 1] - self.K[1, 2]) / self.K[1, 1]], 1)
+        out = cv2.undistortPoints(pts.reshape(-1, 1, 2), self.K, self.D, criteria=self._criteria)
+        return out.reshape(-1, 2).astype(np.float64)
+
+    def from_normalized(self, xn) -> np.ndarray:
+        """Normalised camera coordinates -> distorted px (projects the rays through the distortion model)."""
+        import cv2
+
+        n = _as_points(xn)
+        if not self._has_distortion:
+            return np.stack([n[:, 0] * self.K[0, 0] + self.K[0, 2], n[:, 1] * self.K[1, 1] + self.K[1, 2]], 1)
+        obj = np.concatenate([n, np.ones((len(n), 1))], axis=1).reshape(-1, 1, 3)
+        out, _ = cv2.projectPoints(obj, np.zeros(3), np.zeros(3), self.K, self.D)
+        return out.reshape(-1, 2).astype(np.float64)
+
+    def undistort_points(self, xy) -> np.ndarray:
+        """Distorted px -> undistorted px of the same camera matrix (cv2.undistortPoints with P=K)."""
+        n = self.to_normalized(xy)
+        return np.stack([n[:, 0] * self.K[0, 0] + self.K[0, 2], n[:, 1] * self.K[1, 1] + self.K[1, 2]], 1)
+
+    def distort_points(self, xy_undistorted) -> np.ndarray:
+        """Undistorted px -> distorted px (inverse of `undistort_points`)."""
+        u = _as_points(xy_undistorted)
+        n = np.stack([(u[:, 0] - self.K[0, 2]) / self.K[0, 0], (u[:, 1] - self.K[1, 2]) / self.K[1, 1]], 1)
+        return self.from_normalized(n)
+
+    def rays(self, xy) -> np.ndarray:
+        """Distorted px -> unit viewing rays, shape (N, 3)."""
+        n = self.to_normalized(xy)
+        r = np.concatenate([n, np.ones((len(n), 1))], axis=1)
+        return r / np.linalg.norm(r, axis=1, keepdims=True)
+
+    def angle_deg(self, a, b) -> np.ndarray:
+        """Angle in degrees between the viewing rays through distorted px `a` and `b` (broadcast over N points)."""
+        ra, rb = self.rays(a), self.rays(b)
+        chord = np.linalg.norm(ra - rb, axis=1)
+        return np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1)))
+
+    def px_per_degree(self, xy=None) -> float:
+        """Local scale (px per degree) at a point (default: the principal point), mean of the x and y directions."""
+        c = np.array([[self.K[0, 2], self.K[1, 2]]]) if xy is None else _as_points(xy)[:1]
+        d = 2.0
+        a = self.angle_deg(np.concatenate([c - [d, 0], c - [0, d]]), np.concatenate([c + [d, 0], c + [0, d]]))
+        return float(2 * d / a.mean())
+
+    # frames -------------------------------------------------------------------------------------------------------
+    def undistort_frame(self, image: np.ndarray, interpolation: int | None = None) -> np.ndarray:
+        """Undistort a whole frame (same size and camera matrix as the input; maps cached per size)."""
+        import cv2
+
+        h, w = image.shape[:2]
+        cam = self.scaled_to(w, h)
+        key = (w, h)
+        if key not in self._maps:
+            self._maps[key] = cv2.initUndistortRectifyMap(cam.K, cam.D, None, cam.K, (w, h), cv2.CV_32FC1)
+        mx, my = self._maps[key]
+        return cv2.remap(image, mx, my, cv2.INTER_LINEAR if interpolation is None else interpolation)
+
+    def __repr__(self) -> str:
+        return (
+            f"CameraModel({self.width}x{self.height}, fx={self.K[0, 0]:.1f}, fy={self.K[1, 1]:.1f}, "
+            f"cx={self.K[0, 2]:.1f}, cy={self.K[1, 2]:.1f}, {np.count_nonzero(self.D)} distortion coeffs)"
+        )
+
+
+@dataclass(frozen=True)
+class FrameTransform:
+    """How preprocessing turns a source frame (src_width x src_height px) into the frame the model sees:
+    crop the box (x0, y0, w, h) in source px, resize it into the output's content area, and pad (letterbox) with
+    `pad` = (left, top, right, bottom) output px to out_width x out_height.
+
+    `to_normalized` maps source px to [0, 1] coordinates of the model's frame (values outside [0, 1] lie outside
+    it: cropped away or in the padding); `from_normalized` maps back to source px for display.
+    """
+
+    src_width: int
+    src_height: int
+    out_width: int
+    out_height: int
+    crop: tuple[float, float, float, float] | None = None
+    pad: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
+
+    def __post_init__(self):
+        if min(self.src_width, self.src_height, self.out_width, self.out_height) <= 0:
+            raise ConfigError(f"FrameTransform sizes must be positive: {self}")
+        x0, y0, w, h = self.crop_box
+        if w <= 0 or h <= 0:
+            raise ConfigError(f"FrameTransform crop must have a positive size: {self.crop}")
+        if self.content_size[0] <= 0 or self.content_size[1] <= 0:
+            raise ConfigError(f"FrameTransform padding leaves no content: {self.pad}")
+
+    @property
+    def crop_box(self) -> tuple[float, float, float, float]:
+        return self.crop if self.crop is not None else (0.0, 0.0, float(self.src_width), float(self.src_height))
+
+    @property
+    def content_size(self) -> tuple[float, float]:
+        left, top, right, bottom = self.pad
+        return self.out_width - left - right, self.out_height - top - bottom
+
+    # constructors
+    @classmethod
+    def identity(cls, width: int, height: int) -> FrameTransform:
+        return cls(width, height, width, height)
+
+    @classmethod
+    def resize(cls, width: int, height: int, out_width: int, out_height: int) -> FrameTransform:
+        """Stretch the whole frame to the output size."""
+        return cls(width, height, out_width, out_height)
+
+    @classmethod
+    def center_crop(cls, width: int, height: int, out_width: int, out_height: int) -> FrameTransform:
+        """Crop the largest centred box of the output's aspect ratio, then resize it to the output size."""
+        aspect = out_width / out_height
+        if width / height > aspect:
+            w, h = height * aspect, float(height)
+        else:
+            w, h = float(width), width / aspect
+        return cls(width, height, out_width, out_height, crop=((width - w) / 2, (height - h) / 2, w, h))
+
+    @classmethod
+    def letterbox(cls, width: int, height: int, out_width: int, out_height: int) -> FrameTransform:
+        """Resize the whole frame to fit inside the output, keeping its aspect ratio, and pad the rest evenly."""
+        s = min(out_width / width, out_height / height)
+        cw, ch = width * s, height * s
+        px, py = (out_width - cw) / 2, (out_height - ch) / 2
+        return cls(width, height, out_width, out_height, pad=(px, py, out_width - cw - px, out_height - ch - py))
+
+    # mapping
+    def to_normalized(self, xy) -> np.ndarray:
+        p = _as_points(xy)
+        x0, y0, w, h = self.crop_box
+        cw, ch = self.content_size
+        left, top = self.pad[0], self.pad[1]
+        u = (left + (p[:, 0] - x0) * (cw / w)) / self.out_width
+        v = (top + (p[:, 1] - y0) * (ch / h)) / self.out_height
+        return np.stack([u, v], 1)
+
+    def from_normalized(self, uv) -> np.ndarray:
+        q = _as_points(uv)
+        x0, y0, w, h = self.crop_box
+        cw, ch = self.content_size
+        left, top = self.pad[0], self.pad[1]
+        x = x0 + (q[:, 0] * self.out_width - left) * (w / cw)
+        y = y0 + (q[:, 1] * self.out_height - top) * (h / ch)
+        return np.stack([x, y], 1)
+
+    def inside(self, uv) -> np.ndarray:
+        """Whether normalised points fall on the model frame's content (not cropped away, not in the padding)."""
+        q = _as_points(uv)
+        left, top, right, bottom = self.pad
+        lo_u, hi_u = left / self.out_width, 1 - right / self.out_width
+        lo_v, hi_v = top / self.out_height, 1 - bottom / self.out_height
+        return (q[:, 0] >= lo_u) & (q[:, 0] <= hi_u) & (q[:, 1] >= lo_v) & (q[:, 1] <= hi_v)
+
+
+class GazeMapper:
+    """Raw device gaze (distorted scene px) -> wearer offset -> undistortion -> `FrameTransform` -> [0, 1] of the
+    frame the model sees; and back for display.
+
+    `camera` may be None (no intrinsics known: points are only offset-corrected and transformed). With
+    `undistort=True` the model is assumed to see undistorted frames (`CameraModel.undistort_frame`) and gaze is
+    undistorted to match; with False it sees the raw frames and gaze stays in distorted px.
+    The camera model is scaled to the transform's source size when they differ.
+    """
+
+    def __init__(
+        self,
+        camera: CameraModel | None,
+        transform: FrameTransform | None = None,
+        offset: tuple[float, float] = (0.0, 0.0),
+        undistort: bool = True,
+    ):
+        if transform is None:
+            if camera is None:
+                raise ConfigError("GazeMapper needs a camera model or a FrameTransform to know the frame size")
+            transform = FrameTransform.identity(camera.width, camera.height)
+        self.transform = transform
+        self.offset = (float(offset[0]), float(offset[1]))
+        self.undistort = bool(undistort and camera is not None)
+        self.camera = None if camera is None else camera.scaled_to(transform.src_width, transform.src_height)
+
+    def corrected_px(self, xy) -> np.ndarray:
+        """Offset-corrected distorted px (what to draw on the raw frame)."""
+        return _as_points(xy) + np.asarray(self.offset)
+
+    def to_model(self, xy) -> np.ndarray:
+        p = self.corrected_px(xy)
+        if self.undistort:
+            p = self.camera.undistort_points(p)
+        return self.transform.to_normalized(p)
+
+    def to_display(self, uv, distorted: bool = True) -> np.ndarray:
+        """[0, 1] model-frame coordinates -> scene px: distorted (the raw frame) or undistorted (undistorted frames).
+        The wearer offset stays applied: this is where the wearer looked."""
+        p = self.transform.from_normalized(uv)
+        if self.undistort and distorted:
+            p = self.camera.distort_points(p)
+        return p

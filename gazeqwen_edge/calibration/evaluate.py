@@ -1,0 +1,66 @@
+"""Agreement between two fixation lists (ours vs the device's): onset precision/recall/F1 and centre differences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from gazeqwen_edge.device.records import Fixation
+
+
+@dataclass(frozen=True)
+class FixationAgreement:
+    n_detected: int
+    n_reference: int
+    n_matched: int
+    precision: float
+    recall: float
+    f1: float
+    mean_onset_error_ms: float  # mean |onset difference| of matched pairs
+    mean_centre_diff_px: float  # mean Euclidean distance between matched centres
+    mean_abs_dx_px: float
+    mean_abs_dy_px: float
+
+    def summary(self) -> str:
+        return (
+            f"onsets within tolerance: precision {self.precision:.3f}, recall {self.recall:.3f}, F1 {self.f1:.3f} "
+            f"({self.n_matched} matched of {self.n_detected} detected / {self.n_reference} reference); "
+            f"mean |onset error| {self.mean_onset_error_ms:.1f} ms; centre difference mean {self.mean_centre_diff_px:.1f}"
+            f" px (|dx| {self.mean_abs_dx_px:.1f}, |dy| {self.mean_abs_dy_px:.1f})"
+        )
+
+
+def match_fixations(
+    detected: Sequence[Fixation], reference: Sequence[Fixation], tolerance_ms: float = 50.0
+) -> tuple[FixationAgreement, list[tuple[int, int]]]:
+    """One-to-one matching of fixation onsets within `tolerance_ms` (greedy by smallest onset difference).
+    Returns the agreement figures and the matched (detected index, reference index) pairs."""
+    tol = tolerance_ms * 1e6
+    cands = []
+    for i, d in enumerate(detected):
+        for j, r in enumerate(reference):
+            diff = abs(d.start_ns - r.start_ns)
+            if diff <= tol:
+                cands.append((diff, i, j))
+    cands.sort()
+    used_d, used_r, pairs = set(), set(), []
+    for _, i, j in cands:
+        if i not in used_d and j not in used_r:
+            used_d.add(i)
+            used_r.add(j)
+            pairs.append((i, j))
+    pairs.sort()
+    m = len(pairs)
+    p = m / len(detected) if detected else 0.0
+    r = m / len(reference) if reference else 0.0
+    f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
+    if pairs:
+        on = np.array([abs(detected[i].start_ns - reference[j].start_ns) / 1e6 for i, j in pairs])
+        dxy = np.array([(detected[i].x - reference[j].x, detected[i].y - reference[j].y) for i, j in pairs])
+        centre, adx, ady = float(np.linalg.norm(dxy, axis=1).mean()), *np.abs(dxy).mean(0).tolist()
+        onset = float(on.mean())
+    else:
+        onset = centre = adx = ady = float("nan")
+    return FixationAgreement(len(detected), len(reference), m, p, r, f1, onset, centre, adx, ady), pairs
