@@ -1,0 +1,580 @@
+"""Live Pupil Labs Neon glasses as a `Source`, through the official client (`pupil-labs-realtime-api`, async API).
+
+    with NeonLiveSource("192.168.1.23") as neon:        # or NeonLiveSource() to discover one with zeroconf
+        for rec in neon.records():                       # GazeSample, SceneFrame, AudioChunk, Fixation, Blink, Notice
+            ...
+        neon.send_event("query", ts_ns)                  # lands in the Neon recording, if one is running
+
+How it works: the client's asyncio code runs on a private event loop in a background thread. Gaze, scene video,
+audio and eye events stream concurrently (one task each) and are turned into device-layer records on the device's
+clock (unix ns, from the RTCP sender reports, as the client computes them). Records go into a bounded ring buffer:
+the ingest side never waits for the consumer; when the consumer falls behind, the oldest records are dropped and
+counted (`stats()["dropped_oldest"]`). Records arrive in arrival order: each kind is in time order, but scene frames
+and audio arrive later than the gaze of the same moment (decoder and codec delays).
+
+Robustness: the device is polled once per second (every 0.25 s while it is away); when it stops answering a
+`Notice("disconnected")` is delivered and the streams wait; when it answers again they are restarted at once (a
+`Notice("reconnected")` follows). A stream without data for `stall_timeout_s` gives `Notice("stalled")` (and
+"resumed" later) and is reconnected if it stays silent; a sensor the phone reports as not connected gives
+`Notice("sensor_missing")`; glasses taken off give `Notice("not_worn")` / "worn". Errors never stop the session.
+
+The device clock offset (phone clock minus this machine's clock) is estimated with the time-echo protocol at connect
+time and after each reconnection (`clock_offset_ns`); with `apply_clock_offset=True` timestamps are converted to this
+machine's clock, otherwise they stay on the phone's clock, which is also the clock of the phone's own recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from gazeqwen_edge.device.records import AudioChunk, Blink, Fixation, GazeSample, Notice, Record, SceneFrame
+from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.errors import DeviceError, require
+
+log = logging.getLogger(__name__)
+
+ALL_STREAMS = ("gaze", "world", "audio", "eye_events")
+DEFAULT_PORT = 8080
+
+
+@dataclass(frozen=True)
+class NeonStatus:
+    """A snapshot of what the phone reports (plus what we know from the streams)."""
+
+    connected: bool
+    address: str
+    port: int
+    device_name: str = ""
+    device_id: str = ""
+    module_serial: str = ""
+    battery_level: int | None = None
+    battery_state: str = ""
+    memory_bytes: int | None = None
+    memory_state: str = ""
+    worn: bool | None = None  # from the latest gaze datum; None before any
+    recording_id: str | None = None  # the running recording, if any
+    recording_action: str | None = None
+    sensors: dict[str, bool] = field(default_factory=dict)  # sensor name -> connected
+    clock_offset_ns: int | None = None  # phone clock minus this machine's clock
+    time_echo_port: int | None = None
+
+
+class _Ring:
+    """Bounded FIFO: push never blocks; when full the oldest record is dropped and counted."""
+
+    def __init__(self, capacity: int):
+        self.capacity = capacity
+        self._q: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self.dropped = 0
+        self.closed = False
+
+    def push(self, rec: Record) -> None:
+        with self._cond:
+            if len(self._q) >= self.capacity:
+                self._q.popleft()
+                self.dropped += 1
+            self._q.append(rec)
+            self._cond.notify()
+
+    def get(self, timeout: float | None) -> Record | None:
+        with self._cond:
+            if not self._q and not self.closed:
+                self._cond.wait(timeout)
+            return self._q.popleft() if self._q else None
+
+    def close(self) -> None:
+        with self._cond:
+            self.closed = True
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        return len(self._q)
+
+
+def _client():
+    return require("pupil_labs.realtime_api", "device", "live Neon glasses")
+
+
+class NeonLiveSource(Source):
+    """Live Neon glasses (or the Neon simulator) as a `Source`.
+
+    Args:
+        address: IP or host name of the phone running the Neon Companion app; None = discover one (zeroconf).
+        port: its HTTP port (8080 on the phone).
+        streams: which of "gaze", "world", "audio", "eye_events" to receive.
+        queue_size: capacity of the ring buffer between the network and `records()`.
+        connect_timeout_s: how long connecting (and each status request) may take before a `DeviceError`.
+        discover_timeout_s: how long to look for a device when no address is given.
+        stall_timeout_s: silence on a stream after which a "stalled" Notice is delivered (the stream is reconnected
+            after twice that).
+        max_backoff_s: longest wait between reconnection attempts of a stream.
+        time_echo_samples: time-echo round trips per clock-offset estimate (0 = do not estimate).
+        apply_clock_offset: convert timestamps to this machine's clock using the estimated offset.
+        correct_audio_time: shift audio by one AAC frame: the client stamps each decoded frame with the previous
+            packet's time (measured against our simulator; 128 ms at 8 kHz).
+    """
+
+    name = "pupil-neon"
+
+    def __init__(
+        self,
+        address: str | None = None,
+        port: int = DEFAULT_PORT,
+        *,
+        streams: Iterable[str] = ALL_STREAMS,
+        queue_size: int = 4096,
+        connect_timeout_s: float = 3.0,
+        discover_timeout_s: float = 10.0,
+        stall_timeout_s: float = 1.5,
+        max_backoff_s: float = 1.0,
+        time_echo_samples: int = 20,
+        apply_clock_offset: bool = False,
+        correct_audio_time: bool = True,
+    ):
+        self.streams = tuple(streams)
+        bad = [s for s in self.streams if s not in ALL_STREAMS]
+        if bad:
+            raise DeviceError(f"unknown Neon stream(s) {bad}; choose from {', '.join(ALL_STREAMS)}")
+        _client()
+        # the client warns once per stream start about the first AAC frame it cannot stamp; that is expected
+        logging.getLogger("pupil_labs.realtime_api.streaming.audio").setLevel(logging.ERROR)
+        self.address = address
+        self.port = int(port)
+        self.connect_timeout_s = connect_timeout_s
+        self.discover_timeout_s = discover_timeout_s
+        self.stall_timeout_s = stall_timeout_s
+        self.max_backoff_s = max_backoff_s
+        self.time_echo_samples = time_echo_samples
+        self.apply_clock_offset = apply_clock_offset
+        self.correct_audio_time = correct_audio_time
+
+        self._ring = _Ring(queue_size)
+        self._status_raw = None  # pupil_labs Status
+        self._up = False
+        self._worn: bool | None = None
+        self._scene_size: tuple[int, int] | None = None
+        self._clock_offset_ns: int | None = None
+        self._counts: dict[str, int] = collections.Counter()
+        self._last_data: dict[str, float] = {}
+        self._stalled: set[str] = set()
+        self._sensor_missing: set[str] = set()
+        self._frame_index = 0
+        self.reconnects = 0
+        self.last_reconnect_s: float | None = None  # seconds from the device answering again to the first gaze
+        self._t_back: float | None = None
+        self._closing = False
+        self._tasks: dict[str, asyncio.Task] = {}
+        self._device = None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="neon-live", daemon=True)
+        self._thread.start()
+        try:
+            self._run(self._connect(), timeout=discover_timeout_s + 4 * connect_timeout_s + 5)
+        except BaseException:
+            self.close()
+            raise
+
+    # --- public -----------------------------------------------------------------------------------------------------
+
+    @property
+    def scene_size(self) -> tuple[int, int] | None:
+        return self._scene_size
+
+    @property
+    def clock_offset_ns(self) -> int | None:
+        """Phone clock minus this machine's clock (time echo), or None if not measured."""
+        return self._clock_offset_ns
+
+    @property
+    def connected(self) -> bool:
+        return self._up
+
+    def status(self) -> NeonStatus:
+        st = self._status_raw
+        base = dict(
+            connected=self._up,
+            address=self.address or "",
+            port=self.port,
+            worn=self._worn,
+            clock_offset_ns=self._clock_offset_ns,
+        )
+        if st is None:
+            return NeonStatus(**base)
+        ph, hw, rec = st.phone, st.hardware, st.recording
+        active = rec is not None and rec.action == "START"
+        return NeonStatus(
+            **base,
+            device_name=ph.device_name,
+            device_id=ph.device_id,
+            module_serial=str(hw.module_serial),
+            battery_level=ph.battery_level,
+            battery_state=ph.battery_state,
+            memory_bytes=ph.memory,
+            memory_state=ph.memory_state,
+            recording_id=rec.id if active else None,
+            recording_action=rec.action if rec is not None else None,
+            sensors={s.sensor: bool(s.connected) for s in st.sensors if s.conn_type == "DIRECT"},
+            time_echo_port=ph.time_echo_port,
+        )
+
+    def stats(self) -> dict:
+        now = time.monotonic()
+        return {
+            "counts": dict(self._counts),
+            "dropped_oldest": self._ring.dropped,
+            "queued": len(self._ring),
+            "reconnects": self.reconnects,
+            "data_age_s": {k: now - v for k, v in self._last_data.items()},
+        }
+
+    def get(self, timeout: float | None = None) -> Record | None:
+        """The next record, or None if none arrives within `timeout` seconds (or the source is closed)."""
+        return self._ring.get(timeout)
+
+    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
+        """Records as they arrive, until `close()`. `kinds` filters (Notices are always delivered)."""
+        want = tuple(kinds) + (Notice,) if kinds is not None else None
+        while not self._ring.closed or len(self._ring):
+            rec = self._ring.get(0.2)
+            if rec is None:
+                continue
+            if want is None or isinstance(rec, want):
+                yield rec
+
+    def recording_start(self) -> str:
+        """Start a recording on the phone; returns its id."""
+        return self._remote("start a recording", lambda d: d.recording_start())
+
+    def recording_stop_and_save(self) -> None:
+        self._remote("stop the recording", lambda d: d.recording_stop_and_save())
+
+    def recording_cancel(self) -> None:
+        self._remote("cancel the recording", lambda d: d.recording_cancel())
+
+    def send_event(self, name: str, ts_ns: int | None = None) -> int:
+        """Send a named event to the phone (saved with its recording); returns the event's timestamp (phone clock).
+        `ts_ns` is on the phone's clock; None lets the phone stamp it on arrival."""
+        ev = self._remote(f"send the event {name!r}", lambda d: d.send_event(name, ts_ns))
+        return int(ev.timestamp)
+
+    def estimate_clock_offset(self, samples: int | None = None) -> int | None:
+        """Measure the clock offset again (time echo); returns it in ns (phone minus this machine)."""
+        return self._run(self._estimate_offset(samples or max(self.time_echo_samples, 5)), timeout=10)
+
+    def close(self) -> None:
+        if self._closing and not self._thread.is_alive():
+            return
+        self._closing = True
+        if self._loop.is_running():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        self._ring.close()
+
+    # --- plumbing ---------------------------------------------------------------------------------------------------
+
+    def _run(self, coro, timeout: float):
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except TimeoutError as e:
+            fut.cancel()
+            raise DeviceError(f"the Neon at {self.address}:{self.port} did not answer within {timeout:.0f} s") from e
+
+    def _remote(self, what: str, call):
+        api = _client()
+        if self._device is None or not self._up:
+            raise DeviceError(f"cannot {what}: the Neon at {self.address}:{self.port} is not connected")
+
+        async def go():
+            return await asyncio.wait_for(call(self._device), self.connect_timeout_s)
+
+        try:
+            return self._run(go(), timeout=self.connect_timeout_s + 2)
+        except api.device.DeviceError as e:
+            args = e.args
+            msg = args[1] if len(args) > 1 else str(e)
+            raise DeviceError(f"the Neon refused to {what}: {msg}") from e
+        except (asyncio.TimeoutError, OSError) as e:
+            raise DeviceError(f"cannot {what}: no answer from the Neon at {self.address}:{self.port}") from e
+
+    def _notice(self, kind: str, message: str, level: str = "warning") -> None:
+        log.info("neon notice %s: %s", kind, message)
+        self._ring.push(Notice(time.time_ns(), kind, message, level))
+
+    def _ts(self, ns: int) -> int:
+        if self.apply_clock_offset and self._clock_offset_ns is not None:
+            return ns - self._clock_offset_ns
+        return ns
+
+    async def _connect(self) -> None:
+        api = _client()
+        if self.address is None:
+            from pupil_labs.realtime_api.discovery import Network
+
+            async with Network() as net:
+                info = await net.wait_for_new_device(self.discover_timeout_s)
+            if info is None:
+                raise DeviceError(
+                    f"no Neon found on the network within {self.discover_timeout_s:.0f} s",
+                    hint="open the Neon Companion app on the phone, join the same network, or pass --address",
+                )
+            self.address, self.port = info.addresses[0], info.port
+        self._device = api.Device(self.address, self.port)
+        self._status_raw = await self._fetch_status()
+        self._up = True
+        if self.time_echo_samples:
+            await self._estimate_offset(self.time_echo_samples)
+        self._check_sensors(initial=True)
+        self._tasks["poll"] = asyncio.ensure_future(self._poll())
+        for s in self.streams:
+            self._tasks[s] = asyncio.ensure_future(self._stream_loop(s))
+        self._tasks["watchdog"] = asyncio.ensure_future(self._watchdog())
+
+    async def _fetch_status(self):
+        """GET /api/status, every failure turned into one DeviceError that says what is wrong."""
+        import aiohttp
+
+        api = _client()
+        where = f"{self.address}:{self.port}"
+        try:
+            return await asyncio.wait_for(self._device.get_status(), self.connect_timeout_s)
+        except asyncio.TimeoutError as e:
+            raise DeviceError(
+                f"no answer from {where} within {self.connect_timeout_s:.0f} s",
+                hint="check the address and that the phone and this machine are on the same network",
+            ) from e
+        except aiohttp.ClientConnectorError as e:
+            reason = getattr(e.os_error, "strerror", None) or str(e)
+            raise DeviceError(
+                f"cannot connect to a Neon at {where}: {reason}",
+                hint="is the Neon Companion app running, and is this its address and port (default 8080)?",
+            ) from e
+        except (aiohttp.ContentTypeError, ValueError, KeyError, TypeError, api.device.DeviceError) as e:
+            raise DeviceError(
+                f"{where} answered, but not like a Neon Companion app ({type(e).__name__}: {e})",
+                hint="check the address and port: this is some other HTTP server",
+            ) from e
+        except aiohttp.ClientError as e:
+            raise DeviceError(f"cannot talk to a Neon at {where}: {type(e).__name__}: {e}") from e
+
+    async def _estimate_offset(self, samples: int) -> int | None:
+        from pupil_labs.realtime_api.time_echo import TimeOffsetEstimator
+
+        st = self._status_raw
+        port = st.phone.time_echo_port if st is not None else None
+        if not port:
+            return None
+        try:
+            est = await asyncio.wait_for(
+                TimeOffsetEstimator(self.address, port).estimate(number_of_measurements=samples), 5
+            )
+        except (asyncio.TimeoutError, OSError) as e:
+            log.info("time echo failed: %s", e)
+            return None
+        if est is None:
+            return None
+        # the client's offset is (client - host) in ms; ours is phone minus this machine, in ns
+        self._clock_offset_ns = int(round(-est.time_offset_ms.median * 1e6))
+        return self._clock_offset_ns
+
+    def _check_sensors(self, initial: bool = False) -> None:
+        st = self._status_raw
+        if st is None:
+            return
+        for name in self.streams:
+            sensor = self._sensor(name)
+            ok = sensor is not None and sensor.connected
+            if not ok and name not in self._sensor_missing:
+                self._sensor_missing.add(name)
+                self._notice("sensor_missing", f"the Neon reports its {name} sensor as not connected")
+            elif ok and name in self._sensor_missing:
+                self._sensor_missing.discard(name)
+                if not initial:
+                    self._notice("sensor_back", f"the Neon's {name} sensor is connected again", "info")
+
+    def _sensor(self, name: str):
+        st = self._status_raw
+        if st is None:
+            return None
+        getter = {
+            "gaze": st.direct_gaze_sensor,
+            "world": st.direct_world_sensor,
+            "audio": st.direct_audio_sensor,
+            "eye_events": st.direct_eye_events_sensor,
+        }[name]
+        return getter()
+
+    async def _poll(self) -> None:
+        down_since: float | None = None
+        while not self._closing:
+            await asyncio.sleep(1.0 if self._up else 0.25)
+            try:
+                self._status_raw = await self._fetch_status()
+            except DeviceError as e:
+                if self._up:
+                    self._up = False
+                    down_since = time.monotonic()
+                    self._notice("disconnected", f"lost the Neon: {e.message}; retrying", "error")
+                    self._restart_streams()
+                continue
+            if not self._up:
+                self._up = True
+                self.reconnects += 1
+                self._t_back = time.monotonic()
+                gone = time.monotonic() - down_since if down_since else 0.0
+                self._restart_streams()
+                self._notice(
+                    "reconnected", f"the Neon at {self.address}:{self.port} is back after {gone:.1f} s", "info"
+                )
+                if self.time_echo_samples:
+                    asyncio.ensure_future(self._estimate_offset(self.time_echo_samples))
+            self._check_sensors()
+
+    def _restart_streams(self) -> None:
+        for s in self.streams:
+            t = self._tasks.get(s)
+            if t is not None:
+                t.cancel()
+            self._tasks[s] = asyncio.ensure_future(self._stream_loop(s))
+
+    async def _watchdog(self) -> None:
+        """Stall notices; reconnect a stream that stays silent (its transport may be gone without telling us)."""
+        started = {s: time.monotonic() for s in self.streams}
+        while not self._closing:
+            await asyncio.sleep(0.25)
+            now = time.monotonic()
+            for s in self.streams:
+                if not self._up or s in self._sensor_missing:
+                    started[s] = now
+                    continue
+                last = max(self._last_data.get(s, 0.0), started[s])
+                silent = now - last
+                limit = self.stall_timeout_s * (3 if s == "audio" else 1)
+                if silent > limit and s not in self._stalled and s in self._last_data:
+                    self._stalled.add(s)
+                    self._notice("stalled", f"no {s} data from the Neon for {silent:.1f} s")
+                if silent > 2 * limit + 1.0:
+                    started[s] = now
+                    t = self._tasks.get(s)
+                    if t is not None:
+                        t.cancel()
+                    self._tasks[s] = asyncio.ensure_future(self._stream_loop(s))
+
+    async def _stream_loop(self, name: str) -> None:
+        from pupil_labs.realtime_api import streaming as rs
+
+        cls = {
+            "gaze": rs.RTSPGazeStreamer,
+            "world": rs.RTSPVideoFrameStreamer,
+            "audio": rs.RTSPAudioStreamer,
+            "eye_events": rs.RTSPEyeEventStreamer,
+        }[name]
+        handle = {
+            "gaze": self._on_gaze,
+            "world": self._on_frame,
+            "audio": self._on_audio,
+            "eye_events": self._on_eye_event,
+        }[name]
+        backoff = 0.1
+        while not self._closing:
+            sensor = self._sensor(name)
+            if not self._up or sensor is None or not sensor.connected:
+                await asyncio.sleep(0.2)
+                continue
+            try:
+                async with cls(sensor.url, timeout=self.connect_timeout_s, log_level=logging.ERROR) as streamer:
+                    async for item in streamer.receive():
+                        self._last_data[name] = time.monotonic()
+                        backoff = 0.1
+                        if name in self._stalled:
+                            self._stalled.discard(name)
+                            self._notice("resumed", f"{name} data flows again", "info")
+                        try:
+                            handle(item)
+                        except Exception:  # noqa: BLE001 - one bad datum must not end the stream
+                            log.exception("could not convert a %s datum", name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # noqa: BLE001 - decoder errors, lost connections: reconnect
+                log.info("%s stream ended: %r", name, e)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    # converters (run on the client's loop; cheap, never block)
+
+    def _on_gaze(self, d) -> None:
+        ts = self._ts(d.timestamp_unix_ns)
+        if hasattr(d, "x"):
+            x, y = d.x, d.y
+        else:  # DualMonocularGazeData: no binocular point; use the midpoint of the two eyes' points
+            x, y = (d.left.x + d.right.x) / 2, (d.left.y + d.right.y) / 2
+        worn = bool(d.worn)
+        if worn != self._worn:
+            if self._worn is not None or not worn:
+                self._notice(
+                    "worn" if worn else "not_worn",
+                    "glasses are worn" if worn else "glasses are not worn",
+                    "info" if worn else "warning",
+                )
+            self._worn = worn
+        self._counts["gaze"] += 1
+        if self._t_back is not None:
+            self.last_reconnect_s = time.monotonic() - self._t_back
+            self._t_back = None
+        self._ring.push(GazeSample(ts, float(x), float(y), worn))
+
+    def _on_frame(self, f) -> None:
+        rgb = f.av_frame.to_ndarray(format="rgb24")
+        self._scene_size = (rgb.shape[1], rgb.shape[0])
+        self._counts["world"] += 1
+        self._ring.push(SceneFrame(self._ts(f.timestamp_unix_ns), rgb, self._frame_index))
+        self._frame_index += 1
+
+    def _on_audio(self, a) -> None:
+        frame = a.av_frame
+        pcm = frame.to_ndarray()
+        pcm = pcm.mean(axis=0) if pcm.ndim == 2 and pcm.shape[0] > 1 else pcm.reshape(-1)
+        ts = self._ts(a.timestamp_unix_ns)
+        if self.correct_audio_time:
+            ts += int(round(frame.samples * 1e9 / frame.sample_rate))
+        self._counts["audio"] += 1
+        self._ring.push(AudioChunk(ts, np.asarray(pcm, np.float32), int(frame.sample_rate)))
+
+    def _on_eye_event(self, e) -> None:
+        etype = e.event_type
+        self._counts["eye_events"] += 1
+        if etype == 1:  # fixation (0 = saccade, 2/3 = onsets)
+            self._ring.push(
+                Fixation(
+                    self._ts(e.start_time_ns),
+                    self._ts(e.end_time_ns),
+                    float(e.mean_gaze_x),
+                    float(e.mean_gaze_y),
+                    "device",
+                )
+            )
+        elif etype == 4:
+            self._ring.push(Blink(self._ts(e.start_time_ns), self._ts(e.end_time_ns)))
+
+    async def _shutdown(self) -> None:
+        tasks = list(self._tasks.values())
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(t, 2)
+        if self._device is not None:
+            with contextlib.suppress(Exception):
+                await self._device.close()
