@@ -1,0 +1,530 @@
+"""Our session format: what a session saw and said, in a directory that Pupil Cloud tools and our replay both read.
+
+    OUT_DIR/
+      session.json            manifest, written first ("state": "recording") and rewritten at close ("closed")
+      info.json               Cloud-style: recording_id, start_time, duration, gaze_offset (updated at close)
+      gaze.csv                Cloud export layout (gaze WITH the wearer offset applied, as Cloud exports it)
+      fixations.csv           Cloud layout + a `source` column (which detector)
+      blinks.csv              Cloud layout
+      events.csv              Cloud layout + a `data` column: recording.begin/end, queries, answers, notices
+      world_timestamps.csv    one row per frame of scene.mp4
+      scene.mp4               H.264, fragmented (readable up to its last second if the writer is killed)
+      scene_camera.json       camera_matrix + distortion_coefficients (when the source has intrinsics)
+      audio.wav               16-bit PCM mono, header kept valid at every flush
+      audio_timestamps.csv    timestamp [ns],first sample,samples,sample rate   (one row per AudioChunk)
+      timings.csv             timestamp [ns],stage,duration [ms]
+
+CSV rows are flushed to the OS at least every `flush_interval_s` (default 0.5 s) by a background thread, so a killed
+process loses at most the last second. `SessionSource` reads a session back, also one whose writer was killed
+(partial last lines dropped, video shorter than its timestamps accepted). `CloudExportSource` reads the same directory.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from gazeqwen_edge.device._io import INT, Mp4Writer, read_csv_columns, read_json
+from gazeqwen_edge.device.cloud_export import (
+    BLINK_COLUMNS,
+    EVENT_COLUMNS,
+    FIXATION_COLUMNS,
+    GAZE_COLUMNS,
+    WORLD_COLUMNS,
+    CloudExportSource,
+)
+from gazeqwen_edge.device.records import (
+    AudioChunk,
+    Blink,
+    CameraIntrinsics,
+    Event,
+    Fixation,
+    GazeSample,
+    Notice,
+    Record,
+    SceneFrame,
+)
+from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.errors import InputError
+
+FORMAT = "gazeqwen-edge session"
+FORMAT_VERSION = 1
+
+
+def _f(x: float) -> str:
+    return repr(float(x))
+
+
+class _WavAppender:
+    """16-bit PCM mono WAV, appended; the RIFF/data sizes are rewritten at every flush so the file is always valid."""
+
+    def __init__(self, path: Path, rate: int):
+        self.path, self.rate = path, rate
+        self._f = open(path, "wb")  # noqa: SIM115
+        self.n = 0
+        self._f.write(self._header(0))
+
+    def _header(self, n: int) -> bytes:
+        data = n * 2
+        return (
+            b"RIFF"
+            + struct.pack("<I", 36 + data)
+            + b"WAVEfmt "
+            + struct.pack("<IHHIIHH", 16, 1, 1, self.rate, self.rate * 2, 2, 16)
+            + b"data"
+            + struct.pack("<I", data)
+        )
+
+    def write(self, pcm: np.ndarray) -> None:
+        a = np.asarray(pcm, dtype=np.float32)
+        if a.ndim == 2:
+            a = a.mean(axis=1)
+        self._f.write((np.clip(a, -1, 1) * 32767).round().astype("<i2").tobytes())
+        self.n += len(a)
+
+    def flush(self) -> None:
+        pos = self._f.tell()
+        self._f.seek(0)
+        self._f.write(self._header(self.n))
+        self._f.seek(pos)
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self.flush()
+            self._f.close()
+
+
+class Recorder:
+    """Write records (any Record) to a session directory; see the module docstring for the layout.
+
+    `write(record)` is cheap and thread-safe; `write_timing(stage, seconds)` logs a stage timing; `close()` flushes,
+    finishes the video and marks the session closed. Usable as a context manager.
+    """
+
+    def __init__(
+        self,
+        out_dir: str | Path,
+        *,
+        scene_size: tuple[int, int] | None = None,
+        intrinsics: CameraIntrinsics | None = None,
+        gaze_offset: tuple[float, float] = (0.0, 0.0),
+        source: str = "",
+        fps: float = 30.0,
+        flush_interval_s: float = 0.5,
+        recording_id: str | None = None,
+        overwrite: bool = False,
+        metadata: dict | None = None,
+    ):
+        self.dir = Path(out_dir)
+        if self.dir.exists():
+            if not self.dir.is_dir():
+                raise InputError(self.dir, "exists and is not a directory")
+            existing = [p.name for p in self.dir.iterdir()]
+            if existing and not overwrite:
+                raise InputError(
+                    self.dir, "already exists and is not empty", hint="choose a new directory or pass overwrite"
+                )
+            for name in existing:
+                p = self.dir / name
+                if p.is_file() and name in _SESSION_FILES:
+                    p.unlink()
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(self.dir, f"cannot be created ({e.strerror or e})") from e
+        self.recording_id = recording_id or str(uuid.uuid4())
+        self.scene_size = scene_size
+        self.intrinsics = intrinsics
+        self.gaze_offset = (float(gaze_offset[0]), float(gaze_offset[1]))
+        self.fps = fps
+        self.source = source
+        self.metadata = dict(metadata or {})
+        self.counts = {
+            "gaze": 0,
+            "frames": 0,
+            "fixations": 0,
+            "blinks": 0,
+            "events": 0,
+            "notices": 0,
+            "audio_samples": 0,
+        }
+        self.first_ns: int | None = None
+        self.last_ns: int | None = None
+        self._lock = threading.RLock()
+        self._closed = False
+        self._video: Mp4Writer | None = None
+        self._wav: _WavAppender | None = None
+        self._audio_ts = None
+        self._fix_id = 0
+        self._blink_id = 0
+        self._created = time.time()
+        self._write_manifest("recording")
+        self._files = {}
+        for name, cols in (
+            ("gaze.csv", GAZE_COLUMNS),
+            ("fixations.csv", FIXATION_COLUMNS + ["source"]),
+            ("blinks.csv", BLINK_COLUMNS),
+            ("events.csv", EVENT_COLUMNS + ["data"]),
+            ("world_timestamps.csv", WORLD_COLUMNS),
+            ("timings.csv", ["timestamp [ns]", "stage", "duration [ms]"]),
+        ):
+            f = open(self.dir / name, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            f.write(",".join(cols) + "\n")
+            f.flush()
+            self._files[name] = f
+        if intrinsics is not None:
+            self._write_scene_camera(intrinsics)
+        self._flush_interval = flush_interval_s
+        self._stop = threading.Event()
+        self._flusher = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
+        self._flusher.start()
+
+    @classmethod
+    def for_source(cls, out_dir: str | Path, source: Source, spec: str = "", **kw) -> Recorder:
+        """A Recorder that carries the source's scene size, intrinsics and gaze offset."""
+        return cls(
+            out_dir,
+            scene_size=source.scene_size,
+            intrinsics=source.intrinsics,
+            gaze_offset=source.gaze_offset,
+            source=spec or getattr(source, "name", ""),
+            **kw,
+        )
+
+    # ------------------------------------------------------------------ files
+    def _manifest(self, state: str) -> dict:
+        return {
+            "format": FORMAT,
+            "version": FORMAT_VERSION,
+            "state": state,
+            "recording_id": self.recording_id,
+            "created_unix_s": self._created,
+            "source": self.source,
+            "start_ns": self.first_ns,
+            "end_ns": self.last_ns,
+            "scene_size": list(self.scene_size) if self.scene_size else None,
+            "gaze_offset": list(self.gaze_offset),
+            "fps": self.fps,
+            "counts": dict(self.counts),
+            "gaze_csv_offset_applied": True,
+            "metadata": self.metadata,
+        }
+
+    def _write_json(self, name: str, obj: dict) -> None:
+        tmp = self.dir / (name + ".tmp")
+        tmp.write_text(json.dumps(obj, indent=2))
+        tmp.replace(self.dir / name)  # atomic: a reader never sees half a manifest
+
+    def _write_manifest(self, state: str) -> None:
+        self._write_json("session.json", self._manifest(state))
+        info = {"recording_id": self.recording_id}
+        if self.first_ns is not None:
+            info["start_time"] = int(self.first_ns)
+            info["duration"] = int((self.last_ns or self.first_ns) - self.first_ns)
+        self._write_json(
+            "info.json",
+            {
+                **info,
+                "gaze_offset": list(self.gaze_offset),
+                "scene_camera": {"width": self.scene_size[0], "height": self.scene_size[1]}
+                if self.scene_size
+                else None,
+                "source": "gazeqwen-edge " + (self.source or ""),
+            },
+        )
+
+    def _write_scene_camera(self, k: CameraIntrinsics) -> None:
+        extra = {a: b for a, b in k.extra.items() if isinstance(b, str | int | float | bool)}
+        self._write_json(
+            "scene_camera.json",
+            {
+                "camera_matrix": np.asarray(k.camera_matrix, dtype=float).tolist(),
+                "distortion_coefficients": [np.asarray(k.dist_coeffs, dtype=float).reshape(-1).tolist()],
+                "width": int(k.width),
+                "height": int(k.height),
+                **extra,
+            },
+        )
+
+    def _flush_loop(self) -> None:
+        while not self._stop.wait(self._flush_interval):
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            for f in self._files.values():
+                f.flush()
+            if self._wav is not None:
+                self._wav.flush()
+
+    # ------------------------------------------------------------------ writing
+    def _seen(self, ts: int) -> None:
+        if self.first_ns is None or ts < self.first_ns:
+            self.first_ns = ts
+        if self.last_ns is None or ts > self.last_ns:
+            self.last_ns = ts
+
+    def write(self, r: Record) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("Recorder is closed")
+            rid = self.recording_id
+            dx, dy = self.gaze_offset
+            if isinstance(r, GazeSample):
+                self._files["gaze.csv"].write(
+                    f"{rid},{rid},{r.ts_ns},{_f(r.x + dx)},{_f(r.y + dy)},{1 if r.worn else 0},,,,\n"
+                )
+                self.counts["gaze"] += 1
+                self._seen(r.ts_ns)
+            elif isinstance(r, SceneFrame):
+                self._write_frame(r)
+            elif isinstance(r, Fixation):
+                self._fix_id += 1
+                self._files["fixations.csv"].write(
+                    f"{rid},{rid},{self._fix_id},{r.start_ns},{r.end_ns},{r.duration_ns / 1e6!r},{_f(r.x + dx)},"
+                    f"{_f(r.y + dy)},,,{_csv_field(r.source)}\n"
+                )
+                self.counts["fixations"] += 1
+                self._seen(r.start_ns)
+                self._seen(r.end_ns)
+            elif isinstance(r, Blink):
+                self._blink_id += 1
+                self._files["blinks.csv"].write(
+                    f"{rid},{rid},{self._blink_id},{r.start_ns},{r.end_ns},{(r.end_ns - r.start_ns) / 1e6!r}\n"
+                )
+                self.counts["blinks"] += 1
+                self._seen(r.start_ns)
+                self._seen(r.end_ns)
+            elif isinstance(r, Event):
+                typ = "recording" if r.name.startswith("recording.") else "session"
+                self._files["events.csv"].write(f"{rid},{r.ts_ns},{_csv_field(r.name)},{typ},{_csv_field(r.data)}\n")
+                self.counts["events"] += 1
+                self._seen(r.ts_ns)
+            elif isinstance(r, Notice):
+                self._files["events.csv"].write(
+                    f"{rid},{r.ts_ns},{_csv_field('notice.' + r.kind)},notice.{_csv_field(r.level)},"
+                    f"{_csv_field(r.message)}\n"
+                )
+                self.counts["notices"] += 1
+            elif isinstance(r, AudioChunk):
+                self._write_audio(r)
+            else:
+                raise TypeError(f"Recorder cannot write {type(r).__name__}")
+
+    def _write_frame(self, r: SceneFrame) -> None:
+        if self._video is None:
+            if self.scene_size is None:
+                self.scene_size = (r.width, r.height)
+            self._video = Mp4Writer(self.dir / "scene.mp4", r.width, r.height, self.fps)
+            self._write_manifest("recording")
+        self._video.write(r.rgb)
+        self._files["world_timestamps.csv"].write(f"{self.recording_id},{self.recording_id},{r.ts_ns}\n")
+        self.counts["frames"] += 1
+        self._seen(r.ts_ns)
+
+    def _write_audio(self, r: AudioChunk) -> None:
+        if self._wav is None:
+            self._wav = _WavAppender(self.dir / "audio.wav", r.sample_rate)
+            self._audio_ts = open(self.dir / "audio_timestamps.csv", "w", newline="")  # noqa: SIM115
+            self._audio_ts.write("timestamp [ns],first sample,samples,sample rate\n")
+            self._files["audio_timestamps.csv"] = self._audio_ts
+        if r.sample_rate != self._wav.rate:
+            raise InputError(self.dir / "audio.wav", f"audio rate changed from {self._wav.rate} to {r.sample_rate} Hz")
+        n = len(r.pcm)
+        self._audio_ts.write(f"{r.ts_ns},{self._wav.n},{n},{r.sample_rate}\n")
+        self._wav.write(r.pcm)
+        self.counts["audio_samples"] += n
+        self._seen(r.ts_ns)
+
+    def write_timing(self, stage: str, seconds: float, ts_ns: int | None = None) -> None:
+        """Log one stage duration (e.g. from StageTimer) at recording time ts_ns (default: now)."""
+        with self._lock:
+            if self._closed:
+                return
+            t = time.time_ns() if ts_ns is None else int(ts_ns)
+            self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._stop.set()
+            for f in self._files.values():
+                f.flush()
+                f.close()
+            if self._wav is not None:
+                self._wav.close()
+            if self._video is not None:
+                self._video.close()
+            self._closed = True
+            self._write_manifest("closed")
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+_SESSION_FILES = {
+    "session.json",
+    "info.json",
+    "gaze.csv",
+    "fixations.csv",
+    "blinks.csv",
+    "events.csv",
+    "world_timestamps.csv",
+    "scene.mp4",
+    "scene_camera.json",
+    "audio.wav",
+    "audio_timestamps.csv",
+    "timings.csv",
+}
+
+
+def _csv_field(s: str) -> str:
+    s = str(s)
+    if any(c in s for c in ',"\n\r'):
+        return '"' + s.replace('"', '""') + '"'
+    return s
+
+
+def record_source(
+    source: Source,
+    out_dir: str | Path,
+    duration_s: float | None = None,
+    kinds: Iterable[type] | None = None,
+    spec: str = "",
+    progress=None,
+    **kw,
+) -> Recorder:
+    """Copy a source's records into a new session directory (stopping after `duration_s` of recording time).
+    `progress(ts_ns)` is called now and then with the current recording time. Returns the closed Recorder."""
+    rec = Recorder.for_source(out_dir, source, spec=spec, **kw)
+    try:
+        t0 = None
+        limit = None if duration_s is None else int(round(duration_s * 1e9))
+        for i, r in enumerate(source.records(kinds)):
+            if t0 is None:
+                t0 = r.ts_ns
+            if limit is not None and r.ts_ns - t0 > limit:
+                break
+            rec.write(r)
+            if progress is not None and i % 512 == 0:
+                progress(r.ts_ns)
+    finally:
+        rec.close()
+    return rec
+
+
+class SessionSource(CloudExportSource):
+    """A session directory written by `Recorder` (also one whose writer was killed mid-way)."""
+
+    name = "session"
+    tolerant = True
+
+    def __init__(self, path: str | Path, **kw):
+        p = Path(path)
+        self.manifest = read_json(p / "session.json")
+        if self.manifest.get("format") != FORMAT:
+            raise InputError(p / "session.json", f"is not a {FORMAT} manifest (format={self.manifest.get('format')!r})")
+        super().__init__(p, **kw)
+        if self.manifest.get("state") != "closed":
+            self._notices.append(
+                Notice(
+                    self.start_ns or 0,
+                    "incomplete",
+                    "this session was not closed (its writer was stopped): the last second may be missing",
+                    "warning",
+                )
+            )
+
+    @property
+    def closed(self) -> bool:
+        return self.manifest.get("state") == "closed"
+
+    @cached_property
+    def gaze_offset(self) -> tuple[float, float]:
+        off = self.manifest.get("gaze_offset") or [0.0, 0.0]
+        return (float(off[0]), float(off[1]))
+
+    @cached_property
+    def scene_size(self) -> tuple[int, int] | None:
+        s = self.manifest.get("scene_size")
+        if s:
+            return (int(s[0]), int(s[1]))
+        return super().scene_size
+
+    @cached_property
+    def _video_info(self):
+        from gazeqwen_edge.device._io import VideoInfo, probe_video
+
+        try:
+            return probe_video(self.video_path)
+        except InputError:
+            if self.closed:
+                raise
+            return VideoInfo(0, 0, 0, "")  # killed before the first video fragment was written
+
+    @cached_property
+    def frame_ts_ns(self) -> np.ndarray:
+        if self.video_path is not None and self._video_info.n_frames == 0 and not self.closed:
+            return np.zeros(0, np.int64)
+        return super().frame_ts_ns
+
+    @property
+    def start_ns(self) -> int | None:
+        v = self.manifest.get("start_ns")
+        return int(v) if v is not None else super().start_ns
+
+    @property
+    def end_ns(self) -> int | None:
+        v = self.manifest.get("end_ns")
+        return int(v) if v is not None and self.closed else super().end_ns
+
+    @cached_property
+    def timings(self) -> list[tuple[int, str, float]]:
+        if not (self.path / "timings.csv").exists():
+            return []
+        c = read_csv_columns(
+            self.path / "timings.csv", {"timestamp [ns]": INT, "stage": "str", "duration [ms]": "float"}, None, True
+        )
+        return [
+            (int(t), str(s), float(d))
+            for t, s, d in zip(c["timestamp [ns]"], c["stage"], c["duration [ms]"], strict=True)
+        ]
+
+    def _extra_streams(self, wanted) -> list[Iterator[Record]]:
+        if wanted(AudioChunk) and (self.path / "audio.wav").exists() and (self.path / "audio_timestamps.csv").exists():
+            return [self._audio_records()]
+        return []
+
+    def _audio_records(self) -> Iterator[AudioChunk]:
+        c = read_csv_columns(
+            self.path / "audio_timestamps.csv",
+            {"timestamp [ns]": INT, "first sample": INT, "samples": INT, "sample rate": INT},
+            None,
+            True,
+        )
+        raw = (self.path / "audio.wav").read_bytes()[44:]
+        pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
+        for t, first, n, rate in zip(
+            c["timestamp [ns]"], c["first sample"], c["samples"], c["sample rate"], strict=True
+        ):
+            if first + n > len(pcm):
+                break  # the writer was killed before these samples reached the file
+            yield AudioChunk(int(t), pcm[first : first + n].astype(np.float32) / 32767, int(rate))
+
+    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
+        return super().records(kinds)
