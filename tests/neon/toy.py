@@ -7,7 +7,15 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from gazeqwen_edge.device.records import AudioChunk, Blink, Fixation, GazeSample, Record, SceneFrame
+from gazeqwen_edge.device.records import (
+    AudioChunk,
+    Blink,
+    CameraIntrinsics,
+    Fixation,
+    GazeSample,
+    Record,
+    SceneFrame,
+)
 from gazeqwen_edge.device.source import Source
 
 T0 = 1_767_225_600_000_000_000
@@ -15,6 +23,14 @@ T0 = 1_767_225_600_000_000_000
 
 def gaze_xy(i: int) -> tuple[float, float]:
     return 160.0 + 100.0 * np.sin(i * 0.01), 120.0 + 80.0 * np.cos(i * 0.013)
+
+
+def audio_signal(n0: int, n: int) -> np.ndarray:
+    """A repeating 1 s chirp (300 -> 1200 Hz) at 8 kHz: locally a tone, but no two 128 ms windows alike, so a decoded
+    frame's position in time can be found by correlation."""
+    t = (n0 + np.arange(n)) / 8000.0
+    phase = 2 * np.pi * (300 * t + 450 * (np.floor(t) + (t % 1.0) ** 2))
+    return (0.3 * np.sin(phase)).astype(np.float32)
 
 
 def frame_rgb(k: int, w: int, h: int) -> np.ndarray:
@@ -62,6 +78,11 @@ class ToySource(Source):
     def end_ns(self):
         return self.t0 + int(self.duration_s * 1e9)
 
+    @property
+    def intrinsics(self):
+        k = np.array([[200.0, 0, self.w / 2], [0, 200.0, self.h / 2], [0, 0, 1]])
+        return CameraIntrinsics(k, np.array([0.1, -0.05, 0, 0, 0.01, 0, 0, 0]), self.w, self.h)
+
     def gaze_ts(self, i: int) -> int:
         return self.t0 + int(round(i * 1e9 / self.gaze_hz))
 
@@ -79,8 +100,7 @@ class ToySource(Source):
         if self.audio:
             n = 800  # 100 ms chunks at 8 kHz
             for c in range(int(self.duration_s * 10)):
-                t = np.arange(c * n, (c + 1) * n) / 8000
-                pcm = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+                pcm = audio_signal(c * n, n)
                 ts = self.t0 + c * 100_000_000
                 recs.append((ts, 2, AudioChunk(ts, pcm, 8000)))
         for j in range(int(self.duration_s)):

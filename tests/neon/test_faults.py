@@ -1,0 +1,61 @@
+"""Faults injected by the simulator: packet loss, a device that leaves the network and comes back, stalled streams.
+The live source must keep delivering, tell the session (Notices) and reconnect quickly."""
+
+from __future__ import annotations
+
+import time
+
+from gazeqwen_edge.device.records import AudioChunk, GazeSample, Notice, SceneFrame
+
+
+def drain(neon, seconds: float, until=None):
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        r = neon.get(0.05)
+        if r is not None:
+            out.append((time.monotonic(), r))
+            if until is not None and until(r):
+                break
+    return out
+
+
+def test_packet_loss_and_disconnect_reconnect_within_2s(make_sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    sim = make_sim()
+    sim.faults.drop_percent = 10.0
+    with NeonLiveSource("127.0.0.1", sim.port) as neon:
+        before = drain(neon, 3.0)
+        n_gaze = sum(isinstance(r, GazeSample) for _, r in before)
+        assert 0.75 * 200 * 3.0 * 0.9 < n_gaze < 200 * 3.0 * 0.95  # ~10 % of 200 Hz lost, the rest delivered
+        assert any(isinstance(r, SceneFrame) for _, r in before)
+
+        sim.disconnect()  # the phone leaves the network
+        gone = drain(neon, 3.0)
+        kinds = [r.kind for _, r in gone if isinstance(r, Notice)]
+        assert "disconnected" in kinds
+        t_back = time.monotonic()
+        sim.reconnect()  # and comes back after 3 s
+        after = drain(neon, 5.0)
+        first_gaze = next(t for t, r in after if isinstance(r, GazeSample))
+        assert first_gaze - t_back < 2.0, f"gaze back {first_gaze - t_back:.2f} s after the device"
+        assert any(isinstance(r, Notice) and r.kind == "reconnected" for _, r in after)
+        assert any(isinstance(r, SceneFrame) and t > t_back for t, r in after)
+        assert any(isinstance(r, AudioChunk) and t > t_back for t, r in after)
+        assert neon.connected and neon.stats()["reconnects"] == 1
+        tail = [r for t, r in after if isinstance(r, GazeSample) and t > t_back + 2.0]
+        assert len(tail) > 200 * 2.0 * 0.6  # steady delivery again, still at 10 % loss
+    assert sim.player_error is None
+
+
+def test_stalled_stream_gives_notices_and_recovers(sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",), stall_timeout_s=0.5) as neon:
+        drain(neon, 3.0, until=lambda r: isinstance(r, GazeSample))
+        sim.stall("gaze", 2.0)
+        recs = [r for _, r in drain(neon, 5.0, until=lambda r: isinstance(r, Notice) and r.kind == "resumed")]
+        kinds = [r.kind for r in recs if isinstance(r, Notice)]
+        assert kinds[:2] == ["stalled", "resumed"], kinds
+        assert sum(isinstance(r, GazeSample) for _, r in drain(neon, 0.5)) > 50

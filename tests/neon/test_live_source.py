@@ -1,0 +1,130 @@
+"""Our live source (NeonLiveSource, on the official client) against the simulator: the same data as the client tests,
+now as device-layer records; payload variants; recording control; clock offset."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from gazeqwen_edge.device.records import AudioChunk, Blink, Fixation, GazeSample, Notice, SceneFrame
+from tests.neon.checks import audio_lag_samples, check_frame, check_gaze
+
+
+def collect(neon, seconds: float, stop=None):
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        r = neon.get(0.1)
+        if r is not None:
+            out.append(r)
+            if stop is not None and stop(out):
+                break
+    return out
+
+
+def test_live_source_delivers_records_matching_the_source(sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    src = sim.source
+    with NeonLiveSource("127.0.0.1", sim.port) as neon:
+        st = neon.status()
+        assert st.connected and st.device_name == "Neon Simulator" and st.battery_level == sim.battery_level
+        assert st.sensors == {"gaze": True, "world": True, "audio": True, "eye_events": True}
+        recs = collect(
+            neon,
+            12,
+            stop=lambda rs: (
+                sum(isinstance(r, Blink) for r in rs) >= 1 and sum(isinstance(r, AudioChunk) for r in rs) >= 6
+            ),
+        )
+        assert neon.status().worn is True
+        assert neon.scene_size == (src.w, src.h)
+    gaze = [r for r in recs if isinstance(r, GazeSample)]
+    frames = [r for r in recs if isinstance(r, SceneFrame)]
+    audio = [r for r in recs if isinstance(r, AudioChunk)]
+    fix = [r for r in recs if isinstance(r, Fixation)]
+    assert len(gaze) > 100 and len(frames) > 15 and len(audio) >= 6 and fix
+    for g in gaze:
+        check_gaze(src, sim.offset_ns, g.ts_ns, g.x, g.y)
+    ts = [g.ts_ns for g in gaze]
+    assert ts == sorted(ts)
+    # no gaze lost on a clean link: consecutive samples one period apart
+    assert int(np.diff(ts).max()) <= 5_000_000 + 1000
+    idx = [check_frame(src, sim.offset_ns, f.ts_ns, f.rgb) for f in frames]
+    assert idx == list(range(idx[0], idx[0] + len(idx)))  # every frame, in order
+    lags = [audio_lag_samples(src, sim.offset_ns, a.ts_ns, a.pcm) for a in audio[1:]]
+    assert max(abs(lag) for lag in lags) <= 8, lags  # audio time = time of its first sample, within 1 ms
+    assert all(a.sample_rate == 8000 and a.pcm.ndim == 1 for a in audio)
+    f = fix[0]
+    j = round((f.start_ns - sim.offset_ns - src.t0 - 200_000_000) / 1e9)
+    assert f.start_ns - sim.offset_ns == src.t0 + j * 1_000_000_000 + 200_000_000
+    assert f.duration_ns == 300_000_000 and (f.x, f.y) == (100.0 + j, 50.0 + j) and f.source == "device"
+
+
+@pytest.mark.parametrize("variant", [17, 105])
+def test_live_source_reads_other_gaze_payload_variants(make_sim, variant):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    sim = make_sim(gaze_variant=variant, audio="off")
+    src = sim.source
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",)) as neon:
+        recs = collect(neon, 5, stop=lambda rs: len(rs) >= 50)
+    gaze = [r for r in recs if isinstance(r, GazeSample)]
+    assert len(gaze) >= 50
+    for g in gaze:
+        if variant == 17:  # dual monocular: the simulator sends (x, y) as the left eye and zeros as the right
+            assert abs(g.x * 2 - check_x(src, sim, g)) < 1e-3
+        else:
+            check_gaze(src, sim.offset_ns, g.ts_ns, g.x, g.y)
+
+
+def check_x(src, sim, g):
+    from tests.neon.toy import gaze_xy
+
+    i = round((g.ts_ns - sim.offset_ns - src.t0) * src.gaze_hz / 1e9)
+    return gaze_xy(i)[0]
+
+
+def test_recording_control_events_and_clock_offset(make_sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+    from gazeqwen_edge.errors import DeviceError
+
+    sim = make_sim(clock_offset_ms=-400.0, audio="off")
+    src = sim.source
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",), apply_clock_offset=True) as neon:
+        assert neon.clock_offset_ns == pytest.approx(-400e6, abs=3e6)
+        rec_id = neon.recording_start()
+        assert neon.status().recording_id is None or neon.status().recording_id == rec_id
+        with pytest.raises(DeviceError, match="already running"):
+            neon.recording_start()
+        ts = neon.send_event("gazeqwen.query", 1_234)
+        assert ts == 1_234 and sim.events[-1] == {"name": "gazeqwen.query", "recording_id": rec_id, "timestamp": 1_234}
+        neon.recording_stop_and_save()
+        assert sim.recording["action"] == "STOP"
+        gaze = [r for r in collect(neon, 3, stop=lambda rs: len(rs) > 20) if isinstance(r, GazeSample)]
+    # converted to this machine's clock: device time minus the estimated offset, i.e. minus the simulated 400 ms error
+    assert gaze
+    for g in gaze:
+        check_gaze(src, sim.offset_ns, g.ts_ns + neon.clock_offset_ns, g.x, g.y)
+        device_ts = g.ts_ns + neon.clock_offset_ns
+        assert abs((device_ts - sim.clock_offset_ns) - g.ts_ns) < 3e6
+
+
+def test_not_worn_and_sensor_missing_are_reported(sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world")) as neon:
+        collect(neon, 5, stop=lambda rs: len(rs) > 20)
+        sim.set_worn(False)
+        recs = collect(neon, 3, stop=lambda rs: any(isinstance(r, Notice) and r.kind == "not_worn" for r in rs))
+        assert any(isinstance(r, Notice) and r.kind == "not_worn" for r in recs)
+        assert neon.status().worn is False
+        assert not [r for r in recs if isinstance(r, GazeSample) and r.worn and r.ts_ns > recs[-1].ts_ns]
+        sim.set_sensor_connected("world", False)
+        recs = collect(neon, 4, stop=lambda rs: any(isinstance(r, Notice) and r.kind == "sensor_missing" for r in rs))
+        assert any(isinstance(r, Notice) and r.kind == "sensor_missing" for r in recs)
+        assert neon.status().sensors["world"] is False
+        # gaze keeps flowing without the scene camera
+        assert sum(isinstance(r, GazeSample) for r in collect(neon, 1)) > 50
