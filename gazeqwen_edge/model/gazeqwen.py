@@ -13,6 +13,7 @@ Qwen2.5-VL: no V-JEPA, no resampler, nothing injected.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -268,10 +269,10 @@ class GazeQwen:
             logits_to_keep=logits_to_keep,
         )
         with self.timer.stage("prefill"):
-            if gaze is None or self.injector is None:
+            if self.injector is None:
                 out = self.qwen(**kwargs)
             else:
-                with self.injector.inject(*gaze):
+                with self.injector.inject(*(gaze or (None, None))):
                     out = self.qwen(**kwargs)
         return out
 
@@ -296,7 +297,7 @@ class GazeQwen:
         if not options:
             raise InputError(None, "score_options needs at least one option")
         letters = option_letters(options)
-        with self.timer.stage("total"):
+        with self.timer.stage("score_options"):
             s = self.prepare(video, scanpath, self.mc_text(question, options), suffix=MC_SUFFIX)
             logits = self.score_batch([s], letters)[0]
         return dict(zip(letters, logits.tolist(), strict=True))
@@ -313,6 +314,7 @@ class GazeQwen:
     ) -> Iterator[str]:
         """Stream the answer as text pieces (greedy when temperature is 0). Gaze residuals are injected into the
         prefill only; decoding reads them through the KV cache."""
+        t0 = time.perf_counter()
         sample = self.prepare(video, scanpath, question)
         batch = self.collate([sample])
         out = self.prefill(batch)
@@ -323,7 +325,7 @@ class GazeQwen:
         generated: list[int] = []
         emitted = ""
         logits = out.logits[:, -1]
-        for _ in range(max_new_tokens):
+        for step in range(max_new_tokens):
             if temperature > 0:
                 probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
                 tok = int(torch.multinomial(probs[0], 1, generator=gen))
@@ -334,8 +336,12 @@ class GazeQwen:
             generated.append(tok)
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             if len(text) > len(emitted) and not text.endswith("\ufffd"):
+                if not emitted:
+                    self.timer.add("time_to_first_token", time.perf_counter() - t0)
                 yield text[len(emitted) :]
                 emitted = text
+            if step == max_new_tokens - 1:
+                break
             with self.timer.stage("decode"):
                 am = torch.cat([am, am.new_ones(1, 1)], dim=1)
                 pos = torch.full((3, 1, 1), next_pos, dtype=torch.long, device=self.device)

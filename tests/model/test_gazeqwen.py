@@ -1,0 +1,62 @@
+import numpy as np
+import pytest
+import torch
+
+from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.model.gazeqwen import MC_SUFFIX, Video, option_letters
+
+OPTIONS = ["A. red box", "B. green cup", "C. blue jar", "D. knife"]
+
+
+def test_plain_path_equals_transformers_own_forward(tiny_gq, clip):
+    """No scanpath: our pipeline (explicit 3-D positions, vision tower run separately) gives the logits that
+    transformers computes from input_ids + pixel_values_videos + mm_token_type_ids on its own."""
+    gq = tiny_gq
+    s = gq.prepare(clip, None, gq.mc_text("Which object?", OPTIONS), suffix=MC_SUFFIX)
+    b = gq.collate([s])
+    ours = gq.prefill(b, logits_to_keep=0).logits
+    theirs = gq.qwen(
+        input_ids=b.input_ids,
+        attention_mask=b.attention_mask,
+        pixel_values_videos=b.pixel_values_videos,
+        video_grid_thw=b.video_grid_thw,
+        second_per_grid_ts=b.second_per_grid_ts,
+        mm_token_type_ids=b.mm_token_type_ids,
+    ).logits
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_score_options_protocol(tiny_gq, clip, scanpath):
+    gq = tiny_gq
+    s = gq.prepare(clip, scanpath, gq.mc_text("Which object?", OPTIONS), suffix=MC_SUFFIX)
+    text = gq.tokenizer.decode(s.input_ids)
+    assert text.endswith("<|im_start|>assistant\nThe best option is:")
+    assert text.count("<|video_pad|>") == s.video.n_video_tokens
+    got = gq.score_options(clip, scanpath, "Which object?", OPTIONS)
+    assert list(got) == ["A", "B", "C", "D"]
+    # the same numbers as the logits at the last position, read directly
+    logits = gq.prefill(gq.collate([s]), logits_to_keep=1).logits[0, -1]
+    ids = [gq.tokenizer.encode(k, add_special_tokens=False)[0] for k in "ABCD"]
+    np.testing.assert_allclose(list(got.values()), logits[ids].tolist(), rtol=1e-6)
+    plain = gq.score_options(clip, None, "Which object?", OPTIONS)
+    assert plain != got  # the gaze matters (perturbed resampler)
+
+
+def test_answer_streams_text(tiny_gq, clip, scanpath):
+    pieces = list(tiny_gq.answer(clip, scanpath, "What am I looking at?", max_new_tokens=5))
+    assert all(isinstance(p, str) and p for p in pieces)
+    s = tiny_gq.timer.summary()
+    for stage in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill"):
+        assert s[stage]["count"] >= 1
+
+
+def test_option_letters_and_input_errors():
+    assert option_letters(["A. x", "B) y", "z"]) == ["A", "B", "C"]
+    with pytest.raises(InputError, match="uint8"):
+        Video(np.zeros((2, 8, 8, 3), np.float32), fps=1)
+    with pytest.raises(InputError, match="fps"):
+        Video(np.zeros((2, 8, 8, 3), np.uint8), fps=0)
+    with pytest.raises(InputError, match=r"\(N, 4\)"):
+        from gazeqwen_edge.model.gaze_encoding import check_scanpath
+
+        check_scanpath(np.zeros((3, 3)))

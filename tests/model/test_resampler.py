@@ -1,0 +1,208 @@
+"""Resampler: reference names and sizes, shapes, batching, a literal per-step re-implementation, gaze encodings."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gazeqwen_edge.model.config import ResamplerConfig
+from gazeqwen_edge.model.gaze_encoding import (
+    GazeInputs,
+    active_fixations,
+    reference_gaze_encoding,
+    sincos_encoding,
+    spatial_gaze_encoding,
+    token_centres,
+)
+from gazeqwen_edge.model.resampler import GazeResampler
+
+
+def reference_key_names(n_mod=4, n_blocks=2):
+    """The keys of the authors' best_model.pt state_dict, written out from REFERENCE.md section 1."""
+    keys = {"amplitude"}
+    for m in range(n_mod):
+        keys |= {f"latents.{m}", f"proj_ins.{m}.weight", f"proj_outs.{m}.weight"}
+        for i in range(n_blocks):
+            for p in ("q_projs", "k_projs", "g_projs", "v_projs", "block_norms"):
+                keys |= {f"{p}.{m}.{i}.weight", f"{p}.{m}.{i}.bias"}
+            for j in (0, 1, 3):
+                keys |= {f"ff_blocks.{m}.{i}.{j}.weight", f"ff_blocks.{m}.{i}.{j}.bias"}
+    return keys
+
+
+def small_cfg(enc="reference", **kw):
+    base = dict(d_vjepa=24, d_llm=40, n_latents=6, d_latent=16, n_blocks=2, injected_layers=(0, 2, 3), n_llm_layers=5)
+    base.update(kw)
+    return ResamplerConfig(gaze_encoding=enc, **base)
+
+
+def perturbed(cfg, seed=0):
+    torch.manual_seed(seed)
+    r = GazeResampler(cfg).eval()
+    with torch.no_grad():
+        for p in r.proj_outs:
+            p.weight.normal_(0, 0.3)
+        r.amplitude.uniform_(0.5, 1.5)
+    return r
+
+
+def test_reference_config_names_and_parameter_count():
+    r = GazeResampler(ResamplerConfig())
+    assert set(r.state_dict()) == reference_key_names()
+    # 32x256 latents + 768x256 proj_in + 2 blocks x (4 x (256x256+256) + FF(LN + 256x1024+1024 + 1024x256+256) + LN)
+    # + 256x3584 proj_out
+    per_module = 32 * 256 + 768 * 256 + 2 * (4 * (256 * 256 + 256) + 512 + 256 * 1024 + 1024 + 1024 * 256 + 256 + 512)
+    per_module += 256 * 3584
+    for m in range(4):
+        assert r.module_parameter_count(m) == per_module
+    assert 2.69e6 < per_module < 2.71e6
+    assert sum(p.numel() for p in r.parameters()) == 4 * per_module + 28
+    assert all((p.weight == 0).all() for p in r.proj_outs)
+    assert torch.equal(r.amplitude, torch.ones(28))
+    assert r.latents[0].std().item() == pytest.approx(0.02, rel=0.15)
+
+
+@pytest.mark.parametrize("enc", ["reference", "spatial"])
+def test_shapes_and_untrained_is_zero(enc):
+    cfg = small_cfg(enc)
+    r = GazeResampler(cfg)
+    feats = torch.randn(2, 3, 4, 5, 24)
+    pts = torch.rand(2, 3, 2, 2)
+    mask = torch.tensor([[[1, 0], [1, 1], [0, 0]], [[0, 0], [1, 0], [1, 0]]], dtype=torch.bool)
+    out = r(feats, pts, mask)
+    assert out.shape == (3, 2, 3, 20, 40)
+    assert torch.count_nonzero(out) == 0  # zero-initialised proj_out: nothing changes
+
+
+def literal_step(r: GazeResampler, m: int, layer: int, feats_step, g_vec=None, key_code=None, bias=None):
+    """The reference formula for one temporal step, written out with the reference's (H*W, d) shapes."""
+    d = r.config.d_latent
+    x = feats_step @ r.proj_ins[m].weight.T
+    lat = r.latents[m]
+    n = x.shape[0]
+    for i in range(r.config.n_blocks):
+        xl = torch.cat([x, lat])
+        gin = torch.cat([g_vec.expand(n, d) if key_code is None else key_code, torch.zeros(lat.shape[0], d)])
+        q = F.linear(lat, r.q_projs[m][i].weight, r.q_projs[m][i].bias)
+        k = F.linear(xl, r.k_projs[m][i].weight, r.k_projs[m][i].bias)
+        k = k + F.linear(gin, r.g_projs[m][i].weight, r.g_projs[m][i].bias)
+        v = F.linear(xl, r.v_projs[m][i].weight, r.v_projs[m][i].bias)
+        s = q @ k.T / math.sqrt(d)
+        if bias is not None:
+            s = s + torch.cat([bias, torch.zeros(lat.shape[0])])
+        lat = lat + torch.softmax(s, -1) @ v
+        lat = r.block_norms[m][i](lat + r.ff_blocks[m][i](lat))
+    rr = torch.softmax(x @ lat.T / math.sqrt(d), -1) @ lat
+    return (rr @ r.proj_outs[m].weight.T) * r.amplitude[layer]
+
+
+def detr_code(x, y, dim=16, temp=1e4):
+    """Sine/cosine code written out element by element (REFERENCE.md section 1)."""
+    half = dim // 2
+    out = []
+    for v in (x, y):
+        for i in range(half):
+            dt = temp ** (2 * (i // 2) / half)
+            out.append(math.sin(v / dt) if i % 2 == 0 else math.cos(v / dt))
+    return torch.tensor(out)
+
+
+@pytest.mark.parametrize("enc", ["reference", "spatial"])
+def test_batched_matches_literal_per_step(enc):
+    cfg = small_cfg(enc)
+    r = perturbed(cfg)
+    torch.manual_seed(1)
+    feats = torch.randn(2, 3, 4, 5, 24)
+    scanpaths = [np.array([[0.2, 0.7, 0.5, 1.0], [0.6, 0.4, 1.0, 1.0]]), np.array([[0.9, 0.1, 4.0, 1.0]])]
+    gi = GazeInputs.from_scanpaths(scanpaths, np.array([0.0, 1.0, 4.0]))
+    with torch.no_grad():
+        out = r(feats, gi.points, gi.mask, gi.has_gaze)
+        for b in range(2):
+            for t in range(3):
+                active = [
+                    (x, y) for x, y, mid, dur in scanpaths[b] if mid - dur / 2 <= [0.0, 1.0, 4.0][t] <= mid + dur / 2
+                ]
+                g_vec = key_code = bias = None
+                if enc == "reference":
+                    g_vec = torch.stack([detr_code(x, y) for x, y in active]).mean(0) if active else torch.zeros(16)
+                else:
+                    c = token_centres(4, 5)
+                    key_code, bias = torch.zeros(20, 16), torch.zeros(20)
+                    if active:
+                        codes, gauss = [], []
+                        for gx, gy in active:
+                            off = c - torch.tensor([gx, gy], dtype=torch.float32)
+                            codes.append(
+                                torch.stack([detr_code(2 * math.pi * ox, 2 * math.pi * oy) for ox, oy in off.tolist()])
+                            )
+                            gauss.append(torch.exp(-(off**2).sum(-1).double() / (2 * 0.1**2)))
+                        key_code = torch.stack(codes).mean(0)
+                        bias = torch.stack(gauss).mean(0).log().float()  # log of the mean Gaussian
+                for m, layer in enumerate(cfg.injected_layers):
+                    want = literal_step(r, m, layer, feats[b, t].reshape(20, 24), g_vec, key_code, bias)
+                    torch.testing.assert_close(out[m, b, t], want, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("enc", ["reference", "spatial"])
+def test_batched_equals_per_sample(enc):
+    r = perturbed(small_cfg(enc))
+    feats = torch.randn(3, 2, 4, 5, 24)
+    gi = GazeInputs.from_scanpaths(
+        [np.array([[0.2, 0.7, 0.5, 1.0]]), np.array([[0.6, 0.4, 1.0, 3.0], [0.1, 0.1, 1.0, 0.5]]), None], [0.5, 1.0]
+    )
+    with torch.no_grad():
+        whole = r(feats, gi.points, gi.mask, gi.has_gaze)
+        for b in range(3):
+            one = r(feats[b : b + 1], gi.points[b : b + 1], gi.mask[b : b + 1], gi.has_gaze[b : b + 1])
+            torch.testing.assert_close(whole[:, b : b + 1], one, rtol=1e-5, atol=1e-6)
+    assert torch.count_nonzero(whole[:, 2]) == 0  # empty scanpath -> zero residual
+    assert torch.count_nonzero(whole[:, 0]) > 0
+
+
+def test_spatial_and_reference_differ_and_respond_to_gaze():
+    torch.manual_seed(0)
+    feats = torch.randn(1, 1, 4, 5, 24)
+    outs = {}
+    for enc in ("reference", "spatial"):
+        r = perturbed(small_cfg(enc), seed=3)
+        with torch.no_grad():
+            a = r(feats, torch.tensor([[[[0.1, 0.1]]]]), torch.ones(1, 1, 1, dtype=torch.bool))
+            b = r(feats, torch.tensor([[[[0.9, 0.8]]]]), torch.ones(1, 1, 1, dtype=torch.bool))
+        assert not torch.allclose(a, b)  # both encodings see where the gaze is
+        outs[enc] = a
+    assert not torch.allclose(outs["reference"], outs["spatial"])
+
+
+def test_reference_code_is_the_same_for_every_token_spatial_is_not():
+    pts, mask = torch.tensor([[[[0.3, 0.6]]]]), torch.ones(1, 1, 1, dtype=torch.bool)
+    g = reference_gaze_encoding(pts, mask, 16)
+    torch.testing.assert_close(g[0, 0], detr_code(0.3, 0.6), rtol=1e-5, atol=1e-6)
+    code, bias = spatial_gaze_encoding(pts, mask, (4, 5), 16, sigma=0.1)
+    assert code.shape == (1, 1, 20, 16) and bias.shape == (1, 1, 20)
+    assert code[0, 0].std(0).sum() > 0  # per-token codes differ
+    c = token_centres(4, 5)
+    torch.testing.assert_close(bias[0, 0], -((c - torch.tensor([0.3, 0.6])) ** 2).sum(-1) / 0.02)
+    nearest = int(((c - torch.tensor([0.3, 0.6])) ** 2).sum(-1).argmin())
+    assert int(bias[0, 0].argmax()) == nearest
+    # no active fixation: zero code, zero bias, zero G
+    code0, bias0 = spatial_gaze_encoding(pts, torch.zeros(1, 1, 1, dtype=torch.bool), (4, 5), 16)
+    assert torch.count_nonzero(code0) == 0 and torch.count_nonzero(bias0) == 0
+    assert torch.count_nonzero(reference_gaze_encoding(pts, torch.zeros(1, 1, 1, dtype=torch.bool), 16)) == 0
+
+
+def test_sincos_matches_elementwise_formula():
+    xy = torch.tensor([[0.0, 1.0], [0.37, 0.81]])
+    enc = sincos_encoding(xy, 256)
+    for row, (x, y) in zip(enc, xy.tolist(), strict=True):
+        torch.testing.assert_close(row, detr_code(x, y, 256), rtol=1e-5, atol=1e-6)
+
+
+def test_active_fixations_boundaries():
+    sp = np.array([[0.1, 0.2, 1.0, 1.0], [0.5, 0.5, 1.4, 0.2], [0.9, 0.9, 5.0, 0.1]])
+    pts, mask = active_fixations(sp, [0.5, 1.3, 1.5, 1.6, 3.0])
+    assert mask.tolist() == [[True, False], [True, True], [True, True], [False, False], [False, False]]
+    np.testing.assert_allclose(pts[1], [[0.1, 0.2], [0.5, 0.5]])
+    pts, mask = active_fixations(None, [0.0, 1.0])
+    assert pts.shape == (2, 1, 2) and not mask.any()
