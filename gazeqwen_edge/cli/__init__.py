@@ -13,6 +13,8 @@ from gazeqwen_edge.errors import GazeQwenError
 
 # Importing the command modules registers their commands on `app`.
 from gazeqwen_edge.cli import model as _model  # noqa: E402,F401  isort: skip
+from gazeqwen_edge.cli import calibration as _calibration  # noqa: E402,F401  isort: skip
+from gazeqwen_edge.cli import device as _device  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -130,16 +130,18 @@ def detect_kind(path: Path) -> str:
 def open_source(spec: str | os.PathLike, **kw) -> Source:
     """Open SOURCE (see the module docstring). Unknown specs raise InputError naming the spec and what is accepted."""
     spec_s = os.fspath(spec)
-    if not isinstance(spec, os.PathLike):
+    path = Path(spec_s).expanduser()
+    if spec_s == "synthetic" or spec_s.startswith("synthetic:"):
+        return _synthetic(spec_s, **kw)
+    if not isinstance(spec, os.PathLike) and not path.exists():
         factory = _match_registry(spec_s)
         if factory is None and _PLUGIN_MODULES:
             _load_plugins()
             factory = _match_registry(spec_s)
         if factory is not None:
             return factory(spec_s, **kw)
-    path = Path(spec_s).expanduser()
-    if not path.exists() and "://" in spec_s:
-        raise InputError(None, f"unknown source '{spec_s}'", hint=f"SOURCE can be {accepted_specs()}")
+        if "://" in spec_s:
+            raise InputError(None, f"unknown source '{spec_s}'", hint=f"SOURCE can be {accepted_specs()}")
     kind = detect_kind(path)
     if kind == "session":
         from gazeqwen_edge.device.session import SessionSource

@@ -442,7 +442,7 @@ class SyntheticScene(Source):
             fy = base_y[sac_n : sac_n + m] + drift[:, 1] + noise[:, 1]
             gx[s0:j_end] = fx
             gy[s0:j_end] = fy
-            if m >= max(2, int(0.1 * self.gaze_hz)):  # a fixation cut short by the end of the recording is dropped
+            if m == n_fix:  # a fixation cut short by the end of the recording is not reported
                 true_fix.append(
                     Fixation(
                         int(self._gaze_ts[s0]),

@@ -1,0 +1,177 @@
+"""`gazeqwen-edge record` and `gazeqwen-edge inspect`: write a source to a session directory, summarise a source."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from gazeqwen_edge.cli.app import app, console
+
+SOURCE_HELP = (
+    "What to read: 'synthetic' or 'synthetic:SEED'; a directory (Neon native recording, Pupil Cloud export, a session "
+    "written by 'record', a StreamGaze item); a StreamGaze video; or a live device ('pupil-neon', 'neon://host:port')."
+)
+KIND_NAMES = {
+    "gaze": "GazeSample",
+    "frames": "SceneFrame",
+    "audio": "AudioChunk",
+    "fixations": "Fixation",
+    "blinks": "Blink",
+    "events": "Event",
+    "notices": "Notice",
+}
+
+
+def _kinds(text: str | None):
+    if not text:
+        return None
+    from gazeqwen_edge.device import records
+    from gazeqwen_edge.errors import ConfigError
+
+    out = set()
+    for k in (t.strip() for t in text.split(",") if t.strip()):
+        if k not in KIND_NAMES:
+            raise ConfigError(f"unknown stream '{k}' in --streams; choose from {', '.join(KIND_NAMES)}")
+        out.add(getattr(records, KIND_NAMES[k]))
+    return out
+
+
+def _source_kw(seed_duration: float | None, size: str | None) -> dict:
+    kw: dict = {}
+    if seed_duration is not None:
+        kw["duration_s"] = seed_duration
+    if size:
+        from gazeqwen_edge.errors import ConfigError
+
+        try:
+            w, h = (int(v) for v in size.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--size must look like 640x480, got '{size}'") from None
+        kw["width"], kw["height"] = w, h
+    return kw
+
+
+@app.command("record")
+def record(
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    out_dir: Path = typer.Argument(..., help="New directory to write the session to (must not exist or be empty)."),
+    duration: float | None = typer.Option(
+        None, "--duration", "-d", help="Stop after this many seconds of recording time (default: the whole source)."
+    ),
+    speed: float = typer.Option(
+        0.0,
+        "--speed",
+        help="Replay pace for recorded sources: 0 = as fast as possible, 1 = real time, N = N x real time.",
+    ),
+    streams: str | None = typer.Option(
+        None, "--streams", help=f"Comma-separated streams to keep ({', '.join(KIND_NAMES)}); default: all."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the session files in a non-empty OUT_DIR."),
+    synthetic_duration: float | None = typer.Option(
+        None, "--synthetic-duration", help="Length in seconds of a synthetic scene (default 10)."
+    ),
+    size: str | None = typer.Option(None, "--size", help="Frame size of a synthetic scene, e.g. 320x240."),
+) -> None:
+    """Write what a source delivers (gaze, scene video, audio, fixations, blinks, events) to a session directory:
+    Pupil Cloud export CSV layout + scene.mp4 + session.json, readable by 'inspect', the replay readers and Cloud tools.
+    Gaze and events are flushed continuously: stopping the process (Ctrl-C or kill) loses at most the last second."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gazeqwen_edge.device import open_source, paced
+    from gazeqwen_edge.device.session import Recorder
+
+    kw = _source_kw(synthetic_duration, size) if source.startswith("synthetic") else {}
+    kinds = _kinds(streams)
+    with open_source(source, **kw) as src:
+        rec = Recorder.for_source(out_dir, src, spec=source, overwrite=overwrite)
+        start, end = src.start_ns, src.end_ns
+        total = None
+        if start is not None and end is not None:
+            total = (end - start) / 1e9 if duration is None else min(duration, (end - start) / 1e9)
+        elif duration is not None:
+            total = duration
+        interrupted = False
+        with Progress(
+            TextColumn("[bold]recording[/]"),
+            BarColumn(),
+            TextColumn("{task.completed:.1f}/{task.total:.1f} s" if total else "{task.completed:.1f} s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            task = progress.add_task("record", total=total)
+            t0 = None
+            limit = None if duration is None else int(round(duration * 1e9))
+            try:
+                for i, r in enumerate(paced(src.records(kinds), speed=speed or None)):
+                    if t0 is None:
+                        t0 = r.ts_ns
+                    if limit is not None and r.ts_ns - t0 > limit:
+                        break
+                    rec.write(r)
+                    if i % 256 == 0:
+                        progress.update(task, completed=(r.ts_ns - t0) / 1e9)
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                rec.close()
+    c = rec.counts
+    span = ((rec.last_ns or 0) - (rec.first_ns or 0)) / 1e9
+    console.print(
+        f"{'stopped' if interrupted else 'wrote'} {out_dir}: {span:.1f} s, {c['gaze']} gaze samples, "
+        f"{c['frames']} frames, {c['fixations']} fixations, {c['blinks']} blinks, {c['events']} events, "
+        f"{c['audio_samples']} audio samples",
+        highlight=False,
+    )
+
+
+@app.command("inspect")
+def inspect(
+    source: str = typer.Argument(..., help=SOURCE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+    decode: bool = typer.Option(False, "--decode", help="Decode every scene frame (checks the video fully)."),
+) -> None:
+    """Summarise a source: kind, duration, streams with counts and rates, scene size, intrinsics, gaze offset."""
+    from rich.table import Table
+
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.device.inspect import summarize
+
+    with open_source(source) as src:
+        s = summarize(src, decode_frames=decode)
+    if as_json:
+        console.print_json(json.dumps(s))
+        return
+    console.print(f"[bold]{source}[/]: {s['kind']}", highlight=False)
+    if s["duration_s"] is not None:
+        console.print(f"  duration {s['duration_s']:.3f} s  (start {s['start_ns']} ns, unix)")
+    size = s["scene_size"]
+    video = "" if s["has_scene_video"] else "  (no scene video: gaze-only)"
+    console.print(f"  scene size {size[0]}x{size[1]}{video}" if size else "  no scene camera")
+    console.print(f"  gaze offset {s['gaze_offset'][0]:+.2f}, {s['gaze_offset'][1]:+.2f} px (to be added to raw gaze)")
+    k = s["intrinsics"]
+    if k:
+        m = k["camera_matrix"]
+        console.print(
+            f"  intrinsics fx={m[0][0]:.1f} fy={m[1][1]:.1f} cx={m[0][2]:.1f} cy={m[1][2]:.1f}, "
+            f"distortion {', '.join(f'{d:.4g}' for d in k['dist_coeffs'])}",
+            highlight=False,
+        )
+    else:
+        console.print("  intrinsics: none")
+    t = Table(title=None, show_edge=False)
+    for col in ("stream", "count", "rate", "first (s)", "last (s)"):
+        t.add_column(col, justify="left" if col == "stream" else "right")
+    base = s["start_ns"] or 0
+    for name, st in s["streams"].items():
+        rate = f"{st['rate_hz']:.1f} Hz" if st["rate_hz"] else "-"
+        if "sample_rate" in st:
+            rate += f" ({st['sample_rate']} Hz audio)"
+        t.add_row(
+            name, str(st["count"]), rate, f"{(st['first_ns'] - base) / 1e9:.3f}", f"{(st['last_ns'] - base) / 1e9:.3f}"
+        )
+    console.print(t)
+    for n in s["notices"]:
+        console.print(f"  [yellow]notice[/] {n}", highlight=False)

@@ -1,0 +1,204 @@
+"""StreamGaze items (REFERENCE.md section 2): an egocentric video and its fixation CSV
+(`start_time,end_time,center_x,center_y,duration,start_time_seconds,end_time_seconds,fixation_id,duration_seconds`,
+centres normalised to 0-1, times in seconds of the video).
+
+StreamGaze has fixations, not raw gaze. The source delivers SceneFrames (video time mapped to unix ns from `start_ns`)
+and Fixations (centres in scene px); with `gaze_hz` set it also delivers GazeSamples on each fixation's centre
+(a step signal, no saccades) for consumers that need a gaze stream. `window=(start_s, end_s)` restricts everything
+to that span of the video (e.g. up to a question's time stamp); a fixation belongs to the window when it ends in it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from gazeqwen_edge.device._io import FLOAT, probe_video, read_csv_columns
+from gazeqwen_edge.device.pacing import merge_by_time
+from gazeqwen_edge.device.records import Fixation, GazeSample, Record, SceneFrame
+from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.synthetic import DEFAULT_START_NS
+from gazeqwen_edge.errors import InputError
+
+FIXATION_CSV_COLUMNS = {
+    "center_x": FLOAT,
+    "center_y": FLOAT,
+    "start_time_seconds": FLOAT,
+    "end_time_seconds": FLOAT,
+}
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+
+
+def _is_fixation_csv(p: Path) -> bool:
+    try:
+        with open(p, encoding="utf-8-sig", errors="replace") as f:
+            head = f.readline()
+    except OSError:
+        return False
+    cols = {c.strip() for c in head.split(",")}
+    return all(c in cols for c in FIXATION_CSV_COLUMNS)
+
+
+def find_fixation_csv(video: Path) -> Path:
+    """The fixation CSV of a StreamGaze video: `<stem>.csv`, `<stem>_fixation*.csv`, or the only fixation CSV
+    in its folder."""
+    d = video.parent
+    cands = [
+        d / f"{video.stem}.csv",
+        *sorted(d.glob(f"{video.stem}_fixation*.csv")),
+        *sorted(d.glob(f"{video.stem}*.csv")),
+    ]
+    for c in cands:
+        if c.is_file() and _is_fixation_csv(c):
+            return c
+    others = [p for p in sorted(d.glob("*.csv")) if _is_fixation_csv(p)]
+    if len(others) == 1:
+        return others[0]
+    raise InputError(
+        video,
+        "no fixation CSV found beside this video"
+        + (f" ({len(others)} candidates, name one with fixations=)" if others else ""),
+        hint="pass fixations=PATH (columns: " + ",".join(FIXATION_CSV_COLUMNS) + ", ...)",
+    )
+
+
+class StreamGazeSource(Source):
+    """A StreamGaze video + fixation CSV, optionally windowed by time (seconds of the video)."""
+
+    name = "streamgaze"
+
+    def __init__(
+        self,
+        path: str | Path,
+        fixations: str | Path | None = None,
+        window: tuple[float, float] | None = None,
+        start_ns: int = DEFAULT_START_NS,
+        gaze_hz: float | None = None,
+        **_ignored,
+    ):
+        p = Path(path)
+        if p.is_dir():
+            vids = sorted(q for q in p.iterdir() if q.suffix.lower() in VIDEO_SUFFIXES)
+            if len(vids) != 1:
+                raise InputError(p, f"expected one video in a StreamGaze item folder, found {len(vids)}")
+            p = vids[0]
+        self.video_path = p
+        self.fixation_csv = Path(fixations) if fixations is not None else find_fixation_csv(p)
+        if window is not None:
+            a, b = float(window[0]), float(window[1])
+            if not (math.isfinite(a) and math.isfinite(b)) or b < a or a < 0:
+                raise InputError(None, f"window must be (start_s, end_s) with 0 <= start_s <= end_s, got {window}")
+            window = (a, b)
+        self.window = window
+        self._start = int(start_ns)
+        self.gaze_hz = gaze_hz
+        info = probe_video(p, count=False)
+        self._size = (info.width, info.height)
+        self._rate = self._frame_rate()
+        self._fix  # noqa: B018  fail at open on a bad CSV
+
+    def _frame_rate(self) -> float:
+        import av
+
+        with av.open(str(self.video_path)) as c:
+            r = c.streams.video[0].average_rate or c.streams.video[0].guessed_rate
+            return float(r) if r else 30.0
+
+    @cached_property
+    def _fix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        c = read_csv_columns(self.fixation_csv, FIXATION_CSV_COLUMNS)
+        s, e = c["start_time_seconds"], c["end_time_seconds"]
+        bad = np.nonzero(~np.isfinite(s) | ~np.isfinite(e) | (e < s) | (s < 0))[0]
+        if len(bad):
+            raise InputError(self.fixation_csv, f"line {bad[0] + 2}: fixation ends before it starts or has no time")
+        cx, cy = c["center_x"], c["center_y"]
+        if np.any(~np.isfinite(cx)) or np.any(~np.isfinite(cy)):
+            raise InputError(self.fixation_csv, "center_x/center_y must be numbers (normalised 0-1)")
+        order = np.argsort(e, kind="stable")
+        return s[order], e[order], cx[order], cy[order]
+
+    def _ns(self, t_s: float) -> int:
+        return self._start + int(round(t_s * 1e9))
+
+    @property
+    def scene_size(self) -> tuple[int, int]:
+        return self._size
+
+    @property
+    def start_ns(self) -> int:
+        return self._ns(self.window[0]) if self.window else self._start
+
+    @property
+    def end_ns(self) -> int | None:
+        if self.window:
+            return self._ns(self.window[1])
+        s, e, _, _ = self._fix
+        return self._ns(float(e.max())) if len(e) else None
+
+    @cached_property
+    def fixations(self) -> list[Fixation]:
+        s, e, cx, cy = self._fix
+        w, h = self._size
+        out = []
+        for a, b, x, y in zip(s.tolist(), e.tolist(), cx.tolist(), cy.tolist(), strict=True):
+            if self.window and not (self.window[0] <= b <= self.window[1]):
+                continue
+            out.append(Fixation(self._ns(a), self._ns(b), x * w, y * h, "streamgaze"))
+        return out
+
+    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
+        want = None if kinds is None else set(kinds)
+        streams: list[Iterator[Record]] = []
+        if want is None or SceneFrame in want:
+            streams.append(self._frames())
+        if want is None or Fixation in want:
+            streams.append(iter(self.fixations))
+        if self.gaze_hz and (want is None or GazeSample in want):
+            streams.append(self._gaze())
+        return merge_by_time(streams)
+
+    def _gaze(self) -> Iterator[GazeSample]:
+        step = int(round(1e9 / self.gaze_hz))
+        for f in self.fixations:
+            for t in range(f.start_ns, f.end_ns + 1, step):
+                yield GazeSample(t, f.x, f.y, True)
+
+    def _frames(self) -> Iterator[SceneFrame]:
+        import av
+
+        try:
+            c = av.open(str(self.video_path))
+        except (av.error.FFmpegError, OSError) as e:
+            raise InputError(self.video_path, f"is not a readable video ({e})") from None
+        try:
+            vs = c.streams.video[0]
+            vs.thread_type = "AUTO"
+            tb = float(vs.time_base) if vs.time_base else 1.0 / self._rate
+            first_pts = None
+            if self.window and self.window[0] > 0:
+                c.seek(int(self.window[0] / tb), stream=vs, backward=True)
+            k = 0
+            try:
+                for fr in c.decode(vs):
+                    if fr.pts is None:
+                        t = k / self._rate
+                    else:
+                        if first_pts is None:
+                            first_pts = vs.start_time or 0
+                        t = (fr.pts - first_pts) * tb
+                    k += 1
+                    if self.window:
+                        if t < self.window[0] - 1e-6:
+                            continue
+                        if t > self.window[1] + 1e-6:
+                            break
+                    idx = int(round(t * self._rate))
+                    yield SceneFrame(self._ns(t), fr.to_ndarray(format="rgb24"), idx)
+            except av.error.FFmpegError as e:
+                raise InputError(self.video_path, f"video decoding failed ({e})") from None
+        finally:
+            c.close()

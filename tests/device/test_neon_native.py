@@ -1,0 +1,247 @@
+"""The real Neon demo recording (../shared/fixtures/neon_demo_recording) read through NeonRecordingSource.
+
+Expected values are read independently from the files with numpy/json (the layouts in REFERENCE.md section 4)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gazeqwen_edge.device import Blink, Event, Fixation, GazeSample, Notice, SceneFrame, open_source
+from gazeqwen_edge.device._io import Mp4Writer
+from gazeqwen_edge.device.neon_native import NeonRecordingSource
+from gazeqwen_edge.errors import InputError
+
+FIX_DTYPE = np.dtype(
+    [("event_type", "<i4"), ("start", "<i8"), ("end", "<i8")]
+    + [(n, "<f4") for n in ("sx", "sy", "ex", "ey", "mx", "my", "amp_px", "amp_deg", "mean_v", "max_v")]
+)
+SCENE_TIME = "Neon Scene Camera v1 ps1.time"
+
+
+def _link_copy(src: Path, dst: Path, skip=()) -> Path:
+    dst.mkdir(parents=True, exist_ok=True)
+    for p in src.iterdir():
+        if p.name not in skip:
+            os.symlink(p, dst / p.name)
+    return dst
+
+
+def _barcode(i: int, w: int = 160, h: int = 120) -> np.ndarray:
+    """A frame whose 10 top blocks encode i in binary (robust to compression)."""
+    img = np.full((h, w, 3), 60, np.uint8)
+    bw = w // 10
+    for b in range(10):
+        if (i >> b) & 1:
+            img[: h // 3, b * bw : (b + 1) * bw] = 230
+    return img
+
+
+def _read_barcode(rgb: np.ndarray) -> int:
+    h, w = rgb.shape[:2]
+    bw = w // 10
+    return sum(1 << b for b in range(10) if rgb[h // 6, b * bw + bw // 2].mean() > 145)
+
+
+@pytest.fixture(scope="module")
+def rec(neon_recording_dir):
+    with NeonRecordingSource(neon_recording_dir) as s:
+        yield s
+
+
+def test_detected_as_neon(neon_recording_dir):
+    s = open_source(str(neon_recording_dir))
+    assert isinstance(s, NeonRecordingSource)
+    s.close()
+
+
+def test_gaze_counts_times_and_values(rec, neon_recording_dir):
+    info = json.loads((neon_recording_dir / "info.json").read_text())
+    ts_file = np.fromfile(neon_recording_dir / "gaze_200hz.time", "<i8")
+    xy_file = np.fromfile(neon_recording_dir / "gaze_200hz.raw", "<f4").reshape(-1, 2)
+    gaze = list(rec.records({GazeSample}))
+    assert len(gaze) == 1788 == len(ts_file)
+    ts = np.array([g.ts_ns for g in gaze])
+    np.testing.assert_array_equal(ts, ts_file)
+    assert np.median(np.diff(ts)) == pytest.approx(5e6, abs=0.1e6)  # 200 Hz
+    # time ranges: all gaze inside the recording's [start_time, start_time + duration]
+    assert rec.start_ns == info["start_time"] and rec.end_ns == info["start_time"] + info["duration"]
+    assert rec.start_ns <= ts[0] and ts[-1] <= rec.end_ns
+    assert (ts[-1] - ts[0]) / 1e9 == pytest.approx(8.96, abs=0.01)
+    # raw gaze = stored gaze minus the info.json offset (package convention, see neon_native docstring)
+    dx, dy = info["gaze_offset"]
+    np.testing.assert_allclose([g.x for g in gaze], xy_file[:, 0] - dx, rtol=0, atol=1e-3)
+    np.testing.assert_allclose([g.y for g in gaze], xy_file[:, 1] - dy, rtol=0, atol=1e-3)
+    worn = np.fromfile(neon_recording_dir / "worn_200hz.raw", "u1")
+    assert [g.worn for g in gaze] == (worn != 0).tolist()
+
+
+def test_gaze_offset_from_info_json(rec, neon_recording_dir):
+    info = json.loads((neon_recording_dir / "info.json").read_text())
+    assert rec.gaze_offset == pytest.approx(tuple(info["gaze_offset"]))
+    assert rec.gaze_offset == pytest.approx((27.237305, 6.635742))
+
+
+def test_device_fixations(rec, neon_recording_dir):
+    raw = np.fromfile(neon_recording_dir / "fixations ps1.raw", FIX_DTYPE)
+    raw = raw[raw["event_type"] == 1]
+    fix = list(rec.records({Fixation}))
+    assert len(fix) == 23 == len(raw)
+    assert all(f.source == "device" for f in fix)
+    np.testing.assert_array_equal([f.start_ns for f in fix], raw["start"])
+    np.testing.assert_array_equal([f.end_ns for f in fix], raw["end"])
+    # positions: the detector's own means (no offset), i.e. the same space as our raw gaze ...
+    np.testing.assert_allclose([f.x for f in fix], raw["mx"], atol=1e-3)
+    np.testing.assert_allclose([f.y for f in fix], raw["my"], atol=1e-3)
+    # ... which we check against the gaze itself: mean raw gaze over each fixation ~ its centre
+    ts, x, y = rec.gaze_arrays()
+    d = []
+    for f in fix:
+        m = (ts >= f.start_ns) & (ts <= f.end_ns)
+        d.append(np.hypot(x[m].mean() - f.x, y[m].mean() - f.y))
+    assert np.median(d) < 1.5, d
+
+
+def test_blinks_events_intrinsics_and_order(rec, neon_recording_dir):
+    recs = list(rec.records())
+    assert [r.ts_ns for r in recs] == sorted(r.ts_ns for r in recs)
+    blinks = [r for r in recs if isinstance(r, Blink)]
+    assert len(blinks) == 2 and all(b.end_ns > b.start_ns for b in blinks)
+    events = [r for r in recs if isinstance(r, Event)]
+    assert [e.name for e in events] == ["recording.begin", "recording.end"]
+    assert events[0].ts_ns == rec.start_ns
+    cal = (neon_recording_dir / "calibration.bin").read_bytes()
+    k = np.frombuffer(cal, "<f8", 9, offset=7).reshape(3, 3)
+    dist = np.frombuffer(cal, "<f8", 8, offset=7 + 72)
+    np.testing.assert_array_equal(rec.intrinsics.camera_matrix, k)
+    np.testing.assert_array_equal(rec.intrinsics.dist_coeffs, dist)
+    assert rec.intrinsics.extra["serial"] == "578846"
+
+
+def test_gaze_only_recording_is_explicit(rec):
+    assert not rec.has_scene_video
+    assert rec.scene_size == (1600, 1200)  # the Neon scene camera, from what the device is
+    assert any(isinstance(r, Notice) and r.kind == "sensor_missing" for r in rec.records({Notice}))
+    with pytest.raises(InputError, match="gaze-only"):
+        list(rec.records({SceneFrame, GazeSample}))
+
+
+def test_scene_video_path(neon_recording_dir, tmp_path):
+    d = _link_copy(neon_recording_dir, tmp_path / "rec")
+    ts = np.fromfile(d / SCENE_TIME, "<i8")
+    w = Mp4Writer(d / "Neon Scene Camera v1 ps1.mp4", 160, 120, 30)
+    for i in range(len(ts)):
+        w.write(_barcode(i))
+    w.close()
+    with open_source(d) as s:
+        assert s.has_scene_video and s.scene_size == (160, 120)
+        frames = list(s.records({SceneFrame}))
+        assert len(frames) == len(ts) == 292
+        np.testing.assert_array_equal([f.ts_ns for f in frames], ts)
+        assert [_read_barcode(f.rgb) for f in frames] == list(range(len(ts)))
+        allrecs = list(s.records())
+        assert sum(isinstance(r, SceneFrame) for r in allrecs) == 292
+        assert not any(isinstance(r, Notice) for r in allrecs)
+
+
+def _split(src_raw: Path, src_time: Path | None, dst: Path, base: str, itemsize: int, cut: int) -> None:
+    raw = src_raw.read_bytes()
+    (dst / f"{base} ps1.raw").write_bytes(raw[: cut * itemsize])
+    (dst / f"{base} ps2.raw").write_bytes(raw[cut * itemsize :])
+    if src_time is not None:
+        t = src_time.read_bytes()
+        (dst / f"{base} ps1.time").write_bytes(t[: cut * 8])
+        (dst / f"{base} ps2.time").write_bytes(t[cut * 8 :])
+
+
+def test_multipart_recording(neon_recording_dir, tmp_path):
+    """A recording in two parts (ps1, ps2) reads as one continuous stream."""
+    d = tmp_path / "multi"
+    skip = {"gaze_200hz.raw", "gaze_200hz.time", "worn_200hz.raw", "gaze ps1.raw", "gaze ps1.time", "worn ps1.raw"}
+    _link_copy(neon_recording_dir, d, skip=skip)
+    _split(neon_recording_dir / "gaze ps1.raw", neon_recording_dir / "gaze ps1.time", d, "gaze", 8, 1000)
+    _split(neon_recording_dir / "worn ps1.raw", None, d, "worn", 1, 1000)
+    with open_source(d) as s:
+        ts, x, _ = s.gaze_arrays()
+    ref_ts = np.fromfile(neon_recording_dir / "gaze ps1.time", "<i8")
+    ref_xy = np.fromfile(neon_recording_dir / "gaze ps1.raw", "<f4").reshape(-1, 2)
+    np.testing.assert_array_equal(ts, ref_ts)
+    np.testing.assert_allclose(x, ref_xy[:, 0] - 27.237305, atol=1e-3)
+
+
+# ----------------------------------------------------------------------------------------------------- bad input
+def _copy(neon_recording_dir: Path, tmp_path: Path) -> Path:
+    d = tmp_path / "bad"
+    shutil.copytree(neon_recording_dir, d)
+    for p in d.iterdir():
+        p.chmod(0o644)
+    d.chmod(0o755)
+    return d
+
+
+def test_truncated_raw(neon_recording_dir, tmp_path):
+    d = _copy(neon_recording_dir, tmp_path)
+    raw = d / "gaze_200hz.raw"
+    raw.write_bytes(raw.read_bytes()[:-3])
+    with pytest.raises(InputError, match="truncated") as e:
+        open_source(d)
+    assert "gaze_200hz.raw" in str(e.value)
+
+
+def test_time_shorter_than_raw(neon_recording_dir, tmp_path):
+    d = _copy(neon_recording_dir, tmp_path)
+    t = d / "fixations ps1.time"
+    t.write_bytes(t.read_bytes()[:-16])
+    with pytest.raises(InputError, match=r"\.time is shorter than \.raw") as e:
+        NeonRecordingSource(d)
+    assert e.value.path.endswith("fixations ps1.time")
+
+
+def test_missing_and_broken_files(neon_recording_dir, tmp_path):
+    d = _copy(neon_recording_dir, tmp_path)
+    (d / "blinks ps1.time").unlink()
+    with pytest.raises(InputError, match="missing") as e:
+        NeonRecordingSource(d)
+    assert e.value.path.endswith("blinks ps1.time")
+    (d / "info.json").write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        NeonRecordingSource(d)
+    (d / "info.json").unlink()
+    with pytest.raises(InputError, match="info.json: file is missing"):
+        NeonRecordingSource(d)
+
+
+def test_no_gaze_at_all(neon_recording_dir, tmp_path):
+    d = _copy(neon_recording_dir, tmp_path)
+    for n in ("gaze_200hz.raw", "gaze_200hz.time", "gaze ps1.raw", "gaze ps1.time"):
+        (d / n).unlink()
+    with pytest.raises(InputError, match="no gaze data"):
+        NeonRecordingSource(d)
+
+
+def test_empty_scene_video(neon_recording_dir, tmp_path):
+    d = _link_copy(neon_recording_dir, tmp_path / "rec")
+    (d / "Neon Scene Camera v1 ps1.mp4").write_bytes(b"")
+    with pytest.raises(InputError, match="empty") as e:
+        open_source(d)
+    assert e.value.path.endswith(".mp4")
+
+
+def test_unreadable_directory(neon_recording_dir, tmp_path, monkeypatch):
+    d = _copy(neon_recording_dir, tmp_path)
+    real_iterdir = Path.iterdir
+
+    def denied(self):
+        if self == d:
+            raise PermissionError(13, "Permission denied")
+        return real_iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    with pytest.raises(InputError, match="cannot be read") as e:
+        open_source(d)
+    assert e.value.path == str(d)
