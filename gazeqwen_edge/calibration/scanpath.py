@@ -1,0 +1,145 @@
+"""Scanpaths for the gaze resampler: rows [x, y, mid_t, dur] (x, y in [0, 1] of the frame the model sees, times in
+seconds from an origin), with a bounded history and "what was known at time t".
+
+    mapper = GazeMapper(camera, FrameTransform.center_crop(1600, 1200, 448, 448), offset=wearer_offset)
+    sp = OnlineScanpath(mapper, origin_ns=session_start_ns)
+    for rec in source.records():
+        sp.push_record(rec)                        # GazeSample / SceneFrame / others ignored
+        rows = sp.rows_at(rec.ts_ns)                # what the detector knew at that moment (ongoing fixation included)
+
+Apply the wearer offset in one place only: the mapper's `offset` (with the detector fed raw gaze, as here).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from gazeqwen_edge.calibration.camera import GazeMapper
+from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
+from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+
+
+@dataclass(frozen=True)
+class KnownFixation:
+    fixation: Fixation
+    reported_ns: int  # when the detector emitted it (its end is known from then on)
+    u: float  # normalised model-frame coordinates
+    v: float
+
+
+class ScanpathBuilder:
+    """Keeps the recent fixations (bounded by count and age) and turns them into resampler rows."""
+
+    def __init__(
+        self,
+        mapper: GazeMapper,
+        origin_ns: int = 0,
+        max_fixations: int = 1024,
+        max_age_s: float | None = None,
+        latency_ns: int = 0,
+    ):
+        self.mapper = mapper
+        self.origin_ns = int(origin_ns)
+        self.max_age_ns = None if max_age_s is None else int(max_age_s * 1e9)
+        self.latency_ns = int(latency_ns)  # detector delay, for reconstructing past "ongoing" fixations
+        self._fix: deque[KnownFixation] = deque(maxlen=max_fixations)
+
+    def __len__(self) -> int:
+        return len(self._fix)
+
+    @property
+    def fixations(self) -> list[KnownFixation]:
+        return list(self._fix)
+
+    def add(self, fixation: Fixation, reported_ns: int | None = None) -> KnownFixation:
+        u, v = self.mapper.to_model((fixation.x, fixation.y))[0]
+        k = KnownFixation(fixation, fixation.end_ns if reported_ns is None else int(reported_ns), float(u), float(v))
+        self._fix.append(k)
+        if self.max_age_ns is not None:
+            self.prune(k.reported_ns - self.max_age_ns)
+        return k
+
+    def extend(self, fixations: Iterable[Fixation], reported_ns: int | None = None) -> None:
+        for f in fixations:
+            self.add(f, reported_ns)
+
+    def prune(self, before_ns: int) -> None:
+        """Forget fixations that ended before `before_ns`."""
+        while self._fix and self._fix[0].fixation.end_ns < before_ns:
+            self._fix.popleft()
+
+    def _row(self, u: float, v: float, start_ns: int, end_ns: int) -> list[float]:
+        mid = ((start_ns + end_ns) / 2 - self.origin_ns) / 1e9
+        return [u, v, mid, (end_ns - start_ns) / 1e9]
+
+    def rows(
+        self,
+        t_ns: int | None = None,
+        since_ns: int | None = None,
+        ongoing: Fixation | None = None,
+        min_ongoing_ns: int = 0,
+    ) -> np.ndarray:
+        """Rows [x, y, mid_t, dur] (float32, (N, 4)) of what was known at `t_ns` (default: everything): fixations
+        reported by then, plus the fixation in progress at `t_ns` (`ongoing` when given - the detector's present
+        view -, otherwise reconstructed from a later-reported fixation as start .. t - latency). `since_ns` drops
+        fixations that ended before it (e.g. the start of the clip)."""
+        out: list[list[float]] = []
+        last_end = None
+        for k in self._fix:
+            f = k.fixation
+            if since_ns is not None and f.end_ns < since_ns:
+                continue
+            if t_ns is None or k.reported_ns <= t_ns:
+                out.append(self._row(k.u, k.v, f.start_ns, f.end_ns))
+                last_end = f.end_ns
+            elif ongoing is None and f.start_ns <= t_ns:
+                end = min(f.end_ns, t_ns - self.latency_ns)
+                if end - f.start_ns >= max(min_ongoing_ns, 1):
+                    out.append(self._row(k.u, k.v, f.start_ns, end))
+        if ongoing is not None and (t_ns is None or ongoing.start_ns <= t_ns):
+            u, v = self.mapper.to_model((ongoing.x, ongoing.y))[0]
+            end = ongoing.end_ns if t_ns is None else min(ongoing.end_ns, t_ns)
+            if last_end is None or ongoing.start_ns > last_end:
+                out.append(self._row(float(u), float(v), ongoing.start_ns, end))
+        return np.asarray(out, dtype=np.float32).reshape(-1, 4)
+
+
+class OnlineScanpath:
+    """An `OnlineFixationDetector` feeding a `ScanpathBuilder`: push records, read rows at any time."""
+
+    def __init__(
+        self,
+        mapper: GazeMapper,
+        origin_ns: int = 0,
+        params: FixationParams | None = None,
+        max_fixations: int = 1024,
+        max_age_s: float | None = None,
+    ):
+        self.detector = OnlineFixationDetector(mapper.camera, params)
+        p = self.detector.params
+        latency = int(self.detector.latency_samples * 1e9 / p.sampling_hz)
+        self.builder = ScanpathBuilder(mapper, origin_ns, max_fixations, max_age_s, latency_ns=latency)
+        self.now_ns: int | None = None
+
+    def push_record(self, rec) -> list[Fixation]:
+        if isinstance(rec, GazeSample | SceneFrame):
+            self.now_ns = rec.ts_ns if self.now_ns is None else max(self.now_ns, rec.ts_ns)
+            new = self.detector.push_record(rec)
+            self.builder.extend(new, rec.ts_ns)
+            return new
+        return []
+
+    def flush(self) -> list[Fixation]:
+        new = self.detector.flush()
+        self.builder.extend(new, self.now_ns)
+        return new
+
+    def rows_at(self, t_ns: int | None = None, since_ns: int | None = None) -> np.ndarray:
+        """Rows known at `t_ns` (default: now). At the present the detector's ongoing fixation is included."""
+        present = t_ns is None or (self.now_ns is not None and t_ns >= self.now_ns)
+        ongoing = self.detector.ongoing() if present else None
+        return self.builder.rows(None if t_ns is None else t_ns, since_ns, ongoing=ongoing)

@@ -1,0 +1,239 @@
+"""`gazeqwen-edge calibrate ...`: wearer offset calibration, stored offsets, camera intrinsics, fixation detection."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.errors import ConfigError, InputError
+
+calibrate_app = typer.Typer(
+    help="Wearer offset calibration, camera intrinsics and fixation detection.", no_args_is_help=True
+)
+app.add_typer(calibrate_app, name="calibrate")
+
+
+def _open(source: str | None, address: str | None, port: int, aruco: bool):
+    from gazeqwen_edge.calibration.target_scene import register
+
+    register()  # makes "calibration-target[:...]" available to open_source
+    if (source is None) == (address is None):
+        raise ConfigError("give exactly one of --source SPEC or --address HOST (with --port)")
+    if source is not None:
+        from gazeqwen_edge.device import open_source
+
+        return open_source(source)
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    return NeonLiveSource(address, port, streams=("gaze", "world") if aruco else ("gaze",))
+
+
+def _records_frames_if_any(src, kinds: set, frame_kind: type):
+    """The source's records of `kinds`, plus scene frames when it has them (gaze-only recordings refuse frames)."""
+    try:
+        it = src.records(kinds | {frame_kind})
+        first = next(it)
+    except StopIteration:
+        return
+    except InputError:
+        yield from src.records(kinds)
+        return
+    yield first
+    yield from it
+
+
+@calibrate_app.command("offset")
+def offset(
+    wearer: str = typer.Option(..., "--wearer", "-w", help="Name the offset is stored under."),
+    source: str = typer.Option(
+        None,
+        "--source",
+        "-s",
+        help="SOURCE spec: neon://HOST:PORT, a recording, 'calibration-target:offset=12,-8' (synthetic), ...",
+    ),
+    address: str = typer.Option(None, "--address", help="Neon Companion (or simulator) host; instead of --source."),
+    port: int = typer.Option(8080, "--port", help="HTTP port of the device given with --address."),
+    target: str = typer.Option(
+        "center",
+        "--target",
+        "-t",
+        help="Where the wearer looks: 'center' of the scene, 'X,Y' scene px, or 'aruco[:ID]' (a printed marker).",
+    ),
+    seconds: float = typer.Option(5.0, "--seconds", min=0.5, help="How long to collect gaze on the target."),
+    store: Path = typer.Option(None, "--store", help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config)."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store the result for the wearer."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not wait for Enter before collecting."),
+) -> None:
+    """Estimate the wearer's constant gaze offset from a few seconds of looking at a target, show the residual
+    error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, camera_for, parse_target
+
+    aruco = target.strip().lower().startswith("aruco")
+    src = _open(source, address, port, aruco)
+    try:
+        tgt = parse_target(target, src.scene_size)
+        cam = camera_for(src)
+        where = "the printed ArUco marker" if aruco else f"the target at scene px ({tgt[0]:.0f}, {tgt[1]:.0f})"
+        console.print(f"[bold]Offset calibration[/] for wearer [cyan]{wearer}[/] on {src.name}")
+        console.print(f"Ask the wearer to look steadily at {where} for {seconds:g} s.")
+        if not yes and sys.stdin.isatty():
+            typer.prompt("Press Enter when the wearer is ready", default="", show_default=False)
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[fix]} fixations"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as prog:
+            task = prog.add_task("collecting gaze", total=1.0, fix=0)
+            run = calibrate_offset(
+                src,
+                tgt,
+                seconds=seconds,
+                camera=cam,
+                progress=lambda frac, n: prog.update(task, completed=frac, fix=n),
+            )
+    finally:
+        src.close()
+    e = run.estimate
+    console.print(
+        f"fixations: {e.n_fixations} detected, {e.n_used} on the target"
+        + (f"; marker seen in {run.marker_seen}/{run.n_frames} frames" if aruco else "")
+    )
+    console.print(f"offset to add to raw gaze: [bold]dx {e.dx:+.1f} px, dy {e.dy:+.1f} px[/]")
+    console.print(
+        f"error to the target: {e.residual_before_deg:.2f} deg before, [bold]{e.residual_after_deg:.2f} deg[/] after"
+        f" (RMS {e.residual_after_rms_deg:.2f} deg, {e.residual_after_px:.1f} px)"
+    )
+    if e.n_used < 2:
+        console.print("[yellow]only one fixation was on the target: the residual says little; collect longer[/]")
+    if save:
+        st = OffsetStore(store)
+        st.set(wearer, e.offset, e.residual_after_deg, e.n_used, source=source or f"{address}:{port}")
+        console.print(f"saved for wearer '{wearer}' in {st.path}")
+
+
+@calibrate_app.command("show")
+def show(
+    wearer: str = typer.Option(None, "--wearer", "-w", help="Only this wearer."),
+    store: Path = typer.Option(None, "--store", help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config)."),
+) -> None:
+    """List the stored wearer offsets."""
+    from rich.table import Table
+
+    from gazeqwen_edge.calibration.offset import OffsetStore
+
+    st = OffsetStore(store)
+    entries = st.load()
+    if wearer is not None:
+        if wearer not in entries:
+            raise InputError(
+                st.path, f"no offset stored for wearer '{wearer}'", hint="run: gazeqwen-edge calibrate offset"
+            )
+        entries = {wearer: entries[wearer]}
+    if not entries:
+        console.print(f"no wearer offsets stored in {st.path}")
+        return
+    t = Table(title=f"wearer offsets ({st.path})")
+    for c in ("wearer", "dx px", "dy px", "residual deg", "fixations", "updated", "source"):
+        t.add_column(c)
+    for name, w in entries.items():
+        t.add_row(
+            name,
+            f"{w.dx:+.1f}",
+            f"{w.dy:+.1f}",
+            "" if w.residual_deg is None else f"{w.residual_deg:.2f}",
+            "" if w.n_fixations is None else str(w.n_fixations),
+            w.updated,
+            w.source,
+        )
+    console.print(t)
+
+
+@calibrate_app.command("camera")
+def camera(
+    path: Path = typer.Argument(..., help="calibration.bin, a Cloud export's scene_camera.json, or a directory."),
+) -> None:
+    """Read and check scene camera intrinsics (calibration.bin's CRC is verified)."""
+    import numpy as np
+
+    from gazeqwen_edge.calibration.camera import CameraModel, read_calibration_bin, read_scene_camera_json
+
+    p = path
+    if p.is_dir():
+        if (p / "calibration.bin").is_file():
+            p = p / "calibration.bin"
+        elif (p / "scene_camera.json").is_file():
+            p = p / "scene_camera.json"
+        else:
+            raise InputError(p, "no calibration.bin or scene_camera.json in this directory")
+    intr = read_scene_camera_json(p) if p.suffix.lower() == ".json" else read_calibration_bin(p)
+    cam = CameraModel(intr)
+    K = cam.K
+    console.print(f"[bold]{p}[/]" + (" (CRC ok)" if "crc" in intr.extra and p.suffix == ".bin" else ""))
+    if intr.extra.get("serial"):
+        console.print(f"module serial {intr.extra['serial']}, version {intr.extra.get('version')}")
+    console.print(
+        f"size {cam.width}x{cam.height}  fx {K[0, 0]:.2f}  fy {K[1, 1]:.2f}  cx {K[0, 2]:.2f}  cy {K[1, 2]:.2f}"
+    )
+    console.print("distortion " + np.array2string(cam.D, precision=5, separator=", "))
+    hf = cam.angle_deg([0, K[1, 2]], [cam.width, K[1, 2]])[0]
+    vf = cam.angle_deg([K[0, 2], 0], [K[0, 2], cam.height])[0]
+    console.print(f"field of view {hf:.1f} x {vf:.1f} deg, {cam.px_per_degree():.2f} px/deg at the centre")
+
+
+@calibrate_app.command("fixations")
+def fixations(
+    source: str = typer.Argument(..., help="SOURCE spec: a Neon recording, a Cloud export, synthetic[:SEED], ..."),
+    tolerance_ms: float = typer.Option(50.0, "--tolerance-ms", help="Onset tolerance when comparing to the device."),
+    wearer: str = typer.Option(None, "--wearer", "-w", help="Apply this wearer's stored offset to the centres."),
+    limit: int = typer.Option(20, "--show", help="How many fixations to list."),
+) -> None:
+    """Run our online fixation detector over a source and compare it with the source's own fixations."""
+    from rich.table import Table
+
+    from gazeqwen_edge.calibration.evaluate import match_fixations
+    from gazeqwen_edge.calibration.fixation import OnlineFixationDetector
+    from gazeqwen_edge.calibration.offset import camera_for, resolve_offset
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+    from gazeqwen_edge.timing import StageTimer
+
+    src = open_source(source)
+    timer = StageTimer()
+    ours, device = [], []
+    n = 0
+    try:
+        det = OnlineFixationDetector(camera_for(src))
+        for rec in _records_frames_if_any(src, {GazeSample, Fixation}, SceneFrame):
+            if isinstance(rec, Fixation):
+                device.append(rec)
+                continue
+            n += isinstance(rec, GazeSample)
+            with timer.stage("detector"):
+                ours += det.push_record(rec)
+        ours += det.flush()
+    finally:
+        src.close()
+    off, origin = resolve_offset(src, wearer)
+    console.print(f"{n} gaze samples -> {len(ours)} fixations (ours); offset {off} ({origin}) not needed to compare")
+    t = Table(title="our fixations")
+    for c in ("start s", "dur ms", "x px", "y px"):
+        t.add_column(c, justify="right")
+    t0 = src.start_ns or (ours[0].start_ns if ours else 0)
+    for f in ours[:limit]:
+        t.add_row(f"{(f.start_ns - t0) / 1e9:.3f}", f"{f.duration_ns / 1e6:.0f}", f"{f.x:.1f}", f"{f.y:.1f}")
+    console.print(t)
+    if device:
+        a, _ = match_fixations(ours, device, tolerance_ms)
+        console.print(f"vs the source's {len(device)} fixations: {a.summary()}")
+    s = timer.summary().get("detector")
+    if s and n:
+        console.print(f"detector: {s['total_ms'] / n * 1e3:.1f} us per record")
