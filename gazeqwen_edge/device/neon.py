@@ -578,3 +578,67 @@ class NeonLiveSource(Source):
         if self._device is not None:
             with contextlib.suppress(Exception):
                 await self._device.close()
+
+
+_LIVE_KW = {
+    "address",
+    "port",
+    "streams",
+    "queue_size",
+    "connect_timeout_s",
+    "discover_timeout_s",
+    "stall_timeout_s",
+    "max_backoff_s",
+    "time_echo_samples",
+    "apply_clock_offset",
+    "correct_audio_time",
+}
+
+
+def parse_neon_spec(spec: str) -> tuple[str | None, int]:
+    """'pupil-neon' -> (None, 8080) (discover); 'pupil-neon:HOST[:PORT]' or 'neon://HOST[:PORT]' -> (HOST, PORT)."""
+    from gazeqwen_edge.errors import ConfigError
+
+    if spec.startswith("neon://"):
+        rest = spec[len("neon://") :].rstrip("/")
+    elif spec == "pupil-neon":
+        return None, DEFAULT_PORT
+    elif spec.startswith("pupil-neon:"):
+        rest = spec[len("pupil-neon:") :]
+    else:
+        raise ConfigError(
+            f"not a Neon source spec: '{spec}' (use pupil-neon, pupil-neon:HOST[:PORT], neon://HOST:PORT)"
+        )
+    host, _, port_s = rest.partition(":")
+    if not host:
+        raise ConfigError(f"'{spec}' names no host; use neon://HOST:PORT (e.g. neon://192.168.1.23:8080)")
+    try:
+        port = int(port_s) if port_s else DEFAULT_PORT
+    except ValueError:
+        raise ConfigError(f"bad port in '{spec}': '{port_s}' is not a number") from None
+    return host, port
+
+
+def open_neon(spec: str = "pupil-neon", **kw) -> NeonLiveSource:
+    """The `open_source` factory for 'pupil-neon', 'pupil-neon:HOST[:PORT]' and 'neon://HOST:PORT'. Keyword
+    arguments are NeonLiveSource's (`address`/`port` override the spec); `duration_s` is ignored (live is endless)."""
+    from gazeqwen_edge.errors import ConfigError
+
+    kw.pop("duration_s", None)
+    unknown = sorted(set(kw) - _LIVE_KW)
+    if unknown:
+        raise ConfigError(f"live Neon source does not take {', '.join(unknown)}")
+    host, port = parse_neon_spec(spec)
+    kw.setdefault("address", host)
+    kw.setdefault("port", port)
+    return NeonLiveSource(**kw)
+
+
+def _register() -> None:
+    from gazeqwen_edge.device.registry import register_source
+
+    register_source("pupil-neon", open_neon)
+    register_source("neon://", open_neon)
+
+
+_register()
