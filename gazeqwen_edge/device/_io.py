@@ -192,19 +192,22 @@ def iter_video_frames(path: Path, start_index: int = 0, max_frames: int | None =
 
 
 class Mp4Writer:
-    """H.264 mp4 writer (PyAV). Fragmented mp4 (a fragment per keyframe, one per second at 30 fps) so the file
-    stays readable up to its last complete fragment if the process is killed."""
+    """H.264 mp4 writer (PyAV). Fragmented mp4 (a fragment per keyframe, one per second at 30 fps), no encoder
+    look-ahead (zerolatency) and packets flushed to the file as they are muxed, so the file stays readable up to
+    (about) its last frame if the process is killed."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float = 30.0, crf: int = 23, preset: str = "veryfast"):
         import av
 
         self.path = path
-        self._c = av.open(str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof"})
+        self._c = av.open(
+            str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+        )
         rate = max(1, int(round(fps)))
         self._s = self._c.add_stream("libx264", rate=rate)
         self._s.width, self._s.height = width + (width % 2), height + (height % 2)
         self._s.pix_fmt = "yuv420p"
-        self._s.options = {"crf": str(crf), "preset": preset, "g": str(rate), "bf": "0"}
+        self._s.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "g": str(rate), "bf": "0"}
         self.width, self.height = width, height
         self.n = 0
         self._closed = False

@@ -113,12 +113,15 @@ def detect_kind(path: Path) -> str:
         return "neon"
     if "gaze.csv" in names and "world_timestamps.csv" in names:
         return "cloud"
-    if any(Path(n).suffix.lower() in VIDEO_SUFFIXES for n in names) and any(n.lower().endswith(".csv") for n in names):
-        return "streamgaze"
+    if "gaze.csv" in names:
+        raise InputError(path / "world_timestamps.csv", "file is missing: not a complete Pupil Cloud export")
     if "info.json" in names:
         raise InputError(path, "has info.json but no *.raw sensor files: not a complete Neon native recording")
-    if "gaze.csv" in names:
-        raise InputError(path, "has gaze.csv but no world_timestamps.csv: not a complete Pupil Cloud export")
+    if any(Path(n).suffix.lower() in VIDEO_SUFFIXES for n in names):
+        from gazeqwen_edge.device.streamgaze import _is_fixation_csv
+
+        if any(n.lower().endswith(".csv") and _is_fixation_csv(path / n) for n in names):
+            return "streamgaze"
     raise InputError(
         path,
         "is not a recording this tool recognises (no session.json, info.json + *.raw, gaze.csv + world_timestamps.csv, "
