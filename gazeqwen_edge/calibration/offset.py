@@ -313,42 +313,64 @@ class CalibrationRun:
     n_frames: int
     marker_seen: int  # frames where the marker was found (ArUco targets)
     duration_s: float
+    target_px: tuple[float, float] | None = None  # the fixed target point (None for a marker)
 
 
-def camera_for(source: Source) -> CameraModel:
-    """The source's camera model, or a Neon-like pinhole model of its scene size."""
+def camera_for(source: Source, scene_size: tuple[int, int] | None = None) -> CameraModel:
+    """The source's camera model, or a Neon-like pinhole model of its scene size (default 1600x1200)."""
     intr = source.intrinsics
     if intr is not None:
         return CameraModel(intr)
-    w, h = source.scene_size or (1600, 1200)
+    w, h = scene_size or source.scene_size or (1600, 1200)
     return CameraModel.pinhole(w, h)
+
+
+TargetSpec = tuple[float, float] | ArucoTarget | str
 
 
 def calibrate_offset(
     source: Source,
-    target: tuple[float, float] | ArucoTarget,
+    target: TargetSpec,
     seconds: float = 5.0,
     camera: CameraModel | None = None,
     params: FixationParams | None = None,
     progress: Callable[[float, int], None] | None = None,
     wall_timeout_s: float | None = None,
+    size_wait_s: float = 2.0,
 ) -> CalibrationRun:
     """Collect `seconds` of gaze (by the source's timestamps) while the wearer looks at `target`, detect fixations
     with our online detector on the RAW gaze, and estimate the offset that moves them onto the target.
 
-    `progress(fraction, n_fixations)` is called as data arrives. `wall_timeout_s` (default: 3 x seconds + 10) bounds
-    the wait on a live source that stops delivering."""
-    cam = camera or camera_for(source)
-    det = OnlineFixationDetector(cam, params)
+    `target`: scene px (x, y), an `ArucoTarget`, or a spec string for `parse_target` ("center", "X,Y", "aruco:ID")
+    resolved once the scene size is known (a live source learns it from its first frame: records are held back up
+    to `size_wait_s` of source time for that). `progress(fraction, n_fixations)` is called as data arrives.
+    `wall_timeout_s` (default: 3 x seconds + 10) bounds the wait on a live source that stops delivering."""
     aruco = target if isinstance(target, ArucoTarget) else None
+    if isinstance(target, str) and target.strip().lower().startswith("aruco"):
+        aruco = parse_target(target, None)
+    need_frames = aruco is not None or (isinstance(target, str) and source.scene_size is None)
+    kinds = {GazeSample, SceneFrame} if need_frames else {GazeSample}
     marks: list[tuple[int, float, float]] = []
     fixes: list[Fixation] = []
     first = None
     n_samples = n_frames = 0
     limit_ns = int(seconds * 1e9)
     deadline = time.monotonic() + (wall_timeout_s if wall_timeout_s is not None else 3 * seconds + 10)
-    kinds = {GazeSample, SceneFrame} if aruco is not None else {GazeSample}
     last_ts = None
+    det: OnlineFixationDetector | None = None
+    point: tuple[float, float] | None = None if isinstance(target, str) or aruco is not None else target
+    held: list[GazeSample] = []
+    size: tuple[int, int] | None = source.scene_size
+
+    def start(sz: tuple[int, int] | None) -> None:
+        nonlocal det, point, camera
+        camera = camera or camera_for(source, sz)
+        if isinstance(target, str) and aruco is None:
+            point = parse_target(target, sz or (camera.width, camera.height))  # type: ignore[assignment]
+        det = OnlineFixationDetector(camera, params)
+
+    if size is not None or not need_frames:
+        start(size)
     for rec in source.records(kinds):
         if time.monotonic() > deadline:
             break
@@ -361,15 +383,31 @@ def calibrate_offset(
         last_ts = rec.ts_ns
         if isinstance(rec, SceneFrame):
             n_frames += 1
+            if det is None:
+                start((rec.width, rec.height))
             if aruco is not None:
                 c = aruco.detect(rec.rgb)
                 if c is not None:
                     marks.append((rec.ts_ns, c[0], c[1]))
-            continue
-        n_samples += 1
-        fixes += det.push(rec.ts_ns, rec.x, rec.y, rec.worn)
+        else:
+            n_samples += 1
+            if det is None:
+                held.append(rec)
+                if rec.ts_ns - first < size_wait_s * 1e9:
+                    continue
+                start(source.scene_size)
+        if det is not None and held:
+            for g in held:
+                fixes += det.push(g.ts_ns, g.x, g.y, g.worn)
+            held.clear()
+        if det is not None and isinstance(rec, GazeSample):
+            fixes += det.push(rec.ts_ns, rec.x, rec.y, rec.worn)
         if progress is not None and n_samples % 20 == 0:
             progress(min(1.0, (rec.ts_ns - first) / max(limit_ns, 1)), len(fixes))
+    if det is None:
+        start(source.scene_size)
+    for g in held:
+        fixes += det.push(g.ts_ns, g.x, g.y, g.worn)
     fixes += det.flush()
     if progress is not None:
         progress(1.0, len(fixes))
@@ -384,7 +422,7 @@ def calibrate_offset(
             hint="ask the wearer to hold their gaze on the target, or collect for longer (--seconds)",
         )
     if aruco is None:
-        tgt = np.tile(np.asarray(target, dtype=np.float64), (len(fixes), 1))
+        tgt = np.tile(np.asarray(point, dtype=np.float64), (len(fixes), 1))
         keep = list(range(len(fixes)))
     else:
         if not marks:
@@ -408,9 +446,9 @@ def calibrate_offset(
         tgt = np.array(tgt_list)
     used = [fixes[i] for i in keep]
     fxy = np.array([[f.x, f.y] for f in used])
-    est = estimate_offset(fxy, tgt, cam, weights=[f.duration_ns for f in used])
+    est = estimate_offset(fxy, tgt, det.camera, weights=[f.duration_ns for f in used])
     dur = 0.0 if last_ts is None or first is None else (last_ts - first) / 1e9
-    return CalibrationRun(est, used, tgt, n_samples, n_frames, len(marks), dur)
+    return CalibrationRun(est, used, tgt, n_samples, n_frames, len(marks), dur, point)
 
 
 def offsets_to_targets(fixations: Sequence[Fixation], targets) -> np.ndarray:

@@ -71,14 +71,18 @@ def offset(
     error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, camera_for, parse_target
+    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, parse_target
 
     aruco = target.strip().lower().startswith("aruco")
-    src = _open(source, address, port, aruco)
+    src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
-        tgt = parse_target(target, src.scene_size)
-        cam = camera_for(src)
-        where = "the printed ArUco marker" if aruco else f"the target at scene px ({tgt[0]:.0f}, {tgt[1]:.0f})"
+        parse_target(target, src.scene_size or (10**6, 10**6))  # bad specs fail before anything is collected
+        if aruco:
+            where = "the printed ArUco marker"
+        elif target.strip().lower() in ("center", "centre"):
+            where = "the centre of the scene camera's view"
+        else:
+            where = f"the target at scene px ({target.strip()})"
         console.print(f"[bold]Offset calibration[/] for wearer [cyan]{wearer}[/] on {src.name}")
         console.print(f"Ask the wearer to look steadily at {where} for {seconds:g} s.")
         if not yes and sys.stdin.isatty():
@@ -95,14 +99,15 @@ def offset(
             task = prog.add_task("collecting gaze", total=1.0, fix=0)
             run = calibrate_offset(
                 src,
-                tgt,
+                target,
                 seconds=seconds,
-                camera=cam,
                 progress=lambda frac, n: prog.update(task, completed=frac, fix=n),
             )
     finally:
         src.close()
     e = run.estimate
+    if run.target_px is not None:
+        console.print(f"target at scene px ({run.target_px[0]:.1f}, {run.target_px[1]:.1f})")
     console.print(
         f"fixations: {e.n_fixations} detected, {e.n_used} on the target"
         + (f"; marker seen in {run.marker_seen}/{run.n_frames} frames" if aruco else "")
