@@ -80,6 +80,9 @@ class GazeResampler(nn.Module):
             bias = torch.cat([tok_bias.reshape(bt, 1, n).to(dtype), x_in.new_zeros(bt, 1, nl)], dim=2)
 
         scale = 1.0 / math.sqrt(d)
+        sample_gain = None
+        if has_gaze is not None:  # (B,) -> one factor per (sample, step) row of the BT batch
+            sample_gain = has_gaze.to(device=x_in.device, dtype=dtype).view(b, 1).expand(b, t).reshape(bt, 1, 1)
         outs = []
         for m, layer in enumerate(c.injected_layers):
             x = self.proj_ins[m](x_in)  # (BT, N, d)
@@ -95,8 +98,8 @@ class GazeResampler(nn.Module):
                 lat = lat + torch.matmul(F.softmax(logits, dim=-1), v)
                 lat = self.block_norms[m][i](lat + self.ff_blocks[m][i](lat))
             r = torch.matmul(F.softmax(torch.matmul(x, lat.transpose(1, 2)) * scale, dim=-1), lat)
-            outs.append((self.proj_outs[m](r) * self.amplitude[layer]).reshape(b, t, n, c.d_llm))
-        res = torch.stack(outs, dim=0)
-        if has_gaze is not None:
-            res = res * has_gaze.to(device=res.device, dtype=res.dtype).view(1, b, 1, 1, 1)
-        return res
+            # proj_out is linear without bias: scaling its d_latent input by amplitude (and by 0 for samples without
+            # gaze, which gives exact zeros) equals scaling its d_llm output, at a fraction of the memory traffic.
+            gain = self.amplitude[layer] if sample_gain is None else self.amplitude[layer] * sample_gain
+            outs.append(self.proj_outs[m](r * gain).reshape(b, t, n, c.d_llm))
+        return torch.stack(outs, dim=0)
