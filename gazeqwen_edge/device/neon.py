@@ -277,9 +277,11 @@ class NeonLiveSource(Source):
         self._closing = True
         if self._loop.is_running():
             with contextlib.suppress(Exception):
-                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(5)
+                asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(6)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(5)
+        if not self._thread.is_alive() and not self._loop.is_closed():
+            self._loop.close()
         self._ring.close()
 
     # --- plumbing ---------------------------------------------------------------------------------------------------
@@ -578,6 +580,13 @@ class NeonLiveSource(Source):
         if self._device is not None:
             with contextlib.suppress(Exception):
                 await self._device.close()
+        # the client's RTSP readers leave their runner tasks behind when cancelled: finish them too
+        me = asyncio.current_task()
+        rest = [t for t in asyncio.all_tasks() if t is not me]
+        for t in rest:
+            t.cancel()
+        if rest:
+            await asyncio.wait(rest, timeout=2)
 
 
 _LIVE_KW = {

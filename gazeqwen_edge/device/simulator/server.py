@@ -181,6 +181,7 @@ class NeonSimulator:
         self.announce = announce
         self.start_lead_s = start_lead_s
         self._rng = random.Random(seed)
+        logging.getLogger("libav.aac").setLevel(logging.ERROR)  # "frames left in the queue" at shutdown: expected
 
         size = source.scene_size
         self.scene_size: tuple[int, int] | None = (
