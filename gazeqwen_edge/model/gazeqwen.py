@@ -150,11 +150,13 @@ class GazeQwen:
         **kwargs,
     ) -> GazeQwen:
         """Load Qwen2.5-VL (hub id or local dir), the video encoder (a VideoEncoderConfig or a VideoEncoder; default
-        V-JEPA 2.1 ViT-B/384 from torch.hub) and the resampler checkpoint (our format; None: no gaze path)."""
+        V-JEPA 2.1 ViT-B/384 from torch.hub) and the resampler checkpoint (our format; None: no gaze path). A
+        checkpoint's stage-2 LoRA is merged into the LLM weights. kwargs go to GazeQwen (pixel budget, fps, timer)."""
         from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from gazeqwen_edge.model.checkpoint import load_checkpoint
         from gazeqwen_edge.model.config import VideoEncoderConfig
+        from gazeqwen_edge.model.lora import merge_lora
         from gazeqwen_edge.model.video_encoder import VideoEncoder, load_video_encoder
 
         try:
@@ -164,7 +166,10 @@ class GazeQwen:
             raise InputError(qwen, f"cannot load Qwen2.5-VL ({e})") from e
         resampler, encoder = None, None
         if checkpoint is not None:
-            resampler = load_checkpoint(checkpoint).resampler.to(device).eval()
+            ck = load_checkpoint(checkpoint)
+            resampler = ck.resampler.to(device).eval()
+            if ck.lora_state_dict:  # stage 2: merge the LLM LoRA into the loaded weights
+                merge_lora(model, ck.lora_state_dict, ck.lora_config)
             if isinstance(video_encoder, VideoEncoder):
                 encoder = video_encoder
             else:

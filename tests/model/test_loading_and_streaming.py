@@ -14,6 +14,12 @@ def test_from_pretrained_local_dirs(tmp_path, tiny_gq, clip, scanpath):
     gq.tokenizer.save_pretrained(tmp_path / "qwen")
     gq.video_encoder.model.save_pretrained(tmp_path / "vjepa")
     save_checkpoint(tmp_path / "ckpt", gq.resampler)
+    a, b = torch.randn(8, 64), torch.randn(64, 8) * 0.1
+    lora = {
+        "base_model.model.model.language_model.layers.2.self_attn.v_proj.lora_A.weight": a,
+        "base_model.model.model.language_model.layers.2.self_attn.v_proj.lora_B.weight": b[:32],
+    }
+    save_checkpoint(tmp_path / "ckpt_lora", gq.resampler, lora, {"r": 8, "lora_alpha": 16})
     loaded = GazeQwen.from_pretrained(
         str(tmp_path / "qwen"),
         checkpoint=str(tmp_path / "ckpt"),
