@@ -20,7 +20,10 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
         raise ConfigError(f"--injected-layers must be comma-separated integers like 6,13,20,27, got {text!r}") from e
 
 
-@app.command("convert-checkpoint")
+@app.command(
+    "convert-checkpoint",
+    short_help="Convert the authors' best_model.pt into a gazeqwen-edge checkpoint directory.",
+)
 def convert_checkpoint(
     src: Path = typer.Argument(..., help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."),
     dst: Path = typer.Argument(..., help="Output directory (config.json + resampler.safetensors [+ lora files])."),
@@ -66,7 +69,9 @@ def _scanpath_from_fixations(fixations, clip_start_ns: int, width: int, height: 
     return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
 
 
-@app.command("demo")
+@app.command(
+    "demo", short_help="Run the model spine end to end on a synthetic clip (tiny random models) and time each stage."
+)
 def demo(
     seed: int = typer.Option(0, help="Seed of the synthetic scene and of the tiny models."),
     duration: float = typer.Option(8.0, help="Clip length in seconds."),

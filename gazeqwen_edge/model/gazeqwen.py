@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -64,7 +64,6 @@ class Sample:
     video: VideoInputs
     frames: np.ndarray
     scanpath: np.ndarray
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +174,11 @@ class GazeQwen:
             else:
                 encoder = load_video_encoder(video_encoder or VideoEncoderConfig(), device=device)
         return cls(model, tok, encoder, resampler, **kwargs)
+
+    def close(self) -> None:
+        """Remove the injection hooks from the LLM (the Qwen model is then plain again)."""
+        if self.injector is not None:
+            self.injector.detach()
 
     @property
     def device(self) -> torch.device:
