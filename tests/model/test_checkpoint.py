@@ -138,3 +138,14 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     # refuses to overwrite a non-empty directory without --force
     assert main(["convert-checkpoint", str(tmp_path / "best_model.pt"), str(tmp_path / "ours")]) != 0
     assert "not empty" in " ".join(capsys.readouterr().err.split())
+
+
+def test_cli_demo_runs_the_spine(capsys):
+    import pytest
+
+    pytest.importorskip("cv2")  # the synthetic scene renders with OpenCV (device extra)
+    assert main(["demo", "--duration", "4", "--max-new-tokens", "3"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for stage in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill", "decode", "time_to_first_token"):
+        assert stage in out
+    assert "Q (with gaze)" in out and "ground truth" in out
