@@ -439,6 +439,7 @@ class SessionSource(CloudExportSource):
         self.manifest = read_json(p / "session.json")
         if self.manifest.get("format") != FORMAT:
             raise InputError(p / "session.json", f"is not a {FORMAT} manifest (format={self.manifest.get('format')!r})")
+        self._check_manifest(p / "session.json")
         super().__init__(p, **kw)
         if self.manifest.get("state") != "closed":
             self._notices.append(
@@ -450,21 +451,44 @@ class SessionSource(CloudExportSource):
                 )
             )
 
+    def _check_manifest(self, path: Path) -> None:
+        m = self.manifest
+
+        def pair(key, kind):
+            v = m.get(key)
+            if v is None:
+                return None
+            if (
+                not isinstance(v, list)
+                or len(v) != 2
+                or not all(isinstance(a, int | float) and not isinstance(a, bool) for a in v)
+            ):
+                raise InputError(path, f"'{key}' must be a pair of numbers, found {v!r}")
+            return tuple(kind(a) for a in v)
+
+        self._m_offset = pair("gaze_offset", float) or (0.0, 0.0)
+        size = pair("scene_size", int)
+        if size is not None and (size[0] <= 0 or size[1] <= 0):
+            raise InputError(path, f"'scene_size' must be positive, found {list(size)}")
+        self._m_size = size
+        for key in ("start_ns", "end_ns"):
+            v = m.get(key)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
+                raise InputError(path, f"'{key}' must be an integer (unix ns), found {v!r}")
+        if m.get("state") not in ("recording", "closed"):
+            raise InputError(path, f"'state' must be 'recording' or 'closed', found {m.get('state')!r}")
+
     @property
     def closed(self) -> bool:
         return self.manifest.get("state") == "closed"
 
     @cached_property
     def gaze_offset(self) -> tuple[float, float]:
-        off = self.manifest.get("gaze_offset") or [0.0, 0.0]
-        return (float(off[0]), float(off[1]))
+        return self._m_offset
 
     @cached_property
     def scene_size(self) -> tuple[int, int] | None:
-        s = self.manifest.get("scene_size")
-        if s:
-            return (int(s[0]), int(s[1]))
-        return super().scene_size
+        return self._m_size or super().scene_size
 
     @cached_property
     def _video_info(self):
