@@ -9,8 +9,10 @@ What a client sees (the unmodified `pupil-labs-realtime-api` works against it):
 - optionally a zeroconf announcement "PI monitor:<name>:<id>" so discovery finds it.
 
 The source is played in real time from its start (a "player" thread paces the records against the wall clock); a
-record with source time `t` is stamped `t + offset_ns` (`timestamps="live"`, the default: the first record is "now")
-or `t` (`timestamps="source"`), plus `clock_offset_ms` (a simulated phone clock error, also seen by time echo).
+record with source time `t` is sent at wall time `t + (start - first record)` and stamped `t + offset_ns`: with
+`timestamps="live"` (the default) the first record is stamped "now", with `timestamps="source"` the source's own times
+are kept (the simulated phone's clock then runs at the recording's time); `clock_offset_ms` adds a simulated phone
+clock error. Time echo reports the simulated phone's clock (`now_device_ns()`).
 Fault injection: `faults.drop_percent`, `stall()`, `disconnect()`, `set_worn()`, `set_sensor_connected()`, and
 `schedule()` to run any of them at a time after start.
 """
@@ -184,13 +186,17 @@ class NeonSimulator:
         logging.getLogger("libav.aac").setLevel(logging.ERROR)  # "frames left in the queue" at shutdown: expected
 
         size = source.scene_size
+        if not getattr(source, "has_scene_video", True):  # e.g. a Neon recording without its scene video
+            size = None
         self.scene_size: tuple[int, int] | None = (
             None if size is None else (int(size[0]) // 2 * 2, int(size[1]) // 2 * 2)
         )
         self.sensor_connected = {"gaze": True, "world": self.scene_size is not None, "eye_events": True}
         self.recording: dict | None = None
         self.events: list[dict] = []  # events posted by clients: {"name", "timestamp", "recording_id"}
-        self.offset_ns: int | None = None  # device ts = source ts + offset_ns (+ loop shift); set when playing starts
+        self.offset_ns: int | None = None  # device ts = source ts + offset_ns (+ loop shift); set by start()
+        self._stamp_minus_wall = self.clock_offset_ns  # device clock - wall clock
+        self._pace_offset_ns = 0  # wall time to send = source ts + this (+ loop shift)
         self.loop_shift_ns = 0
         self.connected = False  # False while `disconnect()` keeps the device away
         self.send_log: Callable[[str, int, float], None] | None = None  # hook(stream, device_ts_ns, wall time)
@@ -221,7 +227,8 @@ class NeonSimulator:
         return self.host
 
     def now_device_ns(self) -> int:
-        return time.time_ns() + self.clock_offset_ns
+        """The simulated phone's clock: the clock its data are stamped with (and time echo reports)."""
+        return time.time_ns() + self._stamp_minus_wall
 
     def device_ns(self, source_ts_ns: int, loop_index: int = 0) -> int:
         """The device timestamp a source record gets (for the first pass unless `loop_index` is given)."""
@@ -374,7 +381,17 @@ class NeonSimulator:
     # --- asyncio side: servers ------------------------------------------------------------------------------------
 
     def _build_streams(self) -> None:
-        base_ns = self.now_device_ns() - 1_000_000_000
+        first_ts = self.source.start_ns
+        if first_ts is None:
+            first = next(iter(self.source.records()), None)
+            first_ts = first.ts_ns if first is not None else time.time_ns()
+        self._pace_offset_ns = time.time_ns() + int(self.start_lead_s * 1e9) + 300_000_000 - first_ts
+        if self.timestamps == "live":
+            self.offset_ns = self._pace_offset_ns + self.clock_offset_ns
+        else:
+            self.offset_ns = self.clock_offset_ns
+        self._stamp_minus_wall = self.offset_ns - self._pace_offset_ns
+        base_ns = first_ts + self.offset_ns - 1_000_000_000
         self._streams = {name: _Stream(name, self.host, base_ns) for name in STREAMS}
         if self.scene_size is not None:
             from gazeqwen_edge.device.simulator.encoders import H264Encoder
@@ -787,16 +804,15 @@ class NeonSimulator:
                 if self._stop.is_set():
                     return
                 ts = rec.ts_ns
-                if self.offset_ns is None:
-                    target0 = self.now_device_ns() + int(self.start_lead_s * 1e9)
-                    self.offset_ns = (target0 - ts) if self.timestamps == "live" else self.clock_offset_ns
+                if first_ts is None:
                     first_ts = ts
                 if loop_index == 0:
                     last_ts = ts if last_ts is None else max(last_ts, ts)
                 n_this_pass += 1
                 dev = ts + self.offset_ns + self.loop_shift_ns
-                while True:  # pace against the (device) clock
-                    lag = (dev - self.now_device_ns()) / 1e9
+                due = ts + self._pace_offset_ns + self.loop_shift_ns
+                while True:  # pace against the wall clock
+                    lag = (due - time.time_ns()) / 1e9
                     if lag <= 0 or self._stop.is_set():
                         break
                     time.sleep(min(lag, 0.05))
@@ -886,7 +902,15 @@ def _camera_of(url: str) -> tuple[str | None, int | None]:
 
 
 def calibration_bytes(source: Source, serial: str = "sim000") -> bytes | None:
-    """An 803-byte Neon `calibration.bin` built from the source's scene intrinsics (eye cameras: identity)."""
+    """The source's own `calibration.bin` (a Neon recording), else an 803-byte one built from its scene intrinsics
+    (eye cameras: placeholders), else None."""
+    path = getattr(source, "path", None)
+    if path is not None:
+        from pathlib import Path
+
+        real = Path(path) / "calibration.bin"
+        if real.is_file():  # a Neon recording: serve its own calibration
+            return real.read_bytes()
     intr = source.intrinsics
     if intr is None:
         return None
