@@ -383,11 +383,19 @@ class OnlineFixationDetector:
         self._extend_run(sample)
 
     def _maybe_close_pending(self, sample: tuple, out: list[Fixation]) -> None:
+        """Close the ended fixation once no micro-saccade merge is possible: the gap is too long, or the gaze has
+        moved too far - judged on the classified sample and on the newest (not yet smoothed) one, which is
+        window/2 samples further on and so decides most saccades without waiting."""
         pend = self._pending
-        if sample[0] - pend.last_ns > self._merge_gap_ns or (
-            _angle_deg(pend.ray(), sample[3:6]) >= self.params.merge_max_angle_deg
-        ):
+        merge = self.params.merge_max_angle_deg
+        if sample[0] - pend.last_ns > self._merge_gap_ns or _angle_deg(pend.ray(), sample[3:6]) >= merge:
             self._close_pending(out)
+            return
+        if self._buf_x:
+            nx, ny = self._buf_x[-1], self._buf_y[-1]
+            inv = 1.0 / math.sqrt(nx * nx + ny * ny + 1.0)
+            if _angle_deg(pend.ray(), (nx * inv, ny * inv, inv)) >= merge:
+                self._close_pending(out)
 
     def _close_pending(self, out: list[Fixation]) -> None:
         if self._pending is not None:
