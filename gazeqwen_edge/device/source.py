@@ -28,7 +28,14 @@ class Source(ABC):
 
     @property
     def gaze_offset(self) -> tuple[float, float]:
-        """Wearer offset in scene px (to be ADDED to raw gaze) as recorded with the source; (0, 0) if none."""
+        """Wearer offset in scene px (to be ADDED to raw gaze) as recorded with the source; (0, 0) if none.
+
+        Sign convention (image px, x right, y down): corrected = (x + dx, y + dy). Records carry raw gaze, so sources
+        whose files store corrected gaze remove the offset when reading: Neon native recordings store gaze with
+        info.json's `gaze_offset` already added (checked on the demo recording: stored gaze minus the app's own
+        fixation means is (+27.1, +6.7) px for gaze_offset [27.24, 6.64]); Pupil Cloud exports and our sessions
+        likewise store corrected gaze in gaze.csv. Adding `gaze_offset` to a record gives back what the app showed.
+        """
         return (0.0, 0.0)
 
     @property
