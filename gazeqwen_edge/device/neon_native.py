@@ -327,17 +327,37 @@ class NeonRecordingSource(Source):
             raise InputError(self.path, f"scene video cannot be decoded ({e})") from e
 
     def _audio_records(self) -> Iterator[AudioChunk]:
+        """Audio of the scene video: timestamps from the library (`rec.audio.time`), samples decoded in order with
+        PyAV part by part (the library's own frame access fails on some AAC streams)."""
+        import av
+
         try:
             a = self._load("audio")
         except InputError:
             a = None  # scene video without an audio track
         if a is None or not len(a):
             return
+        times = np.asarray(a.data["time"], dtype=np.int64).tolist()
         rate = int(a.rate)
-        for fr in a:
-            pcm = np.asarray(fr.to_ndarray(), dtype=np.float32)
-            pcm = pcm.mean(axis=0) if pcm.ndim == 2 else pcm
-            yield AudioChunk(int(fr.time), pcm, rate)
+        k = 0
+        for mp4 in self._parts(SCENE_BASENAME, ".mp4"):
+            try:
+                with av.open(str(mp4)) as c:
+                    if not c.streams.audio:
+                        continue
+                    for fr in c.decode(c.streams.audio[0]):
+                        if k >= len(times):
+                            return
+                        pcm = fr.to_ndarray().astype(np.float32)
+                        if pcm.ndim == 2:  # planar (channels, n) or packed (1, n*channels)
+                            ch = len(fr.layout.channels)
+                            pcm = (
+                                pcm.reshape(ch, -1).mean(axis=0) if fr.format.is_planar else pcm.reshape(-1, ch).mean(1)
+                            )
+                        yield AudioChunk(times[k], pcm, int(fr.sample_rate or rate))
+                        k += 1
+            except av.error.FFmpegError as e:
+                raise InputError(mp4, f"audio cannot be decoded ({e})") from None
 
     def close(self) -> None:
         if not self._closed:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gazeqwen_edge.device import Blink, Event, Fixation, GazeSample, Notice, SceneFrame, open_source
+from gazeqwen_edge.device import AudioChunk, Blink, Event, Fixation, GazeSample, Notice, SceneFrame, open_source
 from gazeqwen_edge.device._io import Mp4Writer
 from gazeqwen_edge.device.neon_native import NeonRecordingSource
 from gazeqwen_edge.errors import InputError
@@ -245,3 +245,43 @@ def test_unreadable_directory(neon_recording_dir, tmp_path, monkeypatch):
     with pytest.raises(InputError, match="cannot be read") as e:
         open_source(d)
     assert e.value.path == str(d)
+
+
+def test_scene_video_with_audio(neon_recording_dir, tmp_path):
+    """Audio of the scene mp4: times from the library, samples decoded in order (a 440 Hz tone comes back)."""
+    import av
+
+    d = _link_copy(neon_recording_dir, tmp_path / "rec")
+    n_frames = len(np.fromfile(d / SCENE_TIME, "<i8"))
+    c = av.open(str(d / "Neon Scene Camera v1 ps1.mp4"), "w")
+    vs = c.add_stream("libx264", rate=30)
+    vs.width, vs.height, vs.pix_fmt = 64, 48, "yuv420p"
+    aus = c.add_stream("aac", rate=8000)
+    aus.layout = "mono"
+    for i in range(n_frames):
+        f = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+        f.pts = i
+        for p in vs.encode(f):
+            c.mux(p)
+    n = n_frames * 8000 // 30
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(n) / 8000)).astype(np.float32)
+    for k in range(0, n, 1024):
+        af = av.AudioFrame.from_ndarray(tone[None, k : k + 1024], format="flt", layout="mono")
+        af.sample_rate, af.pts = 8000, k
+        for p in aus.encode(af):
+            c.mux(p)
+    for s in (vs, aus):
+        for p in s.encode():
+            c.mux(p)
+    c.close()
+    import pupil_labs.neon_recording as nr
+
+    lib_times = np.asarray(nr.open(d).audio.data["time"])
+    with open_source(d) as s:
+        chunks = list(s.records({AudioChunk}))
+    assert len(chunks) >= len(lib_times) - 2 and len(chunks) > 60
+    np.testing.assert_array_equal([a.ts_ns for a in chunks], lib_times[: len(chunks)])
+    assert all(a.sample_rate == 8000 for a in chunks)
+    pcm = np.concatenate([a.pcm for a in chunks[2:-2]])
+    spectrum = np.abs(np.fft.rfft(pcm))
+    assert np.fft.rfftfreq(len(pcm), 1 / 8000)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
