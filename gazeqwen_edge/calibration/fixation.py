@@ -48,7 +48,7 @@ class FixationParams:
     flow_radius_frac: float = 0.15  # neighbourhood (fraction of frame width) for the local scene flow
     min_duration_ms: float = 70.0
     merge_max_angle_deg: float = 2.0
-    merge_max_gap_ms: float = 25.0
+    merge_max_gap_ms: float = 60.0  # smoothing stretches a 10 ms micro-saccade to ~35 ms
     max_tail_ms: float = 50.0  # samples above the offset threshold count as fixation once they last this long
     max_sample_gap_ms: float = 40.0
 

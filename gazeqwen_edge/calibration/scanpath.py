@@ -142,4 +142,6 @@ class OnlineScanpath:
         """Rows known at `t_ns` (default: now). At the present the detector's ongoing fixation is included."""
         present = t_ns is None or (self.now_ns is not None and t_ns >= self.now_ns)
         ongoing = self.detector.ongoing() if present else None
-        return self.builder.rows(None if t_ns is None else t_ns, since_ns, ongoing=ongoing)
+        return self.builder.rows(
+            None if t_ns is None else t_ns, since_ns, ongoing=ongoing, min_ongoing_ns=self.detector._min_ns
+        )

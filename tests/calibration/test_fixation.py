@@ -175,13 +175,13 @@ def test_minimum_duration_and_microsaccade_merge(pin):
     # a 50 ms fixation between two long ones is dropped (< 70 ms)
     ts, x, y, _ = make_gaze([(0.3, 800, 600), (0.05, 800 + 8 * ppd, 600), (0.3, 800 + 16 * ppd, 600)], pin)
     assert len(detect_fixations(ts, x, y, pin)) == 2
-    # a fast 1-degree micro-saccade (10 ms) inside a fixation is merged; a 4-degree saccade is not
-    for amp, expected in ((1.0, 1), (4.0, 2)):
+    # a fast 1.8-degree micro-saccade (10 ms) inside a fixation is merged; a 4-degree saccade is not
+    for amp, expected in ((1.8, 1), (4.0, 2)):
         ts, x, y, _ = make_gaze([(0.3, 800, 600), (0.3, 800 + amp * ppd, 600)], pin, sacc_s=0.01, noise_deg=0.01)
         params = FixationParams(saccade_onset_deg_s=60, saccade_offset_deg_s=40)  # sensitive enough to see it
         got = detect_fixations(ts, x, y, pin, params)
         assert len(got) == expected, (amp, got)
-        no_merge = detect_fixations(ts, x, y, pin, FixationParams(60, merge_max_angle_deg=0.0, **_sens()))
+        no_merge = detect_fixations(ts, x, y, pin, FixationParams(merge_max_angle_deg=0.0, **_sens()))
         assert len(no_merge) == 2  # the micro-saccade was seen: merging is what joined it
 
 

@@ -1,0 +1,95 @@
+"""`gazeqwen-edge calibrate ...`: bad input gives a clear one-line error and a non-zero exit; the offset routine works
+against a synthetic source and against the Neon simulator through the real realtime client."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("cv2")
+
+from gazeqwen_edge.cli import main  # noqa: E402
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GAZEQWEN_EDGE_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def test_camera_command_good_and_bad(neon_recording_dir, tmp_path, capsys):
+    assert main(["calibrate", "camera", str(neon_recording_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "CRC ok" in out and "fx 888.41" in out and "field of view" in out
+
+    assert main(["calibrate", "camera", str(tmp_path / "missing.bin")]) == 2
+    err = capsys.readouterr().err
+    assert "missing.bin" in err and "not found" in err and "Traceback" not in err
+
+    data = bytearray((neon_recording_dir / "calibration.bin").read_bytes())
+    data[50] ^= 0xFF
+    bad = tmp_path / "calibration.bin"
+    bad.write_bytes(bytes(data))
+    assert main(["calibrate", "camera", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "corrupted" in err and "CRC32" in err and "Traceback" not in err
+
+
+def test_offset_command_on_synthetic_target(home, capsys):
+    rc = main(["calibrate", "offset", "-s", "calibration-target:offset=12,-8", "-w", "dom", "--seconds", "5", "-y"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "offset to add to raw gaze" in out and "deg after" in out
+    doc = json.loads((home / "wearer_offsets.json").read_text())
+    dx, dy = doc["wearers"]["dom"]["dx"], doc["wearers"]["dom"]["dy"]
+    assert abs(dx + 12) < 2 and abs(dy - 8) < 2
+    assert main(["calibrate", "show", "-w", "dom"]) == 0
+    assert "dom" in capsys.readouterr().out
+    assert main(["calibrate", "show", "-w", "nobody"]) == 2
+    assert "no offset stored for wearer 'nobody'" in capsys.readouterr().err
+
+
+def test_offset_command_bad_input(home, capsys):
+    assert main(["calibrate", "offset", "-w", "x", "-y"]) == 2  # neither --source nor --address
+    assert "exactly one of --source" in capsys.readouterr().err
+    assert main(["calibrate", "offset", "-s", "calibration-target", "-w", "x", "-t", "nowhere", "-y"]) == 2
+    assert "bad target 'nowhere'" in capsys.readouterr().err
+    assert main(["calibrate", "offset", "-s", "/no/such/recording", "-w", "x", "-y"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (home / "wearer_offsets.json").exists()
+
+
+def test_fixations_command_compares_with_the_device(neon_recording_dir, capsys):
+    assert main(["calibrate", "fixations", str(neon_recording_dir), "--show", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "vs the source's 23 fixations" in out and "F1" in out
+
+
+@pytest.mark.slow
+def test_offset_command_against_the_neon_simulator(home, capsys):
+    """The live path: NeonLiveSource (the official realtime client) talking to our simulator serving a target scene."""
+    pytest.importorskip("pupil_labs.realtime_api")
+    from gazeqwen_edge.calibration.target_scene import TargetScene
+    from gazeqwen_edge.device.simulator import NeonSimulator
+
+    with NeonSimulator(TargetScene(offset_px=(12, -8), duration_s=30)) as sim:
+        rc = main(
+            [
+                "calibrate",
+                "offset",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                str(sim.port),
+                "-w",
+                "live",
+                "--seconds",
+                "3",
+                "-y",
+            ]
+        )
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    w = json.loads((home / "wearer_offsets.json").read_text())["wearers"]["live"]
+    assert abs(w["dx"] + 12) < 2 and abs(w["dy"] - 8) < 2, w
