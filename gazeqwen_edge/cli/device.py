@@ -132,6 +132,9 @@ def inspect(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     decode: bool = typer.Option(False, "--decode", help="Decode every scene frame (checks the video fully)."),
+    seconds: float = typer.Option(
+        3.0, "--seconds", help="For live sources (which never end): how many seconds of streams to sample."
+    ),
 ) -> None:
     """Summarise a source: kind, duration, streams with counts and rates, scene size, intrinsics, gaze offset."""
     from rich.table import Table
@@ -140,13 +143,16 @@ def inspect(
     from gazeqwen_edge.device.inspect import summarize
 
     with open_source(source) as src:
-        s = summarize(src, decode_frames=decode)
+        live = src.end_ns is None and not hasattr(src, "gaze_arrays")
+        s = summarize(src, decode_frames=decode, max_seconds=seconds if live else None)
     if as_json:
         console.print_json(json.dumps(s))
         return
     console.print(f"[bold]{source}[/]: {s['kind']}", highlight=False)
     if s["duration_s"] is not None:
         console.print(f"  duration {s['duration_s']:.3f} s  (start {s['start_ns']} ns, unix)")
+    if s["sampled_s"]:
+        console.print(f"  live source: streams sampled for {s['sampled_s']:g} s")
     size = s["scene_size"]
     video = "" if s["has_scene_video"] else "  (no scene video: gaze-only)"
     console.print(f"  scene size {size[0]}x{size[1]}{video}" if size else "  no scene camera")
@@ -164,7 +170,8 @@ def inspect(
     t = Table(title=None, show_edge=False)
     for col in ("stream", "count", "rate", "first (s)", "last (s)"):
         t.add_column(col, justify="left" if col == "stream" else "right")
-    base = s["start_ns"] or 0
+    firsts = [st["first_ns"] for st in s["streams"].values()]
+    base = s["start_ns"] or (min(firsts) if firsts else 0)
     for name, st in s["streams"].items():
         rate = f"{st['rate_hz']:.1f} Hz" if st["rate_hz"] else "-"
         if "sample_rate" in st:

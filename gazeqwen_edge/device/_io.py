@@ -244,3 +244,42 @@ def fsync_file(f) -> None:
         os.fsync(f.fileno())
     except OSError:
         pass
+
+
+class RandomAccessVideo:
+    """Decode single frames of a video by display index (seek to the keyframe before, decode forward).
+
+    The presentation times of all frames are read once by demuxing (no decoding)."""
+
+    def __init__(self, path: Path):
+        import av
+
+        self.path = path
+        try:
+            self._c = av.open(str(path))
+            self._vs = self._c.streams.video[0]
+            pts = sorted(p.pts for p in self._c.demux(self._vs) if p.size and p.pts is not None)
+        except (av.error.FFmpegError, OSError, IndexError) as e:
+            raise InputError(path, f"is not a readable video ({e})") from None
+        self.pts = pts
+
+    def __len__(self) -> int:
+        return len(self.pts)
+
+    def rgb(self, index: int) -> np.ndarray:
+        import av
+
+        if not 0 <= index < len(self.pts):
+            raise IndexError(f"frame {index} not in 0..{len(self.pts) - 1}")
+        target = self.pts[index]
+        try:
+            self._c.seek(target, stream=self._vs, backward=True)
+            for fr in self._c.decode(self._vs):
+                if fr.pts is not None and fr.pts >= target:
+                    return fr.to_ndarray(format="rgb24")
+        except av.error.FFmpegError as e:
+            raise InputError(self.path, f"frame {index} cannot be decoded ({e})") from None
+        raise InputError(self.path, f"frame {index} cannot be decoded (stream ended)")
+
+    def close(self) -> None:
+        self._c.close()

@@ -22,6 +22,7 @@ from gazeqwen_edge.device._io import (
     FLOAT,
     INT,
     STR,
+    RandomAccessVideo,
     check_sorted,
     iter_video_frames,
     probe_video,
@@ -98,6 +99,7 @@ class CloudExportSource(Source):
                 raise InputError(self.path / req, "file is missing (required in a Pupil Cloud export)")
         self.info = read_json(self.path / "info.json") if "info.json" in self._names else {}
         self._notices: list[Notice] = []
+        self._ra = None
         self._gaze  # noqa: B018  read and check gaze now so a bad file fails at open
 
     # ------------------------------------------------------------------ files
@@ -316,6 +318,33 @@ class CloudExportSource(Source):
         ts, x, y, worn = self._gaze
         for t, a, b, w in zip(ts.tolist(), x.tolist(), y.tolist(), worn.tolist(), strict=True):
             yield GazeSample(t, a, b, w)
+
+    # ------------------------------------------------------------------ random access by time
+    def fixations_between(self, start_ns: int, end_ns: int) -> list[Fixation]:
+        """Fixations that overlap [start_ns, end_ns]."""
+        return [f for f in self.fixations if f.end_ns >= start_ns and f.start_ns <= end_ns]
+
+    def frame_index_at(self, ts_ns: int) -> int | None:
+        """Index of the scene frame shown at ts_ns (the last one at or before it), None before the first frame."""
+        ts = self.frame_ts_ns
+        k = int(np.searchsorted(ts, ts_ns, side="right")) - 1
+        return k if k >= 0 else None
+
+    def frame_at(self, ts_ns: int) -> SceneFrame | None:
+        """The scene frame shown at ts_ns, decoded on its own (seek + decode from the previous keyframe)."""
+        k = self.frame_index_at(ts_ns)
+        if k is None:
+            return None
+        if self._ra is None:
+            self._ra = RandomAccessVideo(self.video_path)
+        rgb = self._ra.rgb(k)
+        w, h = self.scene_size
+        return SceneFrame(int(self.frame_ts_ns[k]), rgb[:h, :w], k)
+
+    def close(self) -> None:
+        if self._ra is not None:
+            self._ra.close()
+            self._ra = None
 
     def _frame_records(self) -> Iterator[SceneFrame]:
         ts = self.frame_ts_ns.tolist()

@@ -20,9 +20,10 @@ STREAM_NAMES = {
 }
 
 
-def summarize(source: Source, decode_frames: bool = False) -> dict:
+def summarize(source: Source, decode_frames: bool = False, max_seconds: float | None = None) -> dict:
     """Counts and rates per stream. Frames are counted from the source's frame timestamps when it has them
-    (`frame_ts_ns`), so nothing is decoded unless `decode_frames` or the source offers no timestamps."""
+    (`frame_ts_ns`), so nothing is decoded unless `decode_frames` or the source offers no timestamps.
+    `max_seconds`: stop after this much recording time (for live sources, which never end)."""
     times: dict[str, list[int]] = defaultdict(list)
     notices: list[str] = []
     audio_rate = None
@@ -37,7 +38,13 @@ def summarize(source: Source, decode_frames: bool = False) -> dict:
     if gaze_arrays is not None:
         kinds.discard(GazeSample)
         times["gaze"] = gaze_arrays()[0].tolist()
+    first = None
+    limit = None if max_seconds is None else int(max_seconds * 1e9)
     for r in source.records(kinds):
+        if first is None:
+            first = r.ts_ns
+        if limit is not None and r.ts_ns - first > limit:
+            break
         name = STREAM_NAMES[type(r)]
         times[name].append(r.ts_ns)
         if isinstance(r, AudioChunk):
@@ -79,6 +86,7 @@ def summarize(source: Source, decode_frames: bool = False) -> dict:
             "width": k.width,
             "height": k.height,
         },
+        "sampled_s": max_seconds,
         "streams": streams,
         "notices": notices,
     }

@@ -174,6 +174,9 @@ class NeonRecordingSource(Source):
         g = self._load("gaze", optional=False)
         d = g.data
         ts = np.asarray(d["time"], dtype=np.int64)
+        order = None
+        if len(ts) > 1 and np.any(np.diff(ts) < 0):  # records must come in time order
+            order = np.argsort(ts, kind="stable")
         dx, dy = self.gaze_offset
         x = np.asarray(d["point_x"], dtype=np.float64) - dx
         y = np.asarray(d["point_y"], dtype=np.float64) - dy
@@ -187,6 +190,8 @@ class NeonRecordingSource(Source):
             else:  # a different rate: the last worn value at or before each gaze sample
                 k = np.clip(np.searchsorted(wt, ts, side="right") - 1, 0, len(wt) - 1)
                 worn = wv[k]
+        if order is not None:
+            ts, x, y, worn = ts[order], x[order], y[order], worn[order]
         return ts, x, y, worn
 
     def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -201,6 +201,11 @@ class SyntheticScene(Source):
     def n_frames(self) -> int:
         return len(self._frame_ts)
 
+    def frame_at(self, ts_ns: int) -> SceneFrame | None:
+        """The frame shown at ts_ns (the last one at or before it), None before the first."""
+        k = int(np.searchsorted(self._frame_ts, ts_ns, side="right")) - 1
+        return self.frame(k) if 0 <= k < len(self._frame_ts) else None
+
     def frame(self, index: int) -> SceneFrame:
         return SceneFrame(int(self._frame_ts[index]), self.render(int(self._frame_ts[index])), index)
 

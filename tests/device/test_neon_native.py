@@ -285,3 +285,21 @@ def test_scene_video_with_audio(neon_recording_dir, tmp_path):
     pcm = np.concatenate([a.pcm for a in chunks[2:-2]])
     spectrum = np.abs(np.fft.rfft(pcm))
     assert np.fft.rfftfreq(len(pcm), 1 / 8000)[np.argmax(spectrum)] == pytest.approx(440, abs=2)
+
+
+def test_multipart_scene_video(neon_recording_dir, tmp_path):
+    """Scene video in two parts (ps1, ps2): frames come out in order, stamped by each part's .time file."""
+    skip = {SCENE_TIME, "Neon Scene Camera v1 ps1.time_aux"}
+    d = _link_copy(neon_recording_dir, tmp_path / "rec", skip=skip)
+    ts = np.fromfile(neon_recording_dir / SCENE_TIME, "<i8")
+    cut = 120
+    for part, (a, b) in enumerate([(0, cut), (cut, len(ts))], start=1):
+        ts[a:b].astype("<i8").tofile(d / f"Neon Scene Camera v1 ps{part}.time")
+        w = Mp4Writer(d / f"Neon Scene Camera v1 ps{part}.mp4", 160, 120, 30)
+        for i in range(a, b):
+            w.write(_barcode(i))
+        w.close()
+    with open_source(d) as s:
+        frames = list(s.records({SceneFrame}))
+    np.testing.assert_array_equal([f.ts_ns for f in frames], ts)
+    assert [_read_barcode(f.rgb) for f in frames] == list(range(len(ts)))

@@ -179,3 +179,19 @@ def test_cli_errors_exit_non_zero_without_traceback(tmp_path, capsys, argv, matc
     assert rc != 0
     assert match in err.replace("\n", " ") or match in err
     assert "Traceback" not in err
+
+
+def test_summarize_live_source_samples_a_few_seconds():
+    from gazeqwen_edge.device import Source
+    from gazeqwen_edge.device.inspect import summarize
+
+    class Endless(Source):
+        def records(self, kinds=None):
+            k = 0
+            while True:
+                yield GazeSample(10**18 + k * 5_000_000, 1.0, 2.0)
+                k += 1
+
+    s = summarize(Endless(), max_seconds=2.0)
+    assert s["streams"]["gaze"]["count"] == 401 and s["streams"]["gaze"]["rate_hz"] == pytest.approx(200)
+    assert s["sampled_s"] == 2.0 and s["duration_s"] is None
