@@ -53,7 +53,7 @@ def _source_kw(seed_duration: float | None, size: str | None) -> dict:
     return kw
 
 
-@app.command("record")
+@app.command("record", short_help="Write a source (live, recorded or synthetic) to a session directory.")
 def record(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     out_dir: Path = typer.Argument(..., help="New directory to write the session to (must not exist or be empty)."),
@@ -127,7 +127,7 @@ def record(
     )
 
 
-@app.command("inspect")
+@app.command("inspect", short_help="Summarise a source: streams, rates, scene size, intrinsics, gaze offset.")
 def inspect(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
