@@ -127,11 +127,14 @@ def simulate(
             if time.monotonic() - last >= 5.0:
                 last = time.monotonic()
                 st = sim.stats()
+                with sim._lock:
+                    n_clients = len({sub.session for subs in sim._subs.values() for sub in subs})
                 console.print(
-                    "sent: "
-                    + ", ".join(f"{k} {v['sent']}" for k, v in st.items())
-                    + f" | dropped {sum(v['dropped'] for v in st.values())}"
-                    + ("" if sim.connected else " | [yellow]disconnected[/]"),
+                    "packets: "
+                    + ", ".join(f"{k} {v['packets']}" for k, v in st.items())
+                    + f" | sent to clients {sum(v['sent'] for v in st.values())}"
+                    + f" | dropped {sum(v['dropped'] for v in st.values())} | RTSP sessions {n_clients}"
+                    + ("" if sim.connected else " | [yellow]off the network[/]"),
                     highlight=False,
                     soft_wrap=True,
                 )
@@ -185,7 +188,7 @@ def run(
             rec = neon.get(0.05)
             if isinstance(rec, Notice):
                 colour = {"error": "red", "warning": "yellow"}.get(rec.level, "cyan")
-                console.print(f"[{colour}]{rec.kind}[/]: {rec.message}", highlight=False)
+                console.print(f"[{colour}]{rec.kind}[/]: {rec.message}", highlight=False, soft_wrap=True)
             now = time.monotonic()
             if now - t_prev >= 1.0:
                 counts = dict(neon.stats()["counts"])

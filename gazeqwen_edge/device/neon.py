@@ -580,13 +580,16 @@ class NeonLiveSource(Source):
         if self._device is not None:
             with contextlib.suppress(Exception):
                 await self._device.close()
-        # the client's RTSP readers leave their runner tasks behind when cancelled: finish them too
+        # the client's RTSP readers leave their runner tasks behind (tearing their sessions down): let them finish,
+        # then cancel what is still pending
         me = asyncio.current_task()
         rest = [t for t in asyncio.all_tasks() if t is not me]
-        for t in rest:
-            t.cancel()
         if rest:
-            await asyncio.wait(rest, timeout=2)
+            _, pending = await asyncio.wait(rest, timeout=1.0)
+            for t in pending:
+                t.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
 
 
 _LIVE_KW = {

@@ -167,6 +167,7 @@ class NeonSimulator:
             raise ValueError(f"gaze_variant must be one of {sorted(rtp.GAZE_FORMATS)}")
         self.source = source
         self.host = host
+        self.advertised_ip = _primary_ip() if host in ("", "0.0.0.0") else host  # what clients are told to use
         self.port = port
         self.rtsp_port = rtsp_port
         self.time_echo_port = time_echo_port
@@ -333,7 +334,7 @@ class NeonSimulator:
                 "battery_state": "OK" if self.battery_level > 15 else ("LOW" if self.battery_level > 5 else "CRITICAL"),
                 "device_id": self.device_id,
                 "device_name": self.device_name,
-                "ip": self.host,
+                "ip": self.advertised_ip,
                 "memory": 48_000_000_000,
                 "memory_state": "OK",
                 "time_echo_port": self.time_echo_port,
@@ -358,7 +359,7 @@ class NeonSimulator:
                 "sensor": sensor,
                 "conn_type": "DIRECT",
                 "connected": bool(self.sensor_connected.get(sensor, False)),
-                "ip": self.host,
+                "ip": self.advertised_ip,
                 "port": self.rtsp_port,
                 "protocol": "rtsp",
                 "params": SENSOR_PARAMS[sensor],
@@ -495,11 +496,11 @@ class NeonSimulator:
         info = ServiceInfo(
             "_http._tcp.local.",
             name,
-            addresses=[socket.inet_aton(self.host)],
+            addresses=[socket.inet_aton(self.advertised_ip)],
             port=self.port,
             server="neon-simulator.local.",
         )
-        self._zeroconf = zc.AsyncZeroconf(interfaces=[self.host])
+        self._zeroconf = zc.AsyncZeroconf(interfaces=[self.advertised_ip])
         await self._zeroconf.async_register_service(info)
 
     # HTTP handlers
@@ -863,6 +864,16 @@ class NeonSimulator:
             self.loop_shift_ns += self._loop_period_ns
             if audio_from_source and self.audio_mode == "auto":
                 audio_enc = None  # restart the audio timeline with the next pass
+
+
+def _primary_ip() -> str:
+    """The address other machines reach this one at (no packet is sent)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 1))
+            return s.getsockname()[0]
+        except OSError:
+            return socket.gethostbyname(socket.gethostname())
 
 
 def _to_mono_8k(pcm: np.ndarray, rate: int) -> np.ndarray:
