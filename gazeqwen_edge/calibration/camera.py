@@ -135,6 +135,49 @@ def intrinsics_from_realtime(calibration: Any, size: tuple[int, int] = NEON_SCEN
     return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
 
 
+def _guess_size(K: np.ndarray) -> tuple[int, int]:
+    """The image size a camera matrix belongs to: the Neon's 1600x1200 when the principal point lies near its
+    centre, else twice the principal point (e.g. a simulator serving a smaller synthetic scene)."""
+    w, h = NEON_SCENE_SIZE
+    if 0.35 * w < K[0, 2] < 0.65 * w and 0.35 * h < K[1, 2] < 0.65 * h:
+        return NEON_SCENE_SIZE
+    return int(round(2 * K[0, 2])), int(round(2 * K[1, 2]))
+
+
+def intrinsics_from_device(
+    address: str, port: int = 8080, timeout_s: float = 5.0, size: tuple[int, int] | None = None
+) -> CameraIntrinsics:
+    """Fetch the scene camera calibration from a Neon Companion device (or the simulator) over the realtime API
+    (`Device.get_calibration()`, the same 803-byte record as calibration.bin, CRC checked). `size` defaults to the
+    Neon's 1600x1200 (or, for a matrix that cannot belong to it, twice the principal point)."""
+    import asyncio
+
+    from gazeqwen_edge.errors import DeviceError, require
+
+    rt = require("pupil_labs.realtime_api.device", "device", "reading the device's calibration")
+
+    async def fetch():
+        async with rt.Device(address, port) as dev:
+            return await dev.get_calibration()
+
+    try:
+        cal = asyncio.run(asyncio.wait_for(fetch(), timeout_s))
+    except Exception as e:  # noqa: BLE001 - network / HTTP / decoding: all mean "could not get it"
+        raise DeviceError(
+            f"could not read the camera calibration from {address}:{port} ({type(e).__name__}: {e})"
+        ) from e
+    src = getattr(cal, "source", None)
+    raw = src.tobytes() if src is not None and hasattr(src, "tobytes") else b""
+    if len(raw) == CALIBRATION_BIN_SIZE:  # the record's own bytes: check them like a file (CRC included)
+        intr = parse_calibration_bin(raw, f"{address}:{port} calibration")
+    else:
+        intr = intrinsics_from_realtime(cal)
+    w, h = size or _guess_size(intr.camera_matrix)
+    intr = CameraIntrinsics(intr.camera_matrix, intr.dist_coeffs, w, h, intr.extra)
+    intr.extra["origin"] = f"device {address}:{port}"
+    return intr
+
+
 def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
     """Read a Pupil Cloud export's scene_camera.json (`camera_matrix` 3x3, `distortion_coefficients` [[...]])."""
     p = Path(path)

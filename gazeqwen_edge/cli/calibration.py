@@ -76,6 +76,17 @@ def offset(
     aruco = target.strip().lower().startswith("aruco")
     src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
+        camera = None
+        if src.intrinsics is None and getattr(src, "address", None) and getattr(src, "port", None):
+            # a live device: its scene camera calibration over the realtime API (degrees for the detector/residual)
+            from gazeqwen_edge.calibration.camera import CameraModel, intrinsics_from_device
+            from gazeqwen_edge.errors import DeviceError
+
+            try:
+                camera = CameraModel(intrinsics_from_device(src.address, src.port))
+                console.print(f"camera calibration from the device: {camera}")
+            except DeviceError as e:
+                console.print(f"[yellow]{e.message}; using a nominal Neon camera model[/]")
         parse_target(target, src.scene_size or (10**6, 10**6))  # bad specs fail before anything is collected
         if aruco:
             where = "the printed ArUco marker"
@@ -101,6 +112,7 @@ def offset(
                 src,
                 target,
                 seconds=seconds,
+                camera=camera,
                 progress=lambda frac, n: prog.update(task, completed=frac, fix=n),
             )
     finally:

@@ -227,3 +227,22 @@ def test_parse_calibration_bin_rejects_nonsense_matrix(neon_recording_dir):
     fixed = body + zlib.crc32(body).to_bytes(4, "little")
     with pytest.raises(InputError, match="not a valid intrinsics matrix"):
         parse_calibration_bin(fixed, "x.bin")
+
+
+def test_calibration_over_the_realtime_api_from_the_simulator(neon_recording_dir):
+    """`Device.get_calibration()` of the official client against our simulator replaying the real recording returns
+    its calibration.bin (CRC checked again on our side); an unreachable device is a DeviceError."""
+    pytest.importorskip("pupil_labs.realtime_api")
+    from gazeqwen_edge.calibration.camera import intrinsics_from_device
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.device.simulator import NeonSimulator
+    from gazeqwen_edge.errors import DeviceError
+
+    ref = read_calibration_bin(neon_recording_dir)
+    with NeonSimulator(open_source(neon_recording_dir)) as sim:
+        got = intrinsics_from_device("127.0.0.1", sim.port)
+    np.testing.assert_array_equal(got.camera_matrix, ref.camera_matrix)
+    np.testing.assert_array_equal(got.dist_coeffs, ref.dist_coeffs)
+    assert got.extra["crc"] == ref.extra["crc"] and (got.width, got.height) == (1600, 1200)
+    with pytest.raises(DeviceError, match="could not read the camera calibration"):
+        intrinsics_from_device("127.0.0.1", 9, timeout_s=2)

@@ -91,5 +91,6 @@ def test_offset_command_against_the_neon_simulator(home, capsys):
         )
     out = capsys.readouterr().out
     assert rc == 0, out
+    assert "camera calibration from the device" in out  # fetched over the realtime API, not a nominal model
     w = json.loads((home / "wearer_offsets.json").read_text())["wearers"]["live"]
     assert abs(w["dx"] + 12) < 2 and abs(w["dy"] - 8) < 2, w
