@@ -241,15 +241,39 @@ class NeonLiveSource(Source):
         """The next record, or None if none arrives within `timeout` seconds (or the source is closed)."""
         return self._ring.get(timeout)
 
-    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
-        """Records as they arrive, until `close()`. `kinds` filters (Notices are always delivered)."""
+    def records(
+        self, kinds: Iterable[type] | None = None, ordered: bool = False, reorder_window_s: float = 0.75
+    ) -> Iterator[Record]:
+        """Records until `close()`. `kinds` filters (Notices are always delivered).
+
+        By default records come in arrival order (lowest latency; each kind in time order, but scene frames and
+        audio arrive after the gaze of the same moment). With `ordered=True` they are held for `reorder_window_s`
+        and released in non-decreasing `ts_ns` order across kinds (the `Source` contract), at that extra latency;
+        a record that arrives later than the window is delivered at once (its order is then not guaranteed)."""
         want = tuple(kinds) + (Notice,) if kinds is not None else None
-        while not self._ring.closed or len(self._ring):
-            rec = self._ring.get(0.2)
-            if rec is None:
-                continue
-            if want is None or isinstance(rec, want):
-                yield rec
+        if not ordered:
+            while not self._ring.closed or len(self._ring):
+                rec = self._ring.get(0.2)
+                if rec is not None and (want is None or isinstance(rec, want)):
+                    yield rec
+            return
+        import heapq
+
+        heap: list = []
+        seq = 0
+        window_ns = int(reorder_window_s * 1e9)
+        while not self._ring.closed or len(self._ring) or heap:
+            rec = self._ring.get(0.02)
+            if rec is not None and (want is None or isinstance(rec, want)):
+                heapq.heappush(heap, (rec.ts_ns, seq, rec))
+                seq += 1
+            # the stream clock "now": this machine's clock, moved to the device's unless timestamps are converted
+            now = time.time_ns()
+            if not self.apply_clock_offset and self._clock_offset_ns is not None:
+                now += self._clock_offset_ns
+            closing = self._ring.closed and not len(self._ring)
+            while heap and (closing or heap[0][0] <= now - window_ns):
+                yield heapq.heappop(heap)[2]
 
     def recording_start(self) -> str:
         """Start a recording on the phone; returns its id."""
@@ -266,6 +290,12 @@ class NeonLiveSource(Source):
         `ts_ns` is on the phone's clock; None lets the phone stamp it on arrival."""
         ev = self._remote(f"send the event {name!r}", lambda d: d.send_event(name, ts_ns))
         return int(ev.timestamp)
+
+    def calibration(self):
+        """The glasses' camera calibration as the client reads it (`pupil_labs.neon_recording` Calibration:
+        scene_camera_matrix, scene_distortion_coefficients, ...). `intrinsics` stays None: the scene size is only
+        known once frames arrive."""
+        return self._remote("read the camera calibration", lambda d: d.get_calibration())
 
     def estimate_clock_offset(self, samples: int | None = None) -> int | None:
         """Measure the clock offset again (time echo); returns it in ns (phone minus this machine)."""

@@ -128,3 +128,19 @@ def test_not_worn_and_sensor_missing_are_reported(sim):
         assert neon.status().sensors["world"] is False
         # gaze keeps flowing without the scene camera
         assert sum(isinstance(r, GazeSample) for r in collect(neon, 1)) > 50
+
+
+def test_ordered_records_are_in_time_order_across_kinds(sim):
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world", "audio")) as neon:
+        out = []
+        t_end = time.monotonic() + 4.0
+        for r in neon.records(ordered=True, reorder_window_s=0.75):
+            out.append(r)
+            if time.monotonic() > t_end:
+                break
+    kinds = {type(r) for r in out}
+    assert {GazeSample, SceneFrame, AudioChunk} <= kinds
+    data = [r.ts_ns for r in out if not isinstance(r, Notice)]
+    assert data == sorted(data)

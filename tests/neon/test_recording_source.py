@@ -31,7 +31,7 @@ def test_demo_recording_served_with_original_timestamps(neon_recording_dir, make
                 got.append(r)
             elif isinstance(r, Fixation):
                 fix.append(r)
-        calib = neon._run(neon._device.get_calibration(), timeout=5)
+        calib = neon.calibration()
     assert len(got) >= 300
     for g in got:
         i = int(np.argmin(np.abs(ref_ts - g.ts_ns)))
