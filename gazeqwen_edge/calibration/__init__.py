@@ -1,13 +1,25 @@
 """Calibration: scene camera model and undistortion, wearer offset, online fixation detection, scanpaths.
 
-Uses only the device layer's records; nothing here imports model/ or runtime/.
+Uses only the device layer's records and Sources; nothing here imports model/ or runtime/.
+
+For the streaming runtime:
+
+    cam = CameraModel(source.intrinsics) if source.intrinsics else CameraModel.pinhole(*source.scene_size)
+    offset, why = resolve_offset(source, wearer)                 # stored per wearer, else the source's own
+    mapper = GazeMapper(cam, FrameTransform.center_crop(W, H, out_w, out_h), offset=offset)
+    sp = OnlineScanpath(mapper, origin_ns=clip_or_session_start_ns)
+    for rec in source.records():
+        sp.push_record(rec)                                      # GazeSample / SceneFrame (head-motion compensation)
+        rows = sp.rows_at(t_ns)                                  # (N, 4) float32 [x, y, mid_t, dur]: known at t_ns
 """
 
 from gazeqwen_edge.calibration.camera import (
     CALIBRATION_BIN_SIZE,
+    NEON_SCENE_SIZE,
     CameraModel,
     FrameTransform,
     GazeMapper,
+    intrinsics_from_device,
     intrinsics_from_realtime,
     parse_calibration_bin,
     pinhole_intrinsics,
@@ -21,21 +33,52 @@ from gazeqwen_edge.calibration.fixation import (
     OnlineFixationDetector,
     detect_fixations,
 )
+from gazeqwen_edge.calibration.flow import FlowField, SceneFlow
+from gazeqwen_edge.calibration.offset import (
+    ArucoTarget,
+    OffsetEstimate,
+    OffsetStore,
+    WearerOffset,
+    apply_offset,
+    calibrate_offset,
+    camera_for,
+    estimate_offset,
+    parse_target,
+    resolve_offset,
+)
+from gazeqwen_edge.calibration.scanpath import KnownFixation, OnlineScanpath, ScanpathBuilder
 
 __all__ = [
     "CALIBRATION_BIN_SIZE",
     "DETECTOR_NAME",
+    "NEON_SCENE_SIZE",
+    "ArucoTarget",
     "CameraModel",
     "FixationAgreement",
     "FixationParams",
+    "FlowField",
     "FrameTransform",
     "GazeMapper",
+    "KnownFixation",
+    "OffsetEstimate",
+    "OffsetStore",
     "OnlineFixationDetector",
+    "OnlineScanpath",
+    "ScanpathBuilder",
+    "SceneFlow",
+    "WearerOffset",
+    "apply_offset",
+    "calibrate_offset",
+    "camera_for",
     "detect_fixations",
+    "estimate_offset",
+    "intrinsics_from_device",
     "intrinsics_from_realtime",
     "match_fixations",
     "parse_calibration_bin",
+    "parse_target",
     "pinhole_intrinsics",
     "read_calibration_bin",
     "read_scene_camera_json",
+    "resolve_offset",
 ]
