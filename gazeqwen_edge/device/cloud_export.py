@@ -120,10 +120,14 @@ class CloudExportSource(Source):
             "gaze.csv", {TS: INT, "gaze x [px]": FLOAT, "gaze y [px]": FLOAT}, {"worn": BOOL}, allow_empty={"worn"}
         )
         ts = c[TS]
-        check_sorted(self.path / "gaze.csv", ts)
         dx, dy = self.gaze_offset
+        x, y = c["gaze x [px]"] - dx, c["gaze y [px]"] - dy
         worn = c.get("worn", np.ones(len(ts), bool))
-        return ts, c["gaze x [px]"] - dx, c["gaze y [px]"] - dy, worn
+        if self.tolerant and len(ts) > 1 and np.any(np.diff(ts) < 0):
+            o = np.argsort(ts, kind="stable")  # a live source may deliver a late sample: keep records in time order
+            ts, x, y, worn = ts[o], x[o], y[o], worn[o]
+        check_sorted(self.path / "gaze.csv", ts)
+        return ts, x, y, worn
 
     def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ts, x, y, _ = self._gaze

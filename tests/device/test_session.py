@@ -315,3 +315,12 @@ def test_fixations_and_frames_addressable_by_time(scene, session_dir):
         np.testing.assert_array_equal(s.frame_at(int(s.frame_ts_ns[k])).rgb, seq[k])
     assert s.frame_at(scene.start_ns - 1) is None
     s.close()
+
+
+def test_session_with_late_gaze_sample_reads_in_time_order(tmp_path):
+    with Recorder(tmp_path / "s") as r:
+        for t in (10, 20, 15, 30):
+            r.write(GazeSample(t, float(t), 0.0))
+    assert [g.ts_ns for g in SessionSource(tmp_path / "s").records({GazeSample})] == [10, 15, 20, 30]
+    with pytest.raises(InputError, match="go backwards"):
+        CloudExportSource(tmp_path / "s")  # a Cloud export must be in order
