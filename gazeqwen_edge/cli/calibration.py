@@ -16,10 +16,17 @@ calibrate_app = typer.Typer(
 app.add_typer(calibrate_app, name="calibrate")
 
 
-def _open(source: str | None, address: str | None, port: int, aruco: bool):
+def _register_sources() -> None:
+    """Make 'calibration-target[:...]' a SOURCE for every command (e.g. `simulate` serves it as a live device)."""
     from gazeqwen_edge.calibration.target_scene import register
 
-    register()  # makes "calibration-target[:...]" available to open_source
+    register()
+
+
+_register_sources()
+
+
+def _open(source: str | None, address: str | None, port: int, aruco: bool):
     if (source is None) == (address is None):
         raise ConfigError("give exactly one of --source SPEC or --address HOST (with --port)")
     if source is not None:
@@ -240,7 +247,8 @@ def fixations(
     finally:
         src.close()
     off, origin = resolve_offset(src, wearer)
-    console.print(f"{n} gaze samples -> {len(ours)} fixations (ours); offset {off} ({origin}) not needed to compare")
+    console.print(f"{n} gaze samples -> {len(ours)} fixations (ours), centres in raw gaze px")
+    console.print(f"wearer offset to add for display/model: ({off[0]:+.1f}, {off[1]:+.1f}) px ({origin})")
     t = Table(title="our fixations")
     for c in ("start s", "dur ms", "x px", "y px"):
         t.add_column(c, justify="right")
