@@ -254,15 +254,17 @@ class CloudExportSource(Source):
         j = read_json(p)
         try:
             k = np.array(j["camera_matrix"], dtype=np.float64).reshape(3, 3)
-            d = np.array(j["distortion_coefficients"], dtype=np.float64).reshape(-1)
+            # Pupil Cloud documents `dist_coefs`; other exports/versions write `distortion_coefficients`
+            key = "dist_coefs" if "dist_coefs" in j else "distortion_coefficients"
+            d = np.array(j[key], dtype=np.float64).reshape(-1)
         except KeyError as e:
-            raise InputError(p, f"has no {e.args[0]!r}") from None
+            raise InputError(p, f"has no {e.args[0]!r} (nor 'dist_coefs')") from None
         except (ValueError, TypeError) as e:
             raise InputError(
                 p, f"camera_matrix must be 3x3 numbers and distortion_coefficients a list of numbers ({e})"
             ) from None
         size = self.scene_size or (int(j.get("width", 1600)), int(j.get("height", 1200)))
-        extra = {k2: v for k2, v in j.items() if k2 not in ("camera_matrix", "distortion_coefficients")}
+        extra = {k2: v for k2, v in j.items() if k2 not in ("camera_matrix", "distortion_coefficients", "dist_coefs")}
         return CameraIntrinsics(k, d, size[0], size[1], extra)
 
     @property

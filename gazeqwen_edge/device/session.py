@@ -248,6 +248,7 @@ class Recorder:
             "scene_camera.json",
             {
                 "camera_matrix": np.asarray(k.camera_matrix, dtype=float).tolist(),
+                "dist_coefs": [np.asarray(k.dist_coeffs, dtype=float).reshape(-1).tolist()],  # Cloud's name
                 "distortion_coefficients": [np.asarray(k.dist_coeffs, dtype=float).reshape(-1).tolist()],
                 "width": int(k.width),
                 "height": int(k.height),

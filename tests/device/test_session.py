@@ -218,7 +218,9 @@ def _write_cloud_export(d: Path, n_frames: int = 20, offset=(10.0, -4.0)) -> dic
         v.write(np.zeros((64, 96, 3), np.uint8))
     v.close()
     k = [[500.0, 0, 48], [0, 500.0, 32], [0, 0, 1]]
-    (d / "scene_camera.json").write_text(json.dumps({"camera_matrix": k, "distortion_coefficients": [[0.1] * 8]}))
+    (d / "scene_camera.json").write_text(  # the field names of Pupil Cloud's export documentation
+        json.dumps({"camera_matrix": k, "dist_coefs": [[0.1] * 8], "serial_number": "abc123", "version": 1})
+    )
     (d / "info.json").write_text(json.dumps({"start_time": t0, "duration": 10**9, "gaze_offset": list(offset)}))
     return {"gts": gts, "gx": gx, "gy": gy, "fts": fts, "k": k, "offset": offset}
 
@@ -230,6 +232,8 @@ def test_cloud_export_reader(tmp_path):
         recs = list(s.records())
         assert s.scene_size == (96, 64)
         np.testing.assert_array_equal(s.intrinsics.camera_matrix, ref["k"])
+        np.testing.assert_array_equal(s.intrinsics.dist_coeffs, [0.1] * 8)
+        assert s.intrinsics.extra["serial_number"] == "abc123"
         assert s.gaze_offset == ref["offset"]
     gaze = _by_type(recs, GazeSample)
     np.testing.assert_array_equal([g.ts_ns for g in gaze], ref["gts"])
