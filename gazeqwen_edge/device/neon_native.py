@@ -302,6 +302,13 @@ class NeonRecordingSource(Source):
             streams.append(
                 iter([Notice(self.start_ns, "sensor_missing", "no scene video in this recording: gaze-only", "info")])
             )
+        if self.has_scene_video and wanted(Notice):
+            n_time = sum(p.with_suffix(".time").stat().st_size // 8 for p in self._parts(SCENE_BASENAME, ".mp4"))
+            if n_time > len(self.frame_ts_ns):
+                msg = (
+                    f"the scene video has {len(self.frame_ts_ns)} frames for {n_time} timestamps: using the first ones"
+                )
+                streams.append(iter([Notice(self.start_ns, "truncated", msg, "info")]))
         if wanted(Event):
             streams.append(iter(self.events))
         if wanted(GazeSample):

@@ -303,3 +303,18 @@ def test_multipart_scene_video(neon_recording_dir, tmp_path):
         frames = list(s.records({SceneFrame}))
     np.testing.assert_array_equal([f.ts_ns for f in frames], ts)
     assert [_read_barcode(f.rgb) for f in frames] == list(range(len(ts)))
+
+
+def test_scene_video_shorter_than_its_timestamps(neon_recording_dir, tmp_path):
+    d = _link_copy(neon_recording_dir, tmp_path / "rec")
+    w = Mp4Writer(d / "Neon Scene Camera v1 ps1.mp4", 64, 48, 30)
+    for i in range(250):
+        w.write(_barcode(i, 64, 48))
+    w.close()
+    ts = np.fromfile(d / SCENE_TIME, "<i8")
+    with open_source(d) as s:
+        recs = list(s.records())
+    frames = [r for r in recs if isinstance(r, SceneFrame)]
+    np.testing.assert_array_equal([f.ts_ns for f in frames], ts[:250])
+    notes = [r for r in recs if isinstance(r, Notice)]
+    assert len(notes) == 1 and notes[0].kind == "truncated" and "250 frames for 292" in notes[0].message
