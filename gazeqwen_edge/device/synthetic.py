@@ -15,7 +15,7 @@ Ground truth:
 - `looked_at`: `(start_ns, end_ns, object_name)` for every fixation that landed on an object;
 - `fixation_targets`: per fixation, the object name or None (background);
 - `objects`: `SceneObject`s (name, colour, rgb, shape, size); `object_boxes(t_ns)` / `object_at(x, y, t_ns)` give their
-  on-screen boxes and visibility at any time.
+  on-screen boxes and visibility at any time, `visible_intervals()` the frame runs in which each one is visible.
 """
 
 from __future__ import annotations
@@ -373,6 +373,18 @@ class SyntheticScene(Source):
         for i, o in enumerate(self.objects):
             s = o.size_px
             out[o.name] = (scr[i, 0] - s, scr[i, 1] - s, scr[i, 0] + s, scr[i, 1] + s, bool(vis[i]))
+        return out
+
+    def visible_intervals(self) -> dict[str, list[tuple[int, int]]]:
+        """Per object, the (first_ns, last_ns) runs of scene frames in which it is visible (in view, not hidden by
+        the hand or another object): ground truth for "when did X appear" and "what was seen but never looked at"."""
+        vis = self._visible((self._frame_ts - self._start_ns) / 1e9)
+        out: dict[str, list[tuple[int, int]]] = {}
+        for i, o in enumerate(self.objects):
+            v = np.concatenate([[False], vis[i], [False]]).astype(np.int8)
+            starts = np.nonzero(np.diff(v) == 1)[0]
+            ends = np.nonzero(np.diff(v) == -1)[0] - 1
+            out[o.name] = [(int(self._frame_ts[a]), int(self._frame_ts[b])) for a, b in zip(starts, ends, strict=True)]
         return out
 
     def object_at(self, x: float, y: float, t_ns: int) -> str | None:

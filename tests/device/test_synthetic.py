@@ -137,3 +137,22 @@ def test_open_source_unknown(tmp_path):
         open_source(tmp_path)
     with pytest.raises(InputError, match="unknown source"):
         open_source("foo://bar")
+
+
+def test_visible_intervals_agree_with_boxes_and_looked_at(scene):
+    vi = scene.visible_intervals()
+    assert set(vi) == {o.name for o in scene.objects}
+    assert any(len(v) for v in vi.values())
+    for name, runs in vi.items():
+        for a, b in runs:
+            assert a <= b
+            assert scene.object_boxes(a)[name][4] and scene.object_boxes(b)[name][4]
+            k = int(np.searchsorted(scene.frame_ts_ns, b))
+            if k + 1 < scene.n_frames:  # the frame after a run: hidden or out of view
+                assert not scene.object_boxes(int(scene.frame_ts_ns[k + 1]))[name][4]
+    # everything looked at was visible around the fixation's middle frame
+    for s, e, name in scene.looked_at:
+        mid = (s + e) // 2
+        k = int(np.argmin(np.abs(scene.frame_ts_ns - mid)))
+        t = int(scene.frame_ts_ns[k])
+        assert any(a <= t <= b for a, b in vi[name])
