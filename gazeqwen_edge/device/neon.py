@@ -223,7 +223,7 @@ class NeonLiveSource(Source):
             memory_state=ph.memory_state,
             recording_id=rec.id if active else None,
             recording_action=rec.action if rec is not None else None,
-            sensors={s.sensor: bool(s.connected) for s in st.sensors if s.conn_type == "DIRECT"},
+            sensors={s: self._sensor(s) is not None and bool(self._sensor(s).connected) for s in ALL_STREAMS},
             time_echo_port=ph.time_echo_port,
         )
 
@@ -446,7 +446,10 @@ class NeonLiveSource(Source):
             "audio": st.direct_audio_sensor,
             "eye_events": st.direct_eye_events_sensor,
         }[name]
-        return getter()
+        sensor = getter()
+        if name == "audio" and not st.direct_world_sensor().connected:
+            return None  # audio comes over the scene camera's RTSP URL (the client marks it connected regardless)
+        return sensor
 
     async def _poll(self) -> None:
         down_since: float | None = None

@@ -22,7 +22,12 @@ def test_demo_recording_served_with_original_timestamps(neon_recording_dir, make
     sim = make_sim(open_source(neon_recording_dir), timestamps="source", audio="off")
     with NeonLiveSource("127.0.0.1", sim.port) as neon:
         st = neon.status()
-        assert st.sensors.get("world") is False and st.sensors["gaze"]  # the demo recording has no scene video
+        assert st.sensors == {
+            "gaze": True,
+            "world": False,
+            "audio": False,
+            "eye_events": True,
+        }  # the demo recording has no scene video
         got, fix = [], []
         end = time.monotonic() + 8
         while time.monotonic() < end and len(got) < 300:
