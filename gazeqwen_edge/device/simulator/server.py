@@ -247,7 +247,12 @@ class NeonSimulator:
         if not self._ready.wait(timeout):
             raise DeviceError("the Neon simulator did not start in time")
         if self._start_error is not None:
-            raise DeviceError(f"the Neon simulator could not start: {self._start_error}") from self._start_error
+            raise DeviceError(
+                f"the Neon simulator could not serve on {self.host} (ports {self.port}, {self.rtsp_port}, "
+                f"{self.time_echo_port}): {self._start_error}",
+                hint="another program uses one of these ports: pick others (--port, --rtsp-port, --time-echo-port; "
+                "0 = any free port)",
+            ) from self._start_error
         self._t_start = time.monotonic()
         self._player = threading.Thread(target=self._play_guarded, name="neon-sim-player", daemon=True)
         self._player.start()
