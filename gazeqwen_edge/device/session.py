@@ -348,6 +348,12 @@ class Recorder:
         self.counts["audio_samples"] += n
         self._seen(r.ts_ns)
 
+    def event(self, name: str, data: str = "", ts_ns: int | None = None) -> Event:
+        """Log a named event (e.g. "query" / "answer" with the text as data) at ts_ns (default: now, unix ns)."""
+        ev = Event(time.time_ns() if ts_ns is None else int(ts_ns), name, data)
+        self.write(ev)
+        return ev
+
     def write_timing(self, stage: str, seconds: float, ts_ns: int | None = None) -> None:
         """Log one stage duration (e.g. from StageTimer) at recording time ts_ns (default: now)."""
         with self._lock:
