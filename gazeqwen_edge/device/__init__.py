@@ -6,6 +6,9 @@ with open_source("synthetic:3", duration_s=5) as src:
         ...
 """
 
+from gazeqwen_edge.device.cloud_export import CloudExportSource
+from gazeqwen_edge.device.inspect import summarize
+from gazeqwen_edge.device.neon_native import NeonRecordingSource
 from gazeqwen_edge.device.pacing import ReplayClock, merge_by_time, paced
 from gazeqwen_edge.device.records import (
     AudioChunk,
@@ -19,13 +22,22 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.registry import accepted_specs, detect_kind, open_source, register_source
+from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
 from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.streamgaze import StreamGazeSource
 from gazeqwen_edge.device.synthetic import SceneObject, SyntheticScene
 
 __all__ = [
     "AudioChunk",
     "Blink",
     "CameraIntrinsics",
+    "CloudExportSource",
+    "NeonRecordingSource",
+    "Recorder",
+    "SessionSource",
+    "StreamGazeSource",
+    "record_source",
+    "summarize",
     "Event",
     "Fixation",
     "GazeSample",
