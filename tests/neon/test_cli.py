@@ -30,7 +30,7 @@ def test_simulate_then_run_prints_status_and_notices(capsys):
         "--size",
         "160x120",
         "--scene-seconds",
-        "10",
+        "12",
         "--not-worn",
         "2:1",
         "--stall",
@@ -47,7 +47,7 @@ def test_simulate_then_run_prints_status_and_notices(capsys):
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert m, f"simulate did not start: {line!r}"
         port = m.group(1)
-        rc = main(["run", "--address", "127.0.0.1", "--port", port, "--duration", "6", "--streams", "gaze,world"])
+        rc = main(["run", "--address", "127.0.0.1", "--port", port, "--duration", "8", "--streams", "gaze,world"])
         assert rc == 0
         out = capsys.readouterr().out
         assert "connected to Neon Simulator" in out
