@@ -127,6 +127,15 @@ def read_csv_columns(
     return out
 
 
+def info_gaze_offset(info: dict, path: Path) -> tuple[float, float]:
+    """The wearer offset (px) from an info.json dict (Neon native recordings, Cloud exports, our sessions)."""
+    off = info.get("gaze_offset") or [0.0, 0.0]
+    try:
+        return (float(off[0]), float(off[1]))
+    except (TypeError, ValueError, IndexError):
+        raise InputError(path, f"gaze_offset {off!r} is not a pair of numbers") from None
+
+
 def check_sorted(path: Path, ts: np.ndarray, what: str = "timestamps") -> None:
     if len(ts) > 1 and np.any(np.diff(ts) < 0):
         k = int(np.argmax(np.diff(ts) < 0))

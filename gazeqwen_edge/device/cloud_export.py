@@ -24,6 +24,7 @@ from gazeqwen_edge.device._io import (
     STR,
     RandomAccessVideo,
     check_sorted,
+    info_gaze_offset,
     iter_video_frames,
     probe_video,
     read_csv_columns,
@@ -108,11 +109,7 @@ class CloudExportSource(Source):
 
     @cached_property
     def gaze_offset(self) -> tuple[float, float]:
-        off = self.info.get("gaze_offset") or [0.0, 0.0]
-        try:
-            return (float(off[0]), float(off[1]))
-        except (TypeError, ValueError, IndexError):
-            raise InputError(self.path / "info.json", f"gaze_offset {off!r} is not a pair of numbers") from None
+        return info_gaze_offset(self.info, self.path / "info.json")
 
     @cached_property
     def _gaze(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.device._io import read_json
+from gazeqwen_edge.device._io import info_gaze_offset, read_json
 from gazeqwen_edge.device.pacing import merge_by_time
 from gazeqwen_edge.device.records import (
     AudioChunk,
@@ -163,11 +163,7 @@ class NeonRecordingSource(Source):
 
     @cached_property
     def gaze_offset(self) -> tuple[float, float]:
-        off = self.info.get("gaze_offset") or [0.0, 0.0]
-        try:
-            return (float(off[0]), float(off[1]))
-        except (TypeError, ValueError, IndexError):
-            raise InputError(self.path / "info.json", f"gaze_offset {off!r} is not a pair of numbers") from None
+        return info_gaze_offset(self.info, self.path / "info.json")
 
     @cached_property
     def _gaze(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
