@@ -80,16 +80,7 @@ class ResamplerConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResamplerConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"resampler config must be a JSON object, got {type(d).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"resampler config: unknown keys {unknown} (known: {sorted(known)})")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"resampler config: {e}") from e
+        return _from_dict(cls, d, "resampler config")
 
 
 @dataclass
@@ -139,14 +130,21 @@ class GazeQwenConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> GazeQwenConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"GazeQwen config: unknown keys {unknown}")
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise ConfigError(f"GazeQwen config: {e}") from e
+        return _from_dict(cls, d, "GazeQwen config")
+
+
+def _from_dict(cls, d: Any, what: str):
+    """Build a config dataclass from a JSON object, naming unknown keys and wrong types as ConfigErrors."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(d).__name__}")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{what}: unknown keys {unknown} (known: {sorted(known)})")
+    try:
+        return cls(**d)
+    except TypeError as e:
+        raise ConfigError(f"{what}: {e}") from e
 
 
 def save_json(obj: Any, path: str | PathLike) -> None:
