@@ -9,8 +9,10 @@ How it works: the client's asyncio code runs on a private event loop in a backgr
 audio and eye events stream concurrently (one task each) and are turned into device-layer records on the device's
 clock (unix ns, from the RTCP sender reports, as the client computes them). Records go into a bounded ring buffer:
 the ingest side never waits for the consumer; when the consumer falls behind, the oldest records are dropped and
-counted (`stats()["dropped_oldest"]`). Records arrive in arrival order: each kind is in time order, but scene frames
-and audio arrive later than the gaze of the same moment (decoder and codec delays).
+counted (`stats()["dropped_oldest"]`). Scene frames and audio arrive later than the gaze of the same moment (decoder
+and codec delays), and UDP may reorder packets, so `records()` holds records for a short window (0.75 s) and releases
+them in time order across kinds, as the `Source` contract says; `get()` and `records(ordered=False)` give arrival
+order at the lowest latency. Notices are stamped on the clock of the data (see below).
 
 Robustness: the device is polled once per second (every 0.25 s while it is away); when it stops answering a
 `Notice("disconnected")` is delivered and the streams wait; when it answers again they are restarted at once (a
@@ -172,6 +174,7 @@ class NeonLiveSource(Source):
         self._sensor_missing: set[str] = set()
         self._frame_index = 0
         self.reconnects = 0
+        self._out_of_order = 0  # records that `records()` had to deliver after a later one (beyond its window)
         self.last_reconnect_s: float | None = None  # seconds from the device answering again to the first gaze
         self._t_back: float | None = None
         self._closing = False
@@ -236,6 +239,7 @@ class NeonLiveSource(Source):
             "dropped_oldest": self._ring.dropped,
             "queued": len(self._ring),
             "reconnects": self.reconnects,
+            "out_of_order": self._out_of_order,
             "data_age_s": {k: now - v for k, v in self._last_data.items()},
         }
 
@@ -244,14 +248,16 @@ class NeonLiveSource(Source):
         return self._ring.get(timeout)
 
     def records(
-        self, kinds: Iterable[type] | None = None, ordered: bool = False, reorder_window_s: float = 0.75
+        self, kinds: Iterable[type] | None = None, ordered: bool = True, reorder_window_s: float = 0.75
     ) -> Iterator[Record]:
         """Records until `close()`. `kinds` filters (Notices are always delivered).
 
-        By default records come in arrival order (lowest latency; each kind in time order, but scene frames and
-        audio arrive after the gaze of the same moment). With `ordered=True` they are held for `reorder_window_s`
-        and released in non-decreasing `ts_ns` order across kinds (the `Source` contract), at that extra latency;
-        a record that arrives later than the window is delivered at once (its order is then not guaranteed)."""
+        By default (`ordered=True`) the `Source` contract holds: records are released in non-decreasing `ts_ns`
+        order across kinds, each one held until the newest timestamp received is `reorder_window_s` past it or it
+        has waited that long (scene frames and audio arrive after the gaze of the same moment; UDP may reorder).
+        The holding buffer is bounded by `queue_size`. A record that arrives later than the window is still
+        delivered (counted in `stats()["out_of_order"]`). For the lowest latency use `ordered=False` (arrival
+        order: no ordering across kinds, and within a kind only what the network kept) or `get()`."""
         want = tuple(kinds) + (Notice,) if kinds is not None else None
         if not ordered:
             while not self._ring.closed or len(self._ring):
@@ -261,21 +267,28 @@ class NeonLiveSource(Source):
             return
         import heapq
 
-        heap: list = []
+        heap: list = []  # (ts_ns, seq, arrival monotonic s, record)
         seq = 0
         window_ns = int(reorder_window_s * 1e9)
+        newest: int | None = None
+        last_out: int | None = None
         while not self._ring.closed or len(self._ring) or heap:
             rec = self._ring.get(0.02)
             if rec is not None and (want is None or isinstance(rec, want)):
-                heapq.heappush(heap, (rec.ts_ns, seq, rec))
+                heapq.heappush(heap, (rec.ts_ns, seq, time.monotonic(), rec))
                 seq += 1
-            # the stream clock "now": this machine's clock, moved to the device's unless timestamps are converted
-            now = time.time_ns()
-            if not self.apply_clock_offset and self._clock_offset_ns is not None:
-                now += self._clock_offset_ns
+                newest = rec.ts_ns if newest is None else max(newest, rec.ts_ns)
             closing = self._ring.closed and not len(self._ring)
-            while heap and (closing or heap[0][0] <= now - window_ns):
-                yield heapq.heappop(heap)[2]
+            waited = time.monotonic() - reorder_window_s
+            while heap and (
+                closing or len(heap) > self._ring.capacity or heap[0][0] <= newest - window_ns or heap[0][2] <= waited
+            ):
+                ts, _, _, out = heapq.heappop(heap)
+                if last_out is not None and ts < last_out:
+                    self._out_of_order += 1
+                else:
+                    last_out = ts
+                yield out
 
     def recording_start(self) -> str:
         """Start a recording on the phone; returns its id."""
@@ -345,7 +358,14 @@ class NeonLiveSource(Source):
 
     def _notice(self, kind: str, message: str, level: str = "warning") -> None:
         log.info("neon notice %s: %s", kind, message)
-        self._ring.push(Notice(time.time_ns(), kind, message, level))
+        self._ring.push(Notice(self.now_ns(), kind, message, level))
+
+    def now_ns(self) -> int:
+        """Now on the clock of the records: the phone's (estimated with time echo; this machine's until measured),
+        or this machine's with `apply_clock_offset=True`. Notices are stamped with it."""
+        if not self.apply_clock_offset and self._clock_offset_ns is not None:
+            return time.time_ns() + self._clock_offset_ns
+        return time.time_ns()
 
     def _ts(self, ns: int) -> int:
         if self.apply_clock_offset and self._clock_offset_ns is not None:

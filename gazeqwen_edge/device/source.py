@@ -48,7 +48,8 @@ class Source(ABC):
 
     @abstractmethod
     def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
-        """All records in non-decreasing `ts_ns` order."""
+        """All records in non-decreasing `ts_ns` order (live sources reach this by holding records for a short
+        reorder window; see `NeonLiveSource.records`)."""
 
     def __iter__(self) -> Iterator[Record]:
         return self.records()

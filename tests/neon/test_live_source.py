@@ -130,17 +130,48 @@ def test_not_worn_and_sensor_missing_are_reported(sim):
         assert sum(isinstance(r, GazeSample) for r in collect(neon, 1)) > 50
 
 
-def test_ordered_records_are_in_time_order_across_kinds(sim):
+def test_records_are_in_time_order_across_kinds_by_default(sim):
     from gazeqwen_edge.device.neon import NeonLiveSource
 
     with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world", "audio")) as neon:
         out = []
         t_end = time.monotonic() + 4.0
-        for r in neon.records(ordered=True, reorder_window_s=0.75):
+        for r in neon.records():  # the Source contract: non-decreasing ts_ns across kinds
             out.append(r)
             if time.monotonic() > t_end:
                 break
+        assert neon.stats()["out_of_order"] == 0
     kinds = {type(r) for r in out}
     assert {GazeSample, SceneFrame, AudioChunk} <= kinds
-    data = [r.ts_ns for r in out if not isinstance(r, Notice)]
+    data = [r.ts_ns for r in out]
     assert data == sorted(data)
+
+
+def test_notices_are_stamped_on_the_clock_of_the_data(make_sim):
+    """With the phone's clock 5 s ahead of ours, a Notice must still sit among the gaze samples of its moment
+    (on the phone's clock, like the data), so that time-ordered delivery puts it in the right place."""
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    sim = make_sim(clock_offset_ms=5000.0, audio="off")
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",)) as neon:
+        assert neon.clock_offset_ns == pytest.approx(5e9, abs=3e6)
+        out = []
+        n_worn = n_off = 0
+        deadline = time.monotonic() + 8.0
+        for r in neon.records():
+            out.append(r)
+            if isinstance(r, GazeSample):
+                n_worn += r.worn
+                n_off += not r.worn
+                if n_worn == 100:
+                    sim.set_worn(False)
+            if n_off >= 20 or time.monotonic() > deadline:
+                break
+    notice = next(x for x in out if isinstance(x, Notice) and x.kind == "not_worn")
+    gaze = [x for x in out if isinstance(x, GazeSample)]
+    last_worn = max(g.ts_ns for g in gaze if g.worn)
+    first_off = min(g.ts_ns for g in gaze if not g.worn)
+    # the notice comes when the first not-worn datum arrives: between the last worn and a little after the first off
+    assert last_worn - 50_000_000 < notice.ts_ns < first_off + 500_000_000, (notice.ts_ns - first_off) / 1e9
+    ts = [x.ts_ns for x in out]
+    assert ts == sorted(ts)
