@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from gazeqwen_edge.cli.app import app, console_err
 from gazeqwen_edge.errors import GazeQwenError
 
@@ -24,9 +26,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         app(args=argv, prog_name="gazeqwen-edge")
     except GazeQwenError as e:
-        console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup/emoji
+        console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, emoji=False)
         if e.hint:
-            console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
+            console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False, emoji=False)
         return e.exit_code
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)

@@ -63,6 +63,7 @@ def record(
     speed: float = typer.Option(
         0.0,
         "--speed",
+        min=0.0,
         help="Replay pace for recorded sources: 0 = as fast as possible, 1 = real time, N = N x real time.",
     ),
     streams: str | None = typer.Option(
@@ -82,6 +83,10 @@ def record(
     from gazeqwen_edge.device import open_source, paced
     from gazeqwen_edge.device.session import Recorder
 
+    if duration is not None and not duration > 0:
+        from gazeqwen_edge.errors import ConfigError
+
+        raise ConfigError(f"--duration must be a positive number of seconds, got {duration}")
     kw = _source_kw(synthetic_duration, size) if source.startswith("synthetic") else {}
     kinds = _kinds(streams)
     with open_source(source, **kw) as src:

@@ -34,9 +34,11 @@ def _parse_times(items: list[str], what: str, n: int) -> list[list[str]]:
 def simulate(
     source: str = typer.Argument(..., help=SIM_SOURCE_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to serve on (0.0.0.0 to let other machines connect)."),
-    port: int = typer.Option(8080, help="HTTP port of the REST API and status websocket (0 = any free port)."),
-    rtsp_port: int = typer.Option(8086, help="RTSP port for all streams (0 = any free port)."),
-    time_echo_port: int = typer.Option(12321, help="Time-echo TCP port (0 = any free port)."),
+    port: int = typer.Option(
+        8080, min=0, max=65535, help="HTTP port of the REST API and status websocket (0 = any free port)."
+    ),
+    rtsp_port: int = typer.Option(8086, min=0, max=65535, help="RTSP port for all streams (0 = any free port)."),
+    time_echo_port: int = typer.Option(12321, min=0, max=65535, help="Time-echo TCP port (0 = any free port)."),
     loop: bool = typer.Option(False, "--loop", help="Start the source again when it ends (timestamps keep rising)."),
     scene_seconds: float = typer.Option(None, help="Length of a synthetic scene in seconds (default: its own)."),
     size: str = typer.Option(None, help="Scene size of a synthetic scene, e.g. 640x480."),
@@ -46,8 +48,8 @@ def simulate(
         help="STREAM:AT:FOR: send nothing on gaze|world|audio|eye_events|all "
         "from AT for FOR seconds after start (repeatable).",
     ),
-    disconnect_at: float = typer.Option(None, help="Leave the network this many seconds after start."),
-    disconnect_for: float = typer.Option(3.0, help="... and come back after this many seconds."),
+    disconnect_at: float = typer.Option(None, min=0.0, help="Leave the network this many seconds after start."),
+    disconnect_for: float = typer.Option(3.0, min=0.0, help="... and come back after this many seconds."),
     not_worn: list[str] = typer.Option(None, help="AT:FOR: report the glasses as not worn (repeatable)."),
     clock_offset_ms: float = typer.Option(0.0, help="Simulated error of the phone's clock (time echo shows it)."),
     gaze_variant: int = typer.Option(
@@ -152,10 +154,10 @@ def simulate(
 def run(
     device: str = typer.Option("pupil-neon", help="Device to read: pupil-neon (or neon://HOST:PORT)."),
     address: str = typer.Option(None, help="Address of the phone running the Neon Companion app (default: discover)."),
-    port: int = typer.Option(8080, help="Its HTTP port."),
-    duration: float = typer.Option(0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Its HTTP port."),
+    duration: float = typer.Option(0.0, min=0.0, help="Stop after this many seconds (0 = until Ctrl-C)."),
     streams: str = typer.Option("gaze,world,audio,eye_events", help="Streams to receive, comma separated."),
-    connect_timeout: float = typer.Option(3.0, help="Seconds to wait for the device before giving up."),
+    connect_timeout: float = typer.Option(3.0, min=0.1, help="Seconds to wait for the device before giving up."),
 ) -> None:
     """Connect to live Neon glasses and show a live status line (gaze rate, frame rate, audio, worn, battery,
     notices). For now this is all it does: the GazeQwen model loop (questions and answers) comes in a later version."""

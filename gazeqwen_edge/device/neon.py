@@ -40,7 +40,7 @@ import numpy as np
 
 from gazeqwen_edge.device.records import AudioChunk, Blink, Fixation, GazeSample, Notice, Record, SceneFrame
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import DeviceError, require
+from gazeqwen_edge.errors import ConfigError, DeviceError, require
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,14 @@ class NeonLiveSource(Source):
         self.streams = tuple(streams)
         bad = [s for s in self.streams if s not in ALL_STREAMS]
         if bad:
-            from gazeqwen_edge.errors import ConfigError
-
             raise ConfigError(f"unknown Neon stream(s) {bad}; choose from {', '.join(ALL_STREAMS)}")
         _client()
         # the client warns once per stream start about the first AAC frame it cannot stamp; that is expected
         logging.getLogger("pupil_labs.realtime_api.streaming.audio").setLevel(logging.ERROR)
         self.address = address
         self.port = int(port)
+        if not 0 < self.port < 65536:
+            raise ConfigError(f"port {port} is not between 1 and 65535 (the Neon Companion app uses 8080)")
         self.connect_timeout_s = connect_timeout_s
         self.discover_timeout_s = discover_timeout_s
         self.stall_timeout_s = stall_timeout_s
@@ -664,8 +664,6 @@ _LIVE_KW = {
 
 def parse_neon_spec(spec: str) -> tuple[str | None, int]:
     """'pupil-neon' -> (None, 8080) (discover); 'pupil-neon:HOST[:PORT]' or 'neon://HOST[:PORT]' -> (HOST, PORT)."""
-    from gazeqwen_edge.errors import ConfigError
-
     if spec.startswith("neon://"):
         rest = spec[len("neon://") :].rstrip("/")
     elif spec == "pupil-neon":
@@ -683,14 +681,14 @@ def parse_neon_spec(spec: str) -> tuple[str | None, int]:
         port = int(port_s) if port_s else DEFAULT_PORT
     except ValueError:
         raise ConfigError(f"bad port in '{spec}': '{port_s}' is not a number") from None
+    if not 0 < port < 65536:
+        raise ConfigError(f"bad port in '{spec}': {port} is not between 1 and 65535")
     return host, port
 
 
 def open_neon(spec: str = "pupil-neon", **kw) -> NeonLiveSource:
     """The `open_source` factory for 'pupil-neon', 'pupil-neon:HOST[:PORT]' and 'neon://HOST:PORT'. Keyword
     arguments are NeonLiveSource's (`address`/`port` override the spec); `duration_s` is ignored (live is endless)."""
-    from gazeqwen_edge.errors import ConfigError
-
     kw.pop("duration_s", None)
     unknown = sorted(set(kw) - _LIVE_KW)
     if unknown:

@@ -164,6 +164,13 @@ def test_cli_inspect_neon(neon_recording_dir, capsys):
         (["record", "synthetic", "{tmp}/notempty"], "not empty"),
         (["record", "synthetic", "{tmp}/o", "--streams", "gaze,smell"], "unknown stream 'smell'"),
         (["inspect", "{tmp}/trunc"], "truncated"),
+        # column names in brackets reach the user (not eaten as rich markup)
+        (["inspect", "{tmp}/cloud"], "missing column(s) 'timestamp [ns]', 'gaze x [px]', 'gaze y [px]'"),
+        (["record", "synthetic", "{tmp}/o", "--speed", "-1"], "--speed"),
+        (["record", "synthetic", "{tmp}/o", "--duration", "-1"], "--duration must be a positive"),
+        (["run", "--address", "127.0.0.1", "--port", "99999"], "--port"),
+        (["run", "--device", "neon://127.0.0.1:70000"], "not between 1 and 65535"),
+        (["simulate", "synthetic", "--stall", "gaze:x:1"], "--stall 'gaze:x:1'"),
     ],
 )
 def test_cli_errors_exit_non_zero_without_traceback(tmp_path, capsys, argv, match):
@@ -174,10 +181,14 @@ def test_cli_errors_exit_non_zero_without_traceback(tmp_path, capsys, argv, matc
     (t / "info.json").write_text(json.dumps({"start_time": 1, "duration": 2}))
     (t / "gaze ps1.raw").write_bytes(b"\0" * 13)
     (t / "gaze ps1.time").write_bytes(b"\0" * 8)
+    c = tmp_path / "cloud"
+    c.mkdir()
+    (c / "gaze.csv").write_text("ts,x,y\n1,2,3\n")
+    (c / "world_timestamps.csv").write_text("section id,recording id,timestamp [ns]\na,b,1\n")
     rc = main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     err = capsys.readouterr().err
     assert rc != 0
-    assert match in err.replace("\n", " ") or match in err
+    assert match in " ".join(err.split())  # rich wraps long lines
     assert "Traceback" not in err
 
 
