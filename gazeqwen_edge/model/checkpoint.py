@@ -18,6 +18,7 @@ import torch
 
 from gazeqwen_edge.errors import InputError
 from gazeqwen_edge.model.config import ResamplerConfig, load_json
+from gazeqwen_edge.model.lora import parse_lora_state_dict
 from gazeqwen_edge.model.resampler import GazeResampler
 
 FORMAT = "gazeqwen-edge/resampler-v1"
@@ -75,26 +76,36 @@ def load_checkpoint(path: str | PathLike, gaze_encoding: str | None = None, devi
     if not d.is_dir():
         raise InputError(d, "not a checkpoint directory (expected config.json + resampler.safetensors)")
     cfg_json = load_json(d / CONFIG_FILE)
-    if not isinstance(cfg_json, dict) or cfg_json.get("format") != FORMAT:
-        raise InputError(d / CONFIG_FILE, f"not a {FORMAT} checkpoint config (format={cfg_json.get('format')!r})")
-    rc = dict(cfg_json["resampler"])
+    fmt = cfg_json.get("format") if isinstance(cfg_json, dict) else type(cfg_json).__name__
+    if fmt != FORMAT:
+        raise InputError(d / CONFIG_FILE, f"not a {FORMAT} checkpoint config (format={fmt!r})")
+    rc = cfg_json.get("resampler")
+    if not isinstance(rc, dict):
+        raise InputError(d / CONFIG_FILE, "has no 'resampler' object")
+    rc = dict(rc)
     if gaze_encoding is not None:
         rc["gaze_encoding"] = gaze_encoding
     cfg = ResamplerConfig.from_dict(rc)
+
+    def read(p: Path) -> dict[str, torch.Tensor]:
+        try:
+            return load_file(str(p), device=str(device))
+        except (SafetensorError, OSError) as e:
+            raise InputError(p, f"cannot read safetensors ({e})") from e
+
     wpath = d / WEIGHTS_FILE
     if not wpath.is_file():
         raise InputError(wpath, "missing resampler weights")
-    try:
-        state = load_file(str(wpath), device=str(device))
-    except (SafetensorError, OSError) as e:
-        raise InputError(wpath, f"cannot read safetensors ({e})") from e
+    state = read(wpath)
     check_state_dict(state, cfg, wpath)
     model = GazeResampler(cfg).to(device)
     model.load_state_dict(state, strict=True)
     lora, lora_cfg = {}, None
     if (d / LORA_FILE).is_file():
-        lora = load_file(str(d / LORA_FILE), device=str(device))
+        lora = read(d / LORA_FILE)
         lora_cfg = load_json(d / LORA_CONFIG_FILE) if (d / LORA_CONFIG_FILE).is_file() else None
+        if lora_cfg is not None and not isinstance(lora_cfg, dict):
+            raise InputError(d / LORA_CONFIG_FILE, f"must be a JSON object, got {type(lora_cfg).__name__}")
     return Checkpoint(model, lora, lora_cfg, cfg_json.get("meta", {}))
 
 
@@ -109,7 +120,7 @@ def check_state_dict(state: dict[str, Any], cfg: ResamplerConfig, where) -> None
     if unexpected:
         problems.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:4])})")
     bad = [
-        f"{k} {tuple(state[k].shape)} != {exp[k]}"
+        f"{k} {tuple(state[k].shape) if isinstance(state[k], torch.Tensor) else type(state[k]).__name__} != {exp[k]}"
         for k in sorted(set(exp) & set(state))
         if not isinstance(state[k], torch.Tensor) or tuple(state[k].shape) != exp[k]
     ]
@@ -143,10 +154,17 @@ def infer_reference_config(
     except (KeyError, IndexError, ValueError, AttributeError) as e:
         raise InputError(where, f"state dict is not in the reference resampler layout (missing/odd {e})") from e
     sizes = dict(d_vjepa=d_vjepa, d_llm=d_llm, n_latents=n_latents, d_latent=d_latent, n_blocks=n_blocks)
-    for k, v in (saved or {}).items():
+    if saved is not None and not isinstance(saved, dict):
+        raise InputError(where, f"the checkpoint's 'config' must be a dict, got {type(saved).__name__}")
+    saved = saved or {}
+    for k, v in saved.items():
+        if k in sizes or k == "n_layers":
+            if isinstance(v, bool) or not isinstance(v, int | float) or v != int(v):
+                raise InputError(where, f"the checkpoint's config has a non-integer {k}={v!r}")
+    for k, v in saved.items():
         if k in sizes and int(v) != int(sizes[k]):
             raise InputError(where, f"saved config says {k}={v} but the weights have {k}={sizes[k]}")
-    if saved and "n_layers" in saved and int(saved["n_layers"]) not in (n_mod, n_llm):
+    if "n_layers" in saved and int(saved["n_layers"]) not in (n_mod, n_llm):
         raise InputError(
             where, f"saved config n_layers={saved['n_layers']} matches neither {n_mod} modules nor {n_llm}"
         )
@@ -170,6 +188,15 @@ def infer_reference_config(
     )
 
 
+def _load_error_reason(e: Exception) -> str:
+    """The part of a torch.load failure that says what is wrong (torch's weights-only message is a page of advice,
+    including loading with weights_only=False, which we never do)."""
+    text = str(e)
+    m = re.search(r"WeightsUnpickler error: (.*?)(?:\s+(?:Please use|Check the documentation)|$)", text, re.S)
+    reason = m.group(1) if m else text.splitlines()[0] if text else ""
+    return f"{type(e).__name__}: {' '.join(reason.split())[:200]}"
+
+
 def read_reference_checkpoint(src: str | PathLike) -> dict[str, Any]:
     p = Path(src)
     if not p.is_file():
@@ -178,7 +205,10 @@ def read_reference_checkpoint(src: str | PathLike) -> dict[str, Any]:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and weights-only errors: all mean "not a loadable torch checkpoint"
         raise InputError(
-            p, f"cannot read as a torch checkpoint with weights_only=True ({type(e).__name__}: {str(e)[:200]})"
+            p,
+            f"cannot read as a torch checkpoint with weights_only=True ({_load_error_reason(e)})",
+            hint="it must be a torch.save'd dict of tensors and plain values; re-save one that holds other objects "
+            "(e.g. a peft LoraConfig) with trusted code, converting them to dicts",
         ) from e
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or not isinstance(ckpt["state_dict"], dict):
         keys = sorted(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -191,7 +221,10 @@ def convert_reference_checkpoint(
 ) -> Path:
     """best_model.pt (reference layout) -> our checkpoint directory. Returns the directory."""
     ckpt = read_reference_checkpoint(src)
-    state = {k: v for k, v in ckpt["state_dict"].items()}
+    state = dict(ckpt["state_dict"])
+    odd = [f"{k!r} ({type(v).__name__})" for k, v in state.items() if not (isinstance(k, str) and torch.is_tensor(v))]
+    if odd:
+        raise InputError(src, f"state_dict must map names to tensors; {len(odd)} entries do not, e.g. {odd[:3]}")
     cfg = infer_reference_config(state, ckpt.get("config"), injected_layers, gaze_encoding, where=src)
     check_state_dict(state, cfg, src)
     model = GazeResampler(cfg)
@@ -199,6 +232,13 @@ def convert_reference_checkpoint(
     lora = ckpt.get("lora_state_dict") or {}
     if not isinstance(lora, dict) or not all(isinstance(v, torch.Tensor) for v in lora.values()):
         raise InputError(src, "lora_state_dict must be a dict of tensors")
+    lora_config = ckpt.get("lora_config")
+    if lora_config is not None and not isinstance(lora_config, dict):
+        raise InputError(src, f"lora_config must be a dict, got {type(lora_config).__name__}")
+    try:  # what merge_lora will need at load time: only LLM attention LoRA keys, each with its A and B
+        parse_lora_state_dict(lora)
+    except InputError as e:
+        raise InputError(src, e.problem) from e
     return save_checkpoint(
-        dst, model, lora, ckpt.get("lora_config"), meta={"converted_from": str(Path(src).name), "source": "reference"}
+        dst, model, lora, lora_config, meta={"converted_from": str(Path(src).name), "source": "reference"}
     )

@@ -40,7 +40,10 @@ def write_reference(path, sd=None, lora=True):
     ckpt = {
         "state_dict": sd,
         "config": {"d_vjepa": D_V, "d_llm": D_LLM, "n_latents": NL, "d_latent": DL, "n_blocks": 2, "n_layers": N_LLM},
-        "lora_state_dict": {"base_model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.randn(8, D_LLM)}
+        "lora_state_dict": {
+            "base_model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.randn(8, D_LLM),
+            "base_model.model.layers.0.self_attn.q_proj.lora_B.weight": torch.randn(D_LLM, 8),
+        }
         if lora
         else {},
         "lora_config": {"r": 8, "lora_alpha": 16, "target_modules": ["q_proj", "v_proj"]},
@@ -117,6 +120,56 @@ def test_converter_errors(tmp_path):
         convert_reference_checkpoint(tmp_path / "other.pt", tmp_path / "o5")
 
 
+def test_converter_rejects_odd_contents_with_input_errors(tmp_path):
+    """Whatever a best_model.pt holds, the converter answers with an InputError naming the problem (no
+    AttributeError/ValueError tracebacks), and refuses a LoRA that merge_lora would reject at load time."""
+    import numpy as np
+    import pytest
+
+    def attempt(name, **changes):
+        ckpt = write_reference(tmp_path / f"{name}.pt")
+        ckpt.update(changes)
+        torch.save(ckpt, tmp_path / f"{name}.pt")
+        with pytest.raises(InputError) as e:
+            convert_reference_checkpoint(tmp_path / f"{name}.pt", tmp_path / f"out_{name}", injected_layers=(1, 4))
+        assert not (tmp_path / f"out_{name}").exists()
+        return str(e.value)
+
+    sd = reference_layout_state_dict()
+    sd["q_projs.0.0.weight"] = "not a tensor"
+    assert "q_projs.0.0.weight" in attempt("str_value", state_dict=sd)
+    assert "'config' must be a dict" in attempt("config_list", config=[1, 2])
+    assert "non-integer d_llm" in attempt("config_str", config={"d_llm": "x"})
+    assert "not LLM attention LoRA" in attempt(
+        "foreign_lora", lora_state_dict={"visual.qkv.lora_A.weight": torch.zeros(2)}
+    )
+    assert "lacks A or B" in attempt(
+        "half_lora", lora_state_dict={"model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(8, D_LLM)}
+    )
+    # an object a weights-only load refuses: the message names it and never suggests weights_only=False
+    msg = attempt("numpy_scalar", best_val_acc=np.float64(0.7))
+    assert "numpy" in msg and "weights_only=False" not in msg and "Unsupported global" in msg
+
+
+def test_load_checkpoint_rejects_broken_directories(tmp_path):
+    import pytest
+
+    cfg = ResamplerConfig(d_vjepa=D_V, d_llm=D_LLM, n_latents=NL, d_latent=DL, injected_layers=(0, 3), n_llm_layers=5)
+    good = save_checkpoint(
+        tmp_path / "c", GazeResampler(cfg), {"layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2)}
+    )
+    (good / "config.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match="not a gazeqwen-edge/resampler-v1 checkpoint config"):
+        load_checkpoint(good)
+    (good / "config.json").write_text('{"format": "gazeqwen-edge/resampler-v1"}')
+    with pytest.raises(InputError, match="no 'resampler' object"):
+        load_checkpoint(good)
+    save_checkpoint(good, GazeResampler(cfg), {"layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2)})
+    (good / "lora.safetensors").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="lora.safetensors: cannot read safetensors"):
+        load_checkpoint(good)
+
+
 def test_cli_convert_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"\x00garbage")
@@ -133,7 +186,7 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     )
     assert res.exit_code == 0, res.output
     out = " ".join(res.output.split())
-    assert "2 resampler modules for layers [1, 4]" in out and "LoRA with 1 tensors" in out
+    assert "2 resampler modules for layers [1, 4]" in out and "LoRA with 2 tensors" in out
     assert (tmp_path / "ours" / "resampler.safetensors").is_file()
     # refuses to overwrite a non-empty directory without --force
     assert main(["convert-checkpoint", str(tmp_path / "best_model.pt"), str(tmp_path / "ours")]) != 0
