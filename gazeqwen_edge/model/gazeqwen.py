@@ -78,13 +78,28 @@ class Batch:
     samples: list[Sample]
 
 
+_LETTER = re.compile(r"\s*([A-Z])[.):]")
+
+
 def option_letters(options: Sequence[str]) -> list[str]:
-    """'A. box' -> 'A'; options without a leading letter get A, B, C, ... by position."""
+    """'A. box' -> 'A'; options without a leading letter get A, B, C, ... by position. Letters must be unique."""
     out = []
     for i, o in enumerate(options):
-        m = re.match(r"\s*([A-Z])[.):]", o)
+        m = _LETTER.match(o)
         out.append(m.group(1) if m else chr(ord("A") + i))
+    if len(set(out)) != len(out):
+        raise InputError(None, f"options must have distinct letters, got {out} for {list(options)}")
     return out
+
+
+def mc_text(question: str, options: Sequence[str]) -> str:
+    """The multiple-choice prompt: the question, one 'L. option' line per option (the letter added where the option
+    has none, so every scored letter appears in the prompt), and the answer instruction."""
+    lines = [
+        o.strip() if _LETTER.match(o) else f"{letter}. {o.strip()}"
+        for o, letter in zip(options, option_letters(options), strict=True)
+    ]
+    return "\n".join([question.strip(), *lines, MC_INSTRUCTION])
 
 
 class GazeQwen:
@@ -298,7 +313,7 @@ class GazeQwen:
         return out.logits[:, -1, ids].float().cpu()
 
     def mc_text(self, question: str, options: Sequence[str]) -> str:
-        return "\n".join([question.strip(), *[o.strip() for o in options], MC_INSTRUCTION])
+        return mc_text(question, options)
 
     def score_options(self, video: Video, scanpath, question: str, options: Sequence[str]) -> dict[str, float]:
         """The reference evaluation protocol: logits of the option letters after a prompt ending

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gazeqwen_edge.errors import InputError
-from gazeqwen_edge.model.gazeqwen import MC_SUFFIX, Video, option_letters
+from gazeqwen_edge.model.gazeqwen import MC_SUFFIX, Video, mc_text, option_letters
 
 OPTIONS = ["A. red box", "B. green cup", "C. blue jar", "D. knife"]
 
@@ -52,6 +52,11 @@ def test_answer_streams_text(tiny_gq, clip, scanpath):
 
 def test_option_letters_and_input_errors():
     assert option_letters(["A. x", "B) y", "z"]) == ["A", "B", "C"]
+    # every scored letter is in the prompt: options given without letters get them
+    assert mc_text("Which?", [" box", "cup "]).splitlines()[1:3] == ["A. box", "B. cup"]
+    assert mc_text("Which?", ["A. box", "B) cup"]).splitlines()[1:3] == ["A. box", "B) cup"]
+    with pytest.raises(InputError, match="distinct letters"):
+        option_letters(["box", "A. cup"])
     with pytest.raises(InputError, match="uint8"):
         Video(np.zeros((2, 8, 8, 3), np.float32), fps=1)
     with pytest.raises(InputError, match="fps"):
