@@ -96,7 +96,10 @@ def test_recording_control_events_and_clock_offset(make_sim):
     with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",), apply_clock_offset=True) as neon:
         assert neon.clock_offset_ns == pytest.approx(-400e6, abs=3e6)
         rec_id = neon.recording_start()
-        assert neon.status().recording_id is None or neon.status().recording_id == rec_id
+        t_end = time.monotonic() + 3.0  # the status is polled once per second
+        while neon.status().recording_id is None and time.monotonic() < t_end:
+            time.sleep(0.05)
+        assert neon.status().recording_id == rec_id
         with pytest.raises(DeviceError, match="already running"):
             neon.recording_start()
         ts = neon.send_event("gazeqwen.query", 1_234)
@@ -121,7 +124,8 @@ def test_not_worn_and_sensor_missing_are_reported(sim):
         recs = collect(neon, 3, stop=lambda rs: any(isinstance(r, Notice) and r.kind == "not_worn" for r in rs))
         assert any(isinstance(r, Notice) and r.kind == "not_worn" for r in recs)
         assert neon.status().worn is False
-        assert not [r for r in recs if isinstance(r, GazeSample) and r.worn and r.ts_ns > recs[-1].ts_ns]
+        after = [r for r in collect(neon, 0.5) if isinstance(r, GazeSample)]
+        assert len(after) > 50 and not any(g.worn for g in after)  # every sample since the notice says not worn
         sim.set_sensor_connected("world", False)
         recs = collect(neon, 4, stop=lambda rs: any(isinstance(r, Notice) and r.kind == "sensor_missing" for r in rs))
         assert any(isinstance(r, Notice) and r.kind == "sensor_missing" for r in recs)
