@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.model.gaze_encoding import step_times
 
 QWEN_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -153,5 +154,5 @@ def preprocess_video(
         n_video_tokens=gt * gh * gw // merge_size**2,
         resized_hw=(h, w),
         second_per_grid_t=spg,
-        step_times=np.arange(gt) * spg,
+        step_times=step_times(gt, sampling_fps, temporal_patch),
     )

@@ -65,3 +65,23 @@ def test_option_letters_and_input_errors():
         from gazeqwen_edge.model.gaze_encoding import check_scanpath
 
         check_scanpath(np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("duration_s, sampling_fps", [(6.0, 1.0), (45.0, 0.5)])
+def test_gaze_is_looked_up_at_the_time_of_each_steps_first_frame(tiny_gq, duration_s, sampling_fps):
+    """REFERENCE: frame time of temporal step t = clip_start + t * 2 / fps. The time at which the gaze path looks up
+    the active fixations equals the recording time of the first frame Qwen gets for that step."""
+    fps = 5.0
+    n = int(duration_s * fps)
+    frames = np.zeros((n, 16, 16, 3), np.uint8)
+    frames[:, 0, 0, 0], frames[:, 0, 0, 1] = np.arange(n) % 256, np.arange(n) // 256  # each frame carries its index
+    video = Video(frames, fps=fps)
+    got, used_fps = tiny_gq.sample_clip(video)
+    assert used_fps == sampling_fps  # the reference policy by clip length
+    s = tiny_gq.prepare(video, None, "Where?")
+    t_steps = s.video.step_times
+    assert len(t_steps) == int(s.video.video_grid_thw[0, 0])
+    first_frame_index = got[0::2, 0, 0, 0].astype(int) + 256 * got[0::2, 0, 0, 1].astype(int)
+    np.testing.assert_allclose(t_steps, first_frame_index / fps)
+    np.testing.assert_allclose(t_steps, np.arange(len(t_steps)) * 2 / sampling_fps)
+    assert s.video.second_per_grid_t == 2 / sampling_fps  # what Qwen's 3-D positions use for the same steps
