@@ -71,28 +71,45 @@ class NeonStatus:
 
 
 class _Ring:
-    """Bounded FIFO: push never blocks; when full the oldest record is dropped and counted."""
+    """Bounded FIFO: push never blocks; when full the oldest record is dropped and counted. Scene frames are also
+    bounded on their own (`max_frames`: a 1600x1200 frame is 5.8 MB, so 4096 queued records could hold gigabytes of
+    video while the consumer is busy): the oldest queued frame makes room and is counted as dropped."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, max_frames: int | None = None):
         self.capacity = capacity
+        self.max_frames = max_frames or capacity
         self._q: collections.deque = collections.deque()
         self._cond = threading.Condition()
+        self._frames = 0
         self.dropped = 0
         self.closed = False
 
     def push(self, rec: Record) -> None:
         with self._cond:
+            if isinstance(rec, SceneFrame):
+                if self._frames >= self.max_frames:
+                    i = next(i for i, r in enumerate(self._q) if isinstance(r, SceneFrame))
+                    del self._q[i]
+                    self._frames -= 1
+                    self.dropped += 1
+                self._frames += 1
             if len(self._q) >= self.capacity:
-                self._q.popleft()
+                self._pop()
                 self.dropped += 1
             self._q.append(rec)
             self._cond.notify()
+
+    def _pop(self) -> Record:
+        rec = self._q.popleft()
+        if isinstance(rec, SceneFrame):
+            self._frames -= 1
+        return rec
 
     def get(self, timeout: float | None) -> Record | None:
         with self._cond:
             if not self._q and not self.closed:
                 self._cond.wait(timeout)
-            return self._q.popleft() if self._q else None
+            return self._pop() if self._q else None
 
     def close(self) -> None:
         with self._cond:
@@ -115,6 +132,7 @@ class NeonLiveSource(Source):
         port: its HTTP port (8080 on the phone).
         streams: which of "gaze", "world", "audio", "eye_events" to receive.
         queue_size: capacity of the ring buffer between the network and `records()`.
+        max_queued_frames: at most this many scene frames in that buffer (the oldest make room; 60 = 2 s of video).
         connect_timeout_s: how long connecting (and each status request) may take before a `DeviceError`.
         discover_timeout_s: how long to look for a device when no address is given.
         stall_timeout_s: silence on a stream after which a "stalled" Notice is delivered (the stream is reconnected
@@ -135,6 +153,7 @@ class NeonLiveSource(Source):
         *,
         streams: Iterable[str] = ALL_STREAMS,
         queue_size: int = 4096,
+        max_queued_frames: int = 60,
         connect_timeout_s: float = 3.0,
         discover_timeout_s: float = 10.0,
         stall_timeout_s: float = 1.5,
@@ -162,7 +181,7 @@ class NeonLiveSource(Source):
         self.apply_clock_offset = apply_clock_offset
         self.correct_audio_time = correct_audio_time
 
-        self._ring = _Ring(queue_size)
+        self._ring = _Ring(queue_size, max_queued_frames)
         self._status_raw = None  # pupil_labs Status
         self._up = False
         self._worn: bool | None = None
@@ -652,6 +671,7 @@ _LIVE_KW = {
     "port",
     "streams",
     "queue_size",
+    "max_queued_frames",
     "connect_timeout_s",
     "discover_timeout_s",
     "stall_timeout_s",

@@ -179,3 +179,22 @@ def test_notices_are_stamped_on_the_clock_of_the_data(make_sim):
     assert last_worn - 50_000_000 < notice.ts_ns < first_off + 500_000_000, (notice.ts_ns - first_off) / 1e9
     ts = [x.ts_ns for x in out]
     assert ts == sorted(ts)
+
+
+def test_ring_buffer_bounds_records_and_frames_without_blocking():
+    from gazeqwen_edge.device.neon import _Ring
+
+    ring = _Ring(capacity=50, max_frames=4)
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    for k in range(30):  # a consumer that never reads: 30 frames and 30 gaze samples arrive
+        ring.push(SceneFrame(k * 10, rgb, k))
+        ring.push(GazeSample(k * 10 + 1, float(k), 0.0))
+    out = [ring.get(0) for _ in range(len(ring))]
+    frames = [r.index for r in out if isinstance(r, SceneFrame)]
+    assert frames == [26, 27, 28, 29]  # only the newest frames are kept
+    assert [r.x for r in out if isinstance(r, GazeSample)] == [float(k) for k in range(30)]  # gaze untouched
+    assert ring.dropped == 26
+    for k in range(60):  # the overall capacity drops the oldest of any kind
+        ring.push(GazeSample(1000 + k, float(k), 0.0))
+    assert len(ring) == 50 and ring.get(0).x == 10.0 and ring.dropped == 26 + 10
+    assert ring.get(0.01).x == 11.0
