@@ -54,21 +54,6 @@ def convert_checkpoint(
     )
 
 
-def _scanpath_from_fixations(fixations, clip_start_ns: int, width: int, height: int):
-    import numpy as np
-
-    rows = [
-        [
-            f.x / width,
-            f.y / height,
-            ((f.start_ns + f.end_ns) / 2 - clip_start_ns) / 1e9,
-            (f.end_ns - f.start_ns) / 1e9,
-        ]
-        for f in fixations
-    ]
-    return np.asarray(rows, dtype=np.float64).reshape(-1, 4)
-
-
 @app.command(
     "demo", short_help="Run the model spine end to end on a synthetic clip (tiny random models) and time each stage."
 )
@@ -85,6 +70,7 @@ def demo(
     import numpy as np
     import torch
 
+    from gazeqwen_edge.calibration import FrameTransform, GazeMapper, ScanpathBuilder
     from gazeqwen_edge.device.records import Fixation, SceneFrame
     from gazeqwen_edge.device.synthetic import SyntheticScene
     from gazeqwen_edge.model.gazeqwen import Video
@@ -99,7 +85,10 @@ def demo(
             (frames if isinstance(rec, SceneFrame) else fixations).append(rec)
         video = Video(np.stack([f.rgb for f in frames]), fps=scene.fps)
         width, height = scene.scene_size
-        scanpath = _scanpath_from_fixations(fixations, scene.start_ns, width, height)
+        # the runtime's path: fixations -> [x, y, mid_t, dur] rows normalised to the frames Qwen is given
+        rows = ScanpathBuilder(GazeMapper(None, FrameTransform.identity(width, height)), origin_ns=scene.start_ns)
+        rows.extend(fixations)
+        scanpath = rows.rows()
     with timer.stage("build tiny models"):
         gq = build_tiny_gazeqwen(seed=seed, gaze_encoding=gaze_encoding, perturb=0.05, timer=timer)
     torch.manual_seed(seed)
