@@ -24,6 +24,7 @@ from gazeqwen_edge.calibration.camera import (
     parse_calibration_bin,
     pinhole_intrinsics,
     read_calibration_bin,
+    read_intrinsics,
     read_scene_camera_json,
 )
 from gazeqwen_edge.calibration.evaluate import FixationAgreement, match_fixations
@@ -79,6 +80,7 @@ __all__ = [
     "parse_target",
     "pinhole_intrinsics",
     "read_calibration_bin",
+    "read_intrinsics",
     "read_scene_camera_json",
     "resolve_offset",
 ]

@@ -210,6 +210,20 @@ def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] = NEON_SC
     return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
 
 
+def read_intrinsics(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
+    """Scene camera intrinsics from a calibration.bin (CRC checked), a Cloud export's scene_camera.json, or a
+    directory holding either (a Neon recording or a Cloud export)."""
+    p = Path(path)
+    if p.is_dir():
+        found = [p / n for n in ("calibration.bin", "scene_camera.json") if (p / n).is_file()]
+        if not found:
+            raise InputError(p, "no calibration.bin or scene_camera.json in this directory")
+        p = found[0]
+    if p.suffix.lower() == ".json":
+        return read_scene_camera_json(p, size)
+    return read_calibration_bin(p, size)
+
+
 def pinhole_intrinsics(width: int, height: int, hfov_deg: float = 103.0) -> CameraIntrinsics:
     """An ideal distortion-free camera of the given size and horizontal field of view (synthetic scenes, tests)."""
     f = (width / 2) / math.tan(math.radians(hfov_deg) / 2)
@@ -338,6 +352,13 @@ class CameraModel:
         ra, rb = self.rays(a), self.rays(b)
         chord = np.linalg.norm(ra - rb, axis=1)
         return np.degrees(2 * np.arcsin(np.clip(chord / 2, 0, 1)))
+
+    def field_of_view_deg(self) -> tuple[float, float]:
+        """(horizontal, vertical) field of view in degrees, edge to edge through the principal point."""
+        cx, cy = self.K[0, 2], self.K[1, 2]
+        h = self.angle_deg([0, cy], [self.width, cy])[0]
+        v = self.angle_deg([cx, 0], [cx, self.height])[0]
+        return float(h), float(v)
 
     def px_per_degree(self, xy=None) -> float:
         """Local scale (px per degree) at a point (default: the principal point), mean of the x and y directions."""

@@ -188,28 +188,20 @@ def camera(
     """Read and check scene camera intrinsics (calibration.bin's CRC is verified)."""
     import numpy as np
 
-    from gazeqwen_edge.calibration.camera import CameraModel, read_calibration_bin, read_scene_camera_json
+    from gazeqwen_edge.calibration.camera import CameraModel, read_intrinsics
 
-    p = path
-    if p.is_dir():
-        if (p / "calibration.bin").is_file():
-            p = p / "calibration.bin"
-        elif (p / "scene_camera.json").is_file():
-            p = p / "scene_camera.json"
-        else:
-            raise InputError(p, "no calibration.bin or scene_camera.json in this directory")
-    intr = read_scene_camera_json(p) if p.suffix.lower() == ".json" else read_calibration_bin(p)
+    intr = read_intrinsics(path)
     cam = CameraModel(intr)
     K = cam.K
-    console.print(f"[bold]{p}[/]" + (" (CRC ok)" if "crc" in intr.extra and p.suffix == ".bin" else ""))
+    origin = str(intr.extra.get("origin", path))
+    console.print(f"[bold]{origin}[/]" + (" (CRC ok)" if "crc" in intr.extra else ""))
     if intr.extra.get("serial"):
         console.print(f"module serial {intr.extra['serial']}, version {intr.extra.get('version')}")
     console.print(
         f"size {cam.width}x{cam.height}  fx {K[0, 0]:.2f}  fy {K[1, 1]:.2f}  cx {K[0, 2]:.2f}  cy {K[1, 2]:.2f}"
     )
     console.print("distortion " + np.array2string(cam.D, precision=5, separator=", "))
-    hf = cam.angle_deg([0, K[1, 2]], [cam.width, K[1, 2]])[0]
-    vf = cam.angle_deg([K[0, 2], 0], [K[0, 2], cam.height])[0]
+    hf, vf = cam.field_of_view_deg()
     console.print(f"field of view {hf:.1f} x {vf:.1f} deg, {cam.px_per_degree():.2f} px/deg at the centre")
 
 

@@ -19,6 +19,7 @@ from gazeqwen_edge.calibration.camera import (  # noqa: E402
     intrinsics_from_realtime,
     parse_calibration_bin,
     read_calibration_bin,
+    read_intrinsics,
     read_scene_camera_json,
 )
 from gazeqwen_edge.errors import InputError  # noqa: E402
@@ -103,6 +104,12 @@ def test_scene_camera_json(tmp_path, nr_calibration):
     intr = read_scene_camera_json(tmp_path)
     np.testing.assert_allclose(intr.camera_matrix, nr_calibration.scene_camera_matrix)
     np.testing.assert_allclose(intr.dist_coeffs, nr_calibration.scene_distortion_coefficients)
+    via_dir = read_intrinsics(tmp_path)  # a Cloud export directory
+    assert via_dir.extra["origin"] == str(p)
+    np.testing.assert_array_equal(via_dir.camera_matrix, intr.camera_matrix)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="no calibration.bin or scene_camera.json"):
+        read_intrinsics(tmp_path / "empty")
     p.write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         read_scene_camera_json(p)
@@ -151,10 +158,12 @@ def test_undistort_distort_round_trip_over_the_frame(neon_camera):
 
 def test_angles_and_field_of_view(neon_camera):
     cam = neon_camera
-    c = [cam.K[0, 2], cam.K[1, 2]]
-    hfov = cam.angle_deg([0, c[1]], [cam.width, c[1]])[0]
-    vfov = cam.angle_deg([c[0], 0], [c[0], cam.height])[0]
+    hfov, vfov = cam.field_of_view_deg()
     assert abs(hfov - 103) < 2 and abs(vfov - 77) < 2  # the Neon scene camera's published FOV
+    # a distortion-free camera: the FOV of its focal length, exactly
+    pin = CameraModel.pinhole(640, 480, hfov_deg=90.0)
+    expected_v = 2 * np.degrees(np.arctan(240 / pin.K[1, 1]))
+    np.testing.assert_allclose(pin.field_of_view_deg(), (90.0, expected_v), rtol=1e-9)
     # small angles: px per degree near the centre ~ fx * tan(1 deg)
     assert abs(cam.px_per_degree() - cam.K[0, 0] * np.tan(np.radians(1))) < 0.2
 
