@@ -174,6 +174,25 @@ def test_multipart_recording(neon_recording_dir, tmp_path):
     np.testing.assert_allclose(x, ref_xy[:, 0] - 27.237305, atol=1e-3)
 
 
+def test_events_posted_out_of_order_are_delivered_in_time_order(neon_recording_dir, tmp_path):
+    """The phone appends events in arrival order; an event sent over the realtime API with its own (earlier)
+    timestamp lands after later ones in event.time. Records must still come in time order."""
+    d = _link_copy(neon_recording_dir, tmp_path / "ev", skip={"event.txt", "event.time"})
+    t0, t1 = np.fromfile(neon_recording_dir / "event.time", "<i8").tolist()
+    (d / "event.txt").write_text("recording.begin\nquery.late\nquery.early\nrecording.end\n")
+    np.array([t0, t0 + 5_000_000_000, t0 + 1_000_000_000, t1], "<i8").tofile(d / "event.time")
+    with open_source(d) as s:
+        recs = list(s.records())
+    assert [r.ts_ns for r in recs] == sorted(r.ts_ns for r in recs)
+    events = [(r.name, r.ts_ns - t0) for r in recs if isinstance(r, Event)]
+    assert events == [
+        ("recording.begin", 0),
+        ("query.early", 1_000_000_000),
+        ("query.late", 5_000_000_000),
+        ("recording.end", t1 - t0),
+    ]
+
+
 # ----------------------------------------------------------------------------------------------------- bad input
 def _copy(neon_recording_dir: Path, tmp_path: Path) -> Path:
     d = tmp_path / "bad"
