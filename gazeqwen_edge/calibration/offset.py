@@ -141,6 +141,12 @@ class WearerOffset:
         return (self.dx, self.dy)
 
 
+def check_wearer_name(wearer: str) -> str:
+    if not wearer or not wearer.strip():
+        raise ConfigError("wearer name must not be empty")
+    return wearer
+
+
 class OffsetStore:
     """Per-wearer offsets in one small JSON file: {"version": 1, "wearers": {name: {dx, dy, ...}}}."""
 
@@ -188,8 +194,7 @@ class OffsetStore:
         n_fixations: int | None = None,
         source: str = "",
     ) -> WearerOffset:
-        if not wearer or not wearer.strip():
-            raise ConfigError("wearer name must not be empty")
+        check_wearer_name(wearer)
         dx, dy = float(offset[0]), float(offset[1])
         if not (math.isfinite(dx) and math.isfinite(dy)):
             raise ConfigError(f"offset must be finite, got {offset}")

@@ -78,8 +78,13 @@ def offset(
     error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, parse_target
+    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, check_wearer_name, parse_target
 
+    st = None
+    if save:  # a bad name or an unreadable store must not cost the wearer a calibration run
+        check_wearer_name(wearer)
+        st = OffsetStore(store)
+        st.load()
     aruco = target.strip().lower().startswith("aruco")
     src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
@@ -138,8 +143,7 @@ def offset(
     )
     if e.n_used < 2:
         console.print("[yellow]only one fixation was on the target: the residual says little; collect longer[/]")
-    if save:
-        st = OffsetStore(store)
+    if st is not None:
         st.set(wearer, e.offset, e.residual_after_deg, e.n_used, source=source or f"{address}:{port}")
         console.print(f"saved for wearer '{wearer}' in {st.path}")
 
@@ -208,9 +212,11 @@ def camera(
 @calibrate_app.command("fixations")
 def fixations(
     source: str = typer.Argument(..., help="SOURCE spec: a Neon recording, a Cloud export, synthetic[:SEED], ..."),
-    tolerance_ms: float = typer.Option(50.0, "--tolerance-ms", help="Onset tolerance when comparing to the device."),
+    tolerance_ms: float = typer.Option(
+        50.0, "--tolerance-ms", min=0.0, help="Onset tolerance when comparing to the device."
+    ),
     wearer: str = typer.Option(None, "--wearer", "-w", help="Apply this wearer's stored offset to the centres."),
-    limit: int = typer.Option(20, "--show", help="How many fixations to list."),
+    limit: int = typer.Option(20, "--show", min=0, help="How many fixations to list."),
 ) -> None:
     """Run our online fixation detector over a source and compare it with the source's own fixations."""
     from rich.table import Table

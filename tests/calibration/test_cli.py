@@ -58,6 +58,16 @@ def test_offset_command_bad_input(home, capsys):
     assert main(["calibrate", "offset", "-s", "/no/such/recording", "-w", "x", "-y"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (home / "wearer_offsets.json").exists()
+    # a blank name or an unreadable store fails before the wearer spends time looking at the target
+    assert main(["calibrate", "offset", "-s", "calibration-target", "-w", " ", "-y"]) == 2
+    out, err = capsys.readouterr()
+    assert "wearer name must not be empty" in err and "collecting gaze" not in out
+    home.mkdir(parents=True)
+    (home / "wearer_offsets.json").write_text("{broken")
+    assert main(["calibrate", "offset", "-s", "calibration-target", "-w", "x", "-y"]) == 2
+    out, err = capsys.readouterr()
+    assert "not readable JSON" in err and "collecting gaze" not in out
+    assert (home / "wearer_offsets.json").read_text() == "{broken"  # left for the user to fix
 
 
 def test_fixations_command_compares_with_the_device(neon_recording_dir, capsys):
