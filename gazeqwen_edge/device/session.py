@@ -26,7 +26,7 @@ import struct
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
 
@@ -123,6 +123,7 @@ class Recorder:
         recording_id: str | None = None,
         overwrite: bool = False,
         metadata: dict | None = None,
+        clock: Callable[[], int] = time.time_ns,
     ):
         self.dir = Path(out_dir)
         if self.dir.exists():
@@ -148,6 +149,7 @@ class Recorder:
         self.fps = fps
         self.source = source
         self.metadata = dict(metadata or {})
+        self.clock = clock  # "now" in the records' clock (unix ns), for events and timings stamped without a time
         self.counts = {
             "gaze": 0,
             "frames": 0,
@@ -190,7 +192,10 @@ class Recorder:
 
     @classmethod
     def for_source(cls, out_dir: str | Path, source: Source, spec: str = "", **kw) -> Recorder:
-        """A Recorder that carries the source's scene size, intrinsics and gaze offset."""
+        """A Recorder that carries the source's scene size, intrinsics and gaze offset, and stamps events and
+        timings logged without a time on the source's clock (a live Neon's `now_ns`: the phone's clock)."""
+        if "clock" not in kw and callable(getattr(source, "now_ns", None)):
+            kw["clock"] = source.now_ns
         return cls(
             out_dir,
             scene_size=source.scene_size,
@@ -349,8 +354,8 @@ class Recorder:
         self._seen(r.ts_ns)
 
     def event(self, name: str, data: str = "", ts_ns: int | None = None) -> Event:
-        """Log a named event (e.g. "query" / "answer" with the text as data) at ts_ns (default: now, unix ns)."""
-        ev = Event(time.time_ns() if ts_ns is None else int(ts_ns), name, data)
+        """Log a named event (e.g. "query" / "answer" with the text as data) at ts_ns (default: now on `clock`)."""
+        ev = Event(self.clock() if ts_ns is None else int(ts_ns), name, data)
         self.write(ev)
         return ev
 
@@ -359,7 +364,7 @@ class Recorder:
         with self._lock:
             if self._closed:
                 return
-            t = time.time_ns() if ts_ns is None else int(ts_ns)
+            t = self.clock() if ts_ns is None else int(ts_ns)
             self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
 
     def close(self) -> None:

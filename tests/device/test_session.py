@@ -342,3 +342,23 @@ def test_session_with_late_gaze_sample_reads_in_time_order(tmp_path):
     assert [g.ts_ns for g in SessionSource(tmp_path / "s").records({GazeSample})] == [10, 15, 20, 30]
     with pytest.raises(InputError, match="go backwards"):
         CloudExportSource(tmp_path / "s")  # a Cloud export must be in order
+
+
+def test_events_logged_without_a_time_use_the_source_clock(tmp_path):
+    """A live Neon's records are on the phone's clock; a query logged 'now' must be on the same clock."""
+    from gazeqwen_edge.device import Source
+
+    class PhoneClockSource(Source):
+        def records(self, kinds=None):
+            return iter(())
+
+        def now_ns(self) -> int:
+            return 42_000_000_000
+
+    with Recorder.for_source(tmp_path / "s", PhoneClockSource()) as rec:
+        rec.event("query", "what is this?")
+        rec.write_timing("prefill", 0.25)
+    s = SessionSource(tmp_path / "s")
+    ev = [e for e in s.records({Event}) if e.name == "query"]
+    assert [e.ts_ns for e in ev] == [42_000_000_000]
+    assert s.timings == [(42_000_000_000, "prefill", 250.0)]
