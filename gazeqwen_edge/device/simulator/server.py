@@ -20,6 +20,7 @@ Fault injection: `faults.drop_percent`, `stall()`, `disconnect()`, `set_worn()`,
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -194,7 +195,8 @@ class NeonSimulator:
         )
         self.sensor_connected = {"gaze": True, "world": self.scene_size is not None, "eye_events": True}
         self.recording: dict | None = None
-        self.events: list[dict] = []  # events posted by clients: {"name", "timestamp", "recording_id"}
+        self.events: collections.deque[dict] = collections.deque(maxlen=10_000)  # posted by clients (newest kept):
+        # {"name", "timestamp", "recording_id"}
         self.offset_ns: int | None = None  # device ts = source ts + offset_ns (+ loop shift); set by start()
         self._stamp_minus_wall = self.clock_offset_ns  # device clock - wall clock
         self._pace_offset_ns = 0  # wall time to send = source ts + this (+ loop shift)
