@@ -20,6 +20,10 @@ Robustness: the device is polled once per second (every 0.25 s while it is away)
 "resumed" later) and is reconnected if it stays silent; a sensor the phone reports as not connected gives
 `Notice("sensor_missing")`; glasses taken off give `Notice("not_worn")` / "worn". Errors never stop the session.
 
+Gaze is as the phone streams it. The realtime API does not report the wearer offset set in the Companion app, so
+`gaze_offset` is (0, 0) and live gaze is not offset-corrected by us (unlike the recording readers, which know
+info.json's offset); measure a wearer offset with `gazeqwen-edge calibrate offset` and apply it downstream.
+
 The device clock offset (phone clock minus this machine's clock) is estimated with the time-echo protocol at connect
 time and after each reconnection (`clock_offset_ns`); with `apply_clock_offset=True` timestamps are converted to this
 machine's clock, otherwise they stay on the phone's clock, which is also the clock of the phone's own recording.
