@@ -6,7 +6,7 @@ For the streaming runtime:
 
     cam = CameraModel(source.intrinsics) if source.intrinsics else CameraModel.pinhole(*source.scene_size)
     offset, why = resolve_offset(source, wearer)                 # stored per wearer, else the source's own
-    mapper = GazeMapper(cam, FrameTransform.center_crop(W, H, out_w, out_h), offset=offset)
+    mapper = GazeMapper(cam, FrameTransform.identity(W, H), offset=offset)  # Qwen gets the raw frames, resized whole
     sp = OnlineScanpath(mapper, origin_ns=clip_or_session_start_ns)
     for rec in source.records():
         sp.push_record(rec)                                      # GazeSample / SceneFrame (head-motion compensation)

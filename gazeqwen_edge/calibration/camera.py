@@ -479,12 +479,14 @@ class FrameTransform:
 
 
 class GazeMapper:
-    """Raw device gaze (distorted scene px) -> wearer offset -> undistortion -> `FrameTransform` -> [0, 1] of the
+    """Raw device gaze (distorted scene px) -> wearer offset -> (undistortion) -> `FrameTransform` -> [0, 1] of the
     frame the model sees; and back for display.
 
-    `camera` may be None (no intrinsics known: points are only offset-corrected and transformed). With
-    `undistort=True` the model is assumed to see undistorted frames (`CameraModel.undistort_frame`) and gaze is
-    undistorted to match; with False it sees the raw frames and gaze stays in distorted px.
+    The default matches the model package: Qwen's preprocessing and V-JEPA are given the raw (distorted) scene
+    frames resized whole, and the reference scanpaths are normalised to those frames, so the default is no
+    undistortion and, for `FrameTransform.identity`, gaze px / frame size. Pass `undistort=True` only when the frames
+    fed to the model are themselves undistorted (`CameraModel.undistort_frame`).
+    `camera` may be None (no intrinsics known: points are only offset-corrected and transformed).
     The camera model is scaled to the transform's source size when they differ.
     """
 
@@ -493,7 +495,7 @@ class GazeMapper:
         camera: CameraModel | None,
         transform: FrameTransform | None = None,
         offset: tuple[float, float] = (0.0, 0.0),
-        undistort: bool = True,
+        undistort: bool = False,
     ):
         if transform is None:
             if camera is None:

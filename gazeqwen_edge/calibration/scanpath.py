@@ -1,7 +1,7 @@
 """Scanpaths for the gaze resampler: rows [x, y, mid_t, dur] (x, y in [0, 1] of the frame the model sees, times in
 seconds from an origin), with a bounded history and "what was known at time t".
 
-    mapper = GazeMapper(camera, FrameTransform.center_crop(1600, 1200, 448, 448), offset=wearer_offset)
+    mapper = GazeMapper(camera, FrameTransform.identity(1600, 1200), offset=wearer_offset)  # the frames Qwen gets
     sp = OnlineScanpath(mapper, origin_ns=session_start_ns)
     for rec in source.records():
         sp.push_record(rec)                        # GazeSample / SceneFrame / others ignored

@@ -214,7 +214,7 @@ def test_frame_transform_inside_and_centre():
 
 def test_gaze_mapper_round_trip(neon_camera):
     ft = FrameTransform.center_crop(1600, 1200, 448, 448)
-    m = GazeMapper(neon_camera, ft, offset=(27.2, 6.6))
+    m = GazeMapper(neon_camera, ft, offset=(27.2, 6.6), undistort=True)
     raw = np.array([[700.0, 500.0], [1000.0, 800.0], [500.0, 700.0]])
     uv = m.to_model(raw)
     np.testing.assert_allclose(m.to_display(uv), raw + [27.2, 6.6], atol=1e-3)
@@ -222,6 +222,11 @@ def test_gaze_mapper_round_trip(neon_camera):
     np.testing.assert_allclose(
         m.to_display(uv, distorted=False), neon_camera.undistort_points(raw + [27.2, 6.6]), atol=1e-6
     )
+    # the default maps to the frames the model package feeds Qwen and V-JEPA: raw (distorted) frames resized whole,
+    # so a gaze pixel lands at pixel / frame size whatever the lens distortion (which is strong at these points)
+    default = GazeMapper(neon_camera, FrameTransform.identity(1600, 1200), offset=(27.2, 6.6))
+    np.testing.assert_allclose(default.to_model(raw), (raw + [27.2, 6.6]) / [1600, 1200], atol=1e-12)
+    assert np.abs(m.to_model(raw) - GazeMapper(neon_camera, ft, offset=(27.2, 6.6)).to_model(raw)).max() > 1e-3
     # no camera -> offset + transform only
     m2 = GazeMapper(None, FrameTransform.identity(1600, 1200))
     np.testing.assert_allclose(m2.to_model([[800, 300]]), [[0.5, 0.25]])

@@ -27,7 +27,7 @@ def test_rows_are_normalised_and_timed():
 def test_rows_go_through_undistortion_and_crop(neon_recording_dir):
     cam = CameraModel.from_calibration_bin(neon_recording_dir)
     ft = FrameTransform.center_crop(1600, 1200, 448, 448)
-    m = GazeMapper(cam, ft)
+    m = GazeMapper(cam, ft, undistort=True)  # for a model fed undistorted frames
     b = ScanpathBuilder(m)
     b.add(Fixation(0, 100_000_000, 300.0, 200.0))
     expected = ft.to_normalized(cam.undistort_points([[300.0, 200.0]]))[0]
