@@ -1,13 +1,16 @@
-"""Agreement between two fixation lists (ours vs the device's): onset precision/recall/F1 and centre differences."""
+"""Agreement between two fixation lists (ours vs the device's): onset precision/recall/F1 and centre differences;
+running our detector over a whole source next to the source's own fixations."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from gazeqwen_edge.device.records import Fixation
+from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+from gazeqwen_edge.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -64,3 +67,48 @@ def match_fixations(
     else:
         onset = centre = adx = ady = float("nan")
     return FixationAgreement(len(detected), len(reference), m, p, r, f1, onset, centre, adx, ady), pairs
+
+
+@dataclass
+class SourceDetection:
+    fixations: list[Fixation]  # ours, in raw gaze px
+    reference: list[Fixation]  # the source's own (e.g. the Neon's), empty when it has none
+    n_gaze: int
+    n_frames: int  # scene frames used for head-motion compensation
+    detector_s: float  # time spent in our detector
+
+
+def _records_with_frames_if_any(source, kinds: set) -> Iterator:
+    """The source's records of `kinds`, plus scene frames when it has them (gaze-only recordings refuse frames)."""
+    try:
+        it = source.records(kinds | {SceneFrame})
+        first = next(it)
+    except StopIteration:
+        return
+    except InputError:
+        yield from source.records(kinds)
+        return
+    yield first
+    yield from it
+
+
+def detect_on_source(source, detector) -> SourceDetection:
+    """Run `detector` (an OnlineFixationDetector) over a source's gaze (and scene frames, when it has video) and
+    collect the source's own fixations beside ours."""
+    ours: list[Fixation] = []
+    reference: list[Fixation] = []
+    n_gaze = n_frames = 0
+    spent = 0.0
+    for rec in _records_with_frames_if_any(source, {GazeSample, Fixation}):
+        if isinstance(rec, Fixation):
+            reference.append(rec)
+            continue
+        n_gaze += isinstance(rec, GazeSample)
+        n_frames += isinstance(rec, SceneFrame)
+        t0 = time.perf_counter()
+        ours += detector.push_record(rec)
+        spent += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ours += detector.flush()
+    spent += time.perf_counter() - t0
+    return SourceDetection(ours, reference, n_gaze, n_frames, spent)

@@ -38,20 +38,6 @@ def _open(source: str | None, address: str | None, port: int, aruco: bool):
     return NeonLiveSource(address, port, streams=("gaze", "world") if aruco else ("gaze",))
 
 
-def _records_frames_if_any(src, kinds: set, frame_kind: type):
-    """The source's records of `kinds`, plus scene frames when it has them (gaze-only recordings refuse frames)."""
-    try:
-        it = src.records(kinds | {frame_kind})
-        first = next(it)
-    except StopIteration:
-        return
-    except InputError:
-        yield from src.records(kinds)
-        return
-    yield first
-    yield from it
-
-
 @calibrate_app.command("offset")
 def offset(
     wearer: str = typer.Option(..., "--wearer", "-w", help="Name the offset is stored under."),
@@ -221,31 +207,20 @@ def fixations(
     """Run our online fixation detector over a source and compare it with the source's own fixations."""
     from rich.table import Table
 
-    from gazeqwen_edge.calibration.evaluate import match_fixations
+    from gazeqwen_edge.calibration.evaluate import detect_on_source, match_fixations
     from gazeqwen_edge.calibration.fixation import OnlineFixationDetector
     from gazeqwen_edge.calibration.offset import camera_for, resolve_offset
     from gazeqwen_edge.device import open_source
-    from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
-    from gazeqwen_edge.timing import StageTimer
 
     src = open_source(source)
-    timer = StageTimer()
-    ours, device = [], []
-    n = 0
     try:
-        det = OnlineFixationDetector(camera_for(src))
-        for rec in _records_frames_if_any(src, {GazeSample, Fixation}, SceneFrame):
-            if isinstance(rec, Fixation):
-                device.append(rec)
-                continue
-            n += isinstance(rec, GazeSample)
-            with timer.stage("detector"):
-                ours += det.push_record(rec)
-        ours += det.flush()
+        run = detect_on_source(src, OnlineFixationDetector(camera_for(src)))
     finally:
         src.close()
+    ours = run.fixations
     off, origin = resolve_offset(src, wearer)
-    console.print(f"{n} gaze samples -> {len(ours)} fixations (ours), centres in raw gaze px")
+    frames = f" and {run.n_frames} scene frames" if run.n_frames else ""
+    console.print(f"{run.n_gaze} gaze samples{frames} -> {len(ours)} fixations (ours), centres in raw gaze px")
     console.print(f"wearer offset to add for display/model: ({off[0]:+.1f}, {off[1]:+.1f}) px ({origin})")
     t = Table(title="our fixations")
     for c in ("start s", "dur ms", "x px", "y px"):
@@ -254,9 +229,8 @@ def fixations(
     for f in ours[:limit]:
         t.add_row(f"{(f.start_ns - t0) / 1e9:.3f}", f"{f.duration_ns / 1e6:.0f}", f"{f.x:.1f}", f"{f.y:.1f}")
     console.print(t)
-    if device:
-        a, _ = match_fixations(ours, device, tolerance_ms)
-        console.print(f"vs the source's {len(device)} fixations: {a.summary()}")
-    s = timer.summary().get("detector")
-    if s and n:
-        console.print(f"detector: {s['total_ms'] / n * 1e3:.1f} us per record")
+    if run.reference:
+        a, _ = match_fixations(ours, run.reference, tolerance_ms)
+        console.print(f"vs the source's {len(run.reference)} fixations: {a.summary()}")
+    if run.n_gaze:
+        console.print(f"detector: {run.detector_s / (run.n_gaze + run.n_frames) * 1e6:.1f} us per record")

@@ -251,3 +251,20 @@ def test_head_motion_compensation_with_scene_flow():
     cover = sum(f.duration_ns for f in with_flow) / 1e9
     assert len(with_flow) == 1 and cover > 0.9 * total, with_flow
     assert sum(f.duration_ns for f in without) / 1e9 < 0.7 * total, without
+
+
+def test_detect_on_source_equals_the_arrays_and_uses_frames_when_there_are_any(neon_recording_dir, neon):
+    from gazeqwen_edge.calibration.evaluate import detect_on_source
+    from gazeqwen_edge.calibration.target_scene import TargetScene
+    from gazeqwen_edge.device import open_source
+
+    ts, x, y, worn, device, cam = neon
+    src = open_source(neon_recording_dir)  # gaze-only: asking it for frames raises, so gaze is read alone
+    run = detect_on_source(src, OnlineFixationDetector(cam))
+    src.close()
+    assert run.fixations == detect_fixations(ts, x, y, cam, worn=worn)
+    assert run.reference == device and (run.n_gaze, run.n_frames) == (len(ts), 0)
+
+    scene = TargetScene(duration_s=1.0)
+    run = detect_on_source(scene, OnlineFixationDetector(CameraModel(scene.intrinsics)))
+    assert run.n_frames >= 29 and run.n_gaze >= 199 and run.reference == []
