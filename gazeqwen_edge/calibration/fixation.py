@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -468,14 +468,3 @@ def detect_fixations(
         out += det.push_many(ts[i:j], xs[i:j], ys[i:j], wv[i:j])
         i = j
     return out + det.flush()
-
-
-def iter_fixations(records: Iterable, detector: OnlineFixationDetector) -> Iterator[Fixation]:
-    """Feed a record stream (GazeSample, SceneFrame, others ignored) and yield fixations as they end."""
-    for rec in records:
-        yield from detector.push_record(rec)
-    yield from detector.flush()
-
-
-def with_params(params: FixationParams | None = None, **changes) -> FixationParams:
-    return replace(params or FixationParams(), **changes)

@@ -16,7 +16,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from os import PathLike
@@ -454,9 +454,3 @@ def calibrate_offset(
     est = estimate_offset(fxy, tgt, det.camera, weights=[f.duration_ns for f in used])
     dur = 0.0 if last_ts is None or first is None else (last_ts - first) / 1e9
     return CalibrationRun(est, used, tgt, n_samples, n_frames, len(marks), dur, point)
-
-
-def offsets_to_targets(fixations: Sequence[Fixation], targets) -> np.ndarray:
-    """Per-fixation (target - centre) vectors (diagnostics)."""
-    f = np.array([[x.x, x.y] for x in fixations], dtype=np.float64).reshape(-1, 2)
-    return np.asarray(targets, dtype=np.float64) - f
