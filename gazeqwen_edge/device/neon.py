@@ -419,17 +419,18 @@ class NeonLiveSource(Source):
             self._tasks[s] = asyncio.ensure_future(self._stream_loop(s))
         self._tasks["watchdog"] = asyncio.ensure_future(self._watchdog())
 
-    async def _fetch_status(self):
+    async def _fetch_status(self, timeout_s: float | None = None):
         """GET /api/status, every failure turned into one DeviceError that says what is wrong."""
         import aiohttp
 
         api = _client()
         where = f"{self.address}:{self.port}"
+        timeout_s = self.connect_timeout_s if timeout_s is None else timeout_s
         try:
-            return await asyncio.wait_for(self._device.get_status(), self.connect_timeout_s)
+            return await asyncio.wait_for(self._device.get_status(), timeout_s)
         except asyncio.TimeoutError as e:
             raise DeviceError(
-                f"no answer from {where} within {self.connect_timeout_s:.0f} s",
+                f"no answer from {where} within {timeout_s:.1f} s",
                 hint="check the address and that the phone and this machine are on the same network",
             ) from e
         except aiohttp.ClientConnectorError as e:
@@ -501,7 +502,9 @@ class NeonLiveSource(Source):
         while not self._closing:
             await asyncio.sleep(1.0 if self._up else 0.25)
             try:
-                self._status_raw = await self._fetch_status()
+                # while the device is away, short attempts: a phone that left the Wi-Fi does not refuse connections,
+                # they hang, and a full connect timeout per attempt would notice its return seconds late
+                self._status_raw = await self._fetch_status(None if self._up else min(self.connect_timeout_s, 0.75))
             except DeviceError as e:
                 if self._up:
                     self._up = False

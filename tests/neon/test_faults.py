@@ -61,3 +61,21 @@ def test_stalled_stream_gives_notices_and_recovers(sim):
         kinds = [r.kind for r in recs if isinstance(r, Notice)]
         assert kinds[:2] == ["stalled", "resumed"], kinds
         assert sum(isinstance(r, GazeSample) for _, r in drain(neon, 0.5)) > 50
+
+
+def test_device_that_leaves_silently_is_back_within_2s(sim):
+    """A phone that leaves the Wi-Fi does not refuse connections, they time out: polling must not wait out the
+    full connect timeout between attempts, or a return is noticed seconds late."""
+    from gazeqwen_edge.device.neon import NeonLiveSource
+
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",), connect_timeout_s=3.0) as neon:
+        drain(neon, 3.0, until=lambda r: isinstance(r, GazeSample))
+        sim.disconnect(silent=True)
+        gone = drain(neon, 6.0, until=lambda r: isinstance(r, Notice) and r.kind == "disconnected")
+        assert any(isinstance(r, Notice) and r.kind == "disconnected" for _, r in gone)
+        time.sleep(1.3)  # somewhere inside a poll attempt
+        t_back = time.monotonic()
+        sim.reconnect()
+        after = drain(neon, 5.0, until=lambda r: isinstance(r, GazeSample))
+        first_gaze = next(t for t, r in after if isinstance(r, GazeSample))
+        assert first_gaze - t_back < 2.0, f"gaze back {first_gaze - t_back:.2f} s after the device"

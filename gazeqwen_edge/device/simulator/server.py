@@ -219,6 +219,8 @@ class NeonSimulator:
         self._ws: set = set()
         self._rtsp_writers: set = set()
         self._servers: list = []
+        self._black_holes: list[socket.socket] = []
+        self._held_conns: list[socket.socket] = []
         self._runner = None
         self._zeroconf = None
         self.player_error: BaseException | None = None
@@ -273,6 +275,9 @@ class NeonSimulator:
         for s in self._streams.values():
             s.close()
         self._streams = {}
+        for s in self._black_holes + self._held_conns:
+            s.close()
+        self._black_holes, self._held_conns = [], []
 
     def __enter__(self) -> NeonSimulator:
         return self.start()
@@ -309,10 +314,12 @@ class NeonSimulator:
                     self._subs["audio"] = []
         self._call(self._broadcast(self._sensor_component(sensor)))
 
-    def disconnect(self, for_s: float | None = None) -> None:
+    def disconnect(self, for_s: float | None = None, silent: bool = False) -> None:
         """Drop off the network: close every connection and stop listening; come back after `for_s` seconds
-        (or at `reconnect()`). The player keeps running, so data of the gap is lost, as with a real phone."""
-        self._call(self._go_away(for_s))
+        (or at `reconnect()`). The player keeps running, so data of the gap is lost, as with a real phone.
+        `silent=True`: new connections are accepted by the kernel but never answered, like a phone that left the
+        Wi-Fi (requests time out instead of being refused)."""
+        self._call(self._go_away(for_s, silent))
 
     def reconnect(self) -> None:
         self._call(self._come_back())
@@ -431,6 +438,7 @@ class NeonSimulator:
     async def _come_back(self, initial: bool = False) -> None:
         if self.connected:
             return
+        self._release_black_holes()
         web = require("aiohttp.web", "device", "the Neon simulator")
         app = web.Application()
         app.router.add_get("/api/status", self._http_status)
@@ -461,11 +469,27 @@ class NeonSimulator:
         if not initial:
             log.info("simulator back on the network")
 
-    async def _go_away(self, for_s: float | None) -> None:
+    def _release_black_holes(self) -> None:
+        """Back on the network: requests sent while away stay unanswered (like packets lost in the air), they do not
+        fail fast; they are closed 10 s later."""
+        held = []
+        for s in self._black_holes:
+            with contextlib.suppress(OSError):
+                while True:
+                    held.append(s.accept()[0])
+            s.close()
+        self._black_holes = []
+        if held and self._aloop is not None:
+            self._aloop.call_later(10.0, lambda: [c.close() for c in held])
+        self._held_conns.extend(held)
+
+    async def _go_away(self, for_s: float | None, silent: bool = False) -> None:
         if not self.connected:
             return
         log.info("simulator leaves the network%s", "" if for_s is None else f" for {for_s} s")
         await self._shutdown(final=False)
+        if silent:  # listening sockets nobody accepts on: connections hang until the client gives up
+            self._black_holes = [_bind_tcp(self.host, p) for p in (self.port, self.rtsp_port, self.time_echo_port)]
         if for_s is not None:
             asyncio.get_running_loop().call_later(for_s, lambda: asyncio.ensure_future(self._come_back()))
 
