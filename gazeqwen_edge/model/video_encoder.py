@@ -138,15 +138,31 @@ class TorchHubVJEPA21Encoder(VideoEncoder):
     """V-JEPA 2.1 encoders from torch.hub `facebookresearch/vjepa2` (`vjepa2_1_vit_{base,large,giant,gigantic}_384`).
     The native encoder takes (B, C, T, H, W) and returns (B, N, D) tokens in time-major order."""
 
-    def __init__(self, encoder: nn.Module, crop_size: int = 384, patch_size: int = 16, tubelet_size: int = 2):
+    def __init__(
+        self,
+        encoder: nn.Module,
+        crop_size: int = 384,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        n_frames: int = 16,
+    ):
         super().__init__()
         self.encoder = encoder
         self.crop_size, self.patch_size, self.tubelet_size = crop_size, patch_size, tubelet_size
         self.hidden_size = int(getattr(encoder, "embed_dim", 768))
-        self.n_frames = 16
+        if n_frames % tubelet_size:
+            raise ConfigError(f"n_frames {n_frames} must be a multiple of the tubelet size {tubelet_size}")
+        self.n_frames = int(n_frames)
 
     @classmethod
-    def from_hub(cls, entry: str = "vjepa2_1_vit_base_384", repo: str = "facebookresearch/vjepa2", device="cpu"):
+    def from_hub(
+        cls,
+        entry: str = "vjepa2_1_vit_base_384",
+        repo: str = "facebookresearch/vjepa2",
+        device="cpu",
+        dtype=torch.float32,
+        n_frames: int = 16,
+    ):
         try:
             loaded = torch.hub.load(repo, entry, pretrained=True, trust_repo=True)
         except Exception as e:  # network, cache or entry errors all mean "cannot load this encoder"
@@ -157,7 +173,7 @@ class TorchHubVJEPA21Encoder(VideoEncoder):
             ) from e
         encoder = loaded[0] if isinstance(loaded, (tuple, list)) else loaded
         crop = 384 if entry.endswith("_384") else 256
-        return cls(encoder.to(device).eval(), crop_size=crop)
+        return cls(encoder.to(device=device, dtype=dtype).eval(), crop_size=crop, n_frames=n_frames)
 
     def _tokens(self, pixels):
         out = self.encoder(pixels.permute(0, 2, 1, 3, 4))  # (B, C, T, H, W)
@@ -169,7 +185,7 @@ def load_video_encoder(cfg: VideoEncoderConfig, dtype=torch.float32, device="cpu
     if cfg.backend == "transformers":
         return TransformersVJEPA2Encoder.from_pretrained(cfg.source, dtype=dtype, device=device, n_frames=cfg.n_frames)
     if cfg.backend == "torch_hub":
-        return TorchHubVJEPA21Encoder.from_hub(cfg.source, device=device)
+        return TorchHubVJEPA21Encoder.from_hub(cfg.source, device=device, dtype=dtype, n_frames=cfg.n_frames)
     from transformers import VJEPA2Model
 
     from gazeqwen_edge.model.tiny import tiny_vjepa2_config

@@ -49,3 +49,54 @@ def test_token_layout_and_align_reference():
 def test_sample_even():
     assert sample_even(3, 6).tolist() == [0, 1, 2, 2, 2, 2]
     assert sample_even(31, 4).tolist() == [0, 10, 20, 30]
+
+
+class _HubEncoder(torch.nn.Module):
+    """Stands in for a torch.hub V-JEPA 2.1 encoder: takes (B, C, T, H, W), returns (B, N, D) tokens in time-major
+    order whose first feature is the token's own index."""
+
+    embed_dim = 5
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        b, c, t, h, w = x.shape
+        assert c == 3, "channels must come second"
+        n = (t // 2) * (h // 16) * (w // 16)
+        idx = torch.arange(n, dtype=x.dtype).view(1, n, 1).expand(b, n, 1)
+        return torch.cat([idx, x.new_zeros(b, n, self.embed_dim - 1)], dim=-1)
+
+
+def test_torch_hub_loading_code(monkeypatch):
+    """The real from_hub/load_video_encoder code with torch.hub.load answered locally (no network here): the
+    (encoder, predictor) tuple, crop size from the entry name, hidden size, n_frames and dtype from the config, the
+    (B, T, C, H, W) -> (B, C, T, H, W) input and the time-major token layout."""
+    calls = []
+
+    def fake_load(repo, entry, **kw):
+        calls.append((repo, entry, kw))
+        return _HubEncoder(), object()
+
+    monkeypatch.setattr(torch.hub, "load", fake_load)
+    enc = load_video_encoder(
+        VideoEncoderConfig(backend="torch_hub", source="vjepa2_1_vit_base_384", n_frames=4), dtype=torch.float64
+    )
+    assert calls == [("facebookresearch/vjepa2", "vjepa2_1_vit_base_384", {"pretrained": True, "trust_repo": True})]
+    assert (enc.n_frames, enc.crop_size, enc.hidden_size, enc.grid) == (4, 384, 5, (2, 24, 24))
+    assert enc.dtype == torch.float64
+    feats = enc.encode(torch.zeros(1, 4, 3, 384, 384))
+    assert feats.shape == (1, 2, 24, 24, 5)
+    assert feats[0, 1, 2, 3, 0] == 1 * 24 * 24 + 2 * 24 + 3
+
+    def failing_load(repo, entry, **kw):
+        raise RuntimeError("no network")
+
+    monkeypatch.setattr(torch.hub, "load", failing_load)
+    import pytest
+
+    from gazeqwen_edge.errors import InputError
+
+    with pytest.raises(InputError, match="torch hub cache"):
+        load_video_encoder(VideoEncoderConfig(backend="torch_hub"))
