@@ -59,8 +59,10 @@ def convert_checkpoint(
 )
 def demo(
     seed: int = typer.Option(0, help="Seed of the synthetic scene and of the tiny models."),
-    duration: float = typer.Option(8.0, help="Clip length in seconds."),
-    max_new_tokens: int = typer.Option(16, help="Tokens to generate per answer."),
+    duration: float = typer.Option(
+        8.0, min=1.0, max=600.0, help="Clip length in seconds (the clip is held in memory)."
+    ),
+    max_new_tokens: int = typer.Option(16, min=1, help="Tokens to generate per answer."),
     gaze_encoding: str = typer.Option("spatial", help="Gaze encoding of the resampler: spatial or reference."),
 ) -> None:
     """Run the whole model spine end to end on a generated synthetic clip with its scanpath: Qwen video

@@ -199,6 +199,8 @@ def _load_error_reason(e: Exception) -> str:
 
 def read_reference_checkpoint(src: str | PathLike) -> dict[str, Any]:
     p = Path(src)
+    if p.is_dir():
+        raise InputError(p, "is a directory; expected the authors' checkpoint file (best_model.pt)")
     if not p.is_file():
         raise InputError(p, "file not found")
     try:

@@ -179,6 +179,9 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     assert "bad.pt" in err and "weights_only" in err and "Traceback" not in err
     assert main(["convert-checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "out")]) != 0
     assert "file not found" in " ".join(capsys.readouterr().err.split())
+    assert main(["convert-checkpoint", str(tmp_path), str(tmp_path / "out")]) != 0
+    assert "is a directory" in " ".join(capsys.readouterr().err.split())
+    assert main(["demo", "--duration", "100000"]) != 0  # refused at once, not rendered into memory
 
     write_reference(tmp_path / "best_model.pt")
     res = CliRunner().invoke(
