@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gazeqwen_edge.calibration.camera import GazeMapper
+from gazeqwen_edge.calibration.camera import CameraModel, GazeMapper
 from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
 from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
 
@@ -119,7 +119,9 @@ class OnlineScanpath:
         max_fixations: int = 1024,
         max_age_s: float | None = None,
     ):
-        self.detector = OnlineFixationDetector(mapper.camera, params)
+        # without intrinsics: a nominal camera of the gaze's own frame size (speeds in degrees need one)
+        camera = mapper.camera or CameraModel.pinhole(mapper.transform.src_width, mapper.transform.src_height)
+        self.detector = OnlineFixationDetector(camera, params)
         p = self.detector.params
         latency = int(self.detector.latency_samples * 1e9 / p.sampling_hz)
         self.builder = ScanpathBuilder(mapper, origin_ns, max_fixations, max_age_s, latency_ns=latency)

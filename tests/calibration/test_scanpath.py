@@ -78,3 +78,20 @@ def test_known_at_t_afterwards_equals_what_was_seen_live():
     rows = sp.rows_at()
     for r, f in zip(rows, truth, strict=True):
         assert r[2] - r[3] / 2 <= (f.start_ns - T0) / 1e9 + 0.03 and r[2] + r[3] / 2 >= (f.end_ns - T0) / 1e9 - 0.03
+
+
+def test_online_scanpath_without_intrinsics_measures_speed_in_its_own_frame():
+    """No camera model (e.g. a StreamGaze video): the detector's degrees come from a nominal camera of the gaze's own
+    frame size, not of the Neon's 1600x1200 (which would make every speed 2.5x too slow at 640x480)."""
+    from gazeqwen_edge.calibration.fixation import detect_fixations
+
+    cam = CameraModel.pinhole(640, 480)
+    ppd = cam.px_per_degree()
+    plan = [(0.3, 200, 240), (0.3, 200 + 6 * ppd, 240), (0.3, 200 + 12 * ppd, 240)]  # 6-degree saccades
+    ts, x, y, truth = make_gaze(plan, cam, sacc_s=0.03)
+    sp = OnlineScanpath(GazeMapper(None, FrameTransform.identity(640, 480)), origin_ns=T0)
+    for i in range(len(ts)):
+        sp.push_record(GazeSample(int(ts[i]), float(x[i]), float(y[i])))
+    sp.flush()
+    assert [k.fixation for k in sp.builder.fixations] == detect_fixations(ts, x, y, cam)
+    assert len(sp.builder) == len(truth)
