@@ -192,6 +192,17 @@ def test_reference_code_is_the_same_for_every_token_spatial_is_not():
     assert torch.count_nonzero(reference_gaze_encoding(pts, torch.zeros(1, 1, 1, dtype=torch.bool), 16)) == 0
 
 
+def test_spatial_bias_peaks_at_the_gazed_token_in_qwens_order():
+    """Token n of a merged grid is row n // w, column n % w (Qwen's video-token order); gaze x is the column axis.
+    Written out without token_centres: a gaze near the top-right corner favours token w - 1, bottom-left h*w - w."""
+    h, w = 3, 4
+    for (x, y), n in (((0.95, 0.05), w - 1), ((0.05, 0.95), (h - 1) * w), ((0.4, 0.5), 1 * w + 1)):
+        _, bias = spatial_gaze_encoding(torch.tensor([[[[x, y]]]]), torch.ones(1, 1, 1, dtype=torch.bool), (h, w), 16)
+        assert int(bias[0, 0].argmax()) == n, (x, y)
+        cx, cy = (n % w + 0.5) / w, (n // w + 0.5) / h
+        assert bias[0, 0, n].item() == pytest.approx(-((cx - x) ** 2 + (cy - y) ** 2) / (2 * 0.1**2), rel=1e-5)
+
+
 def test_sincos_matches_elementwise_formula():
     xy = torch.tensor([[0.0, 1.0], [0.37, 0.81]])
     enc = sincos_encoding(xy, 256)
