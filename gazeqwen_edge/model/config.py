@@ -92,9 +92,15 @@ class VideoEncoderConfig:
     source: str = "vjepa2_1_vit_base_384"
     n_frames: int = 16
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoEncoderConfig:
+        return _from_dict(cls, d, "video encoder config")
+
     def validate(self) -> None:
         if self.backend not in ("transformers", "torch_hub", "tiny"):
             raise ConfigError(f"video encoder backend must be transformers, torch_hub or tiny, got {self.backend!r}")
+        if not isinstance(self.n_frames, int) or isinstance(self.n_frames, bool):
+            raise ConfigError(f"video encoder n_frames must be an integer, got {self.n_frames!r}")
         if self.n_frames < 2 or self.n_frames % 2:
             raise ConfigError(f"video encoder n_frames must be an even number >= 2, got {self.n_frames}")
 
@@ -113,9 +119,9 @@ class GazeQwenConfig:
     sampling_fps: float | None = None  # None: the reference policy by clip length
 
     def __post_init__(self) -> None:
-        if isinstance(self.video_encoder, dict):
-            self.video_encoder = VideoEncoderConfig(**self.video_encoder)
-        if isinstance(self.resampler, dict):
+        if not isinstance(self.video_encoder, VideoEncoderConfig):
+            self.video_encoder = VideoEncoderConfig.from_dict(self.video_encoder)
+        if not isinstance(self.resampler, ResamplerConfig):
             self.resampler = ResamplerConfig.from_dict(self.resampler)
         self.video_encoder.validate()
         if not 0 < self.min_pixels <= self.max_pixels:

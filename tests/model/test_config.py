@@ -36,3 +36,12 @@ def test_resampler_config_rejects(kwargs, words):
 def test_unknown_keys_rejected():
     with pytest.raises(ConfigError, match="unknown keys"):
         ResamplerConfig.from_dict({"d_llm": 64, "bogus": 1})
+
+
+@pytest.mark.parametrize(
+    "video_encoder, words",
+    [({"backend": "tiny", "bogus": 1}, "unknown keys"), ({"n_frames": "8"}, "integer"), (5, "JSON object")],
+)
+def test_gazeqwen_config_rejects_bad_video_encoder(video_encoder, words):
+    with pytest.raises(ConfigError, match=words):
+        GazeQwenConfig.from_dict({"video_encoder": video_encoder})
