@@ -81,6 +81,7 @@ def record(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gazeqwen_edge.device import open_source, paced
+    from gazeqwen_edge.device.neon import NeonLiveSource
     from gazeqwen_edge.device.session import Recorder
 
     if duration is not None and not duration > 0:
@@ -110,7 +111,10 @@ def record(
             t0 = None
             limit = None if duration is None else int(round(duration * 1e9))
             try:
-                for i, r in enumerate(paced(src.records(kinds), speed=speed or None)):
+                # live: arrival order (the session readers sort by time), so nothing waits in the live source's
+                # reorder window when the recording is stopped or killed
+                it = src.records(kinds, ordered=False) if isinstance(src, NeonLiveSource) else src.records(kinds)
+                for i, r in enumerate(paced(it, speed=speed or None)):
                     if t0 is None:
                         t0 = r.ts_ns
                     if limit is not None and r.ts_ns - t0 > limit:
