@@ -59,7 +59,7 @@ def main() -> int:
     timer = StageTimer(window=1_000_000)
     got: dict[str, list[int]] = {"gaze": [], "world": []}
     try:
-        neon = NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world"), queue_size=100_000)
+        neon = NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world"))  # default buffers
         # warm up: wait for the first frame, then measure a window that both streams fully cover
         t_first = time.monotonic()
         while time.monotonic() - t_first < 10:
