@@ -38,7 +38,7 @@ def _kinds(text: str | None):
     return out
 
 
-def _source_kw(seed_duration: float | None, size: str | None) -> dict:
+def synthetic_options(seed_duration: float | None, size: str | None) -> dict:
     kw: dict = {}
     if seed_duration is not None:
         kw["duration_s"] = seed_duration
@@ -88,7 +88,7 @@ def record(
         from gazeqwen_edge.errors import ConfigError
 
         raise ConfigError(f"--duration must be a positive number of seconds, got {duration}")
-    kw = _source_kw(synthetic_duration, size) if source.startswith("synthetic") else {}
+    kw = synthetic_options(synthetic_duration, size) if source.startswith("synthetic") else {}
     kinds = _kinds(streams)
     with open_source(source, **kw) as src:
         rec = Recorder.for_source(out_dir, src, spec=source, overwrite=overwrite)

@@ -7,6 +7,7 @@ import time
 import typer
 
 from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.device import synthetic_options
 
 SIM_SOURCE_HELP = (
     "What to serve: 'synthetic' or 'synthetic:SEED', a Neon native recording directory or a Pupil Cloud export "
@@ -77,13 +78,7 @@ def simulate(
     worn_off = _parse_times(not_worn, "not-worn", 2)
     kw: dict = {}
     if source == "synthetic" or source.startswith("synthetic:"):
-        if scene_seconds is not None:
-            kw["duration_s"] = scene_seconds
-        if size:
-            try:
-                kw["width"], kw["height"] = (int(v) for v in size.lower().split("x"))
-            except ValueError:
-                raise ConfigError(f"--size must look like 640x480, got '{size}'") from None
+        kw = synthetic_options(scene_seconds, size)
     elif scene_seconds is not None or size:
         raise ConfigError("--scene-seconds and --size only apply to synthetic scenes")
     src = open_source(source, **kw)
@@ -124,13 +119,12 @@ def simulate(
             soft_wrap=True,
         )
         last = time.monotonic()
-        while sim._player is not None and sim._player.is_alive():
-            sim._player.join(0.5)
+        while sim.playing:
+            time.sleep(0.5)
             if time.monotonic() - last >= 5.0:
                 last = time.monotonic()
                 st = sim.stats()
-                with sim._lock:
-                    n_clients = len({sub.session for subs in sim._subs.values() for sub in subs})
+                n_clients = sim.rtsp_sessions
                 console.print(
                     "packets: "
                     + ", ".join(f"{k} {v['packets']}" for k, v in st.items())

@@ -290,6 +290,17 @@ class NeonSimulator:
         while self._player is not None and self._player.is_alive():
             self._player.join(0.5)
 
+    @property
+    def playing(self) -> bool:
+        """True until the source has been played out (never false with `loop=True`) or `stop()`."""
+        return self._player is not None and self._player.is_alive()
+
+    @property
+    def rtsp_sessions(self) -> int:
+        """RTSP sessions set up by clients right now."""
+        with self._lock:
+            return len({sub.session for subs in self._subs.values() for sub in subs})
+
     def stats(self) -> dict[str, dict[str, int]]:
         return {n: {"packets": s.packets, "sent": s.sent, "dropped": s.dropped} for n, s in self._streams.items()}
 
