@@ -27,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         app(args=argv, prog_name="gazeqwen-edge")
     except GazeQwenError as e:
         # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup/emoji
-        console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, emoji=False)
+        console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, emoji=False, soft_wrap=True)
         if e.hint:
-            console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False, emoji=False)
+            console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False, emoji=False, soft_wrap=True)
         return e.exit_code
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
