@@ -176,7 +176,7 @@ class GazeQwen:
         try:
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(qwen, dtype=dtype).to(device).eval()
             tok = AutoTokenizer.from_pretrained(qwen)
-        except OSError as e:
+        except (OSError, ValueError) as e:  # not found / not a model dir (OSError), malformed hub id (ValueError)
             raise InputError(qwen, f"cannot load Qwen2.5-VL ({e})") from e
         resampler, encoder = None, None
         if checkpoint is not None:

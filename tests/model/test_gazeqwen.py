@@ -85,3 +85,14 @@ def test_gaze_is_looked_up_at_the_time_of_each_steps_first_frame(tiny_gq, durati
     np.testing.assert_allclose(t_steps, first_frame_index / fps)
     np.testing.assert_allclose(t_steps, np.arange(len(t_steps)) * 2 / sampling_fps)
     assert s.video.second_per_grid_t == 2 / sampling_fps  # what Qwen's 3-D positions use for the same steps
+
+
+@pytest.mark.parametrize("src", ["not a valid hub id!!", "EMPTY_DIR"])
+def test_from_pretrained_bad_qwen_source_is_an_input_error(tmp_path, monkeypatch, src):
+    from gazeqwen_edge.model.gazeqwen import GazeQwen
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    src = str(tmp_path) if src == "EMPTY_DIR" else src
+    with pytest.raises(InputError, match="cannot load Qwen2.5-VL") as e:
+        GazeQwen.from_pretrained(src)
+    assert e.value.path == src
