@@ -548,6 +548,9 @@ class NeonLiveSource(Source):
                 if silent > limit and s not in self._stalled and s in self._last_data:
                     self._stalled.add(s)
                     self._notice("stalled", f"no {s} data from the Neon for {silent:.1f} s")
+                if silent > 2 * limit + 1.0 and s not in self._stalled:  # never delivered since (re)connecting
+                    self._stalled.add(s)
+                    self._notice("stalled", f"no {s} data from the Neon since it connected ({silent:.1f} s)")
                 if silent > 2 * limit + 1.0:
                     started[s] = now
                     t = self._tasks.get(s)

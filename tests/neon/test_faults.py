@@ -54,13 +54,21 @@ def test_packet_loss_and_disconnect_reconnect_within_2s(make_sim):
 def test_stalled_stream_gives_notices_and_recovers(sim):
     from gazeqwen_edge.device.neon import NeonLiveSource
 
-    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",), stall_timeout_s=0.5) as neon:
-        drain(neon, 3.0, until=lambda r: isinstance(r, GazeSample))
+    sim.stall("world", 60.0)  # the scene camera never delivers: the session must be told too
+
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze", "world"), stall_timeout_s=0.5) as neon:
+        recs = [r for _, r in drain(neon, 3.0, until=lambda r: isinstance(r, GazeSample))]
         sim.stall("gaze", 2.0)
-        recs = [r for _, r in drain(neon, 5.0, until=lambda r: isinstance(r, Notice) and r.kind == "resumed")]
-        kinds = [r.kind for r in recs if isinstance(r, Notice)]
+        recs += [r for _, r in drain(neon, 5.0, until=lambda r: isinstance(r, Notice) and r.kind == "resumed")]
+        kinds = [r.kind for r in recs if isinstance(r, Notice) and "gaze" in r.message]
         assert kinds[:2] == ["stalled", "resumed"], kinds
-        assert sum(isinstance(r, GazeSample) for _, r in drain(neon, 0.5)) > 50
+        flowing = [r for _, r in drain(neon, 0.5)]
+        assert sum(isinstance(r, GazeSample) for r in flowing) > 50
+        recs += flowing
+        if not any(isinstance(r, Notice) and "no world data" in r.message for r in recs):
+            recs += [r for _, r in drain(neon, 3.0, until=lambda r: isinstance(r, Notice) and "world" in r.message)]
+    world = [r for r in recs if isinstance(r, Notice) and "world" in r.message]
+    assert world and world[0].kind == "stalled" and "since it connected" in world[0].message, world
 
 
 def test_device_that_leaves_silently_is_back_within_2s(sim):
