@@ -145,3 +145,25 @@ def test_simulator_rejects_malformed_rtsp_and_keeps_serving(sim):
         d.close()
     r = _rtsp(port, b"OPTIONS rtsp://x/ RTSP/1.0\r\nCSeq: 9\r\n\r\n")
     assert r.startswith(b"RTSP/1.0 200") and b"Public: OPTIONS, DESCRIBE, SETUP, PLAY, TEARDOWN" in r
+
+
+def test_simulator_on_a_busy_port_fails_cleanly_and_frees_the_others():
+    import os
+
+    from gazeqwen_edge.device.simulator import NeonSimulator
+    from tests.neon.toy import ToySource
+
+    n_fds = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        http = _free_port()
+        sim = NeonSimulator(ToySource(duration_s=5.0), port=http, rtsp_port=busy.getsockname()[1])
+        with pytest.raises(DeviceError, match="could not serve") as ei:
+            sim.start()
+        assert "--rtsp-port" in ei.value.hint
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", http))  # the HTTP port it did get is free again
+    assert not (sim._thread and sim._thread.is_alive())
+    if n_fds is not None:
+        assert len(os.listdir("/proc/self/fd")) <= n_fds  # no socket left open

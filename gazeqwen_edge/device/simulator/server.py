@@ -113,10 +113,14 @@ class _Stream:
 
 def _bind_tcp(host: str, port: int) -> socket.socket:
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((host, port))
-    s.listen(64)
-    s.setblocking(False)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((host, port))
+        s.listen(64)
+        s.setblocking(False)
+    except BaseException:
+        s.close()
+        raise
     return s
 
 
@@ -251,6 +255,7 @@ class NeonSimulator:
         if not self._ready.wait(timeout):
             raise DeviceError("the Neon simulator did not start in time")
         if self._start_error is not None:
+            self.stop()  # its UDP sockets and threads
             raise DeviceError(
                 f"the Neon simulator could not serve on {self.host} (ports {self.port}, {self.rtsp_port}, "
                 f"{self.time_echo_port}): {self._start_error}",
@@ -436,6 +441,9 @@ class NeonSimulator:
             loop.run_until_complete(self._come_back(initial=True))
         except BaseException as e:  # noqa: BLE001 - reported to start()
             self._start_error = e
+            with contextlib.suppress(Exception):
+                loop.run_until_complete(self._shutdown(final=True))
+            loop.close()
             self._ready.set()
             return
         self._ready.set()
@@ -459,17 +467,21 @@ class NeonSimulator:
         app.router.add_post("/api/event", self._http_event)
         app.router.add_get("/calibration.bin", self._http_calibration)
         app.router.add_get("/api/../calibration.bin", self._http_calibration)
+        socks: list[socket.socket] = []
+        try:  # all three ports or none: a port in use must not leave the others bound
+            for port in (self.port, self.rtsp_port, self.time_echo_port):
+                socks.append(_bind_tcp(self.host, port))
+        except OSError:
+            for sock in socks:
+                sock.close()
+            raise
+        http_sock, rtsp_sock, echo_sock = socks
+        self.port, self.rtsp_port, self.time_echo_port = (sock.getsockname()[1] for sock in socks)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        http_sock = _bind_tcp(self.host, self.port)
-        self.port = http_sock.getsockname()[1]
         site = web.SockSite(runner, http_sock)
         await site.start()
         self._runner = runner
-        rtsp_sock = _bind_tcp(self.host, self.rtsp_port)
-        self.rtsp_port = rtsp_sock.getsockname()[1]
-        echo_sock = _bind_tcp(self.host, self.time_echo_port)
-        self.time_echo_port = echo_sock.getsockname()[1]
         self._servers = [
             await asyncio.start_server(self._rtsp_client, sock=rtsp_sock),
             await asyncio.start_server(self._time_echo_client, sock=echo_sock),
