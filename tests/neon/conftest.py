@@ -7,6 +7,24 @@ import pytest
 
 from tests.neon.toy import ToySource
 
+OUR_THREADS = ("neon-live", "neon-sim-loop", "neon-sim-player", "recorder-flush")
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_threads():
+    """Every test leaves no live-source, simulator or recorder thread running (closed sources release them)."""
+    import threading
+    import time
+
+    yield
+    deadline = time.monotonic() + 2.0
+    while True:
+        left = [t.name for t in threading.enumerate() if t.name in OUR_THREADS and t.is_alive()]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert not left, f"threads left running: {left}"
+
 
 @pytest.fixture
 def make_sim():
