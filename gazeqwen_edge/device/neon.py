@@ -324,10 +324,13 @@ class NeonLiveSource(Source):
         self._remote("cancel the recording", lambda d: d.recording_cancel())
 
     def send_event(self, name: str, ts_ns: int | None = None) -> int:
-        """Send a named event to the phone (saved with its recording); returns the event's timestamp (phone clock).
-        `ts_ns` is on the phone's clock; None lets the phone stamp it on arrival."""
-        ev = self._remote(f"send the event {name!r}", lambda d: d.send_event(name, ts_ns))
-        return int(ev.timestamp)
+        """Send a named event to the phone (saved with its recording). `ts_ns` and the returned timestamp are on the
+        clock of the records (`now_ns()`, e.g. a query's time), converted to the phone's clock on the way when
+        `apply_clock_offset=True`; None lets the phone stamp the event on arrival."""
+        off = self._clock_offset_ns if self.apply_clock_offset else None
+        phone_ts = None if ts_ns is None else int(ts_ns) + (off or 0)
+        ev = self._remote(f"send the event {name!r}", lambda d: d.send_event(name, phone_ts))
+        return self._ts(int(ev.timestamp))
 
     def calibration(self):
         """The glasses' camera calibration as the client reads it (`pupil_labs.neon_recording` Calibration:

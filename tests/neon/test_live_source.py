@@ -102,8 +102,12 @@ def test_recording_control_events_and_clock_offset(make_sim):
         assert neon.status().recording_id == rec_id
         with pytest.raises(DeviceError, match="already running"):
             neon.recording_start()
-        ts = neon.send_event("gazeqwen.query", 1_234)
-        assert ts == 1_234 and sim.events[-1] == {"name": "gazeqwen.query", "recording_id": rec_id, "timestamp": 1_234}
+        t_query = neon.now_ns()  # on this machine's clock, like the records (apply_clock_offset=True)
+        ts = neon.send_event("gazeqwen.query", t_query)
+        assert ts == t_query and sim.events[-1]["name"] == "gazeqwen.query" and sim.events[-1]["recording_id"] == rec_id
+        # the phone stored it on its own clock, 400 ms ahead: the same moment as the query
+        assert abs(sim.events[-1]["timestamp"] - (t_query + sim.clock_offset_ns)) < 3e6
+        assert abs(neon.send_event("gazeqwen.answer") - neon.now_ns()) < 50e6  # phone-stamped, returned on our clock
         neon.recording_stop_and_save()
         assert sim.recording["action"] == "STOP"
         gaze = [r for r in collect(neon, 3, stop=lambda rs: len(rs) > 20) if isinstance(r, GazeSample)]
