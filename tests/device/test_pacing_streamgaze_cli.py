@@ -64,15 +64,16 @@ def test_paced_as_fast_as_possible_and_slow_consumer():
 
 
 def test_paced_real_time_on_a_real_source():
-    s = SyntheticScene(seed=0, duration_s=0.4, width=64, height=48)
-    t0 = time.monotonic()
-    recs = list(paced(s.records({GazeSample}), speed=1.0))
-    el = time.monotonic() - t0
-    span = (recs[-1].ts_ns - recs[0].ts_ns) / 1e9
-    assert span - 0.02 <= el < span + 0.3
-    t0 = time.monotonic()
-    list(paced(s.records({GazeSample}), speed=4.0))
-    assert time.monotonic() - t0 < span / 4 + 0.2
+    recs = list(SyntheticScene(seed=0, duration_s=0.4, width=64, height=48).records({GazeSample}))
+    for speed in (1.0, 4.0):
+        t0 = time.monotonic()
+        late = []
+        for r in paced(recs, speed=speed):
+            due = (r.ts_ns - recs[0].ts_ns) / 1e9 / speed
+            late.append(time.monotonic() - t0 - due)
+        assert min(late) > -0.002  # never early (sleep granularity aside)
+        # on time: the median record within 20 ms of its due time (robust to a busy machine's occasional stall)
+        assert float(np.median(late)) < 0.02, (speed, float(np.median(late)))
 
 
 # ----------------------------------------------------------------------------------------------------- StreamGaze
