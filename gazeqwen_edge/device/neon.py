@@ -300,11 +300,15 @@ class NeonLiveSource(Source):
             if rec is not None and (want is None or isinstance(rec, want)):
                 heapq.heappush(heap, (rec.ts_ns, seq, time.monotonic(), rec))
                 seq += 1
-                newest = rec.ts_ns if newest is None else max(newest, rec.ts_ns)
+                if not isinstance(rec, Notice):  # data only: a notice's time depends on the clock estimate
+                    newest = rec.ts_ns if newest is None else max(newest, rec.ts_ns)
             closing = self._ring.closed and not len(self._ring)
             waited = time.monotonic() - reorder_window_s
             while heap and (
-                closing or len(heap) > self._ring.capacity or heap[0][0] <= newest - window_ns or heap[0][2] <= waited
+                closing
+                or len(heap) > self._ring.capacity
+                or (newest is not None and heap[0][0] <= newest - window_ns)
+                or heap[0][2] <= waited
             ):
                 ts, _, _, out = heapq.heappop(heap)
                 if last_out is not None and ts < last_out:
