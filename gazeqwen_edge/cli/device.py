@@ -142,7 +142,7 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     decode: bool = typer.Option(False, "--decode", help="Decode every scene frame (checks the video fully)."),
     seconds: float = typer.Option(
-        3.0, "--seconds", help="For live sources (which never end): how many seconds of streams to sample."
+        3.0, "--seconds", min=0.1, help="For live sources (which never end): how many seconds of streams to sample."
     ),
 ) -> None:
     """Summarise a source: kind, duration, streams with counts and rates, scene size, intrinsics, gaze offset."""

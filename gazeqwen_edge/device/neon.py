@@ -168,8 +168,9 @@ class NeonLiveSource(Source):
     ):
         self.streams = tuple(streams)
         bad = [s for s in self.streams if s not in ALL_STREAMS]
-        if bad:
-            raise ConfigError(f"unknown Neon stream(s) {bad}; choose from {', '.join(ALL_STREAMS)}")
+        if bad or not self.streams:
+            what = f"unknown Neon stream(s) {bad}" if bad else "no Neon stream chosen"
+            raise ConfigError(f"{what}; choose from {', '.join(ALL_STREAMS)}")
         _client()
         # the client warns once per stream start about the first AAC frame it cannot stamp; that is expected
         logging.getLogger("pupil_labs.realtime_api.streaming.audio").setLevel(logging.ERROR)

@@ -171,6 +171,8 @@ def test_cli_inspect_neon(neon_recording_dir, capsys):
         (["record", "synthetic", "{tmp}/o", "--duration", "-1"], "--duration must be a positive"),
         (["run", "--address", "127.0.0.1", "--port", "99999"], "--port"),
         (["run", "--device", "neon://127.0.0.1:70000"], "not between 1 and 65535"),
+        (["run", "--address", "127.0.0.1", "--streams", ","], "no Neon stream chosen"),
+        (["inspect", "synthetic", "--seconds", "-1"], "--seconds"),
         (["simulate", "synthetic", "--stall", "gaze:x:1"], "--stall 'gaze:x:1'"),
     ],
 )
