@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -261,6 +262,12 @@ class NeonRecordingSource(Source):
             return None
         if cal_path.stat().st_size != 803:
             raise InputError(cal_path, f"has {cal_path.stat().st_size} bytes, expected 803")
+        data = cal_path.read_bytes()
+        stored, computed = int.from_bytes(data[799:803], "little"), zlib.crc32(data[:799])
+        if stored != computed:
+            raise InputError(
+                cal_path, f"CRC32 mismatch (stored {stored:#010x}, computed {computed:#010x}): the file is corrupted"
+            )
         try:
             c = self._rec.calibration
             k = np.array(c.scene_camera_matrix, dtype=np.float64).reshape(3, 3)

@@ -221,6 +221,17 @@ def test_time_shorter_than_raw(neon_recording_dir, tmp_path):
     assert e.value.path.endswith("fixations ps1.time")
 
 
+def test_corrupted_calibration_is_rejected(neon_recording_dir, tmp_path):
+    d = _copy(neon_recording_dir, tmp_path)
+    cal = bytearray((d / "calibration.bin").read_bytes())
+    cal[7 + 8] ^= 0x01  # one bit of the camera matrix (fx's low byte): the CRC no longer matches
+    (d / "calibration.bin").write_bytes(bytes(cal))
+    src = NeonRecordingSource(d)
+    with pytest.raises(InputError, match="CRC32 mismatch") as e:
+        _ = src.intrinsics
+    assert e.value.path.endswith("calibration.bin")
+
+
 def test_missing_and_broken_files(neon_recording_dir, tmp_path):
     d = _copy(neon_recording_dir, tmp_path)
     (d / "blinks ps1.time").unlink()
