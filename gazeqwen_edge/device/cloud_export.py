@@ -41,7 +41,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.source import RecordedSource
 from gazeqwen_edge.errors import InputError
 
 TS = "timestamp [ns]"
@@ -81,7 +81,7 @@ EVENT_COLUMNS = ["recording id", TS, "name", "type"]
 WORLD_COLUMNS = ["section id", "recording id", TS]
 
 
-class CloudExportSource(Source):
+class CloudExportSource(RecordedSource):
     """A Pupil Cloud Timeseries + Scene Video export directory (also reads our own session directories)."""
 
     name = "cloud-export"
@@ -125,10 +125,6 @@ class CloudExportSource(Source):
             ts, x, y, worn = ts[o], x[o], y[o], worn[o]
         check_sorted(self.path / "gaze.csv", ts)
         return ts, x, y, worn
-
-    def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        ts, x, y, _ = self._gaze
-        return ts, x, y
 
     @cached_property
     def fixations(self) -> list[Fixation]:
@@ -316,11 +312,6 @@ class CloudExportSource(Source):
                 self.frame_ts_ns  # noqa: B018  (may add a notice)
             streams.insert(0, iter(sorted(self._notices, key=lambda n: n.ts_ns)))
         return merge_by_time(streams)
-
-    def _gaze_records(self) -> Iterator[GazeSample]:
-        ts, x, y, worn = self._gaze
-        for t, a, b, w in zip(ts.tolist(), x.tolist(), y.tolist(), worn.tolist(), strict=True):
-            yield GazeSample(t, a, b, w)
 
     # ------------------------------------------------------------------ random access by time
     def fixations_between(self, start_ns: int, end_ns: int) -> list[Fixation]:

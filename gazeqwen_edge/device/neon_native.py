@@ -42,7 +42,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.source import RecordedSource
 from gazeqwen_edge.errors import InputError, require
 
 NEON_SCENE_SIZE = (1600, 1200)
@@ -59,7 +59,7 @@ def _version_tuple(v: str) -> tuple[int, ...]:
     return tuple(int(n) for n in nums[:3]) if nums else (0,)
 
 
-class NeonRecordingSource(Source):
+class NeonRecordingSource(RecordedSource):
     """A Neon native recording directory (single- or multi-part), through `pupil_labs.neon_recording`."""
 
     name = "neon-recording"
@@ -191,11 +191,6 @@ class NeonRecordingSource(Source):
             ts, x, y, worn = ts[order], x[order], y[order], worn[order]
         return ts, x, y, worn
 
-    def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ts_ns, x, y) of the gaze without the wearer offset (see the module docstring)."""
-        ts, x, y, _ = self._gaze
-        return ts, x, y
-
     @cached_property
     def fixations(self) -> list[Fixation]:
         f = self._load("fixations")
@@ -325,11 +320,6 @@ class NeonRecordingSource(Source):
         if wanted(AudioChunk) and self.has_scene_video:
             streams.append(self._audio_records())
         return merge_by_time(streams)
-
-    def _gaze_records(self) -> Iterator[GazeSample]:
-        ts, x, y, worn = self._gaze
-        for t, a, b, w in zip(ts.tolist(), x.tolist(), y.tolist(), worn.tolist(), strict=True):
-            yield GazeSample(t, a, b, w)
 
     def _frame_records(self) -> Iterator[SceneFrame]:
         s = self._scene_ts()

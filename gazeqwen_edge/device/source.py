@@ -5,7 +5,9 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 
-from gazeqwen_edge.device.records import CameraIntrinsics, Record
+import numpy as np
+
+from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, Record
 
 
 class Source(ABC):
@@ -62,3 +64,20 @@ class Source(ABC):
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class RecordedSource(Source):
+    """A recorded source that holds its gaze as arrays: subclasses provide `_gaze` = (ts_ns int64, x, y, worn), raw
+    gaze without the wearer offset, in time order."""
+
+    _gaze: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+    def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ts_ns, x, y) of the gaze without the wearer offset."""
+        ts, x, y, _ = self._gaze
+        return ts, x, y
+
+    def _gaze_records(self) -> Iterator[GazeSample]:
+        ts, x, y, worn = self._gaze
+        for t, a, b, w in zip(ts.tolist(), x.tolist(), y.tolist(), worn.tolist(), strict=True):
+            yield GazeSample(t, a, b, w)
