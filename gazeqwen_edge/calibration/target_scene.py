@@ -11,13 +11,13 @@ target (center | aruco), size (WxH), e.g. `calibration-target:offset=12,-8;targe
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Iterable, Iterator
 
 import numpy as np
 
 from gazeqwen_edge.calibration.camera import pinhole_intrinsics
+from gazeqwen_edge.device.pacing import merge_by_time
 from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, Record, SceneFrame
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError
@@ -162,7 +162,7 @@ class TargetScene(Source):
             n = int(self.duration_s * self.fps)
             fts = self._start + np.round(np.arange(n) * 1e9 / self.fps).astype(np.int64)
             streams.append(SceneFrame(int(t), self.render(int(t)), i) for i, t in enumerate(fts))
-        yield from heapq.merge(*streams, key=lambda r: r.ts_ns)
+        yield from merge_by_time(streams)
 
 
 def parse_target_scene_spec(spec: str, **kw) -> TargetScene:

@@ -13,27 +13,15 @@ import heapq
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator
+from operator import attrgetter
 
 from gazeqwen_edge.device.records import Record
 
 
 def merge_by_time(streams: list[Iterator[Record]]) -> Iterator[Record]:
     """Merge record iterators, each in non-decreasing `ts_ns` order, into one such iterator (stable: on equal times
-    the earlier stream in the list goes first)."""
-    heads = []
-    for k, s in enumerate(streams):
-        r = next(s, None)
-        if r is not None:
-            heads.append((r.ts_ns, k, r))
-    heapq.heapify(heads)
-    while heads:
-        _, k, r = heads[0]
-        yield r
-        nxt = next(streams[k], None)
-        if nxt is None:
-            heapq.heappop(heads)
-        else:
-            heapq.heapreplace(heads, (nxt.ts_ns, k, nxt))
+    the earlier stream in the list goes first, as heapq.merge guarantees)."""
+    return heapq.merge(*streams, key=attrgetter("ts_ns"))
 
 
 class ReplayClock:
