@@ -54,7 +54,7 @@ class TargetScene(Source):
         self.target = target
         self.marker_id = int(marker_id)
         self._start = int(start_ns)
-        self.px_per_deg = (width / 2) / math.tan(math.radians(HFOV_DEG / 2)) * math.radians(1)
+        self.px_per_deg = float(self.intrinsics.camera_matrix[0, 0]) * math.radians(1)  # at the centre
         rng = np.random.default_rng(seed)
         # the wall: smooth random texture (so optical flow and marker detection behave as on real footage)
         import cv2
