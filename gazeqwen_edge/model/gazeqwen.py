@@ -21,11 +21,14 @@ import numpy as np
 import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
-from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
+from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath, step_times
 from gazeqwen_edge.model.injection import HookInjector, Injector, video_token_positions
+from gazeqwen_edge.model.positions import rope_position_ids
 from gazeqwen_edge.model.preprocessing import (
+    FPS_MAX_FRAMES,
     VIDEO_MAX_PIXELS,
     VIDEO_MIN_PIXELS,
+    FrameSample,
     VideoInputs,
     check_frames,
     default_sampling_fps,
@@ -37,6 +40,7 @@ from gazeqwen_edge.timing import StageTimer
 VIDEO_PAD = "<|video_pad|>"
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 MC_SUFFIX = "The best option is:"
+GAZE_TIMES = ("real", "nominal")
 
 
 @dataclass
@@ -92,14 +96,46 @@ def option_letters(options: Sequence[str]) -> list[str]:
     return out
 
 
-def mc_text(question: str, options: Sequence[str]) -> str:
-    """The multiple-choice prompt: the question, one 'L. option' line per option (the letter added where the option
-    has none, so every scored letter appears in the prompt), and the answer instruction."""
-    lines = [
+def lettered_options(options: Sequence[str]) -> list[str]:
+    """Each option as an 'L. text' line: kept as written when it starts with its letter ('A. box', 'B) cup'), else
+    the letter of its position is put in front ('box' -> 'A. box'), so every scored letter appears in the prompt."""
+    return [
         o.strip() if _LETTER.match(o) else f"{letter}. {o.strip()}"
         for o, letter in zip(options, option_letters(options), strict=True)
     ]
-    return "\n".join([question.strip(), *lines, MC_INSTRUCTION])
+
+
+@dataclass(frozen=True)
+class MCPrompt:
+    """How a multiple-choice item is written: `user` is the text of the user turn (after the video item), built from
+    {question} and {options} (the lettered option lines joined by newlines); `assistant` is written after the chat
+    template's generation prompt (`<|im_start|>assistant\n`). The option letters are scored at the last position."""
+
+    user: str
+    assistant: str = ""
+
+    def render(self, question: str, options: Sequence[str]) -> tuple[str, str]:
+        """(user text, assistant prefix) for one item."""
+        opts = "\n".join(lettered_options(options))
+        return self.user.format(question=question, options=opts), self.assistant
+
+
+MC_PROMPTS: dict[str, MCPrompt] = {
+    # The released GazeQwen code, for training and evaluation (REFERENCE.md section 1): the user turn holds the video
+    # and this text; nothing is written into the assistant turn, so the letters are scored at the first assistant
+    # position. A converted checkpoint is comparable to the paper's numbers only under this prompt.
+    "reference": MCPrompt("Question: {question}\nOptions:\n{options}\n\nThe best option is:"),
+    # An alternative for other Qwen2.5-VL checkpoints: question, options and an answer instruction in the user turn,
+    # "The best option is:" opening the assistant turn.
+    "instruction": MCPrompt("{question}\n{options}\n" + MC_INSTRUCTION, MC_SUFFIX),
+}
+
+
+def mc_prompt(name: str) -> MCPrompt:
+    """The named multiple-choice prompt of MC_PROMPTS; ConfigError for an unknown name."""
+    if name not in MC_PROMPTS:
+        raise ConfigError(f"unknown multiple-choice prompt {name!r}; choose from {', '.join(MC_PROMPTS)}")
+    return MC_PROMPTS[name]
 
 
 class GazeQwen:
@@ -113,10 +149,14 @@ class GazeQwen:
         injector: Injector | None = None,
         min_pixels: int = VIDEO_MIN_PIXELS,
         max_pixels: int = VIDEO_MAX_PIXELS,
-        max_frames: int = 768,
+        max_frames: int = FPS_MAX_FRAMES,
         sampling_fps: float | None = None,
+        gaze_times: str = "real",
         timer: StageTimer | None = None,
     ):
+        if gaze_times not in GAZE_TIMES:
+            raise ConfigError(f"gaze_times must be one of {', '.join(GAZE_TIMES)}, got {gaze_times!r}")
+        self.gaze_times = gaze_times
         self.qwen = qwen
         self.tokenizer = tokenizer
         self.video_encoder = video_encoder
@@ -200,14 +240,16 @@ class GazeQwen:
         return next(self.qwen.parameters()).device
 
     # ------------------------------------------------------------------ inputs
-    def sample_clip(self, video: Video) -> tuple[np.ndarray, float]:
-        """Frames fed to Qwen (at the sampling fps, reference policy by clip length) and that fps."""
-        fps = self.sampling_fps or default_sampling_fps(video.duration_s)
-        fps = min(fps, video.fps)
-        idx = sample_frame_indices(len(video.frames), video.fps, fps, self.max_frames, self.temporal_patch)
-        return video.frames[idx], fps
+    def sample_clip(self, video: Video) -> tuple[FrameSample, float]:
+        """Which frames of the clip Qwen gets (qwen-vl-utils' policy: `sample_frame_indices`) and the nominal sampling
+        fps they were asked at (the reference policy by clip length unless `sampling_fps` was set)."""
+        fps = min(self.sampling_fps or default_sampling_fps(video.duration_s), video.fps)
+        return sample_frame_indices(len(video.frames), video.fps, fps, self.max_frames), fps
 
     def build_prompt(self, text: str, n_video_tokens: int, suffix: str = "") -> list[int]:
+        """Token ids of one user turn (the video item, then `text`) under the tokenizer's chat template with the
+        generation prompt, `suffix` written after it into the assistant turn; the video item expanded to
+        `n_video_tokens` <|video_pad|> tokens."""
         messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
         s = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         if s.count(VIDEO_PAD) != 1:
@@ -216,8 +258,12 @@ class GazeQwen:
         return self.tokenizer(s, add_special_tokens=False)["input_ids"]
 
     def prepare(self, video: Video, scanpath, text: str, suffix: str = "") -> Sample:
+        """Sample and preprocess the clip, tokenise the prompt, check the scanpath. Each temporal step looks the gaze
+        up at the real time of its first frame (`gaze_times="real"`), or at clip_start + t * 2 / nominal fps as the
+        released code does (`"nominal"`, for the authors' checkpoints: REFERENCE.md section 1)."""
         with self.timer.stage("preprocess"):
-            frames, fps = self.sample_clip(video)
+            picked, nominal_fps = self.sample_clip(video)
+            frames = video.frames[picked.indices]
             vi = preprocess_video(
                 frames,
                 min_pixels=self.min_pixels,
@@ -225,12 +271,16 @@ class GazeQwen:
                 patch_size=self.patch_size,
                 temporal_patch=self.temporal_patch,
                 merge_size=self.merge,
-                sampling_fps=fps,
+                sampling_fps=picked.sample_fps,
+                frame_times=picked.times_s,
             )
+            if self.gaze_times == "nominal":
+                vi.step_times = step_times(len(vi.step_times), nominal_fps, self.temporal_patch)
             ids = self.build_prompt(text, vi.n_video_tokens, suffix)
         return Sample(ids, vi, frames, check_scanpath(scanpath))
 
     def collate(self, samples: Sequence[Sample]) -> Batch:
+        """Left-pad prepared samples into one batch with their 3-D position ids (the trained rule)."""
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         length = max(len(s.input_ids) for s in samples)
         ids = torch.full((len(samples), length), pad, dtype=torch.long)
@@ -241,8 +291,14 @@ class GazeQwen:
         mm = ((ids == self.video_token_id) & (am == 1)).long() * 2
         grid = torch.cat([s.video.video_grid_thw for s in samples])
         spg = torch.tensor([s.video.second_per_grid_t for s in samples])
-        pos, _ = self.qwen.model.get_rope_index(
-            ids, mm_token_type_ids=mm, video_grid_thw=grid, second_per_grid_ts=spg, attention_mask=am
+        # the trained 3-D position rule, never transformers' own (it changed in 5.3: positions.py)
+        pos = rope_position_ids(
+            ids,
+            self.video_token_id,
+            [s.video.merged_grid for s in samples],
+            spg.tolist(),
+            self.qwen.config.vision_config.tokens_per_second,
+            attention_mask=am,
         )
         pv = torch.cat([s.video.pixel_values_videos for s in samples])
         return Batch(ids, am, pos, mm, pv, grid, spg, list(samples))
@@ -288,7 +344,7 @@ class GazeQwen:
             attention_mask=batch.attention_mask.to(dev),
             position_ids=batch.position_ids.to(dev),
             mm_encoder_outputs={"video": vout},
-            past_key_values=cache,
+            cache=cache,
             use_cache=True,
             logits_to_keep=logits_to_keep,
         )
@@ -312,17 +368,19 @@ class GazeQwen:
         out = self.prefill(self.collate(samples), logits_to_keep=1)
         return out.logits[:, -1, ids].float().cpu()
 
-    def mc_text(self, question: str, options: Sequence[str]) -> str:
-        return mc_text(question, options)
-
-    def score_options(self, video: Video, scanpath, question: str, options: Sequence[str]) -> dict[str, float]:
-        """The reference evaluation protocol: logits of the option letters after a prompt ending
-        "The best option is:". Returns {letter: logit}; the prediction is the argmax."""
+    def score_options(
+        self, video: Video, scanpath, question: str, options: Sequence[str], prompt: str = "reference"
+    ) -> dict[str, float]:
+        """The reference evaluation protocol: the logits of the option letters at the last position of the named
+        multiple-choice prompt (MC_PROMPTS; default "reference", the released code's prompt). Letter ids are the first
+        id of `tokenizer.encode(letter)` without special tokens. Returns {letter: logit}; the prediction is the
+        argmax. Raises InputError for no options or repeated letters, ConfigError for an unknown prompt."""
         if not options:
             raise InputError(None, "score_options needs at least one option")
         letters = option_letters(options)
+        user, assistant = mc_prompt(prompt).render(question, options)
         with self.timer.stage("score_options"):
-            s = self.prepare(video, scanpath, self.mc_text(question, options), suffix=MC_SUFFIX)
+            s = self.prepare(video, scanpath, user, suffix=assistant)
             logits = self.score_batch([s], letters)[0]
         return dict(zip(letters, logits.tolist(), strict=True))
 
@@ -342,7 +400,7 @@ class GazeQwen:
         sample = self.prepare(video, scanpath, question)
         batch = self.collate([sample])
         out = self.prefill(batch)
-        cache = out.past_key_values
+        cache = out.cache
         gen = torch.Generator().manual_seed(seed) if seed is not None else None
         next_pos = int(batch.position_ids.max()) + 1
         am = batch.attention_mask.to(self.device)
@@ -355,13 +413,13 @@ class GazeQwen:
                 tok = int(torch.multinomial(probs[0], 1, generator=gen))
             else:
                 tok = int(logits[0].argmax())
+            if step == 0:  # the first token is chosen (an end-of-turn token too): TTFT, prefill included
+                self.timer.add("time_to_first_token", time.perf_counter() - t0)
             if tok in self._eos_ids:
                 break
             generated.append(tok)
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             if len(text) > len(emitted) and not text.endswith("\ufffd"):
-                if not emitted:
-                    self.timer.add("time_to_first_token", time.perf_counter() - t0)
                 yield text[len(emitted) :]
                 emitted = text
             if step == max_new_tokens - 1:
@@ -373,8 +431,13 @@ class GazeQwen:
                     input_ids=torch.tensor([[tok]], device=self.device),
                     attention_mask=am,
                     position_ids=pos,
-                    past_key_values=cache,
+                    cache=cache,
                     use_cache=True,
                 )
             next_pos += 1
             logits = o.logits[:, -1]
+        # a piece held back because it ended inside a multi-byte character is flushed at the end, so the pieces
+        # always join to the decoded answer
+        text = self.tokenizer.decode(generated, skip_special_tokens=True)
+        if len(text) > len(emitted):
+            yield text[len(emitted) :]

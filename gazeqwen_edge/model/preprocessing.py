@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from gazeqwen_edge.errors import InputError
-from gazeqwen_edge.model.gaze_encoding import step_times
 
 QWEN_MEAN = (0.48145466, 0.4578275, 0.40821073)
 QWEN_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -55,19 +54,64 @@ def default_sampling_fps(duration_s: float) -> float:
     return 0.1
 
 
+FRAME_FACTOR = 2  # qwen-vl-utils: the number of sampled frames is a multiple of this (Qwen's temporal patch)
+FPS_MIN_FRAMES = 4  # qwen-vl-utils: at least this many frames when sampling by fps
+FPS_MAX_FRAMES = 768  # qwen-vl-utils: at most this many
+
+
+@dataclass(frozen=True)
+class FrameSample:
+    """Which frames of a clip are fed to Qwen, and the timing Qwen is told.
+
+    indices: (n,) int64 frame indices into the clip, ascending (may repeat when the clip is shorter than the minimum).
+    times_s: (n,) float64 time of each kept frame in seconds from the clip start (index / clip fps).
+    sample_fps: frames per second Qwen is told, qwen-vl-utils' `n / total_frames * video_fps` (the mean rate of the
+        kept frames over the clip); second_per_grid_t = temporal_patch / sample_fps.
+    """
+
+    indices: np.ndarray
+    times_s: np.ndarray
+    sample_fps: float
+
+
+def _floor_by(x: float, factor: int) -> int:
+    return int(math.floor(x / factor)) * factor
+
+
+def _ceil_by(x: float, factor: int) -> int:
+    return int(math.ceil(x / factor)) * factor
+
+
 def sample_frame_indices(
-    n_frames: int, fps: float, sampling_fps: float, max_frames: int = 768, temporal_patch: int = 2
-) -> np.ndarray:
-    """Indices of the frames fed to Qwen: one every fps/sampling_fps frames from the clip start (at least
-    `temporal_patch` frames, at most max_frames, an even count is reached later by repeating the last frame)."""
+    n_frames: int,
+    fps: float,
+    sampling_fps: float,
+    max_frames: int = FPS_MAX_FRAMES,
+    min_frames: int = FPS_MIN_FRAMES,
+) -> FrameSample:
+    """The frames fed to Qwen, as qwen-vl-utils picks them (its `smart_nframes` + `torch.linspace(...).round()`), the
+    policy Qwen2.5-VL and GazeQwen were trained and evaluated with:
+
+    n = clamp(n_frames / fps * sampling_fps, ceil2(min_frames), floor2(min(max_frames, n_frames))), floored to a
+    multiple of 2; the kept indices are spread evenly from the first to the last frame of the clip (so a frame cap
+    thins the whole clip instead of keeping its beginning), and sample_fps = n / n_frames * fps.
+    A clip of a single frame keeps it (Qwen pads the temporal patch by repeating it).
+
+    Raises InputError for an empty clip, non-positive or non-finite rates, or max_frames < 2.
+    """
     if n_frames <= 0:
         raise InputError(None, "the video has no frames")
-    if fps <= 0 or sampling_fps <= 0:
-        raise InputError(None, f"fps must be positive, got fps={fps}, sampling_fps={sampling_fps}")
-    duration = n_frames / fps
-    n = max(1, min(int(math.floor(duration * sampling_fps + 1e-9)), max_frames, n_frames))
-    idx = np.floor(np.arange(n) * (fps / sampling_fps) + 1e-9).astype(np.int64)
-    return np.clip(idx, 0, n_frames - 1)
+    if not (fps > 0 and sampling_fps > 0 and math.isfinite(fps) and math.isfinite(sampling_fps)):
+        raise InputError(None, f"fps must be positive and finite, got fps={fps}, sampling_fps={sampling_fps}")
+    if max_frames < FRAME_FACTOR:
+        raise InputError(None, f"max_frames must be >= {FRAME_FACTOR}, got {max_frames}")
+    if n_frames < FRAME_FACTOR:
+        return FrameSample(np.zeros(1, np.int64), np.zeros(1), float(fps))
+    lo = _ceil_by(min_frames, FRAME_FACTOR)
+    hi = _floor_by(min(max_frames, n_frames), FRAME_FACTOR)
+    n = _floor_by(min(max(n_frames / fps * sampling_fps, lo), hi, n_frames), FRAME_FACTOR)
+    idx = torch.linspace(0, n_frames - 1, n).round().long().numpy()
+    return FrameSample(idx, idx / fps, n / n_frames * fps)
 
 
 @dataclass
@@ -78,7 +122,7 @@ class VideoInputs:
     video_grid_thw: torch.Tensor  # (1, 3) int64
     n_video_tokens: int  # number of <|video_pad|> tokens = grid_t * grid_h * grid_w / merge^2
     resized_hw: tuple[int, int]
-    second_per_grid_t: float = 1.0  # seconds per temporal step (temporal_patch / sampling fps)
+    second_per_grid_t: float = 1.0  # seconds per temporal step (temporal_patch / sample fps): Qwen's 3-D positions
     step_times: np.ndarray | None = None  # (grid_t,) time of the first frame of each step, s from the clip start
 
     @property
@@ -141,9 +185,19 @@ def preprocess_video(
     temporal_patch: int = 2,
     merge_size: int = 2,
     sampling_fps: float = 1.0,
+    frame_times: np.ndarray | None = None,
 ) -> VideoInputs:
-    """Already-sampled frames (T, H, W, 3) uint8 RGB -> VideoInputs for Qwen2.5-VL."""
+    """Already-sampled frames (T, H, W, 3) uint8 RGB -> VideoInputs for Qwen2.5-VL.
+
+    sampling_fps: the rate Qwen is told (second_per_grid_t = temporal_patch / sampling_fps); frame_times: (T,) seconds
+    of each frame from the clip start (default i / sampling_fps), from which each temporal step's gaze look-up time
+    (its first frame's time) is taken."""
     frames = check_frames(frames)
+    if frame_times is None:
+        frame_times = np.arange(len(frames)) / sampling_fps
+    frame_times = np.asarray(frame_times, dtype=np.float64)
+    if frame_times.shape != (len(frames),):
+        raise InputError(None, f"frame_times must be shaped ({len(frames)},), got {frame_times.shape}")
     h, w = smart_resize(frames.shape[1], frames.shape[2], patch_size * merge_size, min_pixels, max_pixels)
     x = normalise(resize_frames(frames, h, w))
     pv, (gt, gh, gw) = patchify(x, patch_size, temporal_patch, merge_size)
@@ -154,5 +208,5 @@ def preprocess_video(
         n_video_tokens=gt * gh * gw // merge_size**2,
         resized_hw=(h, w),
         second_per_grid_t=spg,
-        step_times=step_times(gt, sampling_fps, temporal_patch),
+        step_times=frame_times[::temporal_patch].copy(),
     )

@@ -1,6 +1,9 @@
 """Tiny, random-weight stand-ins of every model of the spine, built offline in seconds: a Qwen2.5-VL with 4 decoder
 layers, a 2-layer V-JEPA 2, a byte-level BPE tokenizer trained in code with the Qwen chat special tokens, and a
 matching resampler. Used by the tests and `gazeqwen-edge demo`; the code paths they run are the real ones.
+
+Dependencies point one way: this module builds on config, gazeqwen, resampler and video_encoder (whose "tiny" backend
+is the 2-layer V-JEPA 2 used here); none of the loading code imports it.
 """
 
 from __future__ import annotations
@@ -129,25 +132,6 @@ def tiny_qwen(seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64
     return model.eval()
 
 
-def tiny_vjepa2_config():
-    from transformers import VJEPA2Config
-
-    return VJEPA2Config(
-        patch_size=16,
-        crop_size=64,
-        frames_per_clip=8,
-        tubelet_size=2,
-        hidden_size=96,
-        num_attention_heads=4,
-        num_hidden_layers=2,
-        mlp_ratio=2.0,
-        num_pooler_layers=1,
-        pred_hidden_size=32,
-        pred_num_attention_heads=2,
-        pred_num_hidden_layers=1,
-    )
-
-
 def tiny_resampler_config(gaze_encoding: str = "spatial", n_llm_layers: int = 4, d_llm: int = 64) -> ResamplerConfig:
     return ResamplerConfig(
         d_vjepa=96,
@@ -165,16 +149,14 @@ def tiny_resampler_config(gaze_encoding: str = "spatial", n_llm_layers: int = 4,
 def build_tiny_gazeqwen(seed: int = 0, gaze_encoding: str = "spatial", perturb: float = 0.0, timer=None):
     """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
     N(0, perturb) so the gaze path visibly changes the logits (a stand-in for a trained checkpoint)."""
+    from gazeqwen_edge.model.config import VideoEncoderConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
     from gazeqwen_edge.model.resampler import GazeResampler
-    from gazeqwen_edge.model.video_encoder import TransformersVJEPA2Encoder
+    from gazeqwen_edge.model.video_encoder import load_video_encoder
 
     tok = tiny_tokenizer()
     qwen = tiny_qwen(seed, tok)
-    torch.manual_seed(seed + 1)
-    from transformers import VJEPA2Model
-
-    encoder = TransformersVJEPA2Encoder(VJEPA2Model(tiny_vjepa2_config()).eval())
+    encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
     torch.manual_seed(seed + 2)
     resampler = GazeResampler(tiny_resampler_config(gaze_encoding)).eval()
     if perturb:

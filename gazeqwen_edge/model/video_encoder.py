@@ -180,7 +180,35 @@ class TorchHubVJEPA21Encoder(VideoEncoder):
         return out[0] if isinstance(out, (tuple, list)) else out
 
 
+# The "tiny" backend: a 2-layer V-JEPA 2 with random weights (64 px crop, 8 frames, hidden 96), for tests and the demo.
+# It lives here, not in tiny.py, so that the loading code depends on no test helper (tiny.py builds on this module).
+TINY_VJEPA2 = dict(
+    patch_size=16,
+    crop_size=64,
+    frames_per_clip=8,
+    tubelet_size=2,
+    hidden_size=96,
+    num_attention_heads=4,
+    num_hidden_layers=2,
+    mlp_ratio=2.0,
+    num_pooler_layers=1,
+    pred_hidden_size=32,
+    pred_num_attention_heads=2,
+    pred_num_hidden_layers=1,
+)
+
+
+def tiny_vjepa2_config():
+    """transformers' VJEPA2Config of the tiny random backend (TINY_VJEPA2)."""
+    from transformers import VJEPA2Config
+
+    return VJEPA2Config(**TINY_VJEPA2)
+
+
 def load_video_encoder(cfg: VideoEncoderConfig, dtype=torch.float32, device="cpu", seed: int = 0) -> VideoEncoder:
+    """Build the video encoder a VideoEncoderConfig names: transformers' VJEPA2Model (hub id or local dir), a torch.hub
+    V-JEPA 2.1 entry, or the tiny random model (weights from `seed`). Raises ConfigError for a bad config and
+    InputError when the weights cannot be loaded."""
     cfg.validate()
     if cfg.backend == "transformers":
         return TransformersVJEPA2Encoder.from_pretrained(cfg.source, dtype=dtype, device=device, n_frames=cfg.n_frames)
@@ -188,7 +216,5 @@ def load_video_encoder(cfg: VideoEncoderConfig, dtype=torch.float32, device="cpu
         return TorchHubVJEPA21Encoder.from_hub(cfg.source, device=device, dtype=dtype, n_frames=cfg.n_frames)
     from transformers import VJEPA2Model
 
-    from gazeqwen_edge.model.tiny import tiny_vjepa2_config
-
     torch.manual_seed(seed)
-    return TransformersVJEPA2Encoder(VJEPA2Model(tiny_vjepa2_config()).to(device).eval())
+    return TransformersVJEPA2Encoder(VJEPA2Model(tiny_vjepa2_config()).to(device=device, dtype=dtype).eval())

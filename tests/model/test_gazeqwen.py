@@ -2,22 +2,23 @@ import numpy as np
 import pytest
 import torch
 
-from gazeqwen_edge.errors import InputError
-from gazeqwen_edge.model.gazeqwen import MC_SUFFIX, Video, mc_text, option_letters
+from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.model.gazeqwen import MC_PROMPTS, Video, lettered_options, option_letters
 
 OPTIONS = ["A. red box", "B. green cup", "C. blue jar", "D. knife"]
 
 
 def test_plain_path_equals_transformers_own_forward(tiny_gq, clip):
-    """No scanpath: our pipeline (explicit 3-D positions, vision tower run separately) gives the logits that
-    transformers computes from input_ids + pixel_values_videos + mm_token_type_ids on its own."""
+    """No scanpath: our pipeline (vision tower run separately, its output handed in) gives the logits transformers
+    computes from input_ids + pixel_values_videos on its own, given the same (trained-rule) position ids."""
     gq = tiny_gq
-    s = gq.prepare(clip, None, gq.mc_text("Which object?", OPTIONS), suffix=MC_SUFFIX)
-    b = gq.collate([s])
+    user, assistant = MC_PROMPTS["reference"].render("Which object?", OPTIONS)
+    b = gq.collate([gq.prepare(clip, None, user, suffix=assistant)])
     ours = gq.prefill(b, logits_to_keep=0).logits
     theirs = gq.qwen(
         input_ids=b.input_ids,
         attention_mask=b.attention_mask,
+        position_ids=b.position_ids,
         pixel_values_videos=b.pixel_values_videos,
         video_grid_thw=b.video_grid_thw,
         second_per_grid_ts=b.second_per_grid_ts,
@@ -26,20 +27,44 @@ def test_plain_path_equals_transformers_own_forward(tiny_gq, clip):
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
 
 
-def test_score_options_protocol(tiny_gq, clip, scanpath):
+def test_score_options_uses_the_released_reference_prompt(tiny_gq, clip, scanpath):
+    """The exact text the released GazeQwen code scores (REFERENCE.md section 1), character by character: the video
+    item then 'Question: ...\nOptions:\n...\n\nThe best option is:' in the user turn, the chat template's generation
+    prompt, nothing in the assistant turn; the letters scored at the first assistant position."""
     gq = tiny_gq
-    s = gq.prepare(clip, scanpath, gq.mc_text("Which object?", OPTIONS), suffix=MC_SUFFIX)
-    text = gq.tokenizer.decode(s.input_ids)
-    assert text.endswith("<|im_start|>assistant\nThe best option is:")
-    assert text.count("<|video_pad|>") == s.video.n_video_tokens
-    got = gq.score_options(clip, scanpath, "Which object?", OPTIONS)
+    options = ["A. red box", "green cup", "C. blue jar", "D. knife"]  # one option without its letter gets "B."
+    user, assistant = MC_PROMPTS["reference"].render("Which object did I look at first?", options)
+    s = gq.prepare(clip, scanpath, user, suffix=assistant)
+    n = s.video.n_video_tokens
+    want = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        "<|im_start|>user\n<|vision_start|>" + "<|video_pad|>" * n + "<|vision_end|>"
+        "Question: Which object did I look at first?\nOptions:\nA. red box\nB. green cup\nC. blue jar\nD. knife"
+        "\n\nThe best option is:<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert gq.tokenizer.decode(s.input_ids) == want
+    got = gq.score_options(clip, scanpath, "Which object did I look at first?", options)
     assert list(got) == ["A", "B", "C", "D"]
-    # the same numbers as the logits at the last position, read directly
+    # the same numbers as the logits at the last position (right after "<|im_start|>assistant\n"), read directly
     logits = gq.prefill(gq.collate([s]), logits_to_keep=1).logits[0, -1]
     ids = [gq.tokenizer.encode(k, add_special_tokens=False)[0] for k in "ABCD"]
     np.testing.assert_allclose(list(got.values()), logits[ids].tolist(), rtol=1e-6)
-    plain = gq.score_options(clip, None, "Which object?", OPTIONS)
+    plain = gq.score_options(clip, None, "Which object did I look at first?", options)
     assert plain != got  # the gaze matters (perturbed resampler)
+
+
+def test_instruction_prompt_is_a_named_alternative(tiny_gq, clip):
+    gq = tiny_gq
+    user, assistant = MC_PROMPTS["instruction"].render("Which?", OPTIONS)
+    text = gq.tokenizer.decode(gq.prepare(clip, None, user, suffix=assistant).input_ids)
+    assert text.endswith(
+        "D. knife\nAnswer with the option's letter from the given choices directly.<|im_end|>\n"
+        "<|im_start|>assistant\nThe best option is:"
+    )
+    a = gq.score_options(clip, None, "Which?", OPTIONS, prompt="instruction")
+    assert a != gq.score_options(clip, None, "Which?", OPTIONS)
+    with pytest.raises(ConfigError, match="unknown multiple-choice prompt"):
+        gq.score_options(clip, None, "Which?", OPTIONS, prompt="bogus")
 
 
 def test_answer_streams_text(tiny_gq, clip, scanpath):
@@ -53,8 +78,8 @@ def test_answer_streams_text(tiny_gq, clip, scanpath):
 def test_option_letters_and_input_errors():
     assert option_letters(["A. x", "B) y", "z"]) == ["A", "B", "C"]
     # every scored letter is in the prompt: options given without letters get them
-    assert mc_text("Which?", [" box", "cup "]).splitlines()[1:3] == ["A. box", "B. cup"]
-    assert mc_text("Which?", ["A. box", "B) cup"]).splitlines()[1:3] == ["A. box", "B) cup"]
+    assert lettered_options([" box", "cup "]) == ["A. box", "B. cup"]
+    assert lettered_options(["A. box", "B) cup"]) == ["A. box", "B) cup"]
     with pytest.raises(InputError, match="distinct letters"):
         option_letters(["box", "A. cup"])
     with pytest.raises(InputError, match="uint8"):
@@ -67,24 +92,63 @@ def test_option_letters_and_input_errors():
         check_scanpath(np.zeros((3, 3)))
 
 
-@pytest.mark.parametrize("duration_s, sampling_fps", [(6.0, 1.0), (45.0, 0.5)])
-def test_gaze_is_looked_up_at_the_time_of_each_steps_first_frame(tiny_gq, duration_s, sampling_fps):
-    """REFERENCE: frame time of temporal step t = clip_start + t * 2 / fps. The time at which the gaze path looks up
-    the active fixations equals the recording time of the first frame Qwen gets for that step."""
-    fps = 5.0
-    n = int(duration_s * fps)
+def _indexed_video(n: int, fps: float) -> Video:
     frames = np.zeros((n, 16, 16, 3), np.uint8)
     frames[:, 0, 0, 0], frames[:, 0, 0, 1] = np.arange(n) % 256, np.arange(n) // 256  # each frame carries its index
-    video = Video(frames, fps=fps)
-    got, used_fps = tiny_gq.sample_clip(video)
+    return Video(frames, fps=fps)
+
+
+def _frame_index(frames: np.ndarray) -> np.ndarray:
+    return frames[:, 0, 0, 0].astype(int) + 256 * frames[:, 0, 0, 1].astype(int)
+
+
+@pytest.mark.parametrize("duration_s, sampling_fps", [(6.0, 1.0), (45.0, 0.5)])
+def test_gaze_is_looked_up_at_the_time_of_each_steps_first_frame(tiny_gq, duration_s, sampling_fps):
+    """Models trained here look the gaze up at the real time of the first frame Qwen gets for each temporal step."""
+    fps = 5.0
+    video = _indexed_video(int(duration_s * fps), fps)
+    picked, used_fps = tiny_gq.sample_clip(video)
     assert used_fps == sampling_fps  # the reference policy by clip length
     s = tiny_gq.prepare(video, None, "Where?")
-    t_steps = s.video.step_times
-    assert len(t_steps) == int(s.video.video_grid_thw[0, 0])
-    first_frame_index = got[0::2, 0, 0, 0].astype(int) + 256 * got[0::2, 0, 0, 1].astype(int)
-    np.testing.assert_allclose(t_steps, first_frame_index / fps)
-    np.testing.assert_allclose(t_steps, np.arange(len(t_steps)) * 2 / sampling_fps)
-    assert s.video.second_per_grid_t == 2 / sampling_fps  # what Qwen's 3-D positions use for the same steps
+    assert len(s.video.step_times) == int(s.video.video_grid_thw[0, 0])
+    first_frame_index = _frame_index(s.frames[0::2])
+    np.testing.assert_allclose(s.video.step_times, first_frame_index / fps)
+    assert s.video.second_per_grid_t == pytest.approx(2 / picked.sample_fps)  # what Qwen's 3-D positions use
+
+
+def test_frame_cap_spreads_frames_over_the_whole_clip(tiny_gq):
+    """A 60 s clip at 30 fps, 0.5 fps, capped to 8 frames (the reference evaluation): qwen-vl-utils keeps 8 frames
+    spread from the first to the last (not 0..14 s), and Qwen is told their real rate: 8 / 1800 * 30 = 0.133 fps,
+    15 s per temporal step."""
+    from gazeqwen_edge.model.gazeqwen import GazeQwen
+
+    gq = GazeQwen(
+        tiny_gq.qwen, tiny_gq.tokenizer, min_pixels=tiny_gq.min_pixels, max_pixels=tiny_gq.max_pixels, max_frames=8
+    )
+    s = gq.prepare(_indexed_video(1800, 30.0), None, "Where?")
+    idx = _frame_index(s.frames)
+    assert idx.tolist() == [0, 257, 514, 771, 1028, 1285, 1542, 1799]  # linspace(0, 1799, 8), rounded
+    assert s.video.second_per_grid_t == pytest.approx(15.0)
+    np.testing.assert_allclose(s.video.step_times, [0, 514 / 30, 1028 / 30, 1542 / 30])
+
+
+def test_nominal_gaze_times_reproduce_the_released_code(tiny_gq):
+    """gaze_times="nominal": step t at t * 2 / nominal fps (0, 4, 8, 12 s for the reference evaluation), whatever
+    frames qwen-vl-utils kept (REFERENCE.md section 1, for the authors' checkpoints)."""
+    from gazeqwen_edge.model.gazeqwen import GazeQwen
+
+    gq = GazeQwen(
+        tiny_gq.qwen,
+        tiny_gq.tokenizer,
+        min_pixels=tiny_gq.min_pixels,
+        max_pixels=tiny_gq.max_pixels,
+        max_frames=8,
+        gaze_times="nominal",
+    )
+    s = gq.prepare(_indexed_video(1800, 30.0), None, "Where?")
+    np.testing.assert_allclose(s.video.step_times, [0, 4, 8, 12])
+    with pytest.raises(ConfigError, match="gaze_times"):
+        GazeQwen(tiny_gq.qwen, tiny_gq.tokenizer, gaze_times="bogus")
 
 
 @pytest.mark.parametrize("src", ["not a valid hub id!!", "EMPTY_DIR"])

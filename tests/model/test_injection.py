@@ -79,10 +79,12 @@ def test_hooks_inject_in_prefill_not_in_decode(tiny_gq, clip, scanpath):
     assert len(decode) == 3 * len(layers) and not any(c[2] for c in decode)
 
 
-def test_generate_inside_inject_matches_our_decoding(tiny_gq, clip, scanpath):
-    """transformers' generate() (its own 3-D positions, prefill + cached decode) with the injector armed for one
-    forward gives the same greedy tokens as GazeQwen.answer: injection happens in the prefill only, and our explicit
-    position ids match the model's own."""
+def test_generate_inside_inject_matches_our_decoding(tiny_gq, clip, scanpath, monkeypatch):
+    """transformers' generate() (prefill + cached decode, its positions from get_rope_index + rope deltas) with the
+    injector armed for one forward gives the same greedy tokens as GazeQwen.answer: injection happens in the prefill
+    only. generate() is given the trained position rule through get_rope_index (transformers >= 5.3 has another)."""
+    from gazeqwen_edge.model.positions import rope_position_ids
+
     gq = tiny_gq
     saved_eos = gq._eos_ids
     gq._eos_ids = set()
@@ -92,6 +94,28 @@ def test_generate_inside_inject_matches_our_decoding(tiny_gq, clip, scanpath):
         gq._eos_ids = saved_eos
     batch = gq.collate([gq.prepare(clip, scanpath, "Where did I put the knife?")])
     res, pos = gq.gaze_residuals(batch)
+
+    def trained_rope_index(
+        input_ids,
+        mm_token_type_ids,
+        image_grid_thw=None,
+        video_grid_thw=None,
+        second_per_grid_ts=None,
+        attention_mask=None,
+        **kw,
+    ):
+        p = rope_position_ids(
+            input_ids,
+            gq.video_token_id,
+            [s.video.merged_grid for s in batch.samples],
+            second_per_grid_ts.tolist(),
+            gq.qwen.config.vision_config.tokens_per_second,
+            attention_mask,
+        )
+        return p, (p.amax(dim=(0, 2)) + 1 - input_ids.shape[1]).unsqueeze(1)
+
+    monkeypatch.setattr(gq.qwen.model, "get_rope_index", trained_rope_index)
+    gq.qwen.model.rope_deltas = None
     with gq.injector.inject(res, pos):
         out = gq.qwen.generate(
             input_ids=batch.input_ids,

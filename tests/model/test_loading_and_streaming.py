@@ -5,7 +5,7 @@ import torch
 
 from gazeqwen_edge.model.checkpoint import save_checkpoint
 from gazeqwen_edge.model.config import VideoEncoderConfig
-from gazeqwen_edge.model.gazeqwen import MC_SUFFIX, GazeQwen
+from gazeqwen_edge.model.gazeqwen import MC_PROMPTS, GazeQwen
 
 
 def test_from_pretrained_local_dirs(tmp_path, tiny_gq, clip, scanpath):
@@ -43,7 +43,8 @@ def test_chunked_prefill_with_injection_equals_full(tiny_gq, clip, scanpath):
     from transformers import DynamicCache
 
     gq = tiny_gq
-    batch = gq.collate([gq.prepare(clip, scanpath, gq.mc_text("Which?", ["A. x", "B. y"]), suffix=MC_SUFFIX)])
+    user, _ = MC_PROMPTS["reference"].render("Which?", ["A. x", "B. y"])
+    batch = gq.collate([gq.prepare(clip, scanpath, user)])
     full = gq.prefill(batch).logits[:, -1]
 
     res, pos = gq.gaze_residuals(batch)  # (M, 1, T, N, D), (1, T*N)
@@ -61,7 +62,7 @@ def test_chunked_prefill_with_injection_equals_full(tiny_gq, clip, scanpath):
                 inputs_embeds=embeds[:, a:b],
                 position_ids=batch.position_ids[:, :, a:b],
                 attention_mask=batch.attention_mask[:, :b],
-                past_key_values=cache,
+                cache=cache,
                 use_cache=True,
             )
             step = k - 1
@@ -73,5 +74,5 @@ def test_chunked_prefill_with_injection_equals_full(tiny_gq, clip, scanpath):
             else:
                 out = gq.qwen(**kwargs)
     torch.testing.assert_close(out.logits[:, -1], full, rtol=1e-5, atol=2e-6)
-    plain = gq.collate([gq.prepare(clip, None, gq.mc_text("Which?", ["A. x", "B. y"]), suffix=MC_SUFFIX)])
+    plain = gq.collate([gq.prepare(clip, None, user)])
     assert (gq.prefill(plain).logits[:, -1] - full).abs().max() > 1e-4  # the injected residuals matter here

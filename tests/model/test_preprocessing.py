@@ -62,8 +62,18 @@ def test_video_inputs_run_through_the_vision_tower(tiny_gq):
 
 def test_sampling_policy_and_indices():
     assert [default_sampling_fps(d) for d in (10, 30, 45, 200, 400)] == [1.0, 1.0, 0.5, 0.2, 0.1]
-    idx = sample_frame_indices(300, fps=30, sampling_fps=1.0)
-    assert idx.tolist() == list(range(0, 300, 30))
-    assert len(sample_frame_indices(300, 30, 1.0, max_frames=4)) == 4
+    picked = sample_frame_indices(300, fps=30, sampling_fps=1.0)
+    assert picked.indices.tolist() == [round(i * 299 / 9) for i in range(10)]  # 10 frames, first to last
+    assert picked.sample_fps == 1.0
+    np.testing.assert_allclose(picked.times_s, picked.indices / 30)
+    assert len(sample_frame_indices(300, 30, 1.0, max_frames=4).indices) == 4
+    # qwen-vl-utils' bounds: at least 4 frames when the clip has them, an even count, the training cap of 3 -> 2
+    assert len(sample_frame_indices(90, 30, 1.0).indices) == 4
+    assert len(sample_frame_indices(300, 30, 1.0, max_frames=3).indices) == 2
+    assert sample_frame_indices(1, 30, 1.0).indices.tolist() == [0]
+    with pytest.raises(InputError):
+        sample_frame_indices(0, 30, 1.0)
+    with pytest.raises(InputError):
+        sample_frame_indices(10, float("nan"), 1.0)
     with pytest.raises(InputError):
         preprocess_video(np.zeros((2, 10, 10), np.uint8))
