@@ -32,6 +32,25 @@ def test_equals_transformers_image_processor(hw, min_px, max_px):
     assert ours.n_video_tokens == t * h * w // 4
 
 
+@pytest.mark.parametrize("n_frames", [4, 5])
+def test_distinct_frames_equal_transformers_per_frame_patches(n_frames):
+    """A video of DISTINCT frames: transformers' image processor resizes and normalises each frame on its own and lays
+    one out as (patch, C, temporal, 14, 14) with the frame copied into both temporal slots. The video's patch of step t
+    must hold frame 2t in temporal slot 0 and frame 2t+1 in slot 1 (the last frame repeated for an odd count): a swap
+    of the frames inside a temporal patch, or of two steps, changes these numbers."""
+    rng = np.random.default_rng(n_frames)
+    frames = rng.integers(0, 256, (n_frames, 90, 130, 3), dtype=np.uint8)
+    proc = Qwen2VLImageProcessorPil(min_pixels=56 * 56, max_pixels=28 * 28 * 40)
+    per_frame = [proc(images=[f], return_tensors="pt") for f in frames]
+    n_patch = per_frame[0]["pixel_values"].shape[0]
+    slots = [p["pixel_values"].reshape(n_patch, 3, 2, 14, 14)[:, :, 0] for p in per_frame]  # (patch, C, 14, 14)
+    slots += [slots[-1]] * (n_frames % 2)
+    want = torch.cat([torch.stack(slots[2 * t : 2 * t + 2], dim=2) for t in range(len(slots) // 2)])
+    ours = preprocess_video(frames, min_pixels=56 * 56, max_pixels=28 * 28 * 40)
+    torch.testing.assert_close(ours.pixel_values_videos, want.reshape(want.shape[0], -1), rtol=0, atol=0)
+    assert ours.video_grid_thw.tolist() == [[len(slots) // 2, *per_frame[0]["image_grid_thw"][0, 1:].tolist()]]
+
+
 def test_smart_resize_matches_transformers():
     rng = np.random.default_rng(0)
     for _ in range(300):
