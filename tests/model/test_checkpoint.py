@@ -196,12 +196,35 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     assert "not empty" in " ".join(capsys.readouterr().err.split())
 
 
-def test_cli_demo_runs_the_spine(capsys):
+def test_cli_demo_runs_the_spine_without_warnings(capsys):
+    """The demo runs every stage, and prints no warning: no FutureWarning from a deprecated transformers argument
+    (warnings module) and no deprecation line from transformers' own logger (which writes to stderr)."""
+    import logging
+    import warnings
+
     import pytest
 
     pytest.importorskip("cv2")  # the synthetic scene renders with OpenCV (device extra)
-    assert main(["demo", "--duration", "4", "--max-new-tokens", "3"]) == 0
-    out = " ".join(capsys.readouterr().out.split())
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    handler = Keep(level=logging.WARNING)
+    root = logging.getLogger("transformers")
+    root.addHandler(handler)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            assert main(["demo", "--duration", "4", "--max-new-tokens", "3"]) == 0
+    finally:
+        root.removeHandler(handler)
+    captured = capsys.readouterr()
+    out = " ".join(captured.out.split())
     for stage in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill", "decode", "time_to_first_token"):
         assert stage in out
     assert "Q (with gaze)" in out and "ground truth" in out
+    assert [str(w.message) for w in caught] == []
+    assert [r.getMessage() for r in records] == []
+    assert captured.err == ""
