@@ -12,6 +12,7 @@ from typing import Any
 from gazeqwen_edge.errors import ConfigError, InputError
 
 GAZE_ENCODINGS = ("reference", "spatial")
+REGIMES = ("reference", "stream")
 
 
 @dataclass
@@ -22,6 +23,18 @@ class ResamplerConfig:
     method); "spatial" gives every video token the code of its own offset from the gaze point on its key and adds a
     Gaussian bias -d^2 / (2 sigma^2) to the latents' attention logits toward tokens near the gaze. Both use the same
     parameters, so one checkpoint layout serves both.
+
+    regime: how video features and gaze times are fed, fixed at training time, so a checkpoint always runs in the
+    regime it was trained in (the runtime reads it from here):
+    - "reference" (the released code, for converted authors' checkpoints): V-JEPA sees 16 frames spread over the whole
+      clip, its 8 temporal tokens resampled trilinearly to Qwen's steps; each step looks the gaze up at the nominal
+      time clip_start + t * 2 / fps. A feature of step t depends on the whole clip, so a stream cannot reuse it: the
+      runtime re-encodes the question's clip window per question.
+    - "stream" (what our training produces and the runtime streams): step t's features come from one V-JEPA pass over
+      the causal window of the last `n_frames` model frames ending with step t's two frames (the first frame repeated
+      before the stream starts), its last temporal token resized to the merged grid; each step looks the gaze up at
+      the real time of its first frame. A step's features never change once it is seen, so each chunk is encoded
+      once and its KV cache kept.
     """
 
     d_vjepa: int = 768
@@ -33,6 +46,7 @@ class ResamplerConfig:
     injected_layers: tuple[int, ...] = (6, 13, 20, 27)
     n_llm_layers: int = 28
     gaze_encoding: str = "reference"
+    regime: str = "reference"
     temperature: float = 1e4
     spatial_sigma: float = 0.1
     spatial_scale: float = 2 * math.pi
@@ -68,6 +82,8 @@ class ResamplerConfig:
             raise ConfigError(
                 f"resampler config: gaze_encoding must be one of {', '.join(GAZE_ENCODINGS)}, got {self.gaze_encoding!r}"
             )
+        if self.regime not in REGIMES:
+            raise ConfigError(f"resampler config: regime must be one of {', '.join(REGIMES)}, got {self.regime!r}")
         if not self.spatial_sigma > 0:
             raise ConfigError(f"resampler config: spatial_sigma must be > 0, got {self.spatial_sigma}")
         if not self.temperature > 0:

@@ -40,7 +40,6 @@ from gazeqwen_edge.timing import StageTimer
 VIDEO_PAD = "<|video_pad|>"
 MC_INSTRUCTION = "Answer with the option's letter from the given choices directly."
 MC_SUFFIX = "The best option is:"
-GAZE_TIMES = ("real", "nominal")
 
 
 @dataclass
@@ -151,12 +150,8 @@ class GazeQwen:
         max_pixels: int = VIDEO_MAX_PIXELS,
         max_frames: int = FPS_MAX_FRAMES,
         sampling_fps: float | None = None,
-        gaze_times: str = "real",
         timer: StageTimer | None = None,
     ):
-        if gaze_times not in GAZE_TIMES:
-            raise ConfigError(f"gaze_times must be one of {', '.join(GAZE_TIMES)}, got {gaze_times!r}")
-        self.gaze_times = gaze_times
         self.qwen = qwen
         self.tokenizer = tokenizer
         self.video_encoder = video_encoder
@@ -257,10 +252,15 @@ class GazeQwen:
         s = s.replace(VIDEO_PAD, VIDEO_PAD * n_video_tokens) + suffix
         return self.tokenizer(s, add_special_tokens=False)["input_ids"]
 
+    @property
+    def regime(self) -> str:
+        """The resampler's regime ("reference" or "stream", ResamplerConfig); "stream" without a resampler."""
+        return self.resampler.config.regime if self.resampler is not None else "stream"
+
     def prepare(self, video: Video, scanpath, text: str, suffix: str = "") -> Sample:
-        """Sample and preprocess the clip, tokenise the prompt, check the scanpath. Each temporal step looks the gaze
-        up at the real time of its first frame (`gaze_times="real"`), or at clip_start + t * 2 / nominal fps as the
-        released code does (`"nominal"`, for the authors' checkpoints: REFERENCE.md section 1)."""
+        """Sample and preprocess the clip, tokenise the prompt, check the scanpath. In the "stream" regime each
+        temporal step looks the gaze up at the real time of its first frame; in the "reference" regime at
+        clip_start + t * 2 / nominal fps, as the released code does (REFERENCE.md section 1)."""
         with self.timer.stage("preprocess"):
             picked, nominal_fps = self.sample_clip(video)
             frames = video.frames[picked.indices]
@@ -274,7 +274,7 @@ class GazeQwen:
                 sampling_fps=picked.sample_fps,
                 frame_times=picked.times_s,
             )
-            if self.gaze_times == "nominal":
+            if self.regime == "reference":
                 vi.step_times = step_times(len(vi.step_times), nominal_fps, self.temporal_patch)
             ids = self.build_prompt(text, vi.n_video_tokens, suffix)
         return Sample(ids, vi, frames, check_scanpath(scanpath))
@@ -316,7 +316,11 @@ class GazeQwen:
         merged = (t, h // self.merge, w // self.merge)
         dev = next(self.resampler.parameters()).device
         with self.timer.stage("vjepa"):
-            feats = self.video_encoder.features([s.frames for s in batch.samples], merged).to(dev)
+            if self.regime == "reference":
+                feats = self.video_encoder.features([s.frames for s in batch.samples], merged)
+            else:
+                feats = torch.cat([self.video_encoder.clip_stream_features(s.frames, merged) for s in batch.samples])
+            feats = feats.to(dev)
         gaze = GazeInputs.from_scanpaths(
             [s.scanpath for s in batch.samples], np.stack([s.video.step_times for s in batch.samples])
         ).to(dev)

@@ -132,8 +132,12 @@ def tiny_qwen(seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64
     return model.eval()
 
 
-def tiny_resampler_config(gaze_encoding: str = "spatial", n_llm_layers: int = 4, d_llm: int = 64) -> ResamplerConfig:
+def tiny_resampler_config(
+    gaze_encoding: str = "spatial", n_llm_layers: int = 4, d_llm: int = 64, regime: str = "stream"
+) -> ResamplerConfig:
+    """A resampler for the tiny Qwen (hidden 64, 4 layers, injecting into layers 1 and 3) and the tiny V-JEPA (96-d)."""
     return ResamplerConfig(
+        regime=regime,
         d_vjepa=96,
         d_llm=d_llm,
         n_latents=8,
@@ -146,7 +150,9 @@ def tiny_resampler_config(gaze_encoding: str = "spatial", n_llm_layers: int = 4,
     )
 
 
-def build_tiny_gazeqwen(seed: int = 0, gaze_encoding: str = "spatial", perturb: float = 0.0, timer=None):
+def build_tiny_gazeqwen(
+    seed: int = 0, gaze_encoding: str = "spatial", perturb: float = 0.0, timer=None, regime: str = "stream", **kwargs
+):
     """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
     N(0, perturb) so the gaze path visibly changes the logits (a stand-in for a trained checkpoint)."""
     from gazeqwen_edge.model.config import VideoEncoderConfig
@@ -158,9 +164,10 @@ def build_tiny_gazeqwen(seed: int = 0, gaze_encoding: str = "spatial", perturb: 
     qwen = tiny_qwen(seed, tok)
     encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
     torch.manual_seed(seed + 2)
-    resampler = GazeResampler(tiny_resampler_config(gaze_encoding)).eval()
+    resampler = GazeResampler(tiny_resampler_config(gaze_encoding, regime=regime)).eval()
     if perturb:
         with torch.no_grad():
             for p in resampler.proj_outs:
                 p.weight.normal_(0.0, perturb)
-    return GazeQwen(qwen, tok, encoder, resampler, min_pixels=56 * 56, max_pixels=112 * 112, timer=timer)
+    kwargs = {"min_pixels": 56 * 56, "max_pixels": 112 * 112, **kwargs}
+    return GazeQwen(qwen, tok, encoder, resampler, timer=timer, **kwargs)

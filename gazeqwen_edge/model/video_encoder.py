@@ -68,17 +68,13 @@ class VideoEncoder(nn.Module):
         return next(self.parameters()).dtype
 
     def prepare(self, frames) -> torch.Tensor:
-        """(T, H, W, 3) uint8 RGB frames (the clip fed to Qwen) -> (n_frames, 3, S, S) float32, normalised."""
+        """(T, H, W, 3) uint8 RGB frames (the clip fed to Qwen) -> (n_frames, 3, S, S) float32: n_frames spread evenly
+        over the clip (the last repeated when there are fewer), each resized to S x S (bilinear, antialiased) and
+        normalised with the ImageNet mean/std (REFERENCE.md section 1)."""
         a = np.asarray(frames)
         if a.ndim != 4 or a.shape[-1] != 3:
             raise InputError(None, f"video frames must be shaped (T, H, W, 3) RGB, got {a.shape}")
-        a = a[sample_even(len(a), self.n_frames)]
-        x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0
-        if x.shape[-2:] != (self.crop_size, self.crop_size):
-            x = F.interpolate(x, size=(self.crop_size, self.crop_size), mode="bilinear", antialias=True)
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-        return (x - mean) / std
+        return self.prepare_frames(a[sample_even(len(a), self.n_frames)])
 
     def _tokens(self, pixels: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -99,9 +95,52 @@ class VideoEncoder(nn.Module):
         return tokens.reshape(pixels.shape[0], t, h, w, tokens.shape[-1])
 
     def features(self, clips, grid: tuple[int, int, int]) -> torch.Tensor:
-        """A list of (T, H, W, 3) uint8 clips -> aligned features (B, T, Hm, Wm, D) in float32."""
+        """The "reference" regime: a list of (T, H, W, 3) uint8 clips -> aligned features (B, T, Hm, Wm, D) float32
+        (n_frames spread over each clip, the encoder's temporal tokens resampled to the T steps)."""
         pixels = torch.stack([self.prepare(c) for c in clips])
         return align_features(self.encode(pixels).float(), grid)
+
+    def prepare_frames(self, frames) -> torch.Tensor:
+        """(N, H, W, 3) uint8 RGB -> (N, 3, S, S) float32, each frame resized and normalised on its own (no temporal
+        sampling): what the "stream" regime keeps per model frame."""
+        a = np.asarray(frames)
+        if a.ndim != 4 or a.shape[-1] != 3 or len(a) == 0:
+            raise InputError(None, f"video frames must be shaped (N, H, W, 3) RGB with N >= 1, got {a.shape}")
+        x = torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255.0
+        if x.shape[-2:] != (self.crop_size, self.crop_size):
+            x = F.interpolate(x, size=(self.crop_size, self.crop_size), mode="bilinear", antialias=True)
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def window_indices(self, n_available: int, step: int, temporal_patch: int = 2) -> np.ndarray:
+        """(n_frames,) indices of the causal window of temporal step `step` among `n_available` model frames: the
+        n_frames frames ending with the step's last frame (index step * temporal_patch + temporal_patch - 1); indices
+        past the last available frame repeat it (as Qwen pads an odd count), indices before 0 repeat frame 0."""
+        end = step * temporal_patch + temporal_patch - 1
+        return np.clip(np.arange(end - self.n_frames + 1, end + 1), 0, n_available - 1)
+
+    @torch.no_grad()
+    def stream_features(self, windows: torch.Tensor, merged_hw: tuple[int, int]) -> torch.Tensor:
+        """The "stream" regime: (K, n_frames, 3, S, S) prepared causal windows (one per temporal step, each ending with
+        its step's frames) -> (K, Hm, Wm, D) float32: the last temporal token of each window (the encoder's tubelet
+        covers the same two frames as Qwen's temporal patch when tubelet_size == 2), bilinear to the merged grid."""
+        if self.tubelet_size != 2:
+            raise ConfigError(
+                f"the stream regime pairs the encoder's last tubelet with Qwen's temporal patch of 2 frames; this encoder's"
+                f" tubelet is {self.tubelet_size}"
+            )
+        feats = self.encode(windows).float()  # (K, Tj, hj, wj, D)
+        last = feats[:, -1:]  # (K, 1, hj, wj, D)
+        return align_features(last, (1, *merged_hw))[:, 0]
+
+    def clip_stream_features(self, frames, grid: tuple[int, int, int], temporal_patch: int = 2) -> torch.Tensor:
+        """The "stream" regime over a whole clip of model frames (N, H, W, 3) uint8 with T = grid[0] steps ->
+        (1, T, Hm, Wm, D) float32, equal to what a stream computes step by step over the same frames."""
+        prepared = self.prepare_frames(frames)
+        t = grid[0]
+        idx = np.stack([self.window_indices(len(prepared), s, temporal_patch) for s in range(t)])
+        return self.stream_features(prepared[torch.from_numpy(idx)], grid[1:])[None]
 
 
 class TransformersVJEPA2Encoder(VideoEncoder):

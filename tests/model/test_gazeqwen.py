@@ -132,23 +132,16 @@ def test_frame_cap_spreads_frames_over_the_whole_clip(tiny_gq):
     np.testing.assert_allclose(s.video.step_times, [0, 514 / 30, 1028 / 30, 1542 / 30])
 
 
-def test_nominal_gaze_times_reproduce_the_released_code(tiny_gq):
-    """gaze_times="nominal": step t at t * 2 / nominal fps (0, 4, 8, 12 s for the reference evaluation), whatever
-    frames qwen-vl-utils kept (REFERENCE.md section 1, for the authors' checkpoints)."""
-    from gazeqwen_edge.model.gazeqwen import GazeQwen
+def test_reference_regime_looks_gaze_up_at_nominal_times():
+    """A checkpoint of the "reference" regime (the authors'): step t at t * 2 / nominal fps (0, 4, 8, 12 s for the
+    reference evaluation), whatever frames qwen-vl-utils kept (REFERENCE.md section 1)."""
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
 
-    gq = GazeQwen(
-        tiny_gq.qwen,
-        tiny_gq.tokenizer,
-        min_pixels=tiny_gq.min_pixels,
-        max_pixels=tiny_gq.max_pixels,
-        max_frames=8,
-        gaze_times="nominal",
-    )
+    gq = build_tiny_gazeqwen(regime="reference", max_frames=8)
     s = gq.prepare(_indexed_video(1800, 30.0), None, "Where?")
     np.testing.assert_allclose(s.video.step_times, [0, 4, 8, 12])
-    with pytest.raises(ConfigError, match="gaze_times"):
-        GazeQwen(tiny_gq.qwen, tiny_gq.tokenizer, gaze_times="bogus")
+    with pytest.raises(ConfigError, match="regime"):
+        build_tiny_gazeqwen(regime="bogus")
 
 
 @pytest.mark.parametrize("src", ["not a valid hub id!!", "EMPTY_DIR"])

@@ -100,3 +100,33 @@ def test_torch_hub_loading_code(monkeypatch):
 
     with pytest.raises(InputError, match="torch hub cache"):
         load_video_encoder(VideoEncoderConfig(backend="torch_hub"))
+
+
+def test_stream_regime_windows_end_with_each_steps_frames():
+    """Step s's causal window is the encoder's n_frames model frames ending with frame 2s+1 (clamped at the clip's
+    first and last frame); its last tubelet covers exactly Qwen's temporal patch (2s, 2s+1)."""
+    enc = load_video_encoder(VideoEncoderConfig(backend="tiny"))  # n_frames 8
+    assert enc.window_indices(10, 0).tolist() == [0, 0, 0, 0, 0, 0, 0, 1]
+    assert enc.window_indices(10, 2).tolist() == [0, 0, 0, 1, 2, 3, 4, 5]
+    assert enc.window_indices(10, 4).tolist() == [2, 3, 4, 5, 6, 7, 8, 9]
+    assert enc.window_indices(11, 5).tolist() == [3, 4, 5, 6, 7, 8, 9, 10, 10][-8:]  # odd count: last frame twice
+
+
+def test_stream_features_per_step_equal_the_whole_clip_and_only_see_the_past():
+    """The stream regime over a clip equals the same computation step by step over a growing buffer (what the
+    runtime does), and a step's features do not change when later frames arrive or differ."""
+    enc = load_video_encoder(VideoEncoderConfig(backend="tiny"))
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (10, 40, 60, 3), dtype=np.uint8)
+    whole = enc.clip_stream_features(frames, (5, 2, 3))
+    assert whole.shape == (1, 5, 2, 3, 96)
+    prepared = enc.prepare_frames(frames)
+    for s in range(5):
+        seen = prepared[: 2 * s + 2]  # the stream has seen the frames up to this step's
+        win = seen[torch.from_numpy(enc.window_indices(len(seen), s))]
+        torch.testing.assert_close(enc.stream_features(win[None], (2, 3))[0], whole[0, s])
+    changed = frames.copy()
+    changed[6:] = 255 - changed[6:]  # the future (steps 3, 4) differs
+    other = enc.clip_stream_features(changed, (5, 2, 3))
+    torch.testing.assert_close(other[:, :3], whole[:, :3])
+    assert not torch.allclose(other[:, 3:], whole[:, 3:])
