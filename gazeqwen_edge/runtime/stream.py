@@ -1,0 +1,357 @@
+"""The streaming KV cache: a video prefilled one temporal chunk at a time as it arrives, each question prefilled on
+top of it, answered, and cut back off, so a question costs its own tokens, not the video's.
+
+    vs = VideoStream(gq, frame_hw=(1200, 1600), fps=2.0)          # prefills the system turn + "<|vision_start|>"
+    vs.prefill_steps(frames, times_s, first_step=0, scanpath=rows, window=window_frames)   # 2k model frames
+    for piece in vs.answer("What am I looking at?"):               # prefill the question only, decode
+        print(piece, end="")
+    vs.score_options("Which object?", ["A. box", "B. cup"])         # letter logits (MC_PROMPTS)
+
+The token layout is exactly what `GazeQwen.build_prompt` writes for one video and one question (the chat template
+split at the video item), with the trained 3-D positions (`model/positions.py`): the video's first token at P (the
+prefix length), step s at P + int(s * tokens_per_second * 2 / fps), the question at the video span's largest position
++ 1. So the logits after N streamed chunks equal those of one full prefill of the same video and question
+(`benchmarks/streaming.py --check`). Only the "stream" regime streams (ResamplerConfig.regime): a step's V-JEPA
+features come from the causal window ending with its frames, so they never change once seen.
+
+A sliding window (`window_s`) evicts the oldest chunks' keys and values while keeping the prefix. That is an
+approximation, not an identity: the remaining video tokens keep the positions and the attention history they were
+prefilled with (they attended to the evicted chunks when they were computed), and the question then sits further
+from the system turn than in any full prefill of the kept frames. The logit change it causes is measured in the
+tests and by `benchmarks/streaming.py`.
+
+Not thread-safe: one thread (the session's model worker) drives a VideoStream.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
+from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, mc_prompt, option_letters
+from gazeqwen_edge.model.positions import after_video_position, text_position_ids, video_position_ids
+from gazeqwen_edge.model.preprocessing import preprocess_video, resize_frames, smart_resize
+
+
+@dataclass
+class Chunk:
+    """One prefilled chunk: global temporal steps [first_step, first_step + n_steps), its span [start, end) of cache
+    indices, and the time (seconds from the stream origin) of its first and last model frame."""
+
+    first_step: int
+    n_steps: int
+    start: int
+    end: int
+    t0_s: float
+    t1_s: float
+
+
+@dataclass
+class Reply:
+    """What one question produced: the generated text or chosen letter, letter logits (multiple choice), the number
+    of generated tokens, time to first token (s, from the call to the first chosen token, prefill included) and the
+    video span it saw (seconds from the stream origin; None when no video had arrived)."""
+
+    text: str = ""
+    scores: dict[str, float] | None = None
+    n_tokens: int = 0
+    ttft_s: float | None = None
+    video_span_s: tuple[float, float] | None = None
+
+
+def prompt_pieces(gq: GazeQwen, text: str = "", assistant: str = "") -> tuple[list[int], list[int]]:
+    """Token ids before and after the video item of one user turn (system turn, "<|im_start|>user\\n<|vision_start|>"
+    | "<|vision_end|>{text}<|im_end|>\\n<|im_start|>assistant\\n{assistant}"), tokenised exactly as
+    `GazeQwen.build_prompt` tokenises the whole (the split is at special tokens, so the pieces join to the same ids).
+    """
+    messages = [{"role": "user", "content": [{"type": "video"}, {"type": "text", "text": text}]}]
+    s = gq.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    if s.count(VIDEO_PAD) != 1:
+        raise ConfigError(f"the tokenizer's chat template must render one {VIDEO_PAD} for a video item")
+    before, after = s.split(VIDEO_PAD)
+    enc = gq.tokenizer
+    return enc(before, add_special_tokens=False)["input_ids"], enc(after + assistant, add_special_tokens=False)[
+        "input_ids"
+    ]
+
+
+class VideoStream:
+    """A Qwen2.5-VL KV cache that grows by temporal chunks of video (with gaze residuals injected) and answers
+    questions on top of it.
+
+    gq: a GazeQwen whose resampler (if any) is of the "stream" regime. frame_hw: (height, width) px of the model
+    frames (the scene camera's), fixed for the stream. fps: model frames per second (two frames make one temporal
+    step). window_s: keep at most this many seconds of video in the cache (None: keep all).
+    Times are seconds from the stream's origin on the device clock (the session's first record).
+    Raises ConfigError for a reference-regime model or a bad fps/window.
+    """
+
+    def __init__(self, gq: GazeQwen, frame_hw: tuple[int, int], fps: float = 2.0, window_s: float | None = None):
+        if gq.regime != "stream":
+            raise ConfigError(
+                "this checkpoint was trained in the 'reference' regime (clip-wide V-JEPA features), which cannot be "
+                "streamed",
+                hint="the runtime answers such checkpoints by re-encoding each question's clip (reference mode)",
+            )
+        if not (np.isfinite(fps) and fps > 0):
+            raise ConfigError(f"model fps must be a positive number, got {fps}")
+        if window_s is not None and not (np.isfinite(window_s) and window_s > 0):
+            raise ConfigError(f"the sliding window must be a positive number of seconds, got {window_s}")
+        self.gq = gq
+        self.fps = float(fps)
+        self.window_s = window_s
+        self.temporal_patch = gq.temporal_patch
+        self.second_per_grid_t = self.temporal_patch / self.fps
+        factor = gq.patch_size * gq.merge
+        self.frame_hw = (int(frame_hw[0]), int(frame_hw[1]))
+        self.resized_hw = smart_resize(*self.frame_hw, factor, gq.min_pixels, gq.max_pixels)
+        self.merged_hw = (self.resized_hw[0] // factor, self.resized_hw[1] // factor)
+        self.tokens_per_step = self.merged_hw[0] * self.merged_hw[1]
+        self.tokens_per_second = gq.qwen.config.vision_config.tokens_per_second
+        self._prepared: dict[int, torch.Tensor] = {}  # V-JEPA-ready frames by model frame index
+        self.chunks: deque[Chunk] = deque()
+        self.evicted_steps = 0
+        from transformers import DynamicCache
+
+        self.cache = DynamicCache(config=gq.qwen.config)
+        prefix, _ = prompt_pieces(gq)
+        self.first_video_pos = len(prefix)  # P: position (and cache index) of the video's first token
+        with torch.no_grad(), gq.timer.stage("prefill_prefix"):
+            gq.qwen(
+                input_ids=torch.tensor([prefix], device=gq.device),
+                position_ids=text_position_ids(0, len(prefix)).to(gq.device),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        self.video_end = len(prefix)  # cache length at the end of the video (questions are cut back to it)
+
+    # ------------------------------------------------------------------ video
+    @property
+    def n_steps(self) -> int:
+        """Global index of the step after the last prefilled one (0 before any video)."""
+        return self.chunks[-1].first_step + self.chunks[-1].n_steps if self.chunks else 0
+
+    @property
+    def video_span_s(self) -> tuple[float, float] | None:
+        """(first, last) model-frame time in the cache, seconds from the origin; None before any video."""
+        return (self.chunks[0].t0_s, self.chunks[-1].t1_s) if self.chunks else None
+
+    def _windows(self, first_step: int, n_steps: int, window: Sequence[tuple[int, np.ndarray]]) -> torch.Tensor:
+        """(n_steps, n_frames, 3, S, S) causal V-JEPA windows of the chunk's steps from `window`, the stream's model
+        frames (index, (H, W, 3) uint8) that the windows need (frames before the stream's first repeat frame 0)."""
+        enc = self.gq.video_encoder
+        frames = dict(window)
+        lo, hi = min(frames), max(frames)
+        per_step = []
+        for s in range(first_step, first_step + n_steps):
+            end = s * self.temporal_patch + self.temporal_patch - 1
+            per_step.append([min(max(i, lo), hi) for i in range(end - enc.n_frames + 1, end + 1)])
+        needed = sorted({i for idx in per_step for i in idx})
+        missing = [i for i in needed if i not in self._prepared]
+        if missing:
+            for i, x in zip(missing, enc.prepare_frames(np.stack([frames[i] for i in missing])), strict=True):
+                self._prepared[i] = x
+        for i in sorted(self._prepared):  # forget frames older than any window still to come
+            if i >= needed[0]:
+                break
+            del self._prepared[i]
+        out = [torch.stack([self._prepared[i] for i in idx]) for idx in per_step]
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def prefill_steps(
+        self,
+        frames: np.ndarray,
+        times_s: np.ndarray,
+        first_step: int,
+        scanpath=None,
+        window: Sequence[tuple[int, np.ndarray]] | None = None,
+    ) -> Chunk:
+        """Encode and prefill one chunk of whole temporal steps.
+
+        frames: (2k, H, W, 3) uint8 model frames of global steps first_step .. first_step + k - 1 (frame 2s + j of the
+        stream is frames[2(s - first_step) + j]); times_s: (2k,) their times; scanpath: (N, 4) rows [x, y, mid_t, dur]
+        known now (times on the same origin), None or empty for no gaze; window: the stream's model frames
+        (index, frame) covering every step's causal V-JEPA window (default: this chunk's frames only).
+        Returns the Chunk; evicts old chunks when a window is set. Raises InputError for malformed frames or a step
+        that does not come after the last prefilled one.
+        """
+        gq = self.gq
+        frames = np.asarray(frames)
+        times_s = np.asarray(times_s, dtype=np.float64)
+        if frames.ndim != 4 or len(frames) == 0 or len(frames) % self.temporal_patch or frames.shape[-1] != 3:
+            raise InputError(None, f"a chunk is 2k frames (2k, H, W, 3), got {frames.shape}")
+        if times_s.shape != (len(frames),):
+            raise InputError(None, f"times_s must be shaped ({len(frames)},), got {times_s.shape}")
+        if first_step < self.n_steps:
+            raise InputError(None, f"step {first_step} comes before the stream's next step {self.n_steps}")
+        k = len(frames) // self.temporal_patch
+        if tuple(frames.shape[1:3]) != self.frame_hw:
+            frames = resize_frames(frames, *self.frame_hw)
+        with gq.timer.stage("preprocess"):
+            vi = preprocess_video(
+                frames,
+                min_pixels=gq.min_pixels,
+                max_pixels=gq.max_pixels,
+                patch_size=gq.patch_size,
+                temporal_patch=self.temporal_patch,
+                merge_size=gq.merge,
+                sampling_fps=self.fps,
+                frame_times=times_s,
+            )
+        dev = gq.device
+        with gq.timer.stage("qwen_vision"):
+            vout = gq.qwen.model.get_video_features(
+                vi.pixel_values_videos.to(dev), vi.video_grid_thw.to(dev), return_dict=True
+            )
+            embeds = torch.cat(vout.pooler_output).unsqueeze(0)  # (1, k*N, hidden)
+        residuals = None
+        sp = check_scanpath(scanpath)
+        if gq.resampler is not None and len(sp):
+            base = first_step * self.temporal_patch
+            win = window if window is not None else [(base + i, f) for i, f in enumerate(frames)]
+            with gq.timer.stage("vjepa"):
+                feats = gq.video_encoder.stream_features(self._windows(first_step, k, win), self.merged_hw)
+            gaze = GazeInputs.from_scanpaths([sp], vi.step_times[None])
+            rdev = next(gq.resampler.parameters()).device
+            with gq.timer.stage("resampler"):
+                residuals = gq.resampler(feats[None].to(rdev), gaze.points, gaze.mask, gaze.has_gaze.to(rdev))
+        elif window is not None and gq.resampler is not None:
+            self._windows(first_step, k, window)  # keep the V-JEPA frame cache warm for the next chunk
+        pos = video_position_ids(
+            self.first_video_pos,
+            first_step,
+            first_step + k,
+            self.merged_hw,
+            self.tokens_per_second,
+            self.second_per_grid_t,
+        )
+        start = self.cache.get_seq_length()
+        kwargs = dict(inputs_embeds=embeds, position_ids=pos.to(dev), cache=self.cache, use_cache=True)
+        with gq.timer.stage("prefill_chunk"):
+            if gq.injector is None:
+                gq.qwen(**kwargs, logits_to_keep=1)
+            else:
+                positions = torch.arange(embeds.shape[1]).unsqueeze(0)
+                with gq.injector.inject(residuals, positions if residuals is not None else None):
+                    gq.qwen(**kwargs, logits_to_keep=1)
+        chunk = Chunk(first_step, k, start, self.cache.get_seq_length(), float(times_s[0]), float(times_s[-1]))
+        self.chunks.append(chunk)
+        self.video_end = chunk.end
+        if self.window_s is not None:
+            self._evict(chunk.t1_s - self.window_s)
+        return chunk
+
+    def _evict(self, before_s: float) -> None:
+        """Drop the keys and values of every chunk that ended before `before_s` (never the newest)."""
+        while len(self.chunks) > 1 and self.chunks[0].t1_s < before_s:
+            old = self.chunks.popleft()
+            n = old.end - old.start
+            for layer in self.cache.layers:
+                if getattr(layer, "keys", None) is None:
+                    continue
+                layer.keys = torch.cat([layer.keys[..., : old.start, :], layer.keys[..., old.end :, :]], dim=-2)
+                layer.values = torch.cat([layer.values[..., : old.start, :], layer.values[..., old.end :, :]], dim=-2)
+            for c in self.chunks:
+                c.start -= n
+                c.end -= n
+            self.video_end -= n
+            self.evicted_steps += old.n_steps
+
+    # ------------------------------------------------------------------ questions
+    def _question_prefill(self, text: str, assistant: str = ""):
+        """Prefill the question's tokens after the video; returns (logits of its last position, next position)."""
+        if not self.chunks:
+            raise InputError(None, "no video has arrived yet", hint="ask again once the scene camera delivers frames")
+        _, suffix = prompt_pieces(self.gq, text, assistant)
+        first = after_video_position(
+            self.first_video_pos, self.n_steps, self.merged_hw, self.tokens_per_second, self.second_per_grid_t
+        )
+        dev = self.gq.device
+        with self.gq.timer.stage("prefill_question"):
+            out = self.gq.qwen(
+                input_ids=torch.tensor([suffix], device=dev),
+                position_ids=text_position_ids(first, len(suffix)).to(dev),
+                cache=self.cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        return out.logits[:, -1], first + len(suffix)
+
+    def cut_back(self) -> None:
+        """Remove everything after the video from the cache (a question and its answer)."""
+        extra = self.cache.get_seq_length() - self.video_end
+        if extra > 0:
+            self.cache.crop(-extra)
+
+    @torch.no_grad()
+    def question_logits(self, text: str, assistant: str = "") -> torch.Tensor:
+        """(vocab,) float32 logits at the last position of a question prefilled after the video (then cut back)."""
+        try:
+            logits, _ = self._question_prefill(text, assistant)
+            return logits[0].float().cpu()
+        finally:
+            self.cut_back()
+
+    @torch.no_grad()
+    def score_options(self, question: str, options: Sequence[str], prompt: str = "reference") -> dict[str, float]:
+        """{letter: logit} of the option letters at the last position of the named multiple-choice prompt
+        (MC_PROMPTS), as `GazeQwen.score_options` computes them for a full prefill."""
+        if not options:
+            raise InputError(None, "a multiple-choice question needs at least one option")
+        letters = option_letters(options)
+        user, assistant = mc_prompt(prompt).render(question, options)
+        ids = [self.gq.tokenizer.encode(x, add_special_tokens=False)[0] for x in letters]
+        logits = self.question_logits(user, assistant)
+        return dict(zip(letters, logits[ids].tolist(), strict=True))
+
+    @torch.no_grad()
+    def answer(
+        self, question: str, max_new_tokens: int = 64, reply: Reply | None = None, stop: callable = None
+    ) -> Iterator[str]:
+        """Stream the greedy answer to a question about the video so far, piece by piece (an incremental
+        detokeniser: each token is decoded once). Fills `reply` (text, n_tokens, ttft_s, video_span_s) as it goes;
+        `stop()` returning True ends the answer early (barge-in). The cache is cut back to the video afterwards."""
+        from tokenizers.decoders import DecodeStream
+
+        reply = reply if reply is not None else Reply()
+        reply.video_span_s = self.video_span_s
+        gq = self.gq
+        t0 = time.perf_counter()
+        decoder = DecodeStream(skip_special_tokens=True)
+        raw = getattr(gq.tokenizer, "_tokenizer", None)
+        try:
+            logits, next_pos = self._question_prefill(question)
+            for step in range(max_new_tokens):
+                tok = int(logits[0].argmax())
+                if step == 0:
+                    reply.ttft_s = time.perf_counter() - t0
+                    gq.timer.add("time_to_first_token", reply.ttft_s)
+                if tok in gq._eos_ids or (stop is not None and stop()):
+                    break
+                reply.n_tokens += 1
+                piece = decoder.step(raw, tok) if raw is not None else gq.tokenizer.decode([tok])
+                if piece:
+                    reply.text += piece
+                    yield piece
+                if step == max_new_tokens - 1:
+                    break
+                with gq.timer.stage("decode"):
+                    o = gq.qwen(
+                        input_ids=torch.tensor([[tok]], device=gq.device),
+                        position_ids=torch.full((3, 1, 1), next_pos, dtype=torch.long, device=gq.device),
+                        cache=self.cache,
+                        use_cache=True,
+                    )
+                next_pos += 1
+                logits = o.logits[:, -1]
+        finally:
+            self.cut_back()
