@@ -53,6 +53,10 @@ class StageTimer:
         self._counts[name] += 1
         self._totals[name] += seconds
 
+    def totals(self) -> dict[str, float]:
+        """{stage: total seconds so far} (the difference of two snapshots is the time spent in between)."""
+        return dict(self._totals)
+
     def last(self, name: str) -> float:
         return self._durations[name][-1]
 

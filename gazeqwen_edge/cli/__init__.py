@@ -18,6 +18,7 @@ from gazeqwen_edge.cli import model as _model  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import calibration as _calibration  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import device as _device  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import neon as _neon  # noqa: E402,F401  isort: skip
+from gazeqwen_edge.cli import runtime as _runtime  # noqa: E402,F401  isort: skip
 
 
 def main(argv: list[str] | None = None) -> int:

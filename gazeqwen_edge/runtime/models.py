@@ -1,0 +1,51 @@
+"""Choosing the model a session runs: a Qwen2.5-VL (hub id or local directory) with an optional gaze checkpoint, or
+the built-in tiny demo model (random weights until the training issue ships a trained one) so every command runs on a
+fresh machine."""
+
+from __future__ import annotations
+
+from gazeqwen_edge.errors import ConfigError
+from gazeqwen_edge.model.gazeqwen import GazeQwen
+
+DEMO_MODEL = "demo"
+
+
+def load_model(
+    model: str | None = None,
+    checkpoint: str | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    sampling_fps: float | None = None,
+    timer=None,
+) -> GazeQwen:
+    """The GazeQwen a session runs.
+
+    model: None or "demo" for the tiny demo model, else a Qwen2.5-VL hub id or local directory; checkpoint: our
+    checkpoint directory (convert the authors' with `convert-checkpoint`), None for plain Qwen2.5-VL; device: "cpu",
+    "cuda", "cuda:1"...; dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16";
+    sampling_fps: the frame rate of clips re-encoded per question (reference regime). Raises InputError for sources
+    that cannot be loaded, ConfigError for a bad dtype or a checkpoint given with the demo model.
+    """
+    import torch
+
+    dtypes = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype == "auto":
+        torch_dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+    elif dtype in dtypes:
+        torch_dtype = dtypes[dtype]
+    else:
+        raise ConfigError(f"--dtype must be auto, {', '.join(dtypes)}; got {dtype!r}")
+    if model in (None, DEMO_MODEL):
+        if checkpoint is not None:
+            raise ConfigError("--checkpoint needs --model (the Qwen2.5-VL it was trained for)")
+        from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+
+        gq = build_tiny_gazeqwen(seed=0, gaze_encoding="spatial", perturb=0.05, timer=timer, sampling_fps=sampling_fps)
+        gq.qwen.to(device)
+        gq.video_encoder.to(device)
+        gq.resampler.to(device)
+        return gq
+    kw = {"timer": timer} if timer is not None else {}
+    return GazeQwen.from_pretrained(
+        model, checkpoint=checkpoint, dtype=torch_dtype, device=device, sampling_fps=sampling_fps, **kw
+    )

@@ -1,0 +1,185 @@
+"""Questions (from any input: typed, a file, speech, a watch) and answers (to any sink: terminal, JSONL, speech, a web
+page), the records that pass between them, and the questions files `replay --questions` reads.
+
+A questions file is either JSONL, one `{"t": seconds from the start of the source, "question": "...", "options":
+[...]}` per line (options optional: "A. box" as StreamGaze writes them, or plain texts lettered A, B, ... in order),
+or a StreamGaze QA JSON (REFERENCE.md section 2) whose questions are asked at their time stamps (a proactive item at
+each of its test points, as a Yes/No question).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gazeqwen_edge.errors import InputError
+
+QUESTION_SOURCES = ("typed", "file", "voice", "watch")
+_MMSS = re.compile(r"^\s*(\d+):(\d{1,2}(?:\.\d+)?)\s*$")
+
+
+@dataclass
+class Question:
+    """One question to the session.
+
+    text: the question; t_ns: when it was asked, on the device clock (unix ns; for speech, when the speech started);
+    source: typed | file | voice | watch; options: multiple-choice options ("A. box" or plain texts) or None for a
+    generated answer; meta: free data carried into the answer record (e.g. a file's ground truth, task type).
+    """
+
+    text: str
+    t_ns: int
+    source: str = "typed"
+    options: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    id: int = 0
+
+
+@dataclass
+class AnswerRecord:
+    """One line of `answers.jsonl`: the question, when it was asked (`t` seconds from the session's first record, `t_ns`
+    unix ns on the device clock), the answer (generated text, or the chosen letter with every letter's logit), time
+    to first token (ms, from the question's arrival at the model, its prefill included), per-stage times (ms) spent on
+    it, the fixations it saw (rows [x, y, mid_t, dur], mid_t in seconds from the session's first record), the span of
+    video in the model's context (seconds), and an error message when it could not be answered."""
+
+    id: int
+    question: str
+    t: float
+    t_ns: int
+    source: str
+    answer: str = ""
+    options: list[str] | None = None
+    scores: dict[str, float] | None = None
+    ttft_ms: float | None = None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+    n_tokens: int = 0
+    fixations: list[list[float]] = field(default_factory=list)
+    video_s: list[float] | None = None
+    error: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One strict JSON line (no NaN)."""
+        return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
+
+
+@dataclass
+class ScheduledQuestion:
+    """A question of a questions file: asked `t_s` seconds after the start of the source."""
+
+    t_s: float
+    text: str
+    options: list[str] | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class QuestionsFile:
+    """The questions of a file, in time order, and the lines that could not be used (line number, reason)."""
+
+    questions: list[ScheduledQuestion]
+    problems: list[tuple[int, str]]
+
+
+def parse_mmss(text: str) -> float:
+    """'MM:SS' (or 'MM:SS.s') -> seconds. Raises ValueError."""
+    m = _MMSS.match(str(text))
+    if not m:
+        raise ValueError(f"not a MM:SS time: {text!r}")
+    return int(m.group(1)) * 60 + float(m.group(2))
+
+
+def _check_options(options: Any) -> list[str] | None:
+    if options is None:
+        return None
+    if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
+        raise ValueError("options must be a non-empty list of non-empty strings")
+    return options
+
+
+def _from_jsonl(lines: list[str]) -> QuestionsFile:
+    out, problems = [], []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+            if not isinstance(obj, dict):
+                raise ValueError("a line must be a JSON object")
+            t = obj.get("t")
+            if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
+                raise ValueError(f"'t' must be a number of seconds >= 0, got {t!r}")
+            q = obj.get("question")
+            if not isinstance(q, str) or not q.strip():
+                raise ValueError("'question' must be a non-empty string")
+            extra = {k: v for k, v in obj.items() if k not in ("t", "question", "options")}
+            out.append(ScheduledQuestion(float(t), q.strip(), _check_options(obj.get("options")), extra))
+        except (json.JSONDecodeError, ValueError) as e:
+            problems.append((n, str(e)))
+    return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
+
+
+def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
+    """A StreamGaze QA JSON: items of `video` (matched by file name stem; every item when video is None)."""
+    out, problems = [], []
+    if not isinstance(items, list):
+        raise ValueError("a StreamGaze QA file is a JSON list of items")
+    for i, item in enumerate(items, 1):
+        if not isinstance(item, dict) or not isinstance(item.get("questions"), list):
+            problems.append((i, "item without a 'questions' list"))
+            continue
+        if video is not None and Path(str(item.get("video_path", ""))).stem != Path(video).stem:
+            continue
+        for j, q in enumerate(item["questions"], 1):
+            where = i if len(item["questions"]) == 1 else f"{i}.{j}"
+            try:
+                text, task = q.get("question"), q.get("task_type", "")
+                if not isinstance(text, str) or not text.strip():
+                    raise ValueError("'question' must be a non-empty string")
+                meta = {"task_type": task, "answer": q.get("answer"), "item": i}
+                if q.get("test_info"):  # proactive: one Yes/No question per test point
+                    for k, tp in enumerate(q["test_info"]):
+                        meta_k = {**meta, "test_point": k, "answer": "A" if tp.get("type") == 1 else "B"}
+                        out.append(ScheduledQuestion(parse_mmss(tp["realtime"]), text, ["A. Yes", "B. No"], meta_k))
+                else:
+                    out.append(
+                        ScheduledQuestion(parse_mmss(q["time_stamp"]), text, _check_options(q.get("options")), meta)
+                    )
+            except (KeyError, TypeError, ValueError) as e:
+                problems.append((where, f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)))  # type: ignore[arg-type]
+    return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
+
+
+def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
+    """Read a questions file (JSONL, or a StreamGaze QA JSON when the file is one JSON list). `video`: for a
+    StreamGaze file, the replayed video's file name, whose items are kept. Lines or items that cannot be used are
+    returned in `problems` (the others are still asked). Raises InputError for a missing or unreadable file, or one
+    with no usable question."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(p, "questions file not found")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise InputError(p, f"cannot be read as UTF-8 text ({e})") from e
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            qf = _from_streamgaze(json.loads(text), video)
+        except (json.JSONDecodeError, ValueError) as e:
+            raise InputError(p, f"not a StreamGaze QA file ({e})") from e
+    else:
+        qf = _from_jsonl(text.splitlines())
+    if not qf.questions:
+        detail = f"; {len(qf.problems)} unusable lines, the first: line {qf.problems[0][0]}: {qf.problems[0][1]}"
+        raise InputError(
+            p,
+            "holds no usable question" + (detail if qf.problems else ""),
+            hint='one JSON object per line: {"t": 12.5, "question": "What am I looking at?"}',
+        )
+    return qf

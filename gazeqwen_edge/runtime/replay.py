@@ -1,0 +1,74 @@
+"""Running a session to its end on a recorded (or synthetic) source: what `gazeqwen-edge replay` and `make demo` do."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from gazeqwen_edge.errors import ConfigError
+from gazeqwen_edge.runtime.questions import ScheduledQuestion, load_questions
+from gazeqwen_edge.runtime.session import Session, SessionConfig, SessionStats
+from gazeqwen_edge.runtime.sinks import Sink
+
+
+def parse_speed(text: str) -> float | None:
+    """'max' (or 0) -> None (as fast as the model allows, in lockstep); a positive finite number -> that many times
+    real time. Raises ConfigError."""
+    t = str(text).strip().lower()
+    if t in ("max", "0"):
+        return None
+    try:
+        v = float(t.rstrip("x"))
+    except ValueError:
+        raise ConfigError(f"--speed must be 'max' or a positive number like 1 or 4, got {text!r}") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ConfigError(f"--speed must be 'max' or a positive number like 1 or 4, got {text!r}")
+    return v
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did: its stats, the session directory, the problems of the questions file, wall seconds."""
+
+    stats: SessionStats
+    out_dir: Path | None
+    problems: list[tuple[int, str]]
+    wall_s: float
+
+
+def replay(
+    source,
+    gq,
+    config: SessionConfig,
+    out_dir: str | Path | None,
+    questions: str | Path | list[ScheduledQuestion] | None = None,
+    speed: float | None = None,
+    sinks: list[Sink] = (),
+    wearer: str | None = None,
+    spec: str = "",
+) -> ReplayResult:
+    """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
+    a questions file (or a list), writing the session directory `out_dir`. Unusable lines of the questions file are
+    reported to the sinks as notices and skipped. Returns when the source has ended and every question is answered."""
+    problems: list[tuple[int, str]] = []
+    scheduled: list[ScheduledQuestion] = []
+    if isinstance(questions, list):
+        scheduled = questions
+    elif questions is not None:
+        video = getattr(source, "video_path", None)
+        qf = load_questions(questions, None if video is None else Path(video).name)
+        scheduled, problems = qf.questions, qf.problems
+    if speed is None:
+        config.lockstep = True
+    t0 = time.perf_counter()
+    session = Session(source, gq, config, out_dir, sinks, wearer=wearer, speed=speed, scheduled=scheduled, spec=spec)
+    for line, why in problems:
+        session.notice("bad_question", f"questions file line {line} skipped: {why}")
+    try:
+        session.start()
+        session.wait()
+    finally:
+        session.stop()
+    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0)

@@ -1,0 +1,537 @@
+"""The streaming session: a source's records in, answers out.
+
+    with Session(open_source("synthetic:3"), gq, SessionConfig(), out_dir="out/s1", sinks=[TerminalSink(console)]):
+        ...                                   # threads run; session.ask("What am I looking at?") from any thread
+    session.wait()                            # until the source ends and every question is answered
+
+Two threads per session (no global state: several sessions live in one process):
+- ingest: drains the source (paced for a replay), writes every record to the session directory (the device layer's
+  session format), runs the wearer offset + online fixation detector + scanpath builder on the device clock, samples
+  scene frames at the model's fps, and hands every chunk of whole temporal steps to the model worker with the
+  scanpath known at that moment and the frames its V-JEPA windows need. It never waits for the model (live): when
+  chunks pile up beyond `max_pending_chunks` the oldest waiting one is skipped, counted and reported. A replay at
+  full speed runs in `lockstep` instead (the ingest waits for the model, nothing is skipped, answers are
+  reproducible).
+- model worker: prefills chunks into the VideoStream (stream-regime checkpoints) or keeps the recent frames
+  (reference-regime checkpoints, re-encoded per question), and answers questions. A live question waits at most
+  for the chunk in flight: it goes ahead of the chunks still waiting.
+Everything said is logged: `answers.jsonl` (one AnswerRecord per question) and events.csv (question / answer events).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gazeqwen_edge.device.records import Event, Fixation, GazeSample, Notice, SceneFrame
+from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError
+from gazeqwen_edge.model.gazeqwen import GazeQwen, Video
+from gazeqwen_edge.runtime.questions import AnswerRecord, Question, ScheduledQuestion
+from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
+from gazeqwen_edge.runtime.stream import Reply, VideoStream
+
+FIXATION_SOURCES = ("auto", "detector", "source")
+
+
+@dataclass
+class SessionConfig:
+    """Settings of a streaming session.
+
+    fps: model frames per second sampled from the scene camera (two make one temporal step); chunk_s: seconds of
+    video per prefilled chunk (rounded to whole steps, at least one); window_s: seconds of video kept in the KV cache
+    (a sliding window; None keeps all; it also bounds the frames a reference-regime model re-encodes per question);
+    max_new_tokens: per generated answer; max_pending_chunks: chunks waiting for the model before the oldest is
+    skipped (live); lockstep: the ingest waits for the model instead (replays); fixations: "detector" (our online
+    detector on the gaze), "source" (the source's own fixations, e.g. StreamGaze, Neon recordings) or "auto" (the
+    source's own for StreamGaze items, which carry no raw gaze, else the detector); prompt: the multiple-choice
+    prompt (model.gazeqwen.MC_PROMPTS); context_fixations: how many recent fixations an answer record lists.
+    """
+
+    fps: float = 2.0
+    chunk_s: float = 1.0
+    window_s: float | None = 60.0
+    max_new_tokens: int = 64
+    max_pending_chunks: int = 2
+    lockstep: bool = False
+    fixations: str = "auto"
+    prompt: str = "reference"
+    context_fixations: int = 8
+
+    def __post_init__(self) -> None:
+        for name in ("fps", "chunk_s"):
+            v = getattr(self, name)
+            if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
+                raise ConfigError(f"session {name} must be a positive number, got {v!r}")
+        if self.window_s is not None and not (math.isfinite(self.window_s) and self.window_s > 0):
+            raise ConfigError(f"session window must be a positive number of seconds, got {self.window_s!r}")
+        if self.max_new_tokens < 1 or self.max_pending_chunks < 1:
+            raise ConfigError("max_new_tokens and max_pending_chunks must be >= 1")
+        if self.fixations not in FIXATION_SOURCES:
+            raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
+
+    @property
+    def chunk_steps(self) -> int:
+        return max(1, round(self.chunk_s * self.fps / 2))
+
+
+@dataclass
+class SessionStats:
+    """Counts of a session so far: records in by kind, model frames sampled, chunks prefilled / skipped, questions
+    asked / answered / failed, and the live source's own drop count when it reports one."""
+
+    records: dict[str, int] = field(default_factory=dict)
+    model_frames: int = 0
+    chunks_prefilled: int = 0
+    chunks_skipped: int = 0
+    questions: int = 0
+    answered: int = 0
+    failed: int = 0
+    source_dropped: int = 0
+
+
+@dataclass
+class _ChunkJob:
+    first_step: int
+    frames: np.ndarray  # (2k, H, W, 3) uint8
+    times_s: np.ndarray  # (2k,) seconds from the origin
+    scanpath: np.ndarray  # rows known when the chunk was complete
+    window: list[tuple[int, np.ndarray]]  # model frames its V-JEPA windows need
+
+
+_END = object()
+
+
+class Session:
+    """A streaming session over one source and one GazeQwen. See the module docstring.
+
+    source: any device Source (live or recorded); gq: the model; config: SessionConfig; out_dir: the session directory
+    (None: nothing written); sinks: outputs (answers.jsonl is added when out_dir is set); wearer: a stored wearer
+    offset (`calibrate offset`) applied to the gaze instead of the source's own; speed: replay pace (None: as fast as
+    possible, 1: real time; live sources ignore it); scheduled: questions asked at times into the source.
+    Raises ConfigError / InputError for bad settings before any thread starts.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        gq: GazeQwen,
+        config: SessionConfig | None = None,
+        out_dir: str | Path | None = None,
+        sinks: Sequence[Sink] = (),
+        wearer: str | None = None,
+        speed: float | None = None,
+        scheduled: Iterable[ScheduledQuestion] = (),
+        spec: str = "",
+    ):
+        from gazeqwen_edge.calibration.offset import resolve_offset
+
+        self.source = source
+        self.gq = gq
+        self.config = config or SessionConfig()
+        self.speed = speed
+        self.stats = SessionStats()
+        self.scheduled = deque(sorted(scheduled, key=lambda q: q.t_s))
+        self.offset, self.offset_origin = resolve_offset(source, wearer)
+        self.recorder = None
+        self.sinks: list[Sink] = list(sinks)
+        if out_dir is not None:
+            from gazeqwen_edge.device.session import Recorder
+
+            self.recorder = Recorder.for_source(out_dir, source, spec=spec, metadata={"session": "gazeqwen-edge run"})
+            self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self._bad_sinks: set[int] = set()
+        self._cond = threading.Condition()
+        self._work: deque = deque()
+        self._n_pending_chunks = 0
+        self._scan_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ingest_done = threading.Event()
+        self._worker_done = threading.Event()
+        self._error: BaseException | None = None
+        self._next_id = 0
+        self.origin_ns: int | None = source.start_ns
+        self.now_ns: int | None = None
+        self.scanpath = None  # built at the first record (needs the frame size)
+        self._use_source_fixations = self.config.fixations == "source" or (
+            self.config.fixations == "auto" and getattr(source, "name", "") == "streamgaze"
+        )
+        self._threads: list[threading.Thread] = []
+        self.stream: VideoStream | None = None
+        self._history: deque = deque()  # reference regime: (frame, t_s) of the window
+        self._no_scene_video = False  # the source said it has none
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> Session:
+        """Start the ingest and model worker threads."""
+        if self._threads:
+            return self
+        self._threads = [
+            threading.Thread(target=self._guard(self._ingest), name="session-ingest", daemon=True),
+            threading.Thread(target=self._guard(self._worker), name="session-model", daemon=True),
+        ]
+        for t in self._threads:
+            t.start()
+        return self
+
+    def __enter__(self) -> Session:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the source has ended and every question is answered (True), or `timeout` s (False). Re-raises
+        an error that stopped a session thread."""
+        done = self._worker_done.wait(timeout)
+        if self._error is not None:
+            raise self._error
+        return done
+
+    def stop(self) -> None:
+        """Stop reading the source, finish the answer in progress, close the session directory. Idempotent."""
+        self._stop.set()
+        with self._cond:
+            self._work.append(_END)
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        if self.recorder is not None:
+            self.recorder.close()
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception:  # noqa: BLE001 - a sink must not break the shutdown
+                pass
+
+    def _guard(self, fn):
+        def run():
+            try:
+                fn()
+            except BaseException as e:  # noqa: BLE001 - handed to wait()
+                self._error = e
+                self._stop.set()
+                with self._cond:
+                    self._work.append(_END)
+                    self._cond.notify_all()
+            finally:
+                if fn == self._worker:
+                    self._worker_done.set()
+                else:
+                    self._ingest_done.set()
+
+        return run
+
+    # ------------------------------------------------------------------ sinks
+    def _emit(self, method: str, *args) -> None:
+        for i, s in enumerate(self.sinks):
+            if i in self._bad_sinks:
+                continue
+            try:
+                getattr(s, method)(*args)
+            except Exception as e:  # noqa: BLE001 - one broken sink must not stop the session
+                self._bad_sinks.add(i)
+                if method != "notice":
+                    self._emit("notice", "sink_failed", f"{type(s).__name__} stopped: {e}", None)
+
+    def t_s(self, t_ns: int | None) -> float | None:
+        """Seconds from the session's first record (its origin) of a device-clock time."""
+        if t_ns is None or self.origin_ns is None:
+            return None
+        return (t_ns - self.origin_ns) / 1e9
+
+    def notice(self, kind: str, message: str, t_ns: int | None = None) -> None:
+        """Tell every sink (and the session log) about a status change."""
+        self._emit("notice", kind, message, self.t_s(t_ns))
+        if self.recorder is not None:
+            self.recorder.write(Notice(t_ns if t_ns is not None else (self.now_ns or 0), kind, message))
+
+    # ------------------------------------------------------------------ questions
+    def ask(
+        self,
+        text: str,
+        options: list[str] | None = None,
+        t_ns: int | None = None,
+        source: str = "typed",
+        meta: dict | None = None,
+    ) -> Question:
+        """Ask a question (thread-safe). t_ns: when it was asked on the device clock (default: the latest record's
+        time). A live question goes ahead of the chunks waiting for the model; in lockstep it waits its turn."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(None, "a question must be a non-empty text")
+        with self._cond:
+            self._next_id += 1
+            q = Question(text.strip(), int(t_ns if t_ns is not None else (self.now_ns or 0)), source, options)
+            q.meta = dict(meta or {})
+            q.id = self._next_id
+            with self._scan_lock:
+                q.meta["_rows"] = self._rows(q.t_ns)
+            if self.config.lockstep:
+                self._work.append(q)
+            else:  # after the questions already waiting, before any waiting chunk
+                i = 0
+                while i < len(self._work) and isinstance(self._work[i], Question):
+                    i += 1
+                self._work.insert(i, q)
+            self.stats.questions += 1
+            self._cond.notify_all()
+        return q
+
+    # ------------------------------------------------------------------ ingest thread
+    def _setup_scanpath(self, width: int, height: int) -> None:
+        from gazeqwen_edge.calibration.camera import FrameTransform, GazeMapper
+        from gazeqwen_edge.calibration.offset import camera_for
+        from gazeqwen_edge.calibration.scanpath import OnlineScanpath, ScanpathBuilder
+
+        mapper = GazeMapper(
+            camera_for(self.source, (width, height)), FrameTransform.identity(width, height), self.offset
+        )
+        origin = self.origin_ns or 0
+        if self._use_source_fixations:
+            self.scanpath = ScanpathBuilder(mapper, origin_ns=origin, max_age_s=self._keep_s())
+        else:
+            self.scanpath = OnlineScanpath(mapper, origin_ns=origin, max_age_s=self._keep_s())
+
+    def _keep_s(self) -> float:
+        return (self.config.window_s or 600.0) + 30.0
+
+    def _rows(self, t_ns: int) -> np.ndarray:
+        """Scanpath rows known at t_ns (call with _scan_lock held)."""
+        if self.scanpath is None:
+            return np.zeros((0, 4), np.float32)
+        if self._use_source_fixations:
+            return self.scanpath.rows(t_ns)
+        return self.scanpath.rows_at(t_ns)
+
+    def _records(self):
+        src = self.source
+        from gazeqwen_edge.device.pacing import paced
+
+        live = src.end_ns is None and not hasattr(src, "gaze_arrays")
+        it = src.records()
+        return it if live else paced(it, speed=self.speed)
+
+    def _ingest(self) -> None:
+        cfg = self.config
+        period_ns = int(round(1e9 / cfg.fps))
+        next_frame_ns = None
+        frame_index = 0
+        pending: list[tuple[int, np.ndarray, float]] = []
+        n_keep = (self.gq.video_encoder.n_frames if self.gq.video_encoder is not None else 0) + 2 * cfg.chunk_steps
+        ring: deque[tuple[int, np.ndarray]] = deque(maxlen=max(n_keep, 2))
+        try:
+            for r in self._records():
+                if self._stop.is_set():
+                    break
+                if self.origin_ns is None:
+                    self.origin_ns = r.ts_ns
+                self.now_ns = r.ts_ns if self.now_ns is None else max(self.now_ns, r.ts_ns)
+                kind = type(r).__name__
+                self.stats.records[kind] = self.stats.records.get(kind, 0) + 1
+                if self.recorder is not None:
+                    self.recorder.write(r)
+                if self.scanpath is None and isinstance(r, GazeSample | SceneFrame):
+                    size = self.source.scene_size or ((r.width, r.height) if isinstance(r, SceneFrame) else None)
+                    self._setup_scanpath(*(size or (1600, 1200)))
+                if isinstance(r, Notice):
+                    self._emit("notice", r.kind, r.message, self.t_s(r.ts_ns))
+                    if r.kind == "sensor_missing" and "scene" in r.message:
+                        self._no_scene_video = True
+                elif self.scanpath is not None:
+                    with self._scan_lock:
+                        if self._use_source_fixations:
+                            if isinstance(r, Fixation):
+                                self.scanpath.add(r)
+                        else:
+                            self.scanpath.push_record(r)
+                if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
+                    base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
+                    next_frame_ns = base + period_ns
+                    pending.append((frame_index, r.rgb, self.t_s(r.ts_ns)))
+                    ring.append((frame_index, r.rgb))
+                    frame_index += 1
+                    self.stats.model_frames += 1
+                    if len(pending) == 2 * cfg.chunk_steps:
+                        self._submit_chunk(pending, list(ring), r.ts_ns)
+                        pending = []
+                self._ask_due(r.ts_ns)
+        finally:
+            if self.scanpath is not None and not self._use_source_fixations:
+                with self._scan_lock:
+                    self.scanpath.flush()
+            self.stats.source_dropped = int(getattr(self.source, "dropped", 0) or 0)
+            if not self._stop.is_set():
+                self._ask_due(None)  # questions past the end of the source
+            with self._cond:
+                self._work.append(_END)
+                self._cond.notify_all()
+
+    def _ask_due(self, t_ns: int | None) -> None:
+        while self.scheduled and (
+            t_ns is None or self.origin_ns is not None and self.origin_ns + self.scheduled[0].t_s * 1e9 <= t_ns
+        ):
+            s = self.scheduled.popleft()
+            when = None if self.origin_ns is None else self.origin_ns + int(round(s.t_s * 1e9))
+            if t_ns is None and self.now_ns is not None and when is not None and when > self.now_ns:
+                self.notice("late_question", f"asked at {s.t_s:.1f} s, after the source ended", self.now_ns)
+            self.ask(s.text, s.options, when, source="file", meta=s.meta)
+
+    def _submit_chunk(self, pending, window, t_ns: int) -> None:
+        first = pending[0][0]
+        with self._scan_lock:
+            rows = self._rows(t_ns)
+        job = _ChunkJob(
+            first // 2,
+            np.stack([f for _, f, _ in pending]),
+            np.array([t for _, _, t in pending], dtype=np.float64),
+            rows,
+            window,
+        )
+        with self._cond:
+            if self.config.lockstep:
+                while self._n_pending_chunks >= self.config.max_pending_chunks and not self._stop.is_set():
+                    self._cond.wait(0.1)
+            elif self._n_pending_chunks >= self.config.max_pending_chunks:
+                for i, item in enumerate(self._work):  # skip the oldest waiting chunk
+                    if isinstance(item, _ChunkJob):
+                        del self._work[i]
+                        self._n_pending_chunks -= 1
+                        self.stats.chunks_skipped += 1
+                        break
+                if self.stats.chunks_skipped in (1, 10, 100) or self.stats.chunks_skipped % 1000 == 0:
+                    self.notice(
+                        "chunks_skipped",
+                        f"the model is behind real time: {self.stats.chunks_skipped} chunk(s) skipped so far",
+                        t_ns,
+                    )
+            self._work.append(job)
+            self._n_pending_chunks += 1
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ model worker thread
+    def _take(self):
+        with self._cond:
+            while not self._work:
+                self._cond.wait(0.1)
+            item = self._work.popleft()
+            if isinstance(item, _ChunkJob):
+                self._n_pending_chunks -= 1
+                self._cond.notify_all()
+            return item
+
+    def _worker(self) -> None:
+        while True:
+            item = self._take()
+            if item is _END:  # the source ended or the session stops: answer the questions still queued, then leave
+                with self._cond:
+                    rest = [x for x in self._work if isinstance(x, Question)]
+                    self._work.clear()
+                for q in rest:
+                    self._answer(q)
+                return
+            if isinstance(item, _ChunkJob):
+                if not self._stop.is_set():  # stopping: no more video, only the questions already asked
+                    self._prefill(item)
+            elif isinstance(item, Question):
+                self._answer(item)
+
+    def _prefill(self, job: _ChunkJob) -> None:
+        if self.gq.regime == "reference":
+            keep = (self.config.window_s or 600.0) * self.config.fps
+            for f, t in zip(job.frames, job.times_s, strict=True):
+                self._history.append((f, float(t)))
+            while len(self._history) > keep:
+                self._history.popleft()
+            self.stats.chunks_prefilled += 1
+            return
+        if self.stream is None:
+            self.stream = VideoStream(self.gq, job.frames.shape[1:3], self.config.fps, self.config.window_s)
+        self.stream.prefill_steps(job.frames, job.times_s, job.first_step, job.scanpath, job.window)
+        self.stats.chunks_prefilled += 1
+
+    def _answer(self, q: Question) -> None:
+        rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
+        t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
+        rec = AnswerRecord(q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta))
+        rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
+        self._emit("question", q, t_s or 0.0)
+        if self.recorder is not None:
+            self.recorder.write(Event(q.t_ns, "question", q.text))
+        before = self.gq.timer.totals()
+        try:
+            if self.gq.regime == "reference":
+                self._answer_reference(q, rows, rec)
+            else:
+                self._answer_stream(q, rows, rec)
+            self.stats.answered += 1
+        except GazeQwenError as e:
+            rec.error = e.message
+            self.stats.failed += 1
+        after = self.gq.timer.totals()
+        rec.stages_ms = {k: round((v - before.get(k, 0.0)) * 1e3, 3) for k, v in after.items() if v != before.get(k)}
+        if self.recorder is not None:
+            self.recorder.write(Event(q.t_ns, "answer", rec.answer if not rec.error else f"error: {rec.error}"))
+        self._emit("answered", rec)
+
+    def _no_video_error(self) -> InputError:
+        if self._no_scene_video:
+            return InputError(None, "this source has no scene video (gaze only): questions need the scene camera")
+        return InputError(
+            None, "no scene video has arrived yet", hint="ask again once the scene camera delivers frames"
+        )
+
+    def _answer_stream(self, q: Question, rows, rec: AnswerRecord) -> None:
+        if self.stream is None:
+            raise self._no_video_error()
+        t0 = time.perf_counter()
+        if q.options:
+            scores = self.stream.score_options(q.text, q.options, self.config.prompt)
+            rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
+            rec.scores = {k: round(v, 5) for k, v in scores.items()}
+            rec.answer = max(scores, key=scores.get)
+            rec.video_s = list(self.stream.video_span_s)
+            self._emit("piece", q, rec.answer)
+            return
+        reply = Reply()
+        for piece in self.stream.answer(q.text, self.config.max_new_tokens, reply, stop=self._stop.is_set):
+            self._emit("piece", q, piece)
+        rec.answer, rec.n_tokens = reply.text, reply.n_tokens
+        rec.ttft_ms = None if reply.ttft_s is None else round(reply.ttft_s * 1e3, 3)
+        rec.video_s = list(reply.video_span_s) if reply.video_span_s else None
+
+    def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:
+        """Re-encode the recent frames as one clip, as the released code does (reference-regime checkpoints)."""
+        if not self._history:
+            raise self._no_video_error()
+        frames = np.stack([f for f, _ in self._history])
+        t_first = self._history[0][1]
+        clip_rows = rows.copy()
+        if len(clip_rows):
+            clip_rows[:, 2] -= t_first
+            clip_rows = clip_rows[(clip_rows[:, 2] >= 0)]  # the released code keeps fixations whose midpoint is in it
+        video = Video(frames, fps=self.config.fps)
+        t0 = time.perf_counter()
+        rec.video_s = [round(t_first, 3), round(self._history[-1][1], 3)]
+        if q.options:
+            scores = self.gq.score_options(video, clip_rows, q.text, q.options, self.config.prompt)
+            rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
+            rec.scores = {k: round(v, 5) for k, v in scores.items()}
+            rec.answer = max(scores, key=scores.get)
+            self._emit("piece", q, rec.answer)
+            return
+        for piece in self.gq.answer(video, clip_rows, q.text, max_new_tokens=self.config.max_new_tokens):
+            if rec.ttft_ms is None:
+                rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
+            rec.answer += piece
+            self._emit("piece", q, piece)

@@ -1,0 +1,111 @@
+"""Where a session's output goes. A sink is told about each question, each streamed piece of its answer, the finished
+answer record and the session's notices; the terminal, `answers.jsonl`, speech and a web page are all sinks.
+
+Sinks are called from the session's model worker thread (questions, pieces, answers) and its ingest thread
+(notices); they must be quick and must not raise (a failing sink is reported once and then ignored by the session).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rich.markup import escape
+
+from gazeqwen_edge.runtime.questions import AnswerRecord, Question
+
+
+class Sink:
+    """The sink interface; every method is optional (no-op by default)."""
+
+    def question(self, q: Question, t_s: float) -> None:
+        """A question reached the model (t_s: its time, seconds from the session's first record)."""
+
+    def piece(self, q: Question, text: str) -> None:
+        """The next piece of the answer's text (pieces join to the answer)."""
+
+    def answered(self, record: AnswerRecord) -> None:
+        """The answer is complete (or failed: record.error)."""
+
+    def notice(self, kind: str, message: str, t_s: float | None) -> None:
+        """A status change: disconnected, reconnected, not worn, chunks skipped, a question file problem..."""
+
+    def close(self) -> None:
+        """The session ended."""
+
+
+class JsonlAnswers(Sink):
+    """Appends one AnswerRecord per line to a file (`answers.jsonl`), flushed at once so a killed session keeps every
+    finished answer."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._lock = threading.Lock()
+
+    def answered(self, record: AnswerRecord) -> None:
+        with self._lock:
+            self._f.write(record.to_json() + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._f.closed:
+                self._f.close()
+
+
+class TerminalSink(Sink):
+    """Prints questions, streams answers and shows notices on a rich Console (no colour or wrapping when the console
+    is not a terminal). User text is never read as rich markup."""
+
+    def __init__(self, console, show_questions: bool = True, show_timing: bool = True):
+        self.console = console
+        self.show_questions = show_questions
+        self.show_timing = show_timing
+        self._lock = threading.Lock()
+        self._open = False  # an answer line is being streamed
+
+    def _print(self, text: str, end: str = "\n") -> None:
+        self.console.print(text, highlight=False, soft_wrap=True, end=end)
+
+    def question(self, q: Question, t_s: float) -> None:
+        if self.show_questions:
+            opts = "  " + escape(f"[{' | '.join(q.options)}]") if q.options else ""
+            with self._lock:
+                self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(q.text)}{opts}")
+
+    def piece(self, q: Question, text: str) -> None:
+        if q.options:  # a multiple-choice answer is printed whole, with its scores, when it is done
+            return
+        with self._lock:
+            if not self._open:
+                self._print("[bold green]A[/] ", end="")
+                self._open = True
+            self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+
+    def answered(self, record: AnswerRecord) -> None:
+        timing = f"  [dim](ttft {record.ttft_ms:.0f} ms)[/]" if self.show_timing and record.ttft_ms is not None else ""
+        with self._lock:
+            if self._open:
+                self._print(timing)
+                self._open = False
+            elif record.error:
+                self._print(f"[bold red]no answer:[/] {escape(record.error)}")
+            elif record.options:
+                truth = record.meta.get("answer")
+                verdict = (
+                    ""
+                    if truth is None
+                    else f"  (truth {escape(str(truth))}: {'right' if record.answer == truth else 'wrong'})"
+                )
+                self._print(f"[bold green]A[/] {escape(record.answer)}{verdict}{timing}")
+            else:  # an empty generated answer
+                self._print(f"[bold green]A[/] [dim](empty)[/]{timing}")
+
+    def notice(self, kind: str, message: str, t_s: float | None) -> None:
+        when = f"{t_s:7.1f} s " if t_s is not None else ""
+        with self._lock:
+            if self._open:
+                self._print("")
+                self._open = False
+            self._print(f"[yellow]notice[/] [dim]{when}[/]{escape(kind)}: {escape(message)}")
