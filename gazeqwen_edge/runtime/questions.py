@@ -176,10 +176,11 @@ def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
     else:
         qf = _from_jsonl(text.splitlines())
     if not qf.questions:
-        detail = f"; {len(qf.problems)} unusable lines, the first: line {qf.problems[0][0]}: {qf.problems[0][1]}"
-        raise InputError(
-            p,
-            "holds no usable question" + (detail if qf.problems else ""),
-            hint='one JSON object per line: {"t": 12.5, "question": "What am I looking at?"}',
-        )
+        why = "holds no usable question"
+        if qf.problems:
+            n, first = qf.problems[0]
+            why += f"; {len(qf.problems)} unusable, the first: line {n}: {first}"
+        elif stripped.startswith("[") and video is not None:
+            why = f"holds no question about the video {video}"
+        raise InputError(p, why, hint='one JSON object per line: {"t": 12.5, "question": "What am I looking at?"}')
     return qf

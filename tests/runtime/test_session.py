@@ -1,0 +1,182 @@
+"""The streaming session end to end on recorded and synthetic sources: questions at their times, answers logged,
+bad input reported while the session goes on, several sessions in one process, skipping when behind."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from gazeqwen_edge.device.records import GazeSample, SceneFrame
+from gazeqwen_edge.runtime.questions import ScheduledQuestion, load_questions
+from gazeqwen_edge.runtime.replay import parse_speed, replay
+from gazeqwen_edge.runtime.session import Session, SessionConfig
+from gazeqwen_edge.runtime.sinks import Sink
+
+pytest.importorskip("cv2")  # synthetic scenes render with OpenCV (device extra)
+
+
+class Collect(Sink):
+    def __init__(self):
+        self.records, self.notices, self.pieces = [], [], []
+
+    def piece(self, q, text):
+        self.pieces.append((q.id, text))
+
+    def answered(self, record):
+        self.records.append(record)
+
+    def notice(self, kind, message, t_s):
+        self.notices.append((kind, message, t_s))
+
+
+def _synthetic(seconds=8.0, seed=3):
+    from gazeqwen_edge.device import open_source
+
+    return open_source(f"synthetic:{seed}", duration_s=seconds, width=160, height=120)
+
+
+QUESTIONS = [
+    ScheduledQuestion(0.1, "What am I looking at?"),
+    ScheduledQuestion(3.0, "Which object?", ["A. red circle", "B. blue box", "C. green cross"]),
+    ScheduledQuestion(6.5, "What did I look at before?"),
+]
+
+
+def test_replay_answers_every_question_at_its_time_and_logs_them(tmp_path, stream_gq):
+    sink = Collect()
+    with _synthetic() as src:
+        res = replay(src, stream_gq, SessionConfig(max_new_tokens=4), tmp_path / "s", list(QUESTIONS), sinks=[sink])
+    lines = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
+    assert [x["question"] for x in lines] == [q.text for q in QUESTIONS]
+    assert [x["t"] for x in lines] == [0.1, 3.0, 6.5]
+    first, mc, gen = lines
+    assert first["error"] == "no scene video has arrived yet" and first["answer"] == ""  # before any video
+    assert mc["answer"] in "ABC" and set(mc["scores"]) == {"A", "B", "C"} and mc["ttft_ms"] > 0
+    assert mc["answer"] == max(mc["scores"], key=mc["scores"].get)
+    assert 2.0 <= mc["video_s"][1] <= 3.0  # it saw the video up to (about) its own time, not the future
+    assert gen["ttft_ms"] > 0 and gen["n_tokens"] >= 1 and gen["error"] is None
+    assert "".join(t for i, t in sink.pieces if i == 3) == gen["answer"]
+    assert res.stats.answered == 2 and res.stats.failed == 1 and res.stats.chunks_skipped == 0
+    events = (tmp_path / "s" / "events.csv").read_text()
+    assert "What did I look at before?" in events  # the session log holds the questions too
+    # everything the source delivered is in the session directory
+    from gazeqwen_edge.device import open_source
+
+    with open_source(str(tmp_path / "s")) as back:
+        n_gaze = sum(1 for r in back.records({GazeSample}))
+    assert n_gaze == res.stats.records["GazeSample"]
+
+
+def test_lockstep_replay_is_reproducible(tmp_path, stream_gq):
+    answers = []
+    for i in range(2):
+        with _synthetic(6.0) as src:
+            replay(src, stream_gq, SessionConfig(max_new_tokens=4), tmp_path / str(i), list(QUESTIONS[1:]))
+        answers.append(
+            [json.loads(x)["answer"] for x in (tmp_path / str(i) / "answers.jsonl").read_text().splitlines()]
+        )
+    assert answers[0] == answers[1]
+
+
+def test_two_sessions_in_one_process_do_not_share_state(tmp_path):
+    """Two sessions with their own models run at the same time and answer as each does alone."""
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+
+    models = [build_tiny_gazeqwen(perturb=0.5, sampling_fps=2.0) for _ in range(2)]
+    qs = [ScheduledQuestion(4.0, "Which object?", ["A. red circle", "B. blue box"])]
+
+    def run(i, seed, out):
+        with _synthetic(5.0, seed) as src:
+            replay(src, models[i], SessionConfig(), out, list(qs))
+
+    together = [threading.Thread(target=run, args=(i, 3 + i, tmp_path / f"t{i}")) for i in range(2)]
+    for t in together:
+        t.start()
+    for t in together:
+        t.join(120)
+    for i in range(2):
+        run(i, 3 + i, tmp_path / f"a{i}")
+        a = json.loads((tmp_path / f"t{i}" / "answers.jsonl").read_text())
+        b = json.loads((tmp_path / f"a{i}" / "answers.jsonl").read_text())
+        assert a["scores"] == b["scores"]
+    s0 = json.loads((tmp_path / "a0" / "answers.jsonl").read_text())["scores"]
+    s1 = json.loads((tmp_path / "a1" / "answers.jsonl").read_text())["scores"]
+    assert s0 != s1  # different scenes, different answers
+
+
+def test_a_broken_questions_line_is_reported_and_the_rest_asked(tmp_path, stream_gq):
+    qfile = tmp_path / "q.jsonl"
+    qfile.write_text(
+        '{"t": 2.0, "question": "What am I looking at?"}\nnot json\n{"t": -1, "question": "x"}\n'
+        '{"t": 3, "question": "Which?", "options": ["box", "cup"]}\n'
+    )
+    qf = load_questions(qfile)
+    assert [n for n, _ in qf.problems] == [2, 3] and len(qf.questions) == 2
+    assert qf.questions[1].options == ["box", "cup"]
+    sink = Collect()
+    with _synthetic(4.0) as src:
+        res = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qfile, sinks=[sink])
+    assert res.stats.answered == 2
+    assert [k for k, *_ in sink.notices].count("bad_question") == 2
+    rec = sink.records[1]
+    assert rec.answer in ("A", "B")  # plain options are lettered A, B in order
+
+
+def test_streamgaze_qa_file_is_asked_at_its_time_stamps(shared_dir):
+    qf = load_questions(shared_dir / "fixtures/streamgaze_sample/sample_qa.json", "OP03-R01-PastaSalad.mp4")
+    (q,) = qf.questions
+    assert q.t_s == 4 * 60 + 36 and q.options == ["A. box", "B. spices", "C. knife", "D. jar"]
+    assert q.meta["answer"] == "C" and q.meta["task_type"] == "present_object_identification_easy"
+    from gazeqwen_edge.errors import InputError
+
+    with pytest.raises(InputError, match="no question about the video x.mp4"):
+        load_questions(shared_dir / "fixtures/streamgaze_sample/sample_qa.json", "x.mp4")
+
+
+def test_live_pace_skips_chunks_when_behind_and_loses_no_gaze(stream_gq, monkeypatch):
+    """At live pace with a model slower than real time, chunks are skipped (counted, reported), never queued without
+    bound, and every gaze sample is still ingested and recorded."""
+    import time
+
+    from gazeqwen_edge.runtime import stream as stream_mod
+
+    real = stream_mod.VideoStream.prefill_steps
+
+    def slow(self, *a, **k):
+        time.sleep(0.25)  # 4x slower than a 1 s chunk at 16x real time
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(stream_mod.VideoStream, "prefill_steps", slow)
+    sink = Collect()
+    with _synthetic(16.0) as src:
+        s = Session(src, stream_gq, SessionConfig(max_pending_chunks=1), sinks=[sink], speed=16.0)
+        s.start()
+        s.wait(60)
+        s.stop()
+    assert s.stats.chunks_skipped > 0
+    assert s.stats.chunks_skipped + s.stats.chunks_prefilled == s.stats.model_frames // 2
+    assert s.stats.records["GazeSample"] == 16 * 200
+    assert any(k == "chunks_skipped" for k, *_ in sink.notices)
+
+
+def test_parse_speed():
+    assert parse_speed("max") is None and parse_speed("4") == 4.0 and parse_speed("1x") == 1.0
+    from gazeqwen_edge.errors import ConfigError
+
+    for bad in ("0.0.1", "-1", "nan", "inf", "fast"):
+        with pytest.raises(ConfigError):
+            parse_speed(bad)
+
+
+def test_session_config_refuses_impossible_values():
+    from gazeqwen_edge.errors import ConfigError
+
+    for kw in ({"fps": 0}, {"fps": float("nan")}, {"chunk_s": -1}, {"window_s": float("inf")}, {"fixations": "x"}):
+        with pytest.raises(ConfigError):
+            SessionConfig(**kw)
+    assert SessionConfig(fps=2, chunk_s=1).chunk_steps == 1 and SessionConfig(fps=4, chunk_s=2).chunk_steps == 4
+    assert np.isfinite(SessionConfig().window_s)
+    assert SceneFrame  # records are importable from the session's package
