@@ -180,3 +180,62 @@ def test_session_config_refuses_impossible_values():
     assert SessionConfig(fps=2, chunk_s=1).chunk_steps == 1 and SessionConfig(fps=4, chunk_s=2).chunk_steps == 4
     assert np.isfinite(SessionConfig().window_s)
     assert SceneFrame  # records are importable from the session's package
+
+
+KILL_SCRIPT = """
+import sys, torch
+torch.set_num_threads(1)
+from gazeqwen_edge.device import open_source
+from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+from gazeqwen_edge.runtime.questions import ScheduledQuestion
+from gazeqwen_edge.runtime.replay import replay
+from gazeqwen_edge.runtime.session import SessionConfig
+from gazeqwen_edge.runtime.sinks import Sink
+
+class Tell(Sink):
+    def answered(self, record):
+        print("answered", record.id, flush=True)
+
+gq = build_tiny_gazeqwen(perturb=0.5, sampling_fps=2.0)
+qs = [ScheduledQuestion(t, "What am I looking at?") for t in (1.0, 2.0, 3.0, 30.0)]
+with open_source("synthetic:3", duration_s=60, width=160, height=120) as src:
+    print("ready", flush=True)
+    replay(src, gq, SessionConfig(max_new_tokens=3), sys.argv[1], qs, speed=1.0, sinks=[Tell()])
+"""
+
+
+def test_a_killed_session_keeps_its_answers_and_all_but_the_last_second(tmp_path):
+    """SIGKILL a live-paced session after its third answer: answers.jsonl holds the three answers, and the gaze in
+    the session directory reaches to within a second (plus the recorder's flush interval) of the kill."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "s"
+    p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        seen = 0
+        t_ready = None
+        deadline = time.monotonic() + 120
+        while seen < 3 and time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if line.startswith("ready"):
+                t_ready = time.monotonic()
+            seen += line.startswith("answered")
+        assert seen == 3, "the session did not answer in time"
+        time.sleep(1.5)
+        killed_after = time.monotonic() - t_ready
+        p.send_signal(signal.SIGKILL)
+        p.wait(10)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    lines = (out / "answers.jsonl").read_text().splitlines()
+    assert [json.loads(x)["t"] for x in lines] == [1.0, 2.0, 3.0]
+    from gazeqwen_edge.device import open_source
+
+    with open_source(str(out)) as back:
+        ts = [r.ts_ns for r in back.records({GazeSample})]
+    covered = (ts[-1] - ts[0]) / 1e9
+    assert covered >= killed_after - 1.0  # all but the last second (measured: ~0.03 s short)
