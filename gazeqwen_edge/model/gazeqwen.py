@@ -201,7 +201,7 @@ class GazeQwen:
         """Load Qwen2.5-VL (hub id or local dir), the video encoder (a VideoEncoderConfig or a VideoEncoder; default
         V-JEPA 2.1 ViT-B/384 from torch.hub) and the resampler checkpoint (our format; None: no gaze path). A
         checkpoint's stage-2 LoRA is merged into the LLM weights. kwargs go to GazeQwen (pixel budget, fps, timer)."""
-        from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
+        from transformers import AutoConfig, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         from gazeqwen_edge.model.checkpoint import load_checkpoint
         from gazeqwen_edge.model.config import VideoEncoderConfig
@@ -209,6 +209,13 @@ class GazeQwen:
         from gazeqwen_edge.model.video_encoder import VideoEncoder, load_video_encoder
 
         try:
+            cfg = AutoConfig.from_pretrained(qwen)
+            if getattr(cfg, "model_type", None) != "qwen2_5_vl":  # transformers would load it with random weights
+                raise InputError(
+                    qwen,
+                    f"is a {getattr(cfg, 'model_type', 'unknown')!r} model, not Qwen2.5-VL (model_type 'qwen2_5_vl')",
+                    hint="pass a Qwen2.5-VL hub id or directory, e.g. Qwen/Qwen2.5-VL-7B-Instruct",
+                )
             model = Qwen2_5_VLForConditionalGeneration.from_pretrained(qwen, dtype=dtype).to(device).eval()
             tok = AutoTokenizer.from_pretrained(qwen)
         except (OSError, ValueError) as e:  # not found / not a model dir (OSError), malformed hub id (ValueError)

@@ -153,3 +153,17 @@ def test_from_pretrained_bad_qwen_source_is_an_input_error(tmp_path, monkeypatch
     with pytest.raises(InputError, match="cannot load Qwen2.5-VL") as e:
         GazeQwen.from_pretrained(src)
     assert e.value.path == src
+
+
+def test_from_pretrained_refuses_a_model_that_is_not_qwen2_5_vl(tmp_path):
+    """transformers loads another architecture's directory into Qwen2.5-VL with random weights and only a warning:
+    we refuse it by its model_type."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from gazeqwen_edge.model.gazeqwen import GazeQwen
+
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0)
+    ).save_pretrained(tmp_path)
+    with pytest.raises(InputError, match="is a 'gpt2' model, not Qwen2.5-VL"):
+        GazeQwen.from_pretrained(str(tmp_path), dtype=torch.float32)
