@@ -27,9 +27,10 @@ from gazeqwen_edge.calibration.camera import (
     read_intrinsics,
     read_scene_camera_json,
 )
-from gazeqwen_edge.calibration.evaluate import FixationAgreement, match_fixations
+from gazeqwen_edge.calibration.evaluate import FixationAgreement, match_fixations, naive_ivt
 from gazeqwen_edge.calibration.fixation import (
     DETECTOR_NAME,
+    REFERENCE_WIDTH_PX,
     FixationParams,
     OnlineFixationDetector,
     detect_fixations,
@@ -48,11 +49,13 @@ from gazeqwen_edge.calibration.offset import (
     resolve_offset,
 )
 from gazeqwen_edge.calibration.scanpath import KnownFixation, OnlineScanpath, ScanpathBuilder
+from gazeqwen_edge.calibration.synthetic_gaze import SyntheticGaze, synthetic_gaze
 
 __all__ = [
     "CALIBRATION_BIN_SIZE",
     "DETECTOR_NAME",
     "NEON_SCENE_SIZE",
+    "REFERENCE_WIDTH_PX",
     "ArucoTarget",
     "CameraModel",
     "FixationAgreement",
@@ -67,6 +70,7 @@ __all__ = [
     "OnlineScanpath",
     "ScanpathBuilder",
     "SceneFlow",
+    "SyntheticGaze",
     "WearerOffset",
     "apply_offset",
     "calibrate_offset",
@@ -76,6 +80,7 @@ __all__ = [
     "intrinsics_from_device",
     "intrinsics_from_realtime",
     "match_fixations",
+    "naive_ivt",
     "parse_calibration_bin",
     "parse_target",
     "pinhole_intrinsics",
@@ -83,4 +88,5 @@ __all__ = [
     "read_intrinsics",
     "read_scene_camera_json",
     "resolve_offset",
+    "synthetic_gaze",
 ]

@@ -98,7 +98,7 @@ class ScanpathBuilder:
                 last_end = f.end_ns
             elif ongoing is None and f.start_ns <= t_ns:
                 end = min(f.end_ns, t_ns - self.latency_ns)
-                if end - f.start_ns >= max(min_ongoing_ns, 1):
+                if end - f.start_ns > min_ongoing_ns:
                     out.append(self._row(k.u, k.v, f.start_ns, end))
         if ongoing is not None and (t_ns is None or ongoing.start_ns <= t_ns):
             u, v = self.mapper.to_model((ongoing.x, ongoing.y))[0]
@@ -122,8 +122,7 @@ class OnlineScanpath:
         # without intrinsics: a nominal camera of the gaze's own frame size (speeds in degrees need one)
         camera = mapper.camera or CameraModel.pinhole(mapper.transform.src_width, mapper.transform.src_height)
         self.detector = OnlineFixationDetector(camera, params)
-        p = self.detector.params
-        latency = int(self.detector.latency_samples * 1e9 / p.sampling_hz)
+        latency = self.detector.classification_delay_ns
         self.builder = ScanpathBuilder(mapper, origin_ns, max_fixations, max_age_s, latency_ns=latency)
         self.now_ns: int | None = None
 
@@ -145,5 +144,5 @@ class OnlineScanpath:
         present = t_ns is None or (self.now_ns is not None and t_ns >= self.now_ns)
         ongoing = self.detector.ongoing() if present else None
         return self.builder.rows(
-            None if t_ns is None else t_ns, since_ns, ongoing=ongoing, min_ongoing_ns=self.detector._min_ns
+            None if t_ns is None else t_ns, since_ns, ongoing=ongoing, min_ongoing_ns=self.detector.min_duration_ns
         )
