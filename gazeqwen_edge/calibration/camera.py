@@ -311,14 +311,6 @@ class CameraModel:
         return cls(read_calibration_bin(path))
 
     @classmethod
-    def from_scene_camera_json(cls, path: str | PathLike) -> CameraModel:
-        return cls(read_scene_camera_json(path))
-
-    @classmethod
-    def from_realtime(cls, calibration: Any) -> CameraModel:
-        return cls(intrinsics_from_realtime(calibration))
-
-    @classmethod
     def pinhole(cls, width: int, height: int, hfov_deg: float = 103.0) -> CameraModel:
         return cls(pinhole_intrinsics(width, height, hfov_deg))
 

@@ -205,11 +205,6 @@ class OnlineFixationDetector:
         (55 ms at 200 Hz)."""
         return self.classification_delay_ns + self.period_ns + self._micro_ns
 
-    @property
-    def classified_until_ns(self) -> int | None:
-        """Resampled-grid time of the newest classified sample (what the detector's view is final up to)."""
-        return self._classified_ns
-
     # ---------------------------------------------------------------------------------------------- segments
     def _reset_segment(self) -> None:
         self._buf: deque[tuple] = deque(maxlen=self.W)  # grid samples: (t, raw_t, x, y, nx, ny)

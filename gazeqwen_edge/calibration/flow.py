@@ -56,10 +56,6 @@ class SceneFlow:
         self._prev: np.ndarray | None = None
         self._prev_ts: int | None = None
         self._scale = 1.0
-        self.last: FlowField | None = None
-
-    def reset(self) -> None:
-        self._prev, self._prev_ts, self.last = None, None, None
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
         import cv2
@@ -97,5 +93,4 @@ class SceneFlow:
         dt = (frame.ts_ns - prev_ts) / 1e9
         a = p0.reshape(-1, 2)[ok].astype(np.float64) / self._scale
         b = p1.reshape(-1, 2)[ok].astype(np.float64) / self._scale
-        self.last = FlowField(prev_ts, frame.ts_ns, b, (b - a) / dt)
-        return self.last
+        return FlowField(prev_ts, frame.ts_ns, b, (b - a) / dt)
