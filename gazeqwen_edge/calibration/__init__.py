@@ -5,12 +5,14 @@ Uses only the device layer's records and Sources; nothing here imports model/ or
 For the streaming runtime:
 
     cam = CameraModel(source.intrinsics) if source.intrinsics else CameraModel.pinhole(*source.scene_size)
-    offset, why = resolve_offset(source, wearer)                 # stored per wearer, else the source's own
+    offset, why = resolve_offset(source, wearer)                 # the wearer's stored one, else the source's own
     mapper = GazeMapper(cam, FrameTransform.identity(W, H), offset=offset)  # Qwen gets the raw frames, resized whole
     sp = OnlineScanpath(mapper, origin_ns=clip_or_session_start_ns)
     for rec in source.records():
         sp.push_record(rec)                                      # GazeSample / SceneFrame (head-motion compensation)
         rows = sp.rows_at(t_ns)                                  # (N, 4) float32 [x, y, mid_t, dur]: known at t_ns
+
+Fixations already at hand (a recording's, a synthetic clip's) -> rows: `scanpath_rows(fixations, mapper, origin_ns)`.
 """
 
 from gazeqwen_edge.calibration.camera import (
@@ -27,9 +29,10 @@ from gazeqwen_edge.calibration.camera import (
     read_intrinsics,
     read_scene_camera_json,
 )
-from gazeqwen_edge.calibration.evaluate import FixationAgreement, match_fixations
+from gazeqwen_edge.calibration.evaluate import FixationAgreement, match_fixations, naive_ivt
 from gazeqwen_edge.calibration.fixation import (
     DETECTOR_NAME,
+    REFERENCE_WIDTH_PX,
     FixationParams,
     OnlineFixationDetector,
     detect_fixations,
@@ -47,12 +50,14 @@ from gazeqwen_edge.calibration.offset import (
     parse_target,
     resolve_offset,
 )
-from gazeqwen_edge.calibration.scanpath import KnownFixation, OnlineScanpath, ScanpathBuilder
+from gazeqwen_edge.calibration.scanpath import KnownFixation, OnlineScanpath, ScanpathBuilder, scanpath_rows
+from gazeqwen_edge.calibration.synthetic_gaze import SyntheticGaze, synthetic_gaze
 
 __all__ = [
     "CALIBRATION_BIN_SIZE",
     "DETECTOR_NAME",
     "NEON_SCENE_SIZE",
+    "REFERENCE_WIDTH_PX",
     "ArucoTarget",
     "CameraModel",
     "FixationAgreement",
@@ -67,6 +72,7 @@ __all__ = [
     "OnlineScanpath",
     "ScanpathBuilder",
     "SceneFlow",
+    "SyntheticGaze",
     "WearerOffset",
     "apply_offset",
     "calibrate_offset",
@@ -76,6 +82,7 @@ __all__ = [
     "intrinsics_from_device",
     "intrinsics_from_realtime",
     "match_fixations",
+    "naive_ivt",
     "parse_calibration_bin",
     "parse_target",
     "pinhole_intrinsics",
@@ -83,4 +90,6 @@ __all__ = [
     "read_intrinsics",
     "read_scene_camera_json",
     "resolve_offset",
+    "scanpath_rows",
+    "synthetic_gaze",
 ]

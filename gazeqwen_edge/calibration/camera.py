@@ -24,6 +24,7 @@ from gazeqwen_edge.device.records import CameraIntrinsics
 from gazeqwen_edge.errors import ConfigError, InputError
 
 NEON_SCENE_SIZE = (1600, 1200)  # (width, height) of the Neon scene camera
+MAX_IMAGE_SIDE_PX = 8192  # larger than any head-mounted scene camera; a bigger "size" is a broken file
 
 # calibration.bin as written by the Neon Companion app (REFERENCE.md section 4): little-endian, packed, 803 bytes.
 CALIBRATION_BIN_DTYPE = np.dtype(
@@ -178,8 +179,35 @@ def intrinsics_from_device(
     return intr
 
 
-def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
-    """Read a Pupil Cloud export's scene_camera.json (`camera_matrix` 3x3, `distortion_coefficients` [[...]])."""
+def _json_size(path: Path, doc: dict) -> tuple[int, int] | None:
+    """The image size a scene_camera.json states: `width` / `height` (what our session recorder writes, and the Cloud
+    export reader reads), else the `scene_camera` width / height of an info.json beside it (our sessions); None when
+    neither says (Pupil Cloud's own scene_camera.json has only the matrix and the distortion coefficients)."""
+    if "width" in doc or "height" in doc:
+        w, h = doc.get("width"), doc.get("height")
+        where = path
+    else:
+        info = path.parent / "info.json"
+        try:
+            sc = json.loads(info.read_text(encoding="utf-8")).get("scene_camera") if info.is_file() else None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            sc = None
+        if not isinstance(sc, dict) or "width" not in sc:
+            return None
+        w, h, where = sc.get("width"), sc.get("height"), info
+    if not (isinstance(w, int) and isinstance(h, int)) or isinstance(w, bool) or isinstance(h, bool):
+        raise InputError(where, f"image width / height must be whole numbers of px, got {w!r} x {h!r}")
+    return w, h
+
+
+def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] | None = None) -> CameraIntrinsics:
+    """Read a scene_camera.json (`camera_matrix` 3x3, `distortion_coefficients` or `dist_coefs` [[...]]), as a Pupil
+    Cloud export or one of our recorded sessions holds it.
+
+    The image size is `size` when given, else what the file (or our session's info.json beside it) states, else
+    inferred from the principal point (`_guess_size`: the Neon's 1600x1200 when it lies near that image's centre);
+    an inferred size is flagged with `extra["size_assumed"] = True`. Raises InputError for a missing or malformed
+    file and for an intrinsics matrix that cannot belong to the image size (`CameraModel` checks that)."""
     p = Path(path)
     if p.is_dir():
         p = p / "scene_camera.json"
@@ -207,12 +235,18 @@ def read_scene_camera_json(path: str | PathLike, size: tuple[int, int] = NEON_SC
     for key in ("serial_number", "scene_camera_serial_number", "version"):
         if key in doc:
             extra[key] = doc[key]
+    if size is None:
+        size = _json_size(p, doc)
+    if size is None:
+        size = _guess_size(K)
+        extra["size_assumed"] = True
     return CameraIntrinsics(camera_matrix=K, dist_coeffs=D, width=size[0], height=size[1], extra=extra)
 
 
-def read_intrinsics(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZE) -> CameraIntrinsics:
-    """Scene camera intrinsics from a calibration.bin (CRC checked), a Cloud export's scene_camera.json, or a
-    directory holding either (a Neon recording or a Cloud export)."""
+def read_intrinsics(path: str | PathLike, size: tuple[int, int] | None = None) -> CameraIntrinsics:
+    """Scene camera intrinsics from a calibration.bin (CRC checked; the Neon's 1600x1200 unless `size`), a
+    scene_camera.json (its own image size: `read_scene_camera_json`), or a directory holding either (a Neon
+    recording, a Cloud export, one of our sessions)."""
     p = Path(path)
     if p.is_dir():
         found = [p / n for n in ("calibration.bin", "scene_camera.json") if (p / n).is_file()]
@@ -221,7 +255,7 @@ def read_intrinsics(path: str | PathLike, size: tuple[int, int] = NEON_SCENE_SIZ
         p = found[0]
     if p.suffix.lower() == ".json":
         return read_scene_camera_json(p, size)
-    return read_calibration_bin(p, size)
+    return read_calibration_bin(p, size or NEON_SCENE_SIZE)
 
 
 def pinhole_intrinsics(width: int, height: int, hfov_deg: float = 103.0) -> CameraIntrinsics:
@@ -241,7 +275,11 @@ def _as_points(xy) -> np.ndarray:
 
 
 class CameraModel:
-    """Pinhole + OpenCV rational distortion model of the scene camera (wraps `CameraIntrinsics`)."""
+    """Pinhole + OpenCV rational distortion model of the scene camera (wraps `CameraIntrinsics`).
+
+    Raises InputError (naming `intrinsics.extra["origin"]`) for an image size no camera has (not 1..MAX_IMAGE_SIDE_PX
+    px a side) or a principal point outside the central half of the image: a lens's optical axis sits near the
+    sensor's centre (the Neon's: 0.50, 0.52 of 1600x1200), so such a matrix belongs to another image size."""
 
     def __init__(self, intrinsics: CameraIntrinsics, undistort_iterations: int = 40):
         self.intrinsics = intrinsics
@@ -249,6 +287,20 @@ class CameraModel:
         self.D = np.asarray(intrinsics.dist_coeffs, dtype=np.float64).reshape(-1)
         self.width = int(intrinsics.width)
         self.height = int(intrinsics.height)
+        origin = intrinsics.extra.get("origin") if isinstance(intrinsics.extra, dict) else None
+        if not (0 < self.width <= MAX_IMAGE_SIDE_PX and 0 < self.height <= MAX_IMAGE_SIDE_PX):
+            raise InputError(
+                origin, f"image size {self.width}x{self.height} px: no scene camera has that (1..{MAX_IMAGE_SIDE_PX})"
+            )
+        cx, cy = self.K[0, 2] / self.width, self.K[1, 2] / self.height
+        if not (0.25 <= cx <= 0.75 and 0.25 <= cy <= 0.75):
+            raise InputError(
+                origin,
+                f"principal point ({self.K[0, 2]:.1f}, {self.K[1, 2]:.1f}) px lies at ({cx:.2f}, {cy:.2f}) of the "
+                f"{self.width}x{self.height} image, far from its centre: the camera matrix belongs to another image "
+                "size",
+                hint="give the image size the calibration was made for (scene_camera.json: width, height)",
+            )
         self._criteria = (3, undistort_iterations, 1e-12)  # cv2.TERM_CRITERIA_COUNT | EPS
         self._maps: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
         self._has_distortion = bool(np.any(self.D != 0))
@@ -257,14 +309,6 @@ class CameraModel:
     @classmethod
     def from_calibration_bin(cls, path: str | PathLike) -> CameraModel:
         return cls(read_calibration_bin(path))
-
-    @classmethod
-    def from_scene_camera_json(cls, path: str | PathLike) -> CameraModel:
-        return cls(read_scene_camera_json(path))
-
-    @classmethod
-    def from_realtime(cls, calibration: Any) -> CameraModel:
-        return cls(intrinsics_from_realtime(calibration))
 
     @classmethod
     def pinhole(cls, width: int, height: int, hfov_deg: float = 103.0) -> CameraModel:
@@ -405,6 +449,8 @@ class FrameTransform:
     pad: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
 
     def __post_init__(self):
+        if not all(math.isfinite(v) for v in (*self.crop_box, *self.pad)):
+            raise ConfigError(f"FrameTransform crop and padding must be finite numbers: {self}")
         if min(self.src_width, self.src_height, self.out_width, self.out_height) <= 0:
             raise ConfigError(f"FrameTransform sizes must be positive: {self}")
         x0, y0, w, h = self.crop_box
@@ -503,6 +549,8 @@ class GazeMapper:
             transform = FrameTransform.identity(camera.width, camera.height)
         self.transform = transform
         self.offset = (float(offset[0]), float(offset[1]))
+        if not all(math.isfinite(v) for v in self.offset):
+            raise ConfigError(f"the wearer offset must be finite px, got {offset}")
         self.undistort = bool(undistort and camera is not None)
         self.camera = None if camera is None else camera.scaled_to(transform.src_width, transform.src_height)
 

@@ -1,5 +1,5 @@
 """Agreement between two fixation lists (ours vs the device's): onset precision/recall/F1 and centre differences;
-running our detector over a whole source next to the source's own fixations."""
+running our detector over a whole source next to the source's own fixations; the naive I-VT baseline."""
 
 from __future__ import annotations
 
@@ -67,6 +67,29 @@ def match_fixations(
     else:
         onset = centre = adx = ady = float("nan")
     return FixationAgreement(len(detected), len(reference), m, p, r, f1, onset, centre, adx, ady), pairs
+
+
+def naive_ivt(ts_ns, x, y, threshold_px_s: float = 1500.0, min_duration_ms: float = 70.0) -> list[Fixation]:
+    """The naive velocity-threshold floor every detector here is compared with (REFERENCE.md section 6): positions
+    Savitzky-Golay smoothed (window 11, order 3, on the samples as they come), speed = `numpy.gradient` in px/s on
+    the real timestamps, fixations = runs of samples below `threshold_px_s` lasting >= `min_duration_ms` (first to
+    last sample), centre = mean of the raw samples. Offline, no micro-saccade merging, no camera model.
+    `ts_ns` (N,) int ns, `x`, `y` (N,) px; returns `Fixation(source="naive-ivt")` in time order."""
+    from scipy.signal import savgol_filter
+
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if len(ts) < 11:
+        return []
+    p = savgol_filter(np.stack([x, y], 1), 11, 3, axis=0)
+    v = np.linalg.norm(np.gradient(p, (ts - ts[0]) / 1e9, axis=0), axis=1)
+    slow = np.r_[False, v < threshold_px_s, False].astype(np.int8)
+    starts, ends = np.flatnonzero(np.diff(slow) == 1), np.flatnonzero(np.diff(slow) == -1) - 1
+    return [
+        Fixation(int(ts[i]), int(ts[j]), float(x[i : j + 1].mean()), float(y[i : j + 1].mean()), "naive-ivt")
+        for i, j in zip(starts, ends, strict=True)
+        if ts[j] - ts[i] >= min_duration_ms * 1e6
+    ]
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """Scene optical flow for head-motion compensation: sparse Lucas-Kanade on downscaled grey frames.
 
 `SceneFlow.push(frame)` tracks a regular grid of points from the previous frame into this one and returns a
-`FlowField`: where the points are (full-resolution scene px, in the current frame) and how fast the scene moves there
-(px/s), plus the same velocities in normalised camera coordinates per second (for the detector, which works in
-rays) and the RMS angular speed of the scene in deg/s.
+`FlowField`: where the points are (full-resolution scene px, in the current frame), how fast the scene moves there
+(px/s), and their mean, the global optic flow that Pupil Labs' fixation detector subtracts from the gaze velocity
+(the published method averages a Lucas-Kanade grid over the whole frame: `calibration/fixation.py`). Here the flow is
+computed on a 192 px wide copy of the frame (their grid runs on the full frame) and points failing a
+forward-backward check are left out.
 """
 
 from __future__ import annotations
@@ -12,35 +14,28 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gazeqwen_edge.calibration.camera import CameraModel
 from gazeqwen_edge.device.records import SceneFrame
 
 
 @dataclass(frozen=True, eq=False)
 class FlowField:
+    """Scene motion between two frames (timestamps in the frames' clock, ns)."""
+
     t0_ns: int  # previous frame
     t1_ns: int  # this frame
-    points_px: np.ndarray  # (N, 2) tracked points in this frame, full-resolution scene px
-    velocity_px_s: np.ndarray  # (N, 2) scene motion at those points, px/s
-    velocity_norm_s: np.ndarray  # (N, 2) the same in normalised camera coordinates per second
-    rms_deg_s: float  # RMS angular speed of the tracked scene points, deg/s
+    points_px: np.ndarray  # (N, 2) float64 tracked points in this frame, px of the frame as delivered
+    velocity_px_s: np.ndarray  # (N, 2) float64 scene motion at those points, px/s
 
-    def velocity_near(self, xy: tuple[float, float], radius_px: float, min_points: int = 4) -> np.ndarray:
-        """Median scene velocity (normalised camera coordinates / s) near a scene point; the global median where
-        fewer than `min_points` were tracked within `radius_px`."""
-        if len(self.points_px) == 0:
-            return np.zeros(2)
-        d2 = (self.points_px[:, 0] - xy[0]) ** 2 + (self.points_px[:, 1] - xy[1]) ** 2
-        near = d2 <= radius_px * radius_px
-        sel = self.velocity_norm_s[near] if int(near.sum()) >= min_points else self.velocity_norm_s
-        return np.median(sel, axis=0)
+    @property
+    def global_velocity_px_s(self) -> np.ndarray:
+        """(2,) mean scene motion over the tracked points, px/s (zeros when nothing could be tracked)."""
+        return self.velocity_px_s.mean(axis=0) if len(self.velocity_px_s) else np.zeros(2)
 
 
 class SceneFlow:
     """Sparse LK optical flow between consecutive scene frames on a downscaled grey image.
 
     Args:
-        camera: the scene camera (scaled to the frames' size automatically) to express flow as angles.
         work_width: width of the downscaled image the flow is computed on.
         grid: (columns, rows) of tracked points.
         max_fb_error_px: forward-backward consistency bound in downscaled px (points failing it are dropped).
@@ -49,13 +44,11 @@ class SceneFlow:
 
     def __init__(
         self,
-        camera: CameraModel,
         work_width: int = 192,
         grid: tuple[int, int] = (12, 9),
         max_fb_error_px: float = 1.0,
         max_gap_s: float = 0.2,
     ):
-        self.camera = camera
         self.work_width = int(work_width)
         self.grid = grid
         self.max_fb_error_px = float(max_fb_error_px)
@@ -63,11 +56,6 @@ class SceneFlow:
         self._prev: np.ndarray | None = None
         self._prev_ts: int | None = None
         self._scale = 1.0
-        self._cam_scaled: CameraModel | None = None
-        self.last: FlowField | None = None
-
-    def reset(self) -> None:
-        self._prev, self._prev_ts, self.last = None, None, None
 
     def _grey(self, rgb: np.ndarray) -> np.ndarray:
         import cv2
@@ -77,8 +65,6 @@ class SceneFlow:
         step = max(1, w // (2 * self.work_width))  # cheap decimation first (1600 px -> 400), then area averaging
         src = np.ascontiguousarray(rgb[::step, ::step]) if step > 1 else rgb
         small = cv2.resize(src, (self.work_width, max(8, round(h * self._scale))), interpolation=cv2.INTER_AREA)
-        if self._cam_scaled is None or (self._cam_scaled.width, self._cam_scaled.height) != (w, h):
-            self._cam_scaled = self.camera.scaled_to(w, h)
         return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY) if small.ndim == 3 else small
 
     def push(self, frame: SceneFrame) -> FlowField | None:
@@ -107,13 +93,4 @@ class SceneFlow:
         dt = (frame.ts_ns - prev_ts) / 1e9
         a = p0.reshape(-1, 2)[ok].astype(np.float64) / self._scale
         b = p1.reshape(-1, 2)[ok].astype(np.float64) / self._scale
-        cam = self._cam_scaled
-        if len(a):
-            na, nb = cam.to_normalized(a), cam.to_normalized(b)
-            vel_n = (nb - na) / dt
-            ang = cam.angle_deg(a, b) / dt
-            rms = float(np.sqrt(np.mean(ang**2)))
-        else:
-            vel_n, rms = np.zeros((0, 2)), 0.0
-        self.last = FlowField(prev_ts, frame.ts_ns, b, (b - a) / dt, vel_n, rms)
-        return self.last
+        return FlowField(prev_ts, frame.ts_ns, b, (b - a) / dt)

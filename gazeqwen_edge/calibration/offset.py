@@ -32,6 +32,14 @@ from gazeqwen_edge.errors import ConfigError, DeviceError, InputError
 
 STORE_FILENAME = "wearer_offsets.json"
 STORE_VERSION = 1
+# An offset is accepted only when enough fixation time agrees on it (estimate_offset's inliers):
+# - at least half of the time spent in fixations while the wearer was asked to look at the target: less means they
+#   mostly looked elsewhere or the target is wrong, and the agreeing fixations may be a chance cluster (1 of 12
+#   fixations agreeing measured the wrong thing);
+# - at least 0.5 s of it (100 samples at 200 Hz): the centre of a shorter look is a glance's, not a held gaze's.
+# Time, not a count of fixations: a wearer who holds the target perfectly makes ONE long fixation.
+MIN_USABLE_FRACTION = 0.5
+MIN_USABLE_FIXATION_S = 0.5
 
 
 def apply_offset(xy, offset: tuple[float, float]) -> np.ndarray:
@@ -51,6 +59,7 @@ class OffsetEstimate:
     residual_after_deg: float  # ... after correction
     residual_after_rms_deg: float
     residual_after_px: float  # median distance to the target after correction, px
+    spread_px: float = 0.0  # RMS distance of the inliers' own offsets (target - centre) from the estimate, px
     inliers: tuple[bool, ...] = field(default=(), repr=False)
 
     @property
@@ -115,6 +124,7 @@ def estimate_offset(
         residual_after_deg=float(np.median(after)),
         residual_after_rms_deg=float(np.sqrt(np.mean(after**2))),
         residual_after_px=float(np.median(np.linalg.norm(f[inl] + off - t[inl], axis=1))),
+        spread_px=float(np.sqrt(np.mean(np.sum((d[inl] - off) ** 2, axis=1)))),
         inliers=tuple(bool(x) for x in inl),
     )
 
@@ -178,10 +188,29 @@ class OffsetStore:
                 )
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(self.path, f"entry for wearer '{name}' is malformed ({e})") from e
+            if not (math.isfinite(out[name].dx) and math.isfinite(out[name].dy)):
+                raise InputError(
+                    self.path,
+                    f"entry for wearer '{name}' has a non-finite offset ({out[name].dx}, {out[name].dy})",
+                    hint=f"measure it again: gazeqwen-edge calibrate offset --wearer {name} ...",
+                )
         return out
 
     def get(self, wearer: str) -> WearerOffset | None:
         return self.load().get(wearer)
+
+    def require(self, wearer: str) -> WearerOffset:
+        """The stored offset of `wearer`; InputError naming the known wearers when there is none (an unknown name
+        must never fall back to another offset)."""
+        entries = self.load()
+        if wearer not in entries:
+            known = ", ".join(f"'{n}'" for n in sorted(entries)) or "none yet"
+            raise InputError(
+                self.path,
+                f"no offset stored for wearer '{wearer}' (known wearers: {known})",
+                hint=f"measure one: gazeqwen-edge calibrate offset --wearer {wearer} --address HOST (or --source SPEC)",
+            )
+        return entries[wearer]
 
     def names(self) -> list[str]:
         return sorted(self.load())
@@ -240,12 +269,12 @@ class OffsetStore:
 def resolve_offset(
     source: Source | None = None, wearer: str | None = None, store: OffsetStore | None = None
 ) -> tuple[tuple[float, float], str]:
-    """The offset to ADD to a source's raw gaze and where it came from: our stored offset for `wearer` if there is
-    one, else what the source recorded (`Source.gaze_offset`, e.g. info.json), else none."""
-    if wearer:
-        w = (store or OffsetStore()).get(wearer)
-        if w is not None:
-            return w.offset, f"stored for wearer '{wearer}'"
+    """The offset to ADD to a source's raw gaze and where it came from: our stored offset for `wearer` when one is
+    named (InputError naming the known wearers when it has none: never another wearer's or the source's offset in
+    its place), else what the source recorded (`Source.gaze_offset`, e.g. info.json), else none."""
+    if wearer is not None:
+        w = (store or OffsetStore()).require(wearer)
+        return w.offset, f"stored for wearer '{wearer}'"
     if source is not None:
         off = tuple(float(v) for v in source.gaze_offset)
         if off != (0.0, 0.0):
@@ -303,6 +332,8 @@ def parse_target(spec: str, scene_size: tuple[int, int] | None) -> tuple[float, 
         x, y = (float(v) for v in s.split(","))
     except ValueError:
         raise ConfigError(f"bad target '{spec}': expected 'center', 'X,Y' in scene px, or 'aruco[:ID]'") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ConfigError(f"bad target '{spec}': the scene px must be finite numbers")
     if scene_size is not None and not (0 <= x <= scene_size[0] and 0 <= y <= scene_size[1]):
         raise ConfigError(f"target ({x:g}, {y:g}) lies outside the {scene_size[0]}x{scene_size[1]} scene")
     return (x, y)
@@ -349,7 +380,12 @@ def calibrate_offset(
     `target`: scene px (x, y), an `ArucoTarget`, or a spec string for `parse_target` ("center", "X,Y", "aruco:ID")
     resolved once the scene size is known (a live source learns it from its first frame: records are held back up
     to `size_wait_s` of source time for that). `progress(fraction, n_fixations)` is called as data arrives.
-    `wall_timeout_s` (default: 3 x seconds + 10) bounds the wait on a live source that stops delivering."""
+    `wall_timeout_s` (default: 3 x seconds + 10) bounds the wait on a live source that stops delivering.
+    Raises InputError when the fixations agreeing on the offset cover less than `MIN_USABLE_FRACTION` of the
+    fixation time or less than `MIN_USABLE_FIXATION_S`, DeviceError when no gaze arrives, ConfigError for a bad
+    target or time."""
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ConfigError(f"the collection time must be a positive number of seconds, got {seconds}")
     aruco = target if isinstance(target, ArucoTarget) else None
     if isinstance(target, str) and target.strip().lower().startswith("aruco"):
         aruco = parse_target(target, None)
@@ -452,5 +488,16 @@ def calibrate_offset(
     used = [fixes[i] for i in keep]
     fxy = np.array([[f.x, f.y] for f in used])
     est = estimate_offset(fxy, tgt, det.camera, weights=[f.duration_ns for f in used])
+    agree_s = sum(f.duration_ns for f, ok in zip(used, est.inliers, strict=True) if ok) / 1e9
+    total_s = sum(f.duration_ns for f in fixes) / 1e9
+    if agree_s < MIN_USABLE_FRACTION * total_s or agree_s < MIN_USABLE_FIXATION_S:
+        raise InputError(
+            None,
+            f"only {est.n_used} of the {len(fixes)} fixations detected ({agree_s:.2f} s of {total_s:.2f} s in "
+            f"fixations) agree on an offset; at least half of the fixation time and {MIN_USABLE_FIXATION_S:g} s are "
+            "needed; nothing was stored",
+            hint="ask the wearer to keep looking at the target, check the target position, or collect longer "
+            "(--seconds)",
+        )
     dur = 0.0 if last_ts is None or first is None else (last_ts - first) / 1e9
     return CalibrationRun(est, used, tgt, n_samples, n_frames, len(marks), dur, point)

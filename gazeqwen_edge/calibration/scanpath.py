@@ -1,6 +1,10 @@
 """Scanpaths for the gaze resampler: rows [x, y, mid_t, dur] (x, y in [0, 1] of the frame the model sees, times in
 seconds from an origin), with a bounded history and "what was known at time t".
 
+`scanpath_rows` is the one conversion from fixations to rows; everything here goes through it.
+
+    rows = scanpath_rows(fixations, GazeMapper(None, FrameTransform.identity(w, h)), origin_ns=clip_start_ns)
+
     mapper = GazeMapper(camera, FrameTransform.identity(1600, 1200), offset=wearer_offset)  # the frames Qwen gets
     sp = OnlineScanpath(mapper, origin_ns=session_start_ns)
     for rec in source.records():
@@ -21,18 +25,44 @@ import numpy as np
 from gazeqwen_edge.calibration.camera import CameraModel, GazeMapper
 from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
 from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+from gazeqwen_edge.errors import InputError
+
+
+def scanpath_rows(fixations: Iterable[Fixation], mapper: GazeMapper, origin_ns: int) -> np.ndarray:
+    """Fixations -> the gaze resampler's scanpath: (N, 4) float32 rows [x, y, mid_t, dur], in the given order.
+
+    - x, y: the fixation's centre (raw device px, as `Fixation` records carry it: distorted scene px, wearer offset
+      not applied) through `mapper`: + the wearer offset, undistorted if the mapper says so, then its
+      `FrameTransform`, giving [0, 1] of the frame the model is fed (values outside [0, 1] lie outside that frame);
+    - mid_t: the fixation's midpoint, seconds after `origin_ns`; dur: its duration (end - start), seconds.
+    `origin_ns` must be on the fixations' clock (unix ns for device data); use the timestamp of the clip's first
+    frame, so that rows and the model's frame times (clip start + t * 2 / fps) share their zero. A fixation is active
+    at frame time t when mid_t - dur/2 <= t <= mid_t + dur/2 (REFERENCE.md section 1).
+    Raises InputError for a fixation that ends before it starts or has a non-finite centre (no device reports one).
+    """
+    fx = list(fixations)
+    if not fx:
+        return np.zeros((0, 4), np.float32)
+    start = np.array([f.start_ns for f in fx], dtype=np.int64)
+    end = np.array([f.end_ns for f in fx], dtype=np.int64)
+    xy = np.array([[f.x, f.y] for f in fx], dtype=np.float64)
+    bad = (end < start) | ~np.isfinite(xy).all(axis=1)
+    if bad.any():
+        f = fx[int(np.flatnonzero(bad)[0])]
+        raise InputError(None, f"a fixation no device reports: {f} (it ends before it starts or has no finite centre)")
+    uv = mapper.to_model(xy)
+    mid = ((start - origin_ns) + (end - start) / 2) / 1e9  # (int64 differences first: unix ns lose precision as float)
+    return np.column_stack([uv, mid, (end - start) / 1e9]).astype(np.float32)
 
 
 @dataclass(frozen=True)
 class KnownFixation:
     fixation: Fixation
     reported_ns: int  # when the detector emitted it (its end is known from then on)
-    u: float  # normalised model-frame coordinates
-    v: float
 
 
 class ScanpathBuilder:
-    """Keeps the recent fixations (bounded by count and age) and turns them into resampler rows."""
+    """Keeps the recent fixations (bounded by count and age) and turns them into resampler rows (`scanpath_rows`)."""
 
     def __init__(
         self,
@@ -56,8 +86,7 @@ class ScanpathBuilder:
         return list(self._fix)
 
     def add(self, fixation: Fixation, reported_ns: int | None = None) -> KnownFixation:
-        u, v = self.mapper.to_model((fixation.x, fixation.y))[0]
-        k = KnownFixation(fixation, fixation.end_ns if reported_ns is None else int(reported_ns), float(u), float(v))
+        k = KnownFixation(fixation, fixation.end_ns if reported_ns is None else int(reported_ns))
         self._fix.append(k)
         if self.max_age_ns is not None:
             self.prune(k.reported_ns - self.max_age_ns)
@@ -72,10 +101,6 @@ class ScanpathBuilder:
         while self._fix and self._fix[0].fixation.end_ns < before_ns:
             self._fix.popleft()
 
-    def _row(self, u: float, v: float, start_ns: int, end_ns: int) -> list[float]:
-        mid = ((start_ns + end_ns) / 2 - self.origin_ns) / 1e9
-        return [u, v, mid, (end_ns - start_ns) / 1e9]
-
     def rows(
         self,
         t_ns: int | None = None,
@@ -85,27 +110,26 @@ class ScanpathBuilder:
     ) -> np.ndarray:
         """Rows [x, y, mid_t, dur] (float32, (N, 4)) of what was known at `t_ns` (default: everything): fixations
         reported by then, plus the fixation in progress at `t_ns` (`ongoing` when given - the detector's present
-        view -, otherwise reconstructed from a later-reported fixation as start .. t - latency). `since_ns` drops
-        fixations that ended before it (e.g. the start of the clip)."""
-        out: list[list[float]] = []
+        view -, otherwise reconstructed from a later-reported fixation as start .. t - latency, if longer than
+        `min_ongoing_ns`). `since_ns` drops fixations that ended before it (e.g. the start of the clip)."""
+        known: list[Fixation] = []
         last_end = None
         for k in self._fix:
             f = k.fixation
             if since_ns is not None and f.end_ns < since_ns:
                 continue
             if t_ns is None or k.reported_ns <= t_ns:
-                out.append(self._row(k.u, k.v, f.start_ns, f.end_ns))
+                known.append(f)
                 last_end = f.end_ns
             elif ongoing is None and f.start_ns <= t_ns:
                 end = min(f.end_ns, t_ns - self.latency_ns)
-                if end - f.start_ns >= max(min_ongoing_ns, 1):
-                    out.append(self._row(k.u, k.v, f.start_ns, end))
+                if end - f.start_ns > min_ongoing_ns:
+                    known.append(Fixation(f.start_ns, end, f.x, f.y, f.source))
         if ongoing is not None and (t_ns is None or ongoing.start_ns <= t_ns):
-            u, v = self.mapper.to_model((ongoing.x, ongoing.y))[0]
             end = ongoing.end_ns if t_ns is None else min(ongoing.end_ns, t_ns)
             if last_end is None or ongoing.start_ns > last_end:
-                out.append(self._row(float(u), float(v), ongoing.start_ns, end))
-        return np.asarray(out, dtype=np.float32).reshape(-1, 4)
+                known.append(Fixation(ongoing.start_ns, end, ongoing.x, ongoing.y, ongoing.source))
+        return scanpath_rows(known, self.mapper, self.origin_ns)
 
 
 class OnlineScanpath:
@@ -122,8 +146,7 @@ class OnlineScanpath:
         # without intrinsics: a nominal camera of the gaze's own frame size (speeds in degrees need one)
         camera = mapper.camera or CameraModel.pinhole(mapper.transform.src_width, mapper.transform.src_height)
         self.detector = OnlineFixationDetector(camera, params)
-        p = self.detector.params
-        latency = int(self.detector.latency_samples * 1e9 / p.sampling_hz)
+        latency = self.detector.classification_delay_ns
         self.builder = ScanpathBuilder(mapper, origin_ns, max_fixations, max_age_s, latency_ns=latency)
         self.now_ns: int | None = None
 
@@ -145,5 +168,5 @@ class OnlineScanpath:
         present = t_ns is None or (self.now_ns is not None and t_ns >= self.now_ns)
         ongoing = self.detector.ongoing() if present else None
         return self.builder.rows(
-            None if t_ns is None else t_ns, since_ns, ongoing=ongoing, min_ongoing_ns=self.detector._min_ns
+            None if t_ns is None else t_ns, since_ns, ongoing=ongoing, min_ongoing_ns=self.detector.min_duration_ns
         )

@@ -6,7 +6,8 @@ drift, measurement noise) with occasional glances elsewhere, all shifted by a co
 gaze estimation error that calibration must find: the offset to ADD is therefore -offset_px).
 
 Registered with `open_source` as `calibration-target[:key=value;...]`, keys: seed, seconds, offset (dx,dy px),
-target (center | aruco), size (WxH), e.g. `calibration-target:offset=12,-8;target=aruco`.
+target (center | aruco), size (WxH), glance (the share of fixations spent looking elsewhere, 0..1),
+e.g. `calibration-target:offset=12,-8;target=aruco`.
 """
 
 from __future__ import annotations
@@ -46,8 +47,23 @@ class TargetScene(Source):
     ):
         if target not in ("center", "aruco"):
             raise ConfigError(f"target must be 'center' or 'aruco', not {target!r}")
-        if duration_s <= 0 or width < 64 or height < 64 or fps <= 0 or gaze_hz <= 0:
-            raise ConfigError("TargetScene needs duration_s > 0, width/height >= 64, fps > 0, gaze_hz > 0")
+        numbers = (duration_s, fps, gaze_hz, glance_prob, noise_deg, *offset_px)
+        if not all(math.isfinite(float(v)) for v in numbers):
+            raise ConfigError(
+                f"TargetScene values must be finite numbers (got seconds {duration_s}, offset {offset_px})"
+            )
+        if not 0 <= glance_prob <= 1:
+            raise ConfigError(f"TargetScene glance share must be within 0..1, got {glance_prob}")
+        if (
+            not (0 < duration_s <= 3600)
+            or not (64 <= width <= 4096 and 64 <= height <= 4096)
+            or fps <= 0
+            or gaze_hz <= 0
+        ):
+            raise ConfigError(
+                "TargetScene needs 0 < duration_s <= 3600, width/height 64..4096 px, fps > 0, gaze_hz > 0 (got "
+                f"{duration_s} s, {width}x{height}, {fps} fps, {gaze_hz} Hz)"
+            )
         self.seed, self.duration_s = int(seed), float(duration_s)
         self.width, self.height, self.fps, self.gaze_hz = int(width), int(height), float(fps), float(gaze_hz)
         self.offset_px = (float(offset_px[0]), float(offset_px[1]))
@@ -166,7 +182,7 @@ class TargetScene(Source):
 
 
 def parse_target_scene_spec(spec: str, **kw) -> TargetScene:
-    """`calibration-target[:seed=0;seconds=6;offset=12,-8;target=aruco;size=640x480]`."""
+    """`calibration-target[:seed=0;seconds=6;offset=12,-8;target=aruco;size=640x480;glance=0.2]`."""
     rest = spec[len("calibration-target") :]
     args: dict = {}
     if rest.startswith(":"):
@@ -184,11 +200,15 @@ def parse_target_scene_spec(spec: str, **kw) -> TargetScene:
                     args["offset_px"] = (dx, dy)
                 elif k == "target":
                     args["target"] = v
+                elif k == "glance":
+                    args["glance_prob"] = float(v)
                 elif k == "size":
                     w, h = (int(s) for s in v.lower().split("x"))
                     args["width"], args["height"] = w, h
                 else:
-                    raise ConfigError(f"unknown calibration-target option '{k}' (seed, seconds, offset, target, size)")
+                    raise ConfigError(
+                        f"unknown calibration-target option '{k}' (seed, seconds, offset, target, size, glance)"
+                    )
             except ValueError:
                 raise ConfigError(f"bad value for calibration-target option '{k}': {v!r}") from None
     elif rest:

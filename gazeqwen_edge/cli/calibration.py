@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError
 
 calibrate_app = typer.Typer(
     help="Wearer offset calibration, camera intrinsics and fixation detection.", no_args_is_help=True
@@ -58,7 +58,9 @@ def offset(
     seconds: float = typer.Option(5.0, "--seconds", min=0.5, help="How long to collect gaze on the target."),
     store: Path = typer.Option(None, "--store", help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the result for the wearer."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not wait for Enter before collecting."),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Do not ask: start collecting at once and replace the wearer's stored offset."
+    ),
 ) -> None:
     """Estimate the wearer's constant gaze offset from a few seconds of looking at a target, show the residual
     error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
@@ -66,11 +68,17 @@ def offset(
 
     from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, check_wearer_name, parse_target
 
-    st = None
-    if save:  # a bad name or an unreadable store must not cost the wearer a calibration run
+    st = earlier = None
+    if save:  # a bad name, an unreadable store or a refusal to replace must not cost the wearer a calibration run
         check_wearer_name(wearer)
         st = OffsetStore(store)
-        st.load()
+        earlier = st.get(wearer)
+        if earlier is not None and not yes and not sys.stdin.isatty():
+            raise ConfigError(
+                f"wearer '{wearer}' already has a stored offset ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px from "
+                f"{earlier.updated or 'an earlier run'}; not replacing it without asking",
+                hint="pass -y/--yes to replace it, --no-save to only measure, or choose another --wearer name",
+            )
     aruco = target.strip().lower().startswith("aruco")
     src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
@@ -127,8 +135,18 @@ def offset(
         f"error to the target: {e.residual_before_deg:.2f} deg before, [bold]{e.residual_after_deg:.2f} deg[/] after"
         f" (RMS {e.residual_after_rms_deg:.2f} deg, {e.residual_after_px:.1f} px)"
     )
-    if e.n_used < 2:
-        console.print("[yellow]only one fixation was on the target: the residual says little; collect longer[/]")
+    if e.n_used > 1:
+        console.print(f"spread of the {e.n_used} fixations' own offsets around it: {e.spread_px:.1f} px RMS")
+    else:
+        console.print("one long fixation on the target: no spread between fixations to report")
+    if earlier is not None and not yes:
+        question = (
+            f"Replace the stored offset of wearer '{wearer}' ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px with "
+            f"({e.dx:+.1f}, {e.dy:+.1f}) px?"
+        )
+        if not typer.confirm(question, default=False):
+            console.print(f"kept the stored offset of wearer '{wearer}'")
+            return
     if st is not None:
         st.set(wearer, e.offset, e.residual_after_deg, e.n_used, source=source or f"{address}:{port}")
         console.print(f"saved for wearer '{wearer}' in {st.path}")
@@ -147,11 +165,7 @@ def show(
     st = OffsetStore(store)
     entries = st.load()
     if wearer is not None:
-        if wearer not in entries:
-            raise InputError(
-                st.path, f"no offset stored for wearer '{wearer}'", hint="run: gazeqwen-edge calibrate offset"
-            )
-        entries = {wearer: entries[wearer]}
+        entries = {wearer: st.require(wearer)}
     if not entries:
         console.print(f"no wearer offsets stored in {st.path}")
         return
@@ -187,8 +201,9 @@ def camera(
     console.print(f"[bold]{origin}[/]" + (" (CRC ok)" if "crc" in intr.extra else ""))
     if intr.extra.get("serial"):
         console.print(f"module serial {intr.extra['serial']}, version {intr.extra.get('version')}")
+    assumed = " (not in the file: assumed from the principal point)" if intr.extra.get("size_assumed") else ""
     console.print(
-        f"size {cam.width}x{cam.height}  fx {K[0, 0]:.2f}  fy {K[1, 1]:.2f}  cx {K[0, 2]:.2f}  cy {K[1, 2]:.2f}"
+        f"size {cam.width}x{cam.height}{assumed}  fx {K[0, 0]:.2f}  fy {K[1, 1]:.2f}  cx {K[0, 2]:.2f}  cy {K[1, 2]:.2f}"
     )
     console.print("distortion " + np.array2string(cam.D, precision=5, separator=", "))
     hf, vf = cam.field_of_view_deg()
@@ -214,11 +229,11 @@ def fixations(
 
     src = open_source(source)
     try:
+        off, origin = resolve_offset(src, wearer)  # an unknown wearer fails before the detector runs
         run = detect_on_source(src, OnlineFixationDetector(camera_for(src)))
     finally:
         src.close()
     ours = run.fixations
-    off, origin = resolve_offset(src, wearer)
     frames = f" and {run.n_frames} scene frames" if run.n_frames else ""
     console.print(f"{run.n_gaze} gaze samples{frames} -> {len(ours)} fixations (ours), centres in raw gaze px")
     console.print(f"wearer offset to add for display/model: ({off[0]:+.1f}, {off[1]:+.1f}) px ({origin})")

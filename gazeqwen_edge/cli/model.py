@@ -72,7 +72,7 @@ def demo(
     import numpy as np
     import torch
 
-    from gazeqwen_edge.calibration import FrameTransform, GazeMapper, ScanpathBuilder
+    from gazeqwen_edge.calibration import FrameTransform, GazeMapper, scanpath_rows
     from gazeqwen_edge.device.records import Fixation, SceneFrame
     from gazeqwen_edge.device.synthetic import SyntheticScene
     from gazeqwen_edge.model.gazeqwen import Video
@@ -88,9 +88,8 @@ def demo(
         video = Video(np.stack([f.rgb for f in frames]), fps=scene.fps)
         width, height = scene.scene_size
         # the runtime's path: fixations -> [x, y, mid_t, dur] rows normalised to the frames Qwen is given
-        rows = ScanpathBuilder(GazeMapper(None, FrameTransform.identity(width, height)), origin_ns=scene.start_ns)
-        rows.extend(fixations)
-        scanpath = rows.rows()
+        mapper = GazeMapper(None, FrameTransform.identity(width, height))
+        scanpath = scanpath_rows(fixations, mapper, origin_ns=frames[0].ts_ns)
     with timer.stage("build tiny models"):
         gq = build_tiny_gazeqwen(seed=seed, gaze_encoding=gaze_encoding, perturb=0.05, timer=timer)
     torch.manual_seed(seed)
