@@ -119,7 +119,7 @@ def main() -> int:
             f"streamed vs full prefill, {args.seconds:g} s of video: max |logit difference| {check(gq, args.seconds):.2e}"
         )
         return 0
-    reps = 2 if args.quick else 5
+    reps = 7 if args.quick else 21
     diff = check(gq, 12.0 if args.quick else 30.0)
     s5, f5 = ttft(gq, 5.0, reps)
     s60, f60 = ttft(gq, 60.0, reps)
