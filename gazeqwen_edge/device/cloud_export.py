@@ -17,7 +17,6 @@ download to choose instead.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -49,7 +48,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, SourceWarning, gap_notices, invalid_notice, time_order
+from gazeqwen_edge.device.source import RecordedSource, gap_notices, invalid_notice, time_order, warn_about
 from gazeqwen_edge.errors import InputError
 
 TS = "timestamp [ns]"
@@ -104,16 +103,16 @@ TIMESERIES_HINT = (
 def enrichment_kind(path: Path, names: set[str]) -> str | None:
     """The enrichment a Pupil Cloud download folder holds (e.g. 'Marker Mapper'), 'enrichment' when it is one of
     unknown type, None when it does not look like an enrichment download."""
-    marks = [n for n in names if n in ENRICHMENT_FILES or n.startswith(ENRICHMENT_IMAGE_PREFIX)]
+    header = ""
     if "gaze.csv" in names:
         try:
             with open(path / "gaze.csv", encoding="utf-8-sig", errors="replace") as f:
                 header = f.readline().lower()
         except OSError:
             header = ""
-        if any(m in header for m in ENRICHMENT_GAZE_COLUMN_MARKS):
-            marks.append("gaze.csv")
-    if not marks:
+    mapped_gaze = any(m in header for m in ENRICHMENT_GAZE_COLUMN_MARKS)
+    files = [n for n in names if n in ENRICHMENT_FILES or n.startswith(ENRICHMENT_IMAGE_PREFIX)]
+    if not mapped_gaze and not files:
         return None
     if "enrichment_info.txt" in names:
         try:
@@ -122,9 +121,9 @@ def enrichment_kind(path: Path, names: set[str]) -> str | None:
                 return first[0].strip()[:60]
         except InputError:
             pass
-    if "surface_positions.csv" in names or "on surface" in " ".join(marks):
+    if "on surface" in header or "surface_positions.csv" in names:
         return "Marker Mapper"
-    if any(n.startswith(ENRICHMENT_IMAGE_PREFIX) for n in names):
+    if "in reference image" in header or any(n.startswith(ENRICHMENT_IMAGE_PREFIX) for n in names):
         return "Reference Image Mapper"
     return "enrichment"
 
@@ -171,7 +170,7 @@ class CloudExportSource(RecordedSource):
         self.info = read_json(self.path / "info.json") if "info.json" in self._names else {}
         self._notices: list[Notice] = []
         self._ra = None
-        self._warned_video = False
+        self._warned_video = self._noted_video = False
         self._gaze  # noqa: B018  read and check gaze now so a bad file fails at open
 
     # ------------------------------------------------------------------ files
@@ -318,17 +317,19 @@ class CloudExportSource(RecordedSource):
             return InputError(self.video_path, "has no video frames")
         return None
 
-    def _video_fallback(self) -> None:
-        """Tell once (SourceWarning + Notice) that the scene video is unreadable and gaze-only work goes on."""
-        if self._warned_video:
-            return
-        self._warned_video = True
+    def _video_fallback(self, warn: bool) -> None:
+        """Tell once that the scene video is unreadable and gaze-only work goes on: a Notice, and with `warn` (when
+        the gaze-only path takes the scene size without it) a SourceWarning."""
         p = self.scene_video_problem
         size = self._size_without_video()
         how = f"scene size {size[0]}x{size[1]} from the export's metadata" if size else "no scene size known"
-        msg = f"{p.message}; going on without it (gaze-only): {how}"
-        warnings.warn(msg + (f" ({p.hint})" if p.hint else ""), SourceWarning, stacklevel=3)
-        self._notices.append(Notice(self._first_ns_hint(), "video_unreadable", msg, "warning"))
+        msg = f"{p.problem}; going on without it (gaze-only): {how}"
+        if not self._noted_video:
+            self._noted_video = True
+            self._notices.append(Notice(self._first_ns_hint(), "video_unreadable", f"{p.path}: {msg}", "warning"))
+        if warn and not self._warned_video:
+            self._warned_video = True
+            warn_about(p.path, msg + (f" ({p.hint})" if p.hint else ""))
 
     @cached_property
     def frame_ts_ns(self) -> np.ndarray:
@@ -338,7 +339,7 @@ class CloudExportSource(RecordedSource):
         if self.video_path is None:
             return ts
         if self.scene_video_problem is not None:
-            self._video_fallback()
+            self._video_fallback(warn=False)
             return np.zeros(0, np.int64)
         n = self._video_info.n_frames
         if n != len(ts):
@@ -386,7 +387,7 @@ class CloudExportSource(RecordedSource):
         if self.video_path is None:
             return None
         if self.scene_video_problem is not None:
-            self._video_fallback()
+            self._video_fallback(warn=True)
             return self._size_without_video()
         return (self._video_info.width, self._video_info.height)
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import ast
 import re
-import warnings
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -61,13 +60,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import (
-    RecordedSource,
-    SourceWarning,
-    gap_notices,
-    invalid_notice,
-    time_order,
-)
+from gazeqwen_edge.device.source import RecordedSource, gap_notices, invalid_notice, time_order, warn_about
 from gazeqwen_edge.errors import InputError, require
 
 NEON_SCENE_SIZE = (1600, 1200)  # the Neon scene camera (REFERENCE.md section 4)
@@ -146,7 +139,7 @@ class NeonRecordingSource(RecordedSource):
         except (OSError, ValueError) as e:
             raise InputError(self.path, f"cannot be opened as a Neon recording ({e})") from e
         self._scene = None
-        self._warned_video = False
+        self._warned_video = self._noted_video = False
         self._closed = False
 
     # ------------------------------------------------------------------ validation (sizes only, no parsing)
@@ -411,18 +404,20 @@ class NeonRecordingSource(RecordedSource):
             return InputError(self._scene_parts[0], f"is not a readable video ({e.problem})")
         return None
 
-    def _video_fallback(self) -> None:
-        """Tell once (SourceWarning + Notice) that the scene video is unreadable and gaze-only work goes on."""
-        if self._warned_video:
-            return
-        self._warned_video = True
+    def _video_fallback(self, warn: bool) -> None:
+        """Tell once that the scene video is unreadable and gaze-only work goes on: a Notice, and with `warn` (when
+        the gaze-only path takes the scene size without it) a SourceWarning."""
         p = self.scene_video_problem
         msg = (
-            f"{p.message}; going on without it (gaze-only): scene size {NEON_SCENE_SIZE[0]}x{NEON_SCENE_SIZE[1]} "
+            f"{p.problem}; going on without it (gaze-only): scene size {NEON_SCENE_SIZE[0]}x{NEON_SCENE_SIZE[1]} "
             "(the Neon scene camera), intrinsics from calibration.bin"
         )
-        warnings.warn(msg + (f" ({p.hint})" if p.hint else ""), SourceWarning, stacklevel=3)
-        self._notices.append(Notice(self.start_ns, "video_unreadable", msg, "warning"))
+        if not self._noted_video:
+            self._noted_video = True
+            self._notices.append(Notice(self.start_ns, "video_unreadable", f"{p.path}: {msg}", "warning"))
+        if warn and not self._warned_video:
+            self._warned_video = True
+            warn_about(p.path, msg + (f" ({p.hint})" if p.hint else ""))
 
     @property
     def has_scene_video(self) -> bool:
@@ -430,7 +425,7 @@ class NeonRecordingSource(RecordedSource):
         if not self._scene_parts:
             return False
         if self.scene_video_problem is not None:
-            self._video_fallback()
+            self._video_fallback(warn=False)
             return False
         return True
 
@@ -446,6 +441,8 @@ class NeonRecordingSource(RecordedSource):
         """(width, height) px: the scene video's, else the Neon scene camera's (no video needed for gaze-only work)."""
         if self.has_scene_video and self._scene.width and self._scene.height:
             return (int(self._scene.width), int(self._scene.height))
+        if self._scene_parts:
+            self._video_fallback(warn=True)
         return NEON_SCENE_SIZE
 
     @cached_property

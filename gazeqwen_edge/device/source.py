@@ -18,9 +18,11 @@ Policies every recorded-source reader follows (so the same fault reads the same 
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from functools import cached_property
+from os import PathLike
 
 import numpy as np
 
@@ -35,6 +37,11 @@ GAP_MIN_NS = 1_000_000_000
 class SourceWarning(UserWarning):
     """A recoverable problem with a source that its consumer may not see as a Notice (e.g. a gaze-only analysis of a
     recording whose scene video is unreadable). Issued once per source and problem."""
+
+
+def warn_about(path: str | PathLike, message: str) -> None:
+    """Issue a `SourceWarning` about a file, shown as `<path>:0: SourceWarning: <message>` (no source line)."""
+    warnings.warn_explicit(message, SourceWarning, str(path), 0)
 
 
 def find_gaps(ts_ns: np.ndarray, min_gap_ns: int = GAP_MIN_NS) -> list[tuple[int, int]]:

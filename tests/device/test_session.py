@@ -28,6 +28,7 @@ from gazeqwen_edge.device import (
 from gazeqwen_edge.device._io import Mp4Writer
 from gazeqwen_edge.device.cloud_export import CloudExportSource
 from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
+from gazeqwen_edge.device.source import SourceWarning
 from gazeqwen_edge.errors import InputError
 
 
@@ -519,8 +520,9 @@ def test_cli_record_of_a_failing_source_leaves_no_session(tmp_path, capsys):
     old = tmp_path / "old"
     record_source(SyntheticScene(seed=2, duration_s=0.5, width=64, height=48), old)
     before = _snapshot(old)
-    assert main(["record", str(tmp_path / "export"), str(tmp_path / "out")]) == 2
-    assert main(["record", str(tmp_path / "export"), str(old), "--overwrite"]) == 2
+    with pytest.warns(SourceWarning, match="not a readable video"):  # the scene size is taken without the video
+        assert main(["record", str(tmp_path / "export"), str(tmp_path / "out")]) == 2
+        assert main(["record", str(tmp_path / "export"), str(old), "--overwrite"]) == 2
     err = capsys.readouterr().err
     assert "not a readable video" in err and "Traceback" not in err
     assert not (tmp_path / "out").exists() and _snapshot(old) == before
