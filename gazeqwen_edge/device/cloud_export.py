@@ -311,6 +311,7 @@ class CloudExportSource(RecordedSource):
             return None
         try:
             info = self._video_info
+            self.world_ts_ns  # noqa: B018  (a frame time file that cannot be used is a problem of the video)
         except InputError as e:
             return e
         if info.n_frames == 0 and len(self.world_ts_ns):
@@ -321,8 +322,11 @@ class CloudExportSource(RecordedSource):
         """Tell once that the scene video is unreadable and gaze-only work goes on: a Notice, and with `warn` (when
         the gaze-only path takes the scene size without it) a SourceWarning."""
         p = self.scene_video_problem
-        size = self._size_without_video()
-        how = f"scene size {size[0]}x{size[1]} from the export's metadata" if size else "no scene size known"
+        try:
+            size, where = (self._video_info.width, self._video_info.height), "the video's header"
+        except InputError:
+            size, where = self._size_without_video(), "the export's metadata"
+        how = f"scene size {size[0]}x{size[1]} from {where}" if size else "no scene size known"
         msg = f"{p.problem}; going on without it (gaze-only): {how}"
         if not self._noted_video:
             self._noted_video = True
@@ -335,12 +339,12 @@ class CloudExportSource(RecordedSource):
     def frame_ts_ns(self) -> np.ndarray:
         """Timestamps of the frames that can be delivered (world_timestamps.csv matched with the video; none when the
         video is unreadable)."""
-        ts = self.world_ts_ns
         if self.video_path is None:
-            return ts
+            return self.world_ts_ns
         if self.scene_video_problem is not None:
             self._video_fallback(warn=False)
             return np.zeros(0, np.int64)
+        ts = self.world_ts_ns
         n = self._video_info.n_frames
         if n != len(ts):
             if not self.tolerant and abs(n - len(ts)) > 1:
@@ -388,7 +392,10 @@ class CloudExportSource(RecordedSource):
             return None
         if self.scene_video_problem is not None:
             self._video_fallback(warn=True)
-            return self._size_without_video()
+            try:  # a readable video whose frame times are unusable still knows its size
+                return (self._video_info.width, self._video_info.height)
+            except InputError:
+                return self._size_without_video()
         return (self._video_info.width, self._video_info.height)
 
     @cached_property

@@ -42,6 +42,7 @@ import numpy as np
 from gazeqwen_edge.device._io import (
     LFS_HINT,
     check_not_lfs_pointer,
+    check_sorted,
     info_gaze_offset,
     is_lfs_pointer,
     quiet_libav,
@@ -232,14 +233,6 @@ class NeonRecordingSource(RecordedSource):
             if pairs:
                 self._check_pairs(pairs, self._itemsize(stream))
                 self._pairs[stream] = pairs
-        mp4s = self._parts(SCENE_BASENAME, ".mp4")
-        for k, mp4 in enumerate(mp4s):
-            time = mp4.with_suffix(".time")
-            if not time.exists():
-                raise InputError(time, f"is missing (the frame timestamps of {mp4.name})")
-            check_not_lfs_pointer(time, "recorded data")
-            if time.stat().st_size % 8 and k < len(mp4s) - 1:
-                raise InputError(time, "is truncated: not a whole number of 8-byte timestamps")
         if "event.txt" in names and "event.time" in names:
             ev, evt = self.path / "event.txt", self.path / "event.time"
             self._pairs["events"] = [(ev, evt)]
@@ -391,6 +384,13 @@ class NeonRecordingSource(RecordedSource):
     def scene_video_problem(self) -> InputError | None:
         """Why the scene video cannot be read (None when it can, or when there is none)."""
         for mp4 in self._scene_parts:
+            time = mp4.with_suffix(".time")
+            if not time.exists():
+                return InputError(time, f"is missing (the frame timestamps of {mp4.name})")
+            if is_lfs_pointer(time):
+                return InputError(time, "is a Git LFS pointer, not the recorded data itself", hint=LFS_HINT)
+            if time.stat().st_size % 8:
+                return InputError(time, "is truncated: not a whole number of 8-byte timestamps (cut short)")
             if mp4.stat().st_size == 0:
                 return InputError(mp4, "video file is empty (0 bytes)")
             if is_lfs_pointer(mp4):
@@ -402,6 +402,10 @@ class NeonRecordingSource(RecordedSource):
                 return InputError(self._scene_parts[0], "has no video frames")
         except InputError as e:
             return InputError(self._scene_parts[0], f"is not a readable video ({e.problem})")
+        try:  # frames are decoded in file order: times that go backwards cannot be re-sorted (source.py)
+            check_sorted(self._scene_parts[0].with_suffix(".time"), np.asarray(self._scene.data["time"]), "frame times")
+        except InputError as e:
+            return e
         return None
 
     def _video_fallback(self, warn: bool) -> None:

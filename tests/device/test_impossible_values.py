@@ -153,3 +153,39 @@ def test_cut_last_gaze_line_is_told(tmp_path):
     g.write_text("".join(g.read_text().splitlines(keepends=True)[:-1]))  # a whole line lost after closing
     notes = _notices(SessionSource(tmp_path / "c"), "truncated")
     assert len(notes) == 1 and "gaze.csv holds 9 rows but session.json counted 10" in notes[0].message
+
+
+def test_backwards_frame_times_refuse_frames_but_not_gaze_only_work(neon_recording_dir, tmp_path):
+    """Frame times cannot be re-sorted (frames are decoded in file order): asking for frames is an InputError,
+    gaze-only work goes on with a warning (source.py policy). Before: Neon frames were delivered with times out of
+    order; a Cloud export could not be opened for gaze at all."""
+    import os
+
+    from gazeqwen_edge.device._io import Mp4Writer
+    from gazeqwen_edge.device.source import SourceWarning
+
+    d = tmp_path / "rec"
+    d.mkdir()
+    for p in neon_recording_dir.iterdir():
+        if p.name != "Neon Scene Camera v1 ps1.time":
+            os.symlink(p, d / p.name)
+    ts = np.fromfile(neon_recording_dir / "Neon Scene Camera v1 ps1.time", "<i8")
+    ts[[50, 51]] = ts[[51, 50]]
+    ts.tofile(d / "Neon Scene Camera v1 ps1.time")
+    w = Mp4Writer(d / "Neon Scene Camera v1 ps1.mp4", 32, 24, 30)
+    for _ in range(len(ts)):
+        w.write(np.zeros((24, 32, 3), np.uint8))
+    w.close()
+    _write_cloud_export(tmp_path / "export")
+    wt = tmp_path / "export" / "world_timestamps.csv"
+    rows = wt.read_text().splitlines(keepends=True)
+    rows[3], rows[4] = rows[4], rows[3]
+    wt.write_text("".join(rows))
+    for path, name in ((d, "Neon Scene Camera v1 ps1.time"), (tmp_path / "export", "world_timestamps.csv")):
+        with open_source(path) as s:
+            with pytest.raises(InputError, match="go backwards") as e:
+                list(s.records({SceneFrame}))
+            assert e.value.path.endswith(name)
+            with pytest.warns(SourceWarning, match="go backwards"):
+                assert s.scene_size is not None
+            assert len(list(s.records({GazeSample}))) > 0 and not s.has_scene_video
