@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.device._io import INT, Mp4Writer, checked_gaze_offset, read_csv_columns, read_json
+from gazeqwen_edge.device._io import INT, Mp4Writer, checked_gaze_offset, read_json
 from gazeqwen_edge.device.cloud_export import (
     BLINK_COLUMNS,
     EVENT_COLUMNS,
@@ -78,6 +78,9 @@ WRITE_BUFFER_BYTES = 1 << 20
 
 def _f(x: float) -> str:
     return repr(float(x))
+
+
+_WAV_HEADER_BYTES = 44  # RIFF + fmt (16-byte PCM) + data chunk headers, as _WavAppender writes them
 
 
 class _WavAppender:
@@ -684,36 +687,47 @@ class SessionSource(CloudExportSource):
 
     @cached_property
     def timings(self) -> list[tuple[int, str, float]]:
+        """(unix ns, stage, duration ms) of every logged stage timing (a cut last line is dropped with a Notice)."""
         if not (self.path / "timings.csv").exists():
             return []
-        c = read_csv_columns(
-            self.path / "timings.csv", {"timestamp [ns]": INT, "stage": "str", "duration [ms]": "float"}, None, True
-        )
+        c = self._csv("timings.csv", {"timestamp [ns]": INT, "stage": "str", "duration [ms]": "float"})
         return [
             (int(t), str(s), float(d))
             for t, s, d in zip(c["timestamp [ns]"], c["stage"], c["duration [ms]"], strict=True)
         ]
 
+    @cached_property
+    def _audio_index(self) -> dict[str, np.ndarray]:
+        """audio_timestamps.csv, cut to the chunks whose samples audio.wav holds (a Notice says when some are not)."""
+        c = self._csv(
+            "audio_timestamps.csv", {"timestamp [ns]": INT, "first sample": INT, "samples": INT, "sample rate": INT}
+        )
+        n_pcm = max(0, (self.path / "audio.wav").stat().st_size - _WAV_HEADER_BYTES) // 2
+        inside = (c["first sample"] + c["samples"] <= n_pcm) & (c["first sample"] >= 0) & (c["samples"] >= 0)
+        k = len(inside) if inside.all() else int(np.argmin(inside))
+        if k < len(inside):
+            self._notices.append(
+                Notice(
+                    int(c["timestamp [ns]"][k]),
+                    "truncated",
+                    f"audio.wav holds {n_pcm} samples: the last {len(inside) - k} of {len(inside)} audio chunks listed "
+                    "in audio_timestamps.csv are not in it (its writer was stopped)",
+                    "info" if not self.closed else "warning",
+                )
+            )
+        return {name: v[:k] for name, v in c.items()}
+
     def _extra_streams(self, wanted) -> list[Iterator[Record]]:
         if wanted(AudioChunk) and (self.path / "audio.wav").exists() and (self.path / "audio_timestamps.csv").exists():
+            self._audio_index  # noqa: B018  read now: what it tells goes into this call's notices
             return [self._audio_records()]
         return []
 
     def _audio_records(self) -> Iterator[AudioChunk]:
-        c = read_csv_columns(
-            self.path / "audio_timestamps.csv",
-            {"timestamp [ns]": INT, "first sample": INT, "samples": INT, "sample rate": INT},
-            None,
-            True,
-        )
-        raw = (self.path / "audio.wav").read_bytes()[44:]
+        c = self._audio_index
+        raw = (self.path / "audio.wav").read_bytes()[_WAV_HEADER_BYTES:]
         pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
         for t, first, n, rate in zip(
             c["timestamp [ns]"], c["first sample"], c["samples"], c["sample rate"], strict=True
         ):
-            if first + n > len(pcm):
-                break  # the writer was killed before these samples reached the file
             yield AudioChunk(int(t), pcm[first : first + n].astype(np.float32) / 32767, int(rate))
-
-    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
-        return super().records(kinds)

@@ -114,12 +114,13 @@ def test_header_only_gaze_csv_is_told(tmp_path, capsys):
 
 
 def _killed_session(d: Path, cut_last_line: bool = False) -> Recorder:
-    """A session whose writer stopped without closing (as after SIGKILL): a scene frame first (its manifest and
-    info.json were last written then), then 5.8 s of gaze, flushed."""
+    """A session whose writer stopped without closing (as after SIGKILL): its first gaze sample, then the first scene
+    frame (its manifest and info.json were last written then: a 0 s span), then 5.8 s of gaze, flushed."""
     rec = Recorder(d, scene_size=(32, 24))
-    rec.write(SceneFrame(T0, np.zeros((24, 32, 3), np.uint8), 0))
     for k in range(1161):  # 5.8 s at 200 Hz
         rec.write(GazeSample(T0 + k * 5_000_000, 10.0 + k, 20.0))
+        if k == 0:
+            rec.write(SceneFrame(T0, np.zeros((24, 32, 3), np.uint8), 0))
     rec.flush()
     rec._stop.set()  # the flush thread ends as the process would have; the session stays "recording"
     rec._flusher.join()
@@ -189,3 +190,27 @@ def test_backwards_frame_times_refuse_frames_but_not_gaze_only_work(neon_recordi
             with pytest.warns(SourceWarning, match="go backwards"):
                 assert s.scene_size is not None
             assert len(list(s.records({GazeSample}))) > 0 and not s.has_scene_video
+
+
+def test_audio_chunks_missing_from_the_wav_are_told(tmp_path):
+    """Chunks listed in audio_timestamps.csv whose samples audio.wav does not hold were dropped without a word."""
+    from gazeqwen_edge.device import AudioChunk
+
+    with Recorder(tmp_path / "s") as r:
+        for k in range(10):
+            r.write(AudioChunk(T0 + k * 100_000_000, np.zeros(800, np.float32), 8000))
+    wav = tmp_path / "s" / "audio.wav"
+    wav.write_bytes(wav.read_bytes()[: 44 + 2 * 800 * 7 + 10])  # 7 whole chunks and a bit
+    s = SessionSource(tmp_path / "s")
+    assert len(list(s.records({AudioChunk}))) == 7
+    notes = [n for n in s.records({Notice, AudioChunk}) if isinstance(n, Notice) and n.kind == "truncated"]
+    assert len(notes) == 1 and "the last 3 of 10 audio chunks" in notes[0].message
+
+
+def test_neon_recording_without_gaze_samples_is_told(neon_recording_dir, tmp_path):
+    d = _neon_copy(neon_recording_dir, tmp_path)
+    for n in ("gaze_200hz.raw", "gaze_200hz.time", "worn_200hz.raw"):
+        (d / n).write_bytes(b"")
+    with open_source(d) as s:
+        assert len(s.gaze_arrays()[0]) == 0
+        assert [n.message for n in _notices(s, "no_gaze")] == ["gaze_200hz.raw: no gaze samples"]
