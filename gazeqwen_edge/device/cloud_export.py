@@ -48,7 +48,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices, invalid_notice, time_order, warn_about
+from gazeqwen_edge.device.source import RecordedSource, gap_notices, warn_about
 from gazeqwen_edge.errors import InputError
 
 TS = "timestamp [ns]"
@@ -208,29 +208,6 @@ class CloudExportSource(RecordedSource):
         self._gaze_rows = len(ts)
         return self._checked_gaze(ts, x, y, worn, "gaze.csv", self._first_ns_hint(), self.reorder_level)
 
-    def _checked_events(self, start, end, x, y, where: str, what: str) -> np.ndarray:
-        """Indices of the usable rows of a fixation/blink file (finite position, end >= start), in order of their
-        end (delivery) time; what was dropped or re-sorted is told by a Notice (source.py policies)."""
-        ok = end >= start
-        if x is not None:
-            ok &= np.isfinite(x) & np.isfinite(y)
-        if not ok.all():
-            self._notices.append(
-                invalid_notice(
-                    end[~ok][0],
-                    where,
-                    int((~ok).sum()),
-                    len(ok),
-                    f"{what} are impossible (NaN position or an end before the start)",
-                )
-            )
-        keep = np.nonzero(ok)[0]
-        order, note = time_order(end[keep], where, self.reorder_level)
-        if order is not None:
-            self._notices.append(note)
-            keep = keep[order]
-        return keep
-
     @cached_property
     def fixations(self) -> list[Fixation]:
         if "fixations.csv" not in self._names:
@@ -249,7 +226,7 @@ class CloudExportSource(RecordedSource):
         src = c.get("source")
         s, e = c["start timestamp [ns]"], c["end timestamp [ns]"]
         x, y = c["fixation x [px]"] - dx, c["fixation y [px]"] - dy
-        keep = self._checked_events(s, e, x, y, "fixations.csv", "fixations")
+        keep = self._checked_intervals(s, e, x, y, "fixations.csv", "fixations", self.reorder_level)
         return [
             Fixation(
                 int(s[i]), int(e[i]), float(x[i]), float(y[i]), str(src[i]) if src is not None and src[i] else "device"
@@ -263,7 +240,10 @@ class CloudExportSource(RecordedSource):
             return []
         c = self._csv("blinks.csv", {"start timestamp [ns]": INT, "end timestamp [ns]": INT})
         s, e = c["start timestamp [ns]"], c["end timestamp [ns]"]
-        return [Blink(int(s[i]), int(e[i])) for i in self._checked_events(s, e, None, None, "blinks.csv", "blinks")]
+        return [
+            Blink(int(s[i]), int(e[i]))
+            for i in self._checked_intervals(s, e, None, None, "blinks.csv", "blinks", self.reorder_level)
+        ]
 
     @cached_property
     def events(self) -> list[Record]:

@@ -61,7 +61,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices, invalid_notice, time_order, warn_about
+from gazeqwen_edge.device.source import RecordedSource, gap_notices, warn_about
 from gazeqwen_edge.errors import InputError, require
 
 NEON_SCENE_SIZE = (1600, 1200)  # the Neon scene camera (REFERENCE.md section 4)
@@ -316,30 +316,6 @@ class NeonRecordingSource(RecordedSource):
         where = self._pairs["gaze"][0][0].name + (" ..." if len(self._pairs["gaze"]) > 1 else "")
         return self._checked_gaze(ts, x, y, worn, where, at_ns=self.start_ns)
 
-    def _checked_events(self, start, end, x, y, where: str, what: str):
-        """Fixation/blink arrays (start, end ns; x, y px or None) after the time-order and invalid-value policies,
-        in order of their end (delivery) time."""
-        start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
-        ok = end >= start
-        if x is not None:
-            ok &= np.isfinite(x) & np.isfinite(y)
-        if not ok.all():
-            self._notices.append(
-                invalid_notice(
-                    end[~ok][0],
-                    where,
-                    int((~ok).sum()),
-                    len(ok),
-                    f"{what} are impossible (NaN position or an end before the start)",
-                )
-            )
-        keep = np.nonzero(ok)[0]
-        order, note = time_order(end[keep], where)
-        if order is not None:
-            keep = keep[order]
-            self._notices.append(note)
-        return keep
-
     @cached_property
     def fixations(self) -> list[Fixation]:
         """The device's fixations (event type 1 of `fixations ps*.raw`), means in raw gaze px (module docstring)."""
@@ -353,7 +329,7 @@ class NeonRecordingSource(RecordedSource):
             dx, dy = self.gaze_offset
             x, y = x - dx, y - dy  # stored in the offset-corrected space of the gaze
         s, e = np.asarray(d["start_timestamp_ns"], np.int64), np.asarray(d["end_timestamp_ns"], np.int64)
-        keep = self._checked_events(s, e, x, y, "fixations ps*.raw", "fixations")
+        keep = self._checked_intervals(s, e, x, y, "fixations ps*.raw", "fixations")
         return [Fixation(int(s[i]), int(e[i]), float(x[i]), float(y[i]), "device") for i in keep]
 
     @cached_property
@@ -362,7 +338,7 @@ class NeonRecordingSource(RecordedSource):
         if d is None:
             return []
         s, e = np.asarray(d["start_timestamp_ns"], np.int64), np.asarray(d["end_timestamp_ns"], np.int64)
-        keep = self._checked_events(s, e, None, None, "blinks ps*.raw", "blinks")
+        keep = self._checked_intervals(s, e, None, None, "blinks ps*.raw", "blinks")
         return [Blink(int(s[i]), int(e[i])) for i in keep]
 
     @cached_property

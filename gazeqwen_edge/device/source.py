@@ -178,6 +178,24 @@ class RecordedSource(Source):
             self._notices.append(Notice(int(at_ns or 0), "no_gaze", f"{where}: no gaze samples", "warning"))
         return ts, x, y, worn
 
+    def _checked_intervals(self, start, end, x, y, where: str, what: str, reorder_level: str = "warning") -> np.ndarray:
+        """Indices of the usable fixations/blinks read from `where` (start, end int64 ns; mean x, y px, or None for
+        blinks), in order of their end (delivery) time: rows with a NaN position or an end before the start are
+        dropped and times that go backwards re-sorted, each told by a Notice (the module's policies)."""
+        start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
+        ok = end >= start
+        if x is not None:
+            ok &= np.isfinite(x) & np.isfinite(y)
+        if not ok.all():
+            why = f"{what} are impossible (NaN position or an end before the start)"
+            self._notices.append(invalid_notice(end[~ok][0], where, int((~ok).sum()), len(ok), why))
+        keep = np.nonzero(ok)[0]
+        order, note = time_order(end[keep], where, reorder_level)
+        if order is not None:
+            self._notices.append(note)
+            keep = keep[order]
+        return keep
+
     def _gaze_records(self) -> Iterator[GazeSample]:
         ts, x, y, worn = self._gaze
         for t, a, b, w in zip(ts.tolist(), x.tolist(), y.tolist(), worn.tolist(), strict=True):
