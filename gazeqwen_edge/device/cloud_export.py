@@ -48,7 +48,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices, warn_about
+from gazeqwen_edge.device.source import RecordedSource, gap_notices
 from gazeqwen_edge.errors import InputError
 
 TS = "timestamp [ns]"
@@ -170,7 +170,6 @@ class CloudExportSource(RecordedSource):
         self.info = read_json(self.path / "info.json") if "info.json" in self._names else {}
         self._notices: list[Notice] = []
         self._ra = None
-        self._warned_video = self._noted_video = False
         self._gaze  # noqa: B018  read and check gaze now so a bad file fails at open
 
     # ------------------------------------------------------------------ files
@@ -299,21 +298,12 @@ class CloudExportSource(RecordedSource):
         return None
 
     def _video_fallback(self, warn: bool) -> None:
-        """Tell once that the scene video is unreadable and gaze-only work goes on: a Notice, and with `warn` (when
-        the gaze-only path takes the scene size without it) a SourceWarning."""
-        p = self.scene_video_problem
         try:
             size, where = (self._video_info.width, self._video_info.height), "the video's header"
         except InputError:
             size, where = self._size_without_video(), "the export's metadata"
         how = f"scene size {size[0]}x{size[1]} from {where}" if size else "no scene size known"
-        msg = f"{p.problem}; going on without it (gaze-only): {how}"
-        if not self._noted_video:
-            self._noted_video = True
-            self._notices.append(Notice(self._first_ns_hint(), "video_unreadable", f"{p.path}: {msg}", "warning"))
-        if warn and not self._warned_video:
-            self._warned_video = True
-            warn_about(p.path, msg + (f" ({p.hint})" if p.hint else ""))
+        self._tell_video_unreadable(self.scene_video_problem, how, self._first_ns_hint(), warn)
 
     @cached_property
     def frame_ts_ns(self) -> np.ndarray:

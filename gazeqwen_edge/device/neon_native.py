@@ -61,7 +61,7 @@ from gazeqwen_edge.device.records import (
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices, warn_about
+from gazeqwen_edge.device.source import RecordedSource, gap_notices
 from gazeqwen_edge.errors import InputError, require
 
 NEON_SCENE_SIZE = (1600, 1200)  # the Neon scene camera (REFERENCE.md section 4)
@@ -140,7 +140,6 @@ class NeonRecordingSource(RecordedSource):
         except (OSError, ValueError) as e:
             raise InputError(self.path, f"cannot be opened as a Neon recording ({e})") from e
         self._scene = None
-        self._warned_video = self._noted_video = False
         self._closed = False
 
     # ------------------------------------------------------------------ validation (sizes only, no parsing)
@@ -385,19 +384,9 @@ class NeonRecordingSource(RecordedSource):
         return None
 
     def _video_fallback(self, warn: bool) -> None:
-        """Tell once that the scene video is unreadable and gaze-only work goes on: a Notice, and with `warn` (when
-        the gaze-only path takes the scene size without it) a SourceWarning."""
-        p = self.scene_video_problem
-        msg = (
-            f"{p.problem}; going on without it (gaze-only): scene size {NEON_SCENE_SIZE[0]}x{NEON_SCENE_SIZE[1]} "
-            "(the Neon scene camera), intrinsics from calibration.bin"
-        )
-        if not self._noted_video:
-            self._noted_video = True
-            self._notices.append(Notice(self.start_ns, "video_unreadable", f"{p.path}: {msg}", "warning"))
-        if warn and not self._warned_video:
-            self._warned_video = True
-            warn_about(p.path, msg + (f" ({p.hint})" if p.hint else ""))
+        w, h = NEON_SCENE_SIZE
+        how = f"scene size {w}x{h} (the Neon scene camera), intrinsics from calibration.bin"
+        self._tell_video_unreadable(self.scene_video_problem, how, self.start_ns, warn)
 
     @property
     def has_scene_video(self) -> bool:

@@ -147,6 +147,7 @@ class RecordedSource(Source):
 
     _gaze: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     _notices: list[Notice]
+    _told_video: set[str]  # "notice" / "warning" once told that the scene video is unreadable
 
     def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts_ns, x, y) of the gaze without the wearer offset."""
@@ -177,6 +178,19 @@ class RecordedSource(Source):
         if not len(ts):
             self._notices.append(Notice(int(at_ns or 0), "no_gaze", f"{where}: no gaze samples", "warning"))
         return ts, x, y, worn
+
+    def _tell_video_unreadable(self, problem, going_on: str, at_ns: int, warn: bool) -> None:
+        """Tell once that the scene video is unreadable (`problem`, an InputError) and gaze-only work goes on (how:
+        `going_on`): a Notice("video_unreadable"), and with `warn` (the gaze-only path took the scene size without
+        the video, where no Notice may be read) one SourceWarning carrying the problem's hint."""
+        msg = f"{problem.problem}; going on without it (gaze-only): {going_on}"
+        told = self.__dict__.setdefault("_told_video", set())
+        if "notice" not in told:
+            told.add("notice")
+            self._notices.append(Notice(int(at_ns), "video_unreadable", f"{problem.path}: {msg}", "warning"))
+        if warn and "warning" not in told:
+            told.add("warning")
+            warn_about(problem.path, msg + (f" ({problem.hint})" if problem.hint else ""))
 
     def _checked_intervals(self, start, end, x, y, where: str, what: str, reorder_level: str = "warning") -> np.ndarray:
         """Indices of the usable fixations/blinks read from `where` (start, end int64 ns; mean x, y px, or None for
