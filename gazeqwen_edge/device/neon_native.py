@@ -376,7 +376,11 @@ class NeonRecordingSource(RecordedSource):
             if not len(self._scene):
                 return InputError(self._scene_parts[0], "has no video frames")
         except InputError as e:
-            return InputError(self._scene_parts[0], f"is not a readable video ({e.problem})")
+            root = e  # the library's SensorError wraps PyAV's error: name that one, without its repeated path
+            while root.__cause__ is not None:
+                root = root.__cause__
+            why = getattr(root, "strerror", None) or str(root)
+            return InputError(self._scene_parts[0], f"is not a readable video ({why})")
         try:  # frames are decoded in file order: times that go backwards cannot be re-sorted (source.py)
             check_sorted(self._scene_parts[0].with_suffix(".time"), np.asarray(self._scene.data["time"]), "frame times")
         except InputError as e:

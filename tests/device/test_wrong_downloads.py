@@ -56,6 +56,16 @@ def test_lfs_pointer_video_is_named_with_the_fix_and_no_libav_line(neon_recordin
         f"error: {d / 'Neon Scene Camera v1 ps1.mp4'}: is a Git LFS pointer, not the video itself"
     ]
     assert "git lfs pull" in r.stderr and "moov atom" not in r.stderr and "Traceback" not in r.stderr
+    # any other unreadable mp4: libav's own complaint stays off the terminal too (pupil-labs-video switches it on)
+    (d / "Neon Scene Camera v1 ps1.mp4").unlink()
+    (d / "Neon Scene Camera v1 ps1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    r = _cli("inspect", str(d), "--decode")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert (
+        r.stderr.startswith("error: ")
+        and "is not a readable video" in r.stderr
+        and "moov atom not found\n" not in r.stderr
+    )
     # a StreamGaze item's video (the video is what the item is)
     sg = tmp_path / "sg"
     sg.mkdir()
