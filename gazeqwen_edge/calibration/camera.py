@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import zlib
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
@@ -20,31 +19,15 @@ from typing import Any
 
 import numpy as np
 
+from gazeqwen_edge.device import calibration_bin
 from gazeqwen_edge.device.records import CameraIntrinsics
 from gazeqwen_edge.errors import ConfigError, InputError
 
 NEON_SCENE_SIZE = (1600, 1200)  # (width, height) of the Neon scene camera
 MAX_IMAGE_SIDE_PX = 8192  # larger than any head-mounted scene camera; a bigger "size" is a broken file
 
-# calibration.bin as written by the Neon Companion app (REFERENCE.md section 4): little-endian, packed, 803 bytes.
-CALIBRATION_BIN_DTYPE = np.dtype(
-    [
-        ("version", "u1"),
-        ("serial", "S6"),
-        ("scene_camera_matrix", "<f8", (3, 3)),
-        ("scene_distortion_coefficients", "<f8", (8,)),
-        ("scene_extrinsics_affine_matrix", "<f8", (4, 4)),
-        ("right_camera_matrix", "<f8", (3, 3)),
-        ("right_distortion_coefficients", "<f8", (8,)),
-        ("right_extrinsics_affine_matrix", "<f8", (4, 4)),
-        ("left_camera_matrix", "<f8", (3, 3)),
-        ("left_distortion_coefficients", "<f8", (8,)),
-        ("left_extrinsics_affine_matrix", "<f8", (4, 4)),
-        ("crc", "<u4"),
-    ]
-)
-CALIBRATION_BIN_SIZE = CALIBRATION_BIN_DTYPE.itemsize  # 803
-assert CALIBRATION_BIN_SIZE == 803
+# calibration.bin's format (layout, size, CRC32) is owned by the device layer (device/calibration_bin.py)
+CALIBRATION_BIN_SIZE = calibration_bin.CALIBRATION_BIN_SIZE  # 803
 
 
 def _check_camera(path: str | PathLike | None, K: np.ndarray, D: np.ndarray, what: str) -> None:
@@ -61,26 +44,12 @@ def parse_calibration_bin(data: bytes, path: str | PathLike | None = None, size:
 
     `extra` carries `serial`, `version`, `crc`, `scene_extrinsics` (4x4) and the eye cameras' matrices.
     """
-    if len(data) != CALIBRATION_BIN_SIZE:
-        raise InputError(
-            path,
-            f"calibration.bin must be {CALIBRATION_BIN_SIZE} bytes, this one has {len(data)} (truncated or not a Neon"
-            " calibration file)",
-        )
-    rec = np.frombuffer(data, dtype=CALIBRATION_BIN_DTYPE, count=1)[0]
-    crc = zlib.crc32(data[: CALIBRATION_BIN_SIZE - 4]) & 0xFFFFFFFF
-    if crc != int(rec["crc"]):
-        raise InputError(
-            path,
-            f"calibration.bin is corrupted: CRC32 of its first {CALIBRATION_BIN_SIZE - 4} bytes is {crc:#010x}, the"
-            f" file says {int(rec['crc']):#010x}",
-            hint="copy calibration.bin again from the recording or fetch it from the device",
-        )
+    rec = calibration_bin.parse_calibration_record(data, path)  # size and CRC32 checked there
     K = np.array(rec["scene_camera_matrix"], dtype=np.float64)
     D = np.array(rec["scene_distortion_coefficients"], dtype=np.float64)
     _check_camera(path, K, D, "calibration.bin scene camera")
     extra = {
-        "serial": bytes(rec["serial"]).split(b"\0")[0].decode("ascii", "replace"),
+        "serial": calibration_bin.serial_text(rec),
         "version": int(rec["version"]),
         "crc": int(rec["crc"]),
         "scene_extrinsics": np.array(rec["scene_extrinsics_affine_matrix"], dtype=np.float64),

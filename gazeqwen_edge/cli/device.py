@@ -124,6 +124,9 @@ def record(
                         progress.update(task, completed=(r.ts_ns - t0) / 1e9)
             except KeyboardInterrupt:
                 interrupted = True
+            except BaseException as e:
+                rec.abort(e)  # nothing recorded: nothing left (an overwritten session intact); else marked failed
+                raise
             finally:
                 rec.close()
     c = rec.counts
@@ -155,7 +158,7 @@ def inspect(
         live = src.end_ns is None and not hasattr(src, "gaze_arrays")
         s = summarize(src, decode_frames=decode, max_seconds=seconds if live else None)
     if as_json:
-        console.print_json(json.dumps(s))
+        console.print_json(json.dumps(s, allow_nan=False))  # strict JSON: NaN / inf are not JSON
         return
     console.print(f"[bold]{source}[/]: {s['kind']}", highlight=False)
     if s["duration_s"] is not None:

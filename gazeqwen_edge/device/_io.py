@@ -1,6 +1,9 @@
 """File helpers shared by the readers and the recorder: strict CSV columns, JSON, mp4 probing/decoding/encoding.
 
-Every problem with a user's file becomes one `InputError(path, problem)`; nothing else escapes for bad data.
+Every problem with a user's file becomes one `InputError(path, problem)`; nothing else escapes for bad data. A file
+that is a Git LFS pointer (what a clone without `git lfs` leaves in place of a large file) is named as such, with
+the command that fetches the real content. libav never prints to the terminal: its messages are switched off
+(`quiet_libav`) and the error that matters is raised as an InputError instead.
 """
 
 from __future__ import annotations
@@ -8,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +22,47 @@ from gazeqwen_edge.errors import InputError
 
 INT, FLOAT, BOOL, STR = "int", "float", "bool", "str"
 
+# git-lfs pointer files (https://github.com/git-lfs/git-lfs/blob/main/docs/spec.md): UTF-8 text starting with this
+# line, and by the spec smaller than 1024 bytes
+LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+LFS_POINTER_MAX_BYTES = 1024
+LFS_HINT = (
+    "the repository was cloned without its Git LFS objects: run 'git lfs pull' in it (or 'git lfs fetch' then "
+    "'git lfs checkout'), or download the file itself"
+)
+# The largest wearer offset we accept, px: the width of the Neon scene camera (REFERENCE.md section 4). An offset this
+# large would move every gaze sample out of the image; the Companion app's offsets are tens of px.
+MAX_GAZE_OFFSET_PX = 1600.0
+
+
+def is_lfs_pointer(path: Path) -> bool:
+    """True when `path` is a small text file starting with the git-lfs pointer line (not the file's real content)."""
+    try:
+        if path.stat().st_size >= LFS_POINTER_MAX_BYTES:
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(LFS_POINTER_PREFIX)) == LFS_POINTER_PREFIX
+    except OSError:
+        return False
+
+
+def check_not_lfs_pointer(path: Path, what: str = "file") -> None:
+    """Raise InputError naming `path` as a Git LFS pointer (with the fix) when it is one."""
+    if is_lfs_pointer(Path(path)):
+        raise InputError(path, f"is a Git LFS pointer, not the {what} itself", hint=LFS_HINT)
+
+
+def quiet_libav() -> None:
+    """Switch libav's own logging off. PyAV leaves it off by default, but pupil-labs-video turns it on (VERBOSE) when
+    imported, after which libav lines such as "moov atom not found" reach stderr through Python's logging. The
+    errors that matter reach us as exceptions and become one InputError."""
+    import av.logging
+
+    av.logging.set_level(None)
+
 
 def read_text(path: Path) -> str:
+    check_not_lfs_pointer(path)
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -87,13 +130,14 @@ def read_csv_columns(
     optional: dict[str, str] | None = None,
     tolerate_partial_tail: bool = False,
     allow_empty: set[str] | frozenset[str] = frozenset(),
+    on_dropped_tail: Callable[[int, str], None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Read named columns of a CSV with a header line.
 
     `required` / `optional`: column name -> INT | FLOAT | BOOL | STR. A missing required column, a row with the wrong
     number of fields or a value that does not parse raises InputError naming the file, line and column.
     `tolerate_partial_tail`: drop a last line that is incomplete (no newline at the end / too few fields), as left by a
-    process killed while writing.
+    process killed while writing; `on_dropped_tail(line_number, text)` is then told which line was dropped.
     """
     optional = optional or {}
     text = read_text(path)
@@ -113,6 +157,8 @@ def read_csv_columns(
         )
     body = [r for r in rows[1:] if r]  # blank lines are harmless
     if tolerate_partial_tail and body and (not complete or len(body[-1]) != len(header)):
+        if on_dropped_tail is not None:
+            on_dropped_tail(len(rows), ",".join(body[-1]))
         body = body[:-1]
     for i, r in enumerate(body):
         if len(r) != len(header):
@@ -127,16 +173,38 @@ def read_csv_columns(
     return out
 
 
-def info_gaze_offset(info: dict, path: Path) -> tuple[float, float]:
-    """The wearer offset (px) from an info.json dict (Neon native recordings, Cloud exports, our sessions)."""
-    off = info.get("gaze_offset") or [0.0, 0.0]
+def _is_number(v) -> bool:
+    return isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool)
+
+
+def checked_gaze_offset(off, path: Path, key: str = "gaze_offset") -> tuple[float, float]:
+    """A wearer offset (dx, dy) px read from a file, checked: a pair of finite numbers no larger than
+    `MAX_GAZE_OFFSET_PX` (NaN or 1e308 cannot come from a device and would turn every gaze sample into nonsense)."""
     try:
-        return (float(off[0]), float(off[1]))
+        if isinstance(off, str | bytes) or len(off) != 2 or not all(_is_number(v) for v in off):
+            raise TypeError
+        dx, dy = float(off[0]), float(off[1])
     except (TypeError, ValueError, IndexError):
-        raise InputError(path, f"gaze_offset {off!r} is not a pair of numbers") from None
+        raise InputError(path, f"{key} {off!r} is not a pair of numbers") from None
+    if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > MAX_GAZE_OFFSET_PX:
+        raise InputError(
+            path,
+            f"{key} {[dx, dy]} is not a wearer offset a device can produce (finite, at most {MAX_GAZE_OFFSET_PX:g} px)",
+            hint="the file is damaged or was edited: restore it, or set the offset to [0, 0]",
+        )
+    return (dx, dy)
+
+
+def info_gaze_offset(info: dict, path: Path) -> tuple[float, float]:
+    """The wearer offset (px) from an info.json dict (Neon native recordings, Cloud exports, our sessions); (0, 0)
+    when absent. Checked with `checked_gaze_offset`."""
+    off = info.get("gaze_offset")
+    return (0.0, 0.0) if off is None else checked_gaze_offset(off, path)
 
 
 def check_sorted(path: Path, ts: np.ndarray, what: str = "timestamps") -> None:
+    """Refuse timestamps that go backwards where re-sorting would pair data with the wrong time (scene frames, decoded
+    in file order): see the time-order policy in source.py."""
     if len(ts) > 1 and np.any(np.diff(ts) < 0):
         k = int(np.argmax(np.diff(ts) < 0))
         raise InputError(path, f"{what} go backwards at row {k + 2} ({ts[k]} then {ts[k + 1]})")
@@ -144,43 +212,73 @@ def check_sorted(path: Path, ts: np.ndarray, what: str = "timestamps") -> None:
 
 # ---------------------------------------------------------------------------------------------------------- video
 class VideoInfo:
-    def __init__(self, n_frames: int, width: int, height: int, codec: str):
+    """What `probe_video` found: frame count (0 when not counted), size px, codec name, average frame rate (Hz, 0 if
+    the file does not say) and the presentation time of the last frame in s from the first (None when not counted)."""
+
+    def __init__(
+        self, n_frames: int, width: int, height: int, codec: str, fps: float = 0.0, last_frame_s: float | None = None
+    ):
         self.n_frames, self.width, self.height, self.codec = n_frames, width, height, codec
+        self.fps, self.last_frame_s = fps, last_frame_s
 
 
-def probe_video(path: Path, count: bool = True) -> VideoInfo:
-    """Open a video with PyAV and count its frames (by demuxing, no decoding). Empty/corrupt -> InputError."""
+def open_video(path: Path):
+    """Open a video container with PyAV (the caller closes it). A missing, empty or unreadable file, a Git LFS pointer
+    in place of the video, or a file without a video stream raises InputError; libav prints nothing."""
     import av
 
+    path = Path(path)
     if not path.exists():
         raise InputError(path, "video file is missing")
     if path.stat().st_size == 0:
         raise InputError(path, "video file is empty (0 bytes)")
+    check_not_lfs_pointer(path, "video")
+    quiet_libav()
     try:
-        with av.open(str(path)) as c:
-            if not c.streams.video:
-                raise InputError(path, "has no video stream")
-            vs = c.streams.video[0]
-            n = 0
-            if count:
-                for p in c.demux(vs):
-                    if p.size:
-                        n += 1
-            return VideoInfo(n, int(vs.width or 0), int(vs.height or 0), vs.codec_context.name)
-    except InputError:
-        raise
+        c = av.open(str(path))
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise InputError(path, f"is not a readable video ({e})") from None
+    if not c.streams.video:
+        c.close()
+        raise InputError(path, "has no video stream")
+    return c
+
+
+def probe_video(path: Path, count: bool = True) -> VideoInfo:
+    """Open a video with PyAV and (with `count`) count its frames and find its last frame's time by demuxing, no
+    decoding. Empty/corrupt/LFS pointer -> InputError."""
+    import av
+
+    c = open_video(path)
+    try:
+        vs = c.streams.video[0]
+        rate = vs.average_rate or vs.guessed_rate
+        n, last = 0, None
+        if count:
+            tb = float(vs.time_base) if vs.time_base else None
+            first_pts = vs.start_time or 0
+            max_pts = None
+            for p in c.demux(vs):
+                if p.size:
+                    n += 1
+                    if p.pts is not None:
+                        max_pts = p.pts if max_pts is None else max(max_pts, p.pts)
+            if max_pts is not None and tb:
+                last = (max_pts - first_pts) * tb
+            elif n and rate:
+                last = (n - 1) / float(rate)
+        return VideoInfo(n, int(vs.width or 0), int(vs.height or 0), vs.codec_context.name, float(rate or 0), last)
+    except (av.error.FFmpegError, OSError, ValueError) as e:
+        raise InputError(path, f"is not a readable video ({e})") from None
+    finally:
+        c.close()
 
 
 def iter_video_frames(path: Path, start_index: int = 0, max_frames: int | None = None) -> Iterator[np.ndarray]:
     """Decode RGB frames in order (frame index >= start_index). Decoding errors -> InputError."""
     import av
 
-    try:
-        c = av.open(str(path))
-    except (av.error.FFmpegError, OSError) as e:
-        raise InputError(path, f"is not a readable video ({e})") from None
+    c = open_video(path)
     try:
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
@@ -200,10 +298,15 @@ def iter_video_frames(path: Path, start_index: int = 0, max_frames: int | None =
         c.close()
 
 
+# Keyframe (and so fragment) interval of `Mp4Writer`, s: a killed writer's mp4 is readable up to its last complete
+# fragment, so at most this much video (plus the frame being encoded) is lost.
+MP4_FRAGMENT_S = 1.0
+
+
 class Mp4Writer:
-    """H.264 mp4 writer (PyAV). Fragmented mp4 (a fragment per keyframe, one per second at 30 fps), no encoder
+    """H.264 mp4 writer (PyAV). Fragmented mp4 (a fragment per keyframe, one every `MP4_FRAGMENT_S`), no encoder
     look-ahead (zerolatency) and packets flushed to the file as they are muxed, so the file stays readable up to
-    (about) its last frame if the process is killed."""
+    (about) its last fragment if the process is killed."""
 
     def __init__(self, path: Path, width: int, height: int, fps: float = 30.0, crf: int = 23, preset: str = "veryfast"):
         import av
@@ -216,7 +319,8 @@ class Mp4Writer:
         self._s = self._c.add_stream("libx264", rate=rate)
         self._s.width, self._s.height = width + (width % 2), height + (height % 2)
         self._s.pix_fmt = "yuv420p"
-        self._s.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "g": str(rate), "bf": "0"}
+        gop = max(1, int(round(rate * MP4_FRAGMENT_S)))
+        self._s.options = {"crf": str(crf), "preset": preset, "tune": "zerolatency", "g": str(gop), "bf": "0"}
         self.width, self.height = width, height
         self.n = 0
         self._closed = False
@@ -264,11 +368,12 @@ class RandomAccessVideo:
         import av
 
         self.path = path
+        self._c = open_video(path)
         try:
-            self._c = av.open(str(path))
             self._vs = self._c.streams.video[0]
             pts = sorted(p.pts for p in self._c.demux(self._vs) if p.size and p.pts is not None)
         except (av.error.FFmpegError, OSError, IndexError) as e:
+            self._c.close()
             raise InputError(path, f"is not a readable video ({e})") from None
         self.pts = pts
 

@@ -1,4 +1,5 @@
-"""A summary of any Source: kind, time span, streams with counts and rates, scene size, intrinsics, gaze offset."""
+"""A summary of any Source: kind, time span, streams with counts and rates, scene size, intrinsics, gaze offset,
+gaps (pauses), and the notices reading it gave. The summary holds only JSON values (no NaN / inf)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from gazeqwen_edge.device.records import AudioChunk, Blink, Event, Fixation, GazeSample, Notice, SceneFrame
-from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.source import Source, find_gaps
 
 STREAM_NAMES = {
     GazeSample: "gaze",
@@ -20,10 +21,27 @@ STREAM_NAMES = {
 }
 
 
+def recorded_rate(ts_ns: list[int] | np.ndarray, gaps: list[tuple[int, int]]) -> float | None:
+    """Samples per second of recorded time: (n - 1 - k) intervals over the stream's span minus the k intervals
+    that hold a gap (pause) of the recording, in Hz; None for fewer than two samples or no recorded time.
+    A 200 Hz stream paused twice for 19 s is 200 Hz, not the ~70 Hz of count / span."""
+    t = np.sort(np.asarray(ts_ns, dtype=np.int64))
+    if len(t) < 2:
+        return None
+    n_int, span = len(t) - 1, int(t[-1] - t[0])
+    for g0, g1 in gaps:
+        i = int(np.searchsorted(t, g1, side="left"))  # first sample at or after the gap's end
+        if 0 < i < len(t) and t[i - 1] <= g0:
+            n_int -= 1
+            span -= int(t[i] - t[i - 1])
+    return n_int / (span / 1e9) if n_int > 0 and span > 0 else None
+
+
 def summarize(source: Source, decode_frames: bool = False, max_seconds: float | None = None) -> dict:
     """Counts and rates per stream. Frames are counted from the source's frame timestamps when it has them
     (`frame_ts_ns`), so nothing is decoded unless `decode_frames` or the source offers no timestamps.
-    `max_seconds`: stop after this much recording time (for live sources, which never end)."""
+    `max_seconds`: stop after this much recording time (for live sources, which never end).
+    Rates are over recorded time (`recorded_rate`): the gaps are the source's (`gaps`), else found in the gaze."""
     times: dict[str, list[int]] = defaultdict(list)
     notices: list[str] = []
     audio_rate = None
@@ -51,19 +69,15 @@ def summarize(source: Source, decode_frames: bool = False, max_seconds: float | 
             audio_rate = r.sample_rate
         if isinstance(r, Notice):
             notices.append(f"{r.kind}: {r.message}")
+    gaps = getattr(source, "gaps", None)
+    if gaps is None or max_seconds is not None:
+        gaps = find_gaps(np.sort(np.asarray(times.get("gaze", []), dtype=np.int64)))
     streams = {}
     for name in STREAM_NAMES.values():
         t = times.get(name)
         if not t:
             continue
-        t0, t1 = min(t), max(t)
-        span = (t1 - t0) / 1e9
-        streams[name] = {
-            "count": len(t),
-            "first_ns": t0,
-            "last_ns": t1,
-            "rate_hz": (len(t) - 1) / span if span > 0 and len(t) > 1 else None,
-        }
+        streams[name] = {"count": len(t), "first_ns": min(t), "last_ns": max(t), "rate_hz": recorded_rate(t, gaps)}
     if audio_rate:
         streams["audio chunks"]["sample_rate"] = audio_rate
     k = source.intrinsics
@@ -88,5 +102,6 @@ def summarize(source: Source, decode_frames: bool = False, max_seconds: float | 
         },
         "sampled_s": max_seconds,
         "streams": streams,
+        "gaps": [{"start_ns": a, "end_ns": b, "duration_s": (b - a) / 1e9} for a, b in gaps],
         "notices": notices,
     }

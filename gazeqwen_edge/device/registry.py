@@ -113,8 +113,10 @@ def detect_kind(path: Path) -> str:
         return "neon"
     if "gaze.csv" in names and "world_timestamps.csv" in names:
         return "cloud"
-    if "gaze.csv" in names:
-        raise InputError(path / "world_timestamps.csv", "file is missing: not a complete Pupil Cloud export")
+    from gazeqwen_edge.device.cloud_export import enrichment_kind, not_an_export_error
+
+    if "gaze.csv" in names or enrichment_kind(path, names) is not None:
+        raise not_an_export_error(path, names)  # an enrichment download is named as such, with the download to pick
     if "info.json" in names:
         raise InputError(path, "has info.json but no *.raw sensor files: not a complete Neon native recording")
     if any(Path(n).suffix.lower() in VIDEO_SUFFIXES for n in names):

@@ -1,7 +1,8 @@
 """Our session format: what a session saw and said, in a directory that Pupil Cloud tools and our replay both read.
 
     OUT_DIR/
-      session.json            manifest, written first ("state": "recording") and rewritten at close ("closed")
+      session.json            manifest, written first ("state": "recording") and rewritten at close ("closed", or
+                              "failed" with the error when the recording was stopped by one)
       info.json               Cloud-style: recording_id, start_time, duration, gaze_offset (updated at close)
       gaze.csv                Cloud export layout (gaze WITH the wearer offset applied, as Cloud exports it)
       fixations.csv           Cloud layout + a `source` column (which detector)
@@ -14,14 +15,23 @@
       audio_timestamps.csv    timestamp [ns],first sample,samples,sample rate   (one row per AudioChunk)
       timings.csv             timestamp [ns],stage,duration [ms]
 
-CSV rows are flushed to the OS at least every `flush_interval_s` (default 0.5 s) by a background thread, so a killed
-process loses at most the last second. `SessionSource` reads a session back, also one whose writer was killed
-(partial last lines dropped, video shorter than its timestamps accepted). `CloudExportSource` reads the same directory.
+Files are written through large buffers (`WRITE_BUFFER_BYTES`) and pushed to the OS every `FLUSH_INTERVAL_S` by a
+background thread, so a killed process loses what it was handed in the last flush interval (and the scene video's
+last fragment, `MP4_FRAGMENT_S`), nothing earlier. Nothing is written until the first record arrives: a recording
+whose source fails at once leaves no session behind (and `overwrite` has destroyed nothing); one that fails later is
+marked "failed" in session.json, with what it had recorded kept. `overwrite` replaces only a session of ours
+(session.json with our format), never a directory the source is reading from.
+
+`SessionSource` reads a session back, also one whose writer was killed (partial last lines dropped with a Notice,
+video shorter than its timestamps accepted, time span taken from the data). `CloudExportSource` reads the same
+directory.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import struct
 import threading
 import time
@@ -32,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.device._io import INT, Mp4Writer, read_csv_columns, read_json
+from gazeqwen_edge.device._io import INT, Mp4Writer, checked_gaze_offset, read_json
 from gazeqwen_edge.device.cloud_export import (
     BLINK_COLUMNS,
     EVENT_COLUMNS,
@@ -53,14 +63,24 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import ConfigError, InputError
 
 FORMAT = "gazeqwen-edge session"
 FORMAT_VERSION = 1
+STATES = ("recording", "closed", "failed")
+# How often the recorder pushes its files to the OS, s: a killed recording loses at most what it was handed in the
+# last interval. 0.5 s keeps that to ~100 gaze samples at 200 Hz and costs 2 small writes per file per second.
+FLUSH_INTERVAL_S = 0.5
+# Write buffer of every file the recorder keeps open, bytes: large enough (about a minute of 200 Hz gaze rows) that
+# only the periodic flush decides when rows reach the OS, so a missing flush cannot hide behind a small buffer.
+WRITE_BUFFER_BYTES = 1 << 20
 
 
 def _f(x: float) -> str:
     return repr(float(x))
+
+
+_WAV_HEADER_BYTES = 44  # RIFF + fmt (16-byte PCM) + data chunk headers, as _WavAppender writes them
 
 
 class _WavAppender:
@@ -68,7 +88,7 @@ class _WavAppender:
 
     def __init__(self, path: Path, rate: int):
         self.path, self.rate = path, rate
-        self._f = open(path, "wb")  # noqa: SIM115
+        self._f = open(path, "wb", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
         self.n = 0
         self._f.write(self._header(0))
 
@@ -107,7 +127,13 @@ class Recorder:
     """Write records (any Record) to a session directory; see the module docstring for the layout.
 
     `write(record)` is cheap and thread-safe; `write_timing(stage, seconds)` logs a stage timing; `close()` flushes,
-    finishes the video and marks the session closed. Usable as a context manager.
+    finishes the video and marks the session closed; `abort(error)` ends a recording that an error stopped (nothing
+    is left when nothing was recorded, else the session is marked failed). As a context manager it closes, or aborts
+    when an exception other than KeyboardInterrupt (a user's stop) leaves the block.
+
+    Raises InputError at construction when `out_dir` cannot be used: a file, a non-empty directory without
+    `overwrite`, with `overwrite` a directory that is not a session of ours or that is one of `reading` (the paths the
+    source reads, compared after resolving symlinks) or holds one of them.
     """
 
     def __init__(
@@ -119,33 +145,21 @@ class Recorder:
         gaze_offset: tuple[float, float] = (0.0, 0.0),
         source: str = "",
         fps: float = 30.0,
-        flush_interval_s: float = 0.5,
+        flush_interval_s: float = FLUSH_INTERVAL_S,
         recording_id: str | None = None,
         overwrite: bool = False,
         metadata: dict | None = None,
         clock: Callable[[], int] = time.time_ns,
+        reading: Iterable[str | Path] = (),
     ):
         self.dir = Path(out_dir)
-        if self.dir.exists():
-            if not self.dir.is_dir():
-                raise InputError(self.dir, "exists and is not a directory")
-            existing = [p.name for p in self.dir.iterdir()]
-            if existing and not overwrite:
-                raise InputError(
-                    self.dir, "already exists and is not empty", hint="choose a new directory or pass overwrite"
-                )
-            for name in existing:
-                p = self.dir / name
-                if p.is_file() and name in _SESSION_FILES:
-                    p.unlink()
-        try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(self.dir, f"cannot be created ({e.strerror or e})") from e
+        self._replace = self._check_out_dir(overwrite, [Path(p) for p in reading if p is not None])
+        if not (math.isfinite(fps) and fps > 0) or not (math.isfinite(flush_interval_s) and flush_interval_s > 0):
+            raise ConfigError(f"fps and flush_interval_s must be positive numbers, got {fps}, {flush_interval_s}")
         self.recording_id = recording_id or str(uuid.uuid4())
         self.scene_size = scene_size
         self.intrinsics = intrinsics
-        self.gaze_offset = (float(gaze_offset[0]), float(gaze_offset[1]))
+        self.gaze_offset = checked_gaze_offset(gaze_offset, self.dir, "gaze_offset")
         self.fps = fps
         self.source = source
         self.metadata = dict(metadata or {})
@@ -161,7 +175,9 @@ class Recorder:
         }
         self.first_ns: int | None = None
         self.last_ns: int | None = None
+        self.error: str | None = None
         self._lock = threading.RLock()
+        self._started = False
         self._closed = False
         self._video: Mp4Writer | None = None
         self._wav: _WavAppender | None = None
@@ -169,8 +185,81 @@ class Recorder:
         self._fix_id = 0
         self._blink_id = 0
         self._created = time.time()
+        self._files: dict = {}
+        self._flush_interval = flush_interval_s
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    def _check_out_dir(self, overwrite: bool, reading: list[Path]) -> list[str]:
+        """Refuse an unusable `out_dir` (see the class docstring); return the names of an old session's files that
+        the first write will replace."""
+        d = self.dir
+        if not d.exists():
+            return []
+        if not d.is_dir():
+            raise InputError(d, "exists and is not a directory")
+        try:
+            existing = [p.name for p in d.iterdir()]
+        except OSError as e:
+            raise InputError(d, f"directory cannot be read ({e.strerror or e})") from e
+        if not existing:
+            return []
+        if not overwrite:
+            raise InputError(d, "already exists and is not empty", hint="choose a new directory or pass overwrite")
+        real = d.resolve()
+        for p in reading:
+            rp = p.resolve()
+            if rp == real or real in rp.parents:
+                raise InputError(
+                    d,
+                    f"is being read as the source ({p}): overwriting it would destroy what is being recorded",
+                    hint="write the session to another directory",
+                )
+        manifest = d / "session.json"
+        ours = False
+        if manifest.is_file():
+            try:
+                ours = read_json(manifest).get("format") == FORMAT
+            except InputError:
+                ours = False
+        if not ours:
+            raise InputError(
+                d,
+                "is not a session written by gazeqwen-edge (no session.json of ours): overwrite only replaces our "
+                "own sessions",
+                hint="choose a new directory; move or delete this one's contents yourself if you mean to",
+            )
+        return [n for n in existing if n in _SESSION_FILES and (d / n).is_file()]
+
+    @classmethod
+    def for_source(cls, out_dir: str | Path, source: Source, spec: str = "", **kw) -> Recorder:
+        """A Recorder that carries the source's scene size, intrinsics and gaze offset, stamps events and timings
+        logged without a time on the source's clock (a live Neon's `now_ns`: the phone's clock), and refuses to
+        overwrite the paths the source reads."""
+        if "clock" not in kw and callable(getattr(source, "now_ns", None)):
+            kw["clock"] = source.now_ns
+        reading = [getattr(source, a, None) for a in ("path", "video_path", "fixation_csv")]
+        return cls(
+            out_dir,
+            scene_size=source.scene_size,
+            intrinsics=source.intrinsics,
+            gaze_offset=source.gaze_offset,
+            source=spec or getattr(source, "name", ""),
+            reading=[p for p in reading if isinstance(p, str | os.PathLike)],
+            **kw,
+        )
+
+    # ------------------------------------------------------------------ files
+    def _start(self) -> None:
+        """Create the session on the first record: replace an old session's files, write the manifest, open files."""
+        for name in self._replace:
+            (self.dir / name).unlink(missing_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(self.dir, f"cannot be created ({e.strerror or e})") from e
+        self._started = True
         self._write_manifest("recording")
-        self._files = {}
         for name, cols in (
             ("gaze.csv", GAZE_COLUMNS),
             ("fixations.csv", FIXATION_COLUMNS + ["source"]),
@@ -179,35 +268,20 @@ class Recorder:
             ("world_timestamps.csv", WORLD_COLUMNS),
             ("timings.csv", ["timestamp [ns]", "stage", "duration [ms]"]),
         ):
-            f = open(self.dir / name, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            f = self._open(name)
             f.write(",".join(cols) + "\n")
             f.flush()
             self._files[name] = f
-        if intrinsics is not None:
-            self._write_scene_camera(intrinsics)
-        self._flush_interval = flush_interval_s
-        self._stop = threading.Event()
+        if self.intrinsics is not None:
+            self._write_scene_camera(self.intrinsics)
         self._flusher = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
         self._flusher.start()
 
-    @classmethod
-    def for_source(cls, out_dir: str | Path, source: Source, spec: str = "", **kw) -> Recorder:
-        """A Recorder that carries the source's scene size, intrinsics and gaze offset, and stamps events and
-        timings logged without a time on the source's clock (a live Neon's `now_ns`: the phone's clock)."""
-        if "clock" not in kw and callable(getattr(source, "now_ns", None)):
-            kw["clock"] = source.now_ns
-        return cls(
-            out_dir,
-            scene_size=source.scene_size,
-            intrinsics=source.intrinsics,
-            gaze_offset=source.gaze_offset,
-            source=spec or getattr(source, "name", ""),
-            **kw,
-        )
+    def _open(self, name: str):
+        return open(self.dir / name, "w", newline="", encoding="utf-8", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
 
-    # ------------------------------------------------------------------ files
     def _manifest(self, state: str) -> dict:
-        return {
+        m = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "state": state,
@@ -223,10 +297,17 @@ class Recorder:
             "gaze_csv_offset_applied": True,
             "metadata": self.metadata,
         }
+        if self.error is not None:
+            m["error"] = self.error
+        return m
 
     def _write_json(self, name: str, obj: dict) -> None:
         tmp = self.dir / (name + ".tmp")
-        tmp.write_text(json.dumps(obj, indent=2))
+        try:
+            text = json.dumps(obj, indent=2, allow_nan=False)  # strict JSON: NaN / inf are not JSON
+        except ValueError as e:
+            raise ConfigError(f"{name}: a value cannot be written as JSON ({e}); check the session metadata") from e
+        tmp.write_text(text)
         tmp.replace(self.dir / name)  # atomic: a reader never sees half a manifest
 
     def _write_manifest(self, state: str) -> None:
@@ -266,8 +347,9 @@ class Recorder:
             self.flush()
 
     def flush(self) -> None:
+        """Push everything written so far to the OS (the background thread does this every flush interval)."""
         with self._lock:
-            if self._closed:
+            if self._closed or not self._started:
                 return
             for f in self._files.values():
                 f.flush()
@@ -285,6 +367,8 @@ class Recorder:
         with self._lock:
             if self._closed:
                 raise RuntimeError("Recorder is closed")
+            if not self._started:
+                self._start()
             rid = self.recording_id
             dx, dy = self.gaze_offset
             if isinstance(r, GazeSample):
@@ -342,8 +426,9 @@ class Recorder:
     def _write_audio(self, r: AudioChunk) -> None:
         if self._wav is None:
             self._wav = _WavAppender(self.dir / "audio.wav", r.sample_rate)
-            self._audio_ts = open(self.dir / "audio_timestamps.csv", "w", newline="")  # noqa: SIM115
+            self._audio_ts = self._open("audio_timestamps.csv")
             self._audio_ts.write("timestamp [ns],first sample,samples,sample rate\n")
+            self._audio_ts.flush()  # the header is on disk at once, like every other file's
             self._files["audio_timestamps.csv"] = self._audio_ts
         if r.sample_rate != self._wav.rate:
             raise InputError(self.dir / "audio.wav", f"audio rate changed from {self._wav.rate} to {r.sample_rate} Hz")
@@ -364,29 +449,58 @@ class Recorder:
         with self._lock:
             if self._closed:
                 return
+            if not self._started:
+                self._start()
             t = self.clock() if ts_ns is None else int(ts_ns)
             self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
 
+    def _finish(self, state: str) -> None:
+        self._stop.set()
+        for f in self._files.values():
+            f.flush()
+            f.close()
+        if self._wav is not None:
+            self._wav.close()
+        if self._video is not None:
+            self._video.close()
+        self._closed = True
+        self._write_manifest(state)
+
     def close(self) -> None:
+        """Finish the session and mark it closed (an empty one is created if nothing was written). Idempotent."""
         with self._lock:
             if self._closed:
                 return
-            self._stop.set()
-            for f in self._files.values():
-                f.flush()
-                f.close()
-            if self._wav is not None:
-                self._wav.close()
-            if self._video is not None:
-                self._video.close()
-            self._closed = True
-            self._write_manifest("closed")
+            if not self._started:
+                self._start()
+            self._finish("closed")
+
+    def abort(self, error: BaseException | str) -> None:
+        """End a recording that `error` stopped: when nothing was recorded, leave nothing (an old session that
+        `overwrite` would have replaced stays as it was); else keep what was recorded and mark it "failed".
+        A no-op after close()."""
+        with self._lock:
+            if self._closed:
+                return
+            self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            if not self._started:
+                self._closed = True
+                return
+            self._finish("failed")
+
+    @property
+    def started(self) -> bool:
+        """True once the session directory has been written (at the first record)."""
+        return self._started
 
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc is None or isinstance(exc, KeyboardInterrupt):
+            self.close()
+        else:
+            self.abort(exc)
 
 
 _SESSION_FILES = {
@@ -422,9 +536,9 @@ def record_source(
     **kw,
 ) -> Recorder:
     """Copy a source's records into a new session directory (stopping after `duration_s` of recording time).
-    `progress(ts_ns)` is called now and then with the current recording time. Returns the closed Recorder."""
-    rec = Recorder.for_source(out_dir, source, spec=spec, **kw)
-    try:
+    `progress(ts_ns)` is called now and then with the current recording time. Returns the closed Recorder; when the
+    source raises, the recording is aborted (see `Recorder.abort`) and the error propagates."""
+    with Recorder.for_source(out_dir, source, spec=spec, **kw) as rec:
         t0 = None
         limit = None if duration_s is None else int(round(duration_s * 1e9))
         for i, r in enumerate(source.records(kinds)):
@@ -435,16 +549,20 @@ def record_source(
             rec.write(r)
             if progress is not None and i % 512 == 0:
                 progress(r.ts_ns)
-    finally:
-        rec.close()
     return rec
 
 
 class SessionSource(CloudExportSource):
-    """A session directory written by `Recorder` (also one whose writer was killed mid-way)."""
+    """A session directory written by `Recorder` (also one whose writer was killed mid-way, or that failed).
+
+    A session that was not closed gets a Notice ("incomplete", or "failed" with the recorded error) and takes its
+    time span from the data (its manifest was last written at the start); a closed one whose files hold fewer rows
+    than session.json counted gets a Notice ("truncated"). Late samples of a live recording (written in arrival
+    order) are re-sorted with an info-level Notice."""
 
     name = "session"
     tolerant = True
+    reorder_level = "info"  # a live source's late samples are recorded in arrival order: expected, not a fault
 
     def __init__(self, path: str | Path, **kw):
         p = Path(path)
@@ -453,7 +571,8 @@ class SessionSource(CloudExportSource):
             raise InputError(p / "session.json", f"is not a {FORMAT} manifest (format={self.manifest.get('format')!r})")
         self._check_manifest(p / "session.json")
         super().__init__(p, **kw)
-        if self.manifest.get("state") != "closed":
+        state = self.manifest.get("state")
+        if state == "recording":
             self._notices.append(
                 Notice(
                     self.start_ns or 0,
@@ -462,6 +581,18 @@ class SessionSource(CloudExportSource):
                     "warning",
                 )
             )
+        elif state == "failed":
+            self._notices.append(
+                Notice(
+                    self.start_ns or 0,
+                    "failed",
+                    f"this session's recording was stopped by an error ({self.manifest.get('error', 'unknown')}): "
+                    "it holds what was recorded until then",
+                    "warning",
+                )
+            )
+        else:
+            self._check_counts()
 
     def _check_manifest(self, path: Path) -> None:
         m = self.manifest
@@ -478,7 +609,8 @@ class SessionSource(CloudExportSource):
                 raise InputError(path, f"'{key}' must be a pair of numbers, found {v!r}")
             return tuple(kind(a) for a in v)
 
-        self._m_offset = pair("gaze_offset", float) or (0.0, 0.0)
+        off = m.get("gaze_offset")
+        self._m_offset = (0.0, 0.0) if off is None else checked_gaze_offset(off, path)
         size = pair("scene_size", int)
         if size is not None and (size[0] <= 0 or size[1] <= 0):
             raise InputError(path, f"'scene_size' must be positive, found {list(size)}")
@@ -487,8 +619,26 @@ class SessionSource(CloudExportSource):
             v = m.get(key)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool)):
                 raise InputError(path, f"'{key}' must be an integer (unix ns), found {v!r}")
-        if m.get("state") not in ("recording", "closed"):
-            raise InputError(path, f"'state' must be 'recording' or 'closed', found {m.get('state')!r}")
+        if m.get("state") not in STATES:
+            raise InputError(path, f"'state' must be one of {', '.join(STATES)}, found {m.get('state')!r}")
+
+    def _check_counts(self) -> None:
+        """A closed session's files must hold what session.json counted: say so when they hold less."""
+        counts = self.manifest.get("counts") or {}
+        for key, name, have in (("gaze", "gaze.csv", self._gaze_rows), ("frames", "world_timestamps.csv", None)):
+            want = counts.get(key)
+            if have is None:
+                have = len(self.world_ts_ns)
+            if isinstance(want, int) and have < want:
+                self._notices.append(
+                    Notice(
+                        self.start_ns or 0,
+                        "truncated",
+                        f"{name} holds {have} rows but session.json counted {want}: the file was cut or changed after "
+                        "the session was closed",
+                        "warning",
+                    )
+                )
 
     @property
     def closed(self) -> bool:
@@ -501,6 +651,9 @@ class SessionSource(CloudExportSource):
     @cached_property
     def scene_size(self) -> tuple[int, int] | None:
         return self._m_size or super().scene_size
+
+    def _video_loss_expected(self) -> bool:
+        return not self.closed  # a killed/failed writer may leave the video short or without a complete fragment
 
     @cached_property
     def _video_info(self):
@@ -521,46 +674,60 @@ class SessionSource(CloudExportSource):
 
     @property
     def start_ns(self) -> int | None:
+        """session.json's start when the session was closed, else the first time in the data."""
         v = self.manifest.get("start_ns")
-        return int(v) if v is not None else super().start_ns
+        return int(v) if v is not None and self.closed else self._data_span()[0]
 
     @property
     def end_ns(self) -> int | None:
+        """session.json's end when the session was closed, else the last time in the data (a killed session's
+        manifest and info.json were last written at its start)."""
         v = self.manifest.get("end_ns")
-        return int(v) if v is not None and self.closed else super().end_ns
+        return int(v) if v is not None and self.closed else self._data_span()[1]
 
     @cached_property
     def timings(self) -> list[tuple[int, str, float]]:
+        """(unix ns, stage, duration ms) of every logged stage timing (a cut last line is dropped with a Notice)."""
         if not (self.path / "timings.csv").exists():
             return []
-        c = read_csv_columns(
-            self.path / "timings.csv", {"timestamp [ns]": INT, "stage": "str", "duration [ms]": "float"}, None, True
-        )
+        c = self._csv("timings.csv", {"timestamp [ns]": INT, "stage": "str", "duration [ms]": "float"})
         return [
             (int(t), str(s), float(d))
             for t, s, d in zip(c["timestamp [ns]"], c["stage"], c["duration [ms]"], strict=True)
         ]
 
+    @cached_property
+    def _audio_index(self) -> dict[str, np.ndarray]:
+        """audio_timestamps.csv, cut to the chunks whose samples audio.wav holds (a Notice says when some are not)."""
+        c = self._csv(
+            "audio_timestamps.csv", {"timestamp [ns]": INT, "first sample": INT, "samples": INT, "sample rate": INT}
+        )
+        n_pcm = max(0, (self.path / "audio.wav").stat().st_size - _WAV_HEADER_BYTES) // 2
+        inside = (c["first sample"] + c["samples"] <= n_pcm) & (c["first sample"] >= 0) & (c["samples"] >= 0)
+        k = len(inside) if inside.all() else int(np.argmin(inside))
+        if k < len(inside):
+            self._notices.append(
+                Notice(
+                    int(c["timestamp [ns]"][k]),
+                    "truncated",
+                    f"audio.wav holds {n_pcm} samples: the last {len(inside) - k} of {len(inside)} audio chunks listed "
+                    "in audio_timestamps.csv are not in it (its writer was stopped)",
+                    "info" if not self.closed else "warning",
+                )
+            )
+        return {name: v[:k] for name, v in c.items()}
+
     def _extra_streams(self, wanted) -> list[Iterator[Record]]:
         if wanted(AudioChunk) and (self.path / "audio.wav").exists() and (self.path / "audio_timestamps.csv").exists():
+            self._audio_index  # noqa: B018  read now: what it tells goes into this call's notices
             return [self._audio_records()]
         return []
 
     def _audio_records(self) -> Iterator[AudioChunk]:
-        c = read_csv_columns(
-            self.path / "audio_timestamps.csv",
-            {"timestamp [ns]": INT, "first sample": INT, "samples": INT, "sample rate": INT},
-            None,
-            True,
-        )
-        raw = (self.path / "audio.wav").read_bytes()[44:]
+        c = self._audio_index
+        raw = (self.path / "audio.wav").read_bytes()[_WAV_HEADER_BYTES:]
         pcm = np.frombuffer(raw[: len(raw) // 2 * 2], dtype="<i2")
         for t, first, n, rate in zip(
             c["timestamp [ns]"], c["first sample"], c["samples"], c["sample rate"], strict=True
         ):
-            if first + n > len(pcm):
-                break  # the writer was killed before these samples reached the file
             yield AudioChunk(int(t), pcm[first : first + n].astype(np.float32) / 32767, int(rate))
-
-    def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
-        return super().records(kinds)

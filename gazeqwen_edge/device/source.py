@@ -1,13 +1,88 @@
-"""The one interface every source implements: replay readers, synthetic scenes, the live Neon."""
+"""The one interface every source implements: replay readers, synthetic scenes, the live Neon.
+
+Policies every recorded-source reader follows (so the same fault reads the same everywhere):
+
+- Time order. Records are delivered in non-decreasing `ts_ns`. A stream whose timestamps go backwards is re-sorted
+  (stable, so equal times keep their file order) and a `Notice(kind="reordered")` says how many samples were out of
+  order and by how much; nothing is dropped. Where re-sorting would pair data with the wrong time, the file is
+  refused with InputError instead: scene-frame timestamps (frames are decoded in file order) and the parts of a
+  multi-part Neon stream. Events are the one exception without a notice: the Companion app and our recorder append
+  events in arrival order, and an event sent with its own (earlier) time lands after later ones by design.
+- Values no device produces. Gaze samples or fixations with NaN / infinite coordinates are dropped with a
+  `Notice(kind="invalid")` giving their count; fixations and blinks that end before they start likewise. A file
+  whose every row is unusable, or a value that cannot be read at all, is an InputError.
+- Pauses. An interval of more than `GAP_MIN_NS` without gaze is a gap in the recording (a pause between the parts of
+  a Neon recording, a disconnect): `gaps` lists them, replay delivers a `Notice(kind="gap")` at the start of each,
+  and rates are computed over recorded time (see `inspect.summarize`).
+"""
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
+from functools import cached_property
+from os import PathLike
 
 import numpy as np
 
-from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, Record
+from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, Notice, Record
+
+# A pause: no gaze for more than 1 s. Neon gaze comes at 200 Hz (or at the realtime rate, >= 30 Hz, in the `gaze ps*`
+# files), so 1 s is >= 30 missing samples: not jitter, and short enough that a pause between recording parts (which
+# takes the wearer seconds on the phone) is always seen.
+GAP_MIN_NS = 1_000_000_000
+
+
+class SourceWarning(UserWarning):
+    """A recoverable problem with a source that its consumer may not see as a Notice (e.g. a gaze-only analysis of a
+    recording whose scene video is unreadable). Issued once per source and problem."""
+
+
+def warn_about(path: str | PathLike, message: str) -> None:
+    """Issue a `SourceWarning` about a file, shown as `<path>:0: SourceWarning: <message>` (no source line)."""
+    warnings.warn_explicit(message, SourceWarning, str(path), 0)
+
+
+def find_gaps(ts_ns: np.ndarray, min_gap_ns: int = GAP_MIN_NS) -> list[tuple[int, int]]:
+    """(last_ns before, first_ns after) of every interval longer than `min_gap_ns` in sorted times `ts_ns` (int64)."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if len(ts) < 2:
+        return []
+    k = np.nonzero(np.diff(ts) > min_gap_ns)[0]
+    return [(int(ts[i]), int(ts[i + 1])) for i in k]
+
+
+def gap_notices(gaps: list[tuple[int, int]], what: str = "gaze") -> list[Notice]:
+    """One `Notice(kind="gap")` per gap, stamped at the gap's start (the last sample before it)."""
+    return [
+        Notice(a, "gap", f"no {what} for {(b - a) / 1e9:.2f} s (recording paused or data lost); it resumes at {b} ns")
+        for a, b in gaps
+    ]
+
+
+def time_order(ts_ns: np.ndarray, where: str, level: str = "warning") -> tuple[np.ndarray | None, Notice | None]:
+    """The time-order policy (module docstring) for one stream: None, None when `ts_ns` never goes backwards, else
+    (a stable argsort putting it in time order, the Notice that says so). `where` names the file / stream."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if len(ts) < 2:
+        return None, None
+    back = np.diff(ts) < 0
+    if not back.any():
+        return None, None
+    order = np.argsort(ts, kind="stable")
+    worst = int(-np.diff(ts).min())
+    first = int(np.argmax(back)) + 1
+    msg = (
+        f"{where}: {int(back.sum())} timestamp(s) go backwards (first at sample {first}, at most "
+        f"{worst / 1e6:.3f} ms back): re-sorted into time order"
+    )
+    return order, Notice(int(ts.min()), "reordered", msg, level)
+
+
+def invalid_notice(ts_ns: int, where: str, n_bad: int, n_all: int, what: str) -> Notice:
+    """The Notice for `n_bad` of `n_all` rows dropped because their values cannot come from a device."""
+    return Notice(int(ts_ns), "invalid", f"{where}: {n_bad} of {n_all} {what}: dropped", "warning")
 
 
 class Source(ABC):
@@ -68,14 +143,72 @@ class Source(ABC):
 
 class RecordedSource(Source):
     """A recorded source that holds its gaze as arrays: subclasses provide `_gaze` = (ts_ns int64, x, y, worn), raw
-    gaze without the wearer offset, in time order."""
+    gaze without the wearer offset, in time order, and collect what they had to tell in `_notices`."""
 
     _gaze: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    _notices: list[Notice]
+    _told_video: set[str]  # "notice" / "warning" once told that the scene video is unreadable
 
     def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ts_ns, x, y) of the gaze without the wearer offset."""
         ts, x, y, _ = self._gaze
         return ts, x, y
+
+    @cached_property
+    def gaps(self) -> list[tuple[int, int]]:
+        """(last_ns before, first_ns after) of each interval of more than `GAP_MIN_NS` without gaze."""
+        return find_gaps(self._gaze[0])
+
+    def _checked_gaze(self, ts, x, y, worn, where: str, at_ns: int | None = None, reorder_level: str = "warning"):
+        """Apply the module's policies to a gaze stream read from `where`: re-sort backwards times (Notice), drop
+        samples with non-finite coordinates (Notice), say when there is no gaze at all (Notice at `at_ns`).
+        Arrays in, arrays out (ts int64, x, y float64, worn bool)."""
+        ts = np.asarray(ts, dtype=np.int64)
+        order, note = time_order(ts, where, reorder_level)
+        if order is not None:
+            ts, x, y, worn = ts[order], x[order], y[order], worn[order]
+            self._notices.append(note)
+        ok = np.isfinite(x) & np.isfinite(y)
+        if not ok.all():
+            bad = int((~ok).sum())
+            self._notices.append(
+                invalid_notice(ts[~ok][0], where, bad, len(ts), "gaze samples have NaN or infinite coordinates")
+            )
+            ts, x, y, worn = ts[ok], x[ok], y[ok], worn[ok]
+        if not len(ts):
+            self._notices.append(Notice(int(at_ns or 0), "no_gaze", f"{where}: no gaze samples", "warning"))
+        return ts, x, y, worn
+
+    def _tell_video_unreadable(self, problem, going_on: str, at_ns: int, warn: bool) -> None:
+        """Tell once that the scene video is unreadable (`problem`, an InputError) and gaze-only work goes on (how:
+        `going_on`): a Notice("video_unreadable"), and with `warn` (the gaze-only path took the scene size without
+        the video, where no Notice may be read) one SourceWarning carrying the problem's hint."""
+        msg = f"{problem.problem}; going on without it (gaze-only): {going_on}"
+        told = self.__dict__.setdefault("_told_video", set())
+        if "notice" not in told:
+            told.add("notice")
+            self._notices.append(Notice(int(at_ns), "video_unreadable", f"{problem.path}: {msg}", "warning"))
+        if warn and "warning" not in told:
+            told.add("warning")
+            warn_about(problem.path, msg + (f" ({problem.hint})" if problem.hint else ""))
+
+    def _checked_intervals(self, start, end, x, y, where: str, what: str, reorder_level: str = "warning") -> np.ndarray:
+        """Indices of the usable fixations/blinks read from `where` (start, end int64 ns; mean x, y px, or None for
+        blinks), in order of their end (delivery) time: rows with a NaN position or an end before the start are
+        dropped and times that go backwards re-sorted, each told by a Notice (the module's policies)."""
+        start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
+        ok = end >= start
+        if x is not None:
+            ok &= np.isfinite(x) & np.isfinite(y)
+        if not ok.all():
+            why = f"{what} are impossible (NaN position or an end before the start)"
+            self._notices.append(invalid_notice(end[~ok][0], where, int((~ok).sum()), len(ok), why))
+        keep = np.nonzero(ok)[0]
+        order, note = time_order(end[keep], where, reorder_level)
+        if order is not None:
+            self._notices.append(note)
+            keep = keep[order]
+        return keep
 
     def _gaze_records(self) -> Iterator[GazeSample]:
         ts, x, y, worn = self._gaze

@@ -6,6 +6,14 @@ StreamGaze has fixations, not raw gaze. The source delivers SceneFrames (video t
 and Fixations (centres in scene px); with `gaze_hz` set it also delivers GazeSamples on each fixation's centre
 (a step signal, no saccades) for consumers that need a gaze stream. `window=(start_s, end_s)` restricts everything
 to that span of the video (e.g. up to a question's time stamp); a fixation belongs to the window when it ends in it.
+An item ends at its video's last frame (not at its last fixation).
+
+StreamGaze ships two fixation files per video, `<name>_fixation_dataset.csv` and `<name>_fixation_filtered.csv`;
+GazeQwen's loader reads the filtered one, and so do we when both are there (`fixation_csv` says which file was used,
+and a Notice names the one left aside). Centres are normalised to the frame: values slightly outside [0, 1] (gaze
+beyond the image edge) are kept with a Notice, values that cannot be normalised (|v| > `MAX_NORMALISED`, e.g. pixel
+coordinates) are an InputError. Fixations that end after the video are dropped with a Notice (the CSV belongs to a
+longer video, or the video was cut short).
 """
 
 from __future__ import annotations
@@ -17,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.device._io import FLOAT, probe_video, read_csv_columns
+from gazeqwen_edge.device._io import FLOAT, open_video, probe_video, read_csv_columns
 from gazeqwen_edge.device.pacing import merge_by_time
-from gazeqwen_edge.device.records import Fixation, GazeSample, Record, SceneFrame
-from gazeqwen_edge.device.source import Source
+from gazeqwen_edge.device.records import Fixation, GazeSample, Notice, Record, SceneFrame
+from gazeqwen_edge.device.source import Source, invalid_notice
 from gazeqwen_edge.device.synthetic import DEFAULT_START_NS
 from gazeqwen_edge.errors import InputError
 
@@ -31,6 +39,10 @@ FIXATION_CSV_COLUMNS = {
     "end_time_seconds": FLOAT,
 }
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+# GazeQwen's StreamGaze loader reads `<video stem>_fixation_filtered.csv` (the demo data in REFERENCE.md section 2)
+FILTERED_SUFFIX = "_fixation_filtered.csv"
+# A normalised centre this far outside [0, 1] (more than a frame beyond its edge) is not normalised at all
+MAX_NORMALISED = 2.0
 
 
 def _is_fixation_csv(p: Path) -> bool:
@@ -43,21 +55,34 @@ def _is_fixation_csv(p: Path) -> bool:
     return all(c in cols for c in FIXATION_CSV_COLUMNS)
 
 
-def find_fixation_csv(video: Path) -> Path:
-    """The fixation CSV of a StreamGaze video: `<stem>.csv`, `<stem>_fixation*.csv`, or the only fixation CSV
-    in its folder."""
+def fixation_csv_candidates(video: Path) -> list[Path]:
+    """The fixation CSVs of a StreamGaze video, best first: `<stem>_fixation_filtered.csv` (what GazeQwen reads),
+    `<stem>.csv`, other `<stem>_fixation*.csv` (e.g. `_fixation_dataset.csv`), other `<stem>*.csv`, else the only
+    fixation CSV in its folder. Only files with StreamGaze's fixation columns count."""
     d = video.parent
-    cands = [
+    ordered = [
+        d / f"{video.stem}{FILTERED_SUFFIX}",
         d / f"{video.stem}.csv",
         *sorted(d.glob(f"{video.stem}_fixation*.csv")),
         *sorted(d.glob(f"{video.stem}*.csv")),
     ]
-    for c in cands:
-        if c.is_file() and _is_fixation_csv(c):
-            return c
-    others = [p for p in sorted(d.glob("*.csv")) if _is_fixation_csv(p)]
-    if len(others) == 1:
-        return others[0]
+    out: list[Path] = []
+    for c in ordered:
+        if c not in out and c.is_file() and _is_fixation_csv(c):
+            out.append(c)
+    if not out:
+        others = [p for p in sorted(d.glob("*.csv")) if _is_fixation_csv(p)]
+        if len(others) == 1:
+            out = others
+    return out
+
+
+def find_fixation_csv(video: Path) -> Path:
+    """The fixation CSV of a StreamGaze video (the first of `fixation_csv_candidates`), or InputError."""
+    cands = fixation_csv_candidates(video)
+    if cands:
+        return cands[0]
+    others = [p for p in sorted(video.parent.glob("*.csv")) if _is_fixation_csv(p)]
     raise InputError(
         video,
         "no fixation CSV found beside this video"
@@ -87,7 +112,20 @@ class StreamGazeSource(Source):
                 raise InputError(p, f"expected one video in a StreamGaze item folder, found {len(vids)}")
             p = vids[0]
         self.video_path = p
+        self._notices: list[Notice] = []
         self.fixation_csv = Path(fixations) if fixations is not None else find_fixation_csv(p)
+        if fixations is None:
+            left = [c.name for c in fixation_csv_candidates(p)[1:]]
+            if left:
+                self._notices.append(
+                    Notice(
+                        int(start_ns),
+                        "file_choice",
+                        f"fixations from {self.fixation_csv.name} (also found {', '.join(left)}: GazeQwen reads the "
+                        "filtered file)",
+                        "info",
+                    )
+                )
         if window is not None:
             a, b = float(window[0]), float(window[1])
             if not (math.isfinite(a) and math.isfinite(b)) or b < a or a < 0:
@@ -98,18 +136,20 @@ class StreamGazeSource(Source):
         self.gaze_hz = gaze_hz
         info = probe_video(p, count=False)
         self._size = (info.width, info.height)
-        self._rate = self._frame_rate()
+        self._rate = info.fps or 30.0
         self._fix  # noqa: B018  fail at open on a bad CSV
 
-    def _frame_rate(self) -> float:
-        import av
-
-        with av.open(str(self.video_path)) as c:
-            r = c.streams.video[0].average_rate or c.streams.video[0].guessed_rate
-            return float(r) if r else 30.0
+    @cached_property
+    def video_end_s(self) -> float:
+        """Time of the video's last frame, s from its first (demuxed once, not decoded)."""
+        info = probe_video(self.video_path)
+        if info.last_frame_s is None:
+            raise InputError(self.video_path, "has no video frames")
+        return float(info.last_frame_s)
 
     @cached_property
     def _fix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(start s, end s, centre x, centre y normalised) of the usable fixations, in order of their end."""
         c = read_csv_columns(self.fixation_csv, FIXATION_CSV_COLUMNS)
         s, e = c["start_time_seconds"], c["end_time_seconds"]
         bad = np.nonzero(~np.isfinite(s) | ~np.isfinite(e) | (e < s) | (s < 0))[0]
@@ -118,8 +158,46 @@ class StreamGazeSource(Source):
         cx, cy = c["center_x"], c["center_y"]
         if np.any(~np.isfinite(cx)) or np.any(~np.isfinite(cy)):
             raise InputError(self.fixation_csv, "center_x/center_y must be numbers (normalised 0-1)")
+        far = np.nonzero((np.abs(cx - 0.5) > MAX_NORMALISED - 0.5) | (np.abs(cy - 0.5) > MAX_NORMALISED - 0.5))[0]
+        if len(far):
+            k = int(far[0])
+            raise InputError(
+                self.fixation_csv,
+                f"line {k + 2}: centre ({cx[k]:g}, {cy[k]:g}) is not normalised to the frame (0-1); pixel coordinates?",
+                hint="StreamGaze fixation CSVs give center_x/center_y as fractions of the frame width/height",
+            )
+        off = (cx < 0) | (cx > 1) | (cy < 0) | (cy > 1)
+        if off.any():
+            self._notices.append(
+                Notice(
+                    self._ns(float(s[off][0])),
+                    "off_frame",
+                    f"{self.fixation_csv.name}: {int(off.sum())} of {len(cx)} fixation centres lie outside the frame "
+                    "([0, 1]): kept (gaze beyond the image edge)",
+                    "warning",
+                )
+            )
         order = np.argsort(e, kind="stable")
         return s[order], e[order], cx[order], cy[order]
+
+    @cached_property
+    def _in_video(self) -> np.ndarray:
+        """Which fixations (in `_fix` order) end within the video (its last frame shown for one frame period)."""
+        _, e, _, _ = self._fix
+        end = self.video_end_s + 1.0 / self._rate
+        inside = e <= end + 1e-6
+        if not inside.all():
+            self._notices.append(
+                invalid_notice(
+                    self._ns(float(e[~inside][0])),
+                    self.fixation_csv.name,
+                    int((~inside).sum()),
+                    len(e),
+                    f"fixations end after the video ({end:.2f} s; the CSV belongs to a longer video or the video "
+                    "is cut short)",
+                )
+            )
+        return inside
 
     def _ns(self, t_s: float) -> int:
         return self._start + int(round(t_s * 1e9))
@@ -133,19 +211,20 @@ class StreamGazeSource(Source):
         return self._ns(self.window[0]) if self.window else self._start
 
     @property
-    def end_ns(self) -> int | None:
+    def end_ns(self) -> int:
+        """The window's end, else the time of the video's last frame (not of the last fixation)."""
         if self.window:
             return self._ns(self.window[1])
-        s, e, _, _ = self._fix
-        return self._ns(float(e.max())) if len(e) else None
+        return self._ns(self.video_end_s)
 
     @cached_property
     def fixations(self) -> list[Fixation]:
         s, e, cx, cy = self._fix
         w, h = self._size
+        inside = self._in_video
         out = []
-        for a, b, x, y in zip(s.tolist(), e.tolist(), cx.tolist(), cy.tolist(), strict=True):
-            if self.window and not (self.window[0] <= b <= self.window[1]):
+        for a, b, x, y, ok in zip(s.tolist(), e.tolist(), cx.tolist(), cy.tolist(), inside.tolist(), strict=True):
+            if not ok or (self.window and not (self.window[0] <= b <= self.window[1])):
                 continue
             out.append(Fixation(self._ns(a), self._ns(b), x * w, y * h, "streamgaze"))
         return out
@@ -153,6 +232,9 @@ class StreamGazeSource(Source):
     def records(self, kinds: Iterable[type] | None = None) -> Iterator[Record]:
         want = None if kinds is None else set(kinds)
         streams: list[Iterator[Record]] = []
+        if want is None or Notice in want:
+            self.fixations  # noqa: B018  (reading them may add notices)
+            streams.append(iter(sorted(self._notices, key=lambda n: n.ts_ns)))
         if want is None or SceneFrame in want:
             streams.append(self._frames())
         if want is None or Fixation in want:
@@ -170,10 +252,7 @@ class StreamGazeSource(Source):
     def _frames(self) -> Iterator[SceneFrame]:
         import av
 
-        try:
-            c = av.open(str(self.video_path))
-        except (av.error.FFmpegError, OSError) as e:
-            raise InputError(self.video_path, f"is not a readable video ({e})") from None
+        c = open_video(self.video_path)
         try:
             vs = c.streams.video[0]
             vs.thread_type = "AUTO"

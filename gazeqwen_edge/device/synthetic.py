@@ -6,10 +6,14 @@ and hides what is behind it, and a wearer whose gaze (200 Hz by default) makes f
 tremor included) joined by saccades that follow the main sequence. Most fixations land on visible objects; the rest on
 the background.
 
-Everything is drawn from `numpy.random.default_rng(seed)` when the scene is built, and frames are rendered from those
-parameters alone, so the same seed gives identical arrays however the scene is read (whole, in part, or twice).
+Everything is drawn from `numpy.random.default_rng(seed)`: the world (objects, camera path, hand episodes) when the
+scene is built, the scanpath fixation by fixation as it is read, from the generator state the world left; frames are
+rendered from those parameters alone. So the same seed gives identical arrays however the scene is read (whole, in
+part, or twice), and `records()` streams: an hour-long scene starts delivering at once, with memory that does not
+grow with its duration (nothing per frame or per gaze sample is held; `gaze_arrays()` and `frame_ts_ns` build their
+arrays only when asked).
 
-Ground truth:
+Ground truth (computed by one pass over the scanpath when first asked; one entry per fixation):
 - `fixations`: the fixations as the stream reports them (`Fixation(source="synthetic")`, px, `gaze_offset_px`
   included, like a device detector would see them); `true_fixations`: the same without the injected offset;
 - `looked_at`: `(start_ns, end_ns, object_name)` for every fixation that landed on an object;
@@ -20,9 +24,11 @@ Ground truth:
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -141,7 +147,9 @@ class SyntheticScene(Source):
 
         rng = np.random.default_rng(self.seed)
         self._build_world(rng, n_objects)
-        self._build_scanpath(rng)
+        self._scanpath_rng_state = rng.bit_generator.state  # the scanpath continues from here, on every read
+        self._n_gaze = int(math.floor(self.duration_s * self.gaze_hz))
+        self._n_frames = int(math.floor(self.duration_s * self.fps))
 
     # ------------------------------------------------------------------ Source interface
     @property
@@ -174,40 +182,64 @@ class SyntheticScene(Source):
             return want is None or t in want
 
         streams: list[Iterator[Record]] = []
+        # one pass over the scanpath feeds both the gaze and the fixation stream (tee keeps only what one of them
+        # has not consumed yet: a fixation's worth of samples)
+        g_blocks, f_blocks = itertools.tee(self._scanpath()) if wanted(GazeSample) and wanted(Fixation) else (None,) * 2
         if wanted(GazeSample):
-            streams.append(self._gaze_records())
+            streams.append(self._gaze_records(g_blocks or self._scanpath()))
         if wanted(SceneFrame):
             streams.append(self._frame_records())
         if wanted(Fixation):
-            streams.append(iter(self.fixations))
+            streams.append(self._fixation_records(f_blocks or self._scanpath()))
         if wanted(AudioChunk) and self.audio_rate > 0:
             streams.append(self._audio_records())
         yield from merge_by_time(streams)
 
     # ------------------------------------------------------------------ fast accessors
+    def _gaze_ts(self, i0: int, i1: int) -> np.ndarray:
+        """Unix ns of gaze samples i0..i1-1 (int64)."""
+        return self._start_ns + np.round(np.arange(i0, i1) * (1e9 / self.gaze_hz)).astype(np.int64)
+
     @property
     def gaze_ts_ns(self) -> np.ndarray:
-        return self._gaze_ts
+        """Unix ns of every gaze sample (int64, built on each call)."""
+        return self._gaze_ts(0, self._n_gaze)
+
+    @cached_property
+    def _gaze_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        blocks = list(self._scanpath())
+        gx = np.concatenate([b[1] for b in blocks]) if blocks else np.zeros(0)
+        gy = np.concatenate([b[2] for b in blocks]) if blocks else np.zeros(0)
+        return gx, gy
 
     def gaze_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(ts_ns int64, x float64, y float64) of every reported gaze sample (offset included)."""
-        return self._gaze_ts, self._gx + self.gaze_offset_px[0], self._gy + self.gaze_offset_px[1]
+        """(ts_ns int64, x float64, y float64) of every reported gaze sample (offset included). Built (and kept) on
+        the first call: O(duration) memory, unlike `records()`."""
+        gx, gy = self._gaze_xy
+        return self.gaze_ts_ns, gx + self.gaze_offset_px[0], gy + self.gaze_offset_px[1]
+
+    def _frame_ts(self, k: int) -> int:
+        return self._start_ns + int(np.round(k * 1e9 / self.fps))
 
     @property
     def frame_ts_ns(self) -> np.ndarray:
-        return self._frame_ts
+        """Unix ns of every scene frame (int64, built on each call)."""
+        return self._start_ns + np.round(np.arange(self._n_frames) * 1e9 / self.fps).astype(np.int64)
 
     @property
     def n_frames(self) -> int:
-        return len(self._frame_ts)
+        return self._n_frames
 
     def frame_at(self, ts_ns: int) -> SceneFrame | None:
         """The frame shown at ts_ns (the last one at or before it), None before the first."""
-        k = int(np.searchsorted(self._frame_ts, ts_ns, side="right")) - 1
-        return self.frame(k) if 0 <= k < len(self._frame_ts) else None
+        k = int(np.searchsorted(self.frame_ts_ns, ts_ns, side="right")) - 1
+        return self.frame(k) if 0 <= k < self._n_frames else None
 
     def frame(self, index: int) -> SceneFrame:
-        return SceneFrame(int(self._frame_ts[index]), self.render(int(self._frame_ts[index])), index)
+        if not 0 <= index < self._n_frames:
+            raise IndexError(f"frame {index} not in 0..{self._n_frames - 1}")
+        t = self._frame_ts(index)
+        return SceneFrame(t, self.render(t), index)
 
     # ------------------------------------------------------------------ world
     def _build_world(self, rng: np.random.Generator, n_objects: int) -> None:
@@ -320,7 +352,12 @@ class SyntheticScene(Source):
         vis = np.zeros(len(t), bool)
         hx = np.zeros(len(t))
         hy = np.full(len(t), self.height + 10 * self._hand_r)
-        for t0, t1, x, reach in self._hand:
+        if not len(t) or not len(self._hand):
+            return vis, hx, hy
+        # episodes are disjoint and in time order: only those that overlap [min(t), max(t)] matter
+        first = max(0, int(np.searchsorted(self._hand[:, 1], t.min(), side="right")))
+        last = int(np.searchsorted(self._hand[:, 0], t.max(), side="right"))
+        for t0, t1, x, reach in self._hand[first:last]:
             m = (t >= t0) & (t < t1)
             if not m.any():
                 continue
@@ -378,13 +415,14 @@ class SyntheticScene(Source):
     def visible_intervals(self) -> dict[str, list[tuple[int, int]]]:
         """Per object, the (first_ns, last_ns) runs of scene frames in which it is visible (in view, not hidden by
         the hand or another object): ground truth for "when did X appear" and "what was seen but never looked at"."""
-        vis = self._visible((self._frame_ts - self._start_ns) / 1e9)
+        fts = self.frame_ts_ns
+        vis = self._visible((fts - self._start_ns) / 1e9)
         out: dict[str, list[tuple[int, int]]] = {}
         for i, o in enumerate(self.objects):
             v = np.concatenate([[False], vis[i], [False]]).astype(np.int8)
             starts = np.nonzero(np.diff(v) == 1)[0]
             ends = np.nonzero(np.diff(v) == -1)[0] - 1
-            out[o.name] = [(int(self._frame_ts[a]), int(self._frame_ts[b])) for a, b in zip(starts, ends, strict=True)]
+            out[o.name] = [(int(fts[a]), int(fts[b])) for a, b in zip(starts, ends, strict=True)]
         return out
 
     def object_at(self, x: float, y: float, t_ns: int) -> str | None:
@@ -398,91 +436,102 @@ class SyntheticScene(Source):
         return None
 
     # ------------------------------------------------------------------ scanpath
-    def _build_scanpath(self, rng: np.random.Generator) -> None:
-        period = 1e9 / self.gaze_hz
-        n = int(math.floor(self.duration_s * self.gaze_hz))
-        self._gaze_ts = self._start_ns + np.round(np.arange(n) * period).astype(np.int64)
-        tg = np.arange(n) / self.gaze_hz
-        nf = int(math.floor(self.duration_s * self.fps))
-        self._frame_ts = self._start_ns + np.round(np.arange(nf) * 1e9 / self.fps).astype(np.int64)
-
-        gx = np.zeros(n)
-        gy = np.zeros(n)
-        scr_all = self._obj_screen(tg)  # (n_obj, n, 2)
-        vis_all = self._visible(tg)  # (n_obj, n)
+    def _scanpath(self) -> Iterator[tuple[int, np.ndarray, np.ndarray, Fixation | None, str | None]]:
+        """The scanpath, fixation by fixation: (first sample index, x, y of the samples from there to the end of the
+        fixation (its saccade first), the true Fixation or None when the recording's end cut it short, its target
+        object's name or None). Consecutive blocks tile the samples 0..n-1. Draws from the generator state the world
+        left, so every call yields the same blocks; only the current fixation's samples are held."""
+        rng = np.random.default_rng()
+        rng.bit_generator.state = self._scanpath_rng_state
+        n = self._n_gaze
+        hz = self.gaze_hz
         noise_sd = 0.04 * self.px_per_deg  # sample-to-sample precision ~0.05 deg RMS
-        true_fix: list[Fixation] = []
-        targets: list[str | None] = []
         i = 0
         prev = None  # last gaze position
         prev_target = -1
         while i < n:
             dur = float(np.clip(rng.lognormal(math.log(0.28), 0.35), 0.15, 0.60))
-            n_fix = max(2, int(round(dur * self.gaze_hz)) + 1)  # first to last sample spans dur
+            n_fix = max(2, int(round(dur * hz)) + 1)  # first to last sample spans dur
             # saccade length from the main sequence, decided once the target is known; plan with a generous window
-            j_max = min(n, i + n_fix + int(0.12 * self.gaze_hz) + 2)
+            j_max = min(n, i + n_fix + int(0.12 * hz) + 2)
             # pick a target: an object visible over the whole planned window, else a background point
             target = -1
             if rng.random() < 0.85:
-                probe = [i, (i + j_max - 1) // 2, j_max - 1]
-                cands = [k for k in range(len(self.objects)) if vis_all[k, probe].all()]
+                probe = np.array([i, (i + j_max - 1) // 2, j_max - 1])
+                vis = self._visible(probe / hz)
+                cands = [k for k in range(len(self.objects)) if vis[k].all()]
                 if len(cands) > 1 and prev_target in cands and rng.random() > 0.15:
                     cands.remove(prev_target)
                 if cands:
                     target = int(rng.choice(cands))
             if target >= 0:
                 anchor = rng.normal(0, 0.25, 2) * self.objects[target].size_px
-                base_x = scr_all[target, i:j_max, 0] + anchor[0]
-                base_y = scr_all[target, i:j_max, 1] + anchor[1]
+                scr = self._obj_screen(np.arange(i, j_max) / hz)[target]
+                base_x = scr[:, 0] + anchor[0]
+                base_y = scr[:, 1] + anchor[1]
             else:
                 p = np.array([rng.uniform(0.1, 0.9) * self.width, rng.uniform(0.1, 0.9) * self.height])
                 base_x = np.full(j_max - i, p[0])
                 base_y = np.full(j_max - i, p[1])
             # saccade from the previous position to the target (main-sequence duration, minimum-jerk profile)
             sac_n = 0
+            bx, by = np.zeros(0), np.zeros(0)
             if prev is not None:
                 amp = math.hypot(base_x[0] - prev[0], base_y[0] - prev[1]) / self.px_per_deg
-                sac_n = min(len(base_x) - 1, max(2, int(round(min(0.1, 0.021 + 0.0022 * amp) * self.gaze_hz))))
+                sac_n = min(len(base_x) - 1, max(2, int(round(min(0.1, 0.021 + 0.0022 * amp) * hz))))
                 u = np.arange(1, sac_n + 1) / (sac_n + 1)
                 u = u**3 * (10 - 15 * u + 6 * u**2)
-                gx[i : i + sac_n] = prev[0] + (base_x[sac_n] - prev[0]) * u
-                gy[i : i + sac_n] = prev[1] + (base_y[sac_n] - prev[1]) * u
+                bx = prev[0] + (base_x[sac_n] - prev[0]) * u
+                by = prev[1] + (base_y[sac_n] - prev[1]) * u
             s0 = i + sac_n
-            m = min(n - s0, n_fix, len(base_x) - sac_n)
-            j_end = s0 + m
-            if m <= 0:
-                break
+            m = min(n - s0, n_fix, len(base_x) - sac_n)  # >= 1: j_max <= n and sac_n < len(base_x)
             # drift (slow random walk, ~0.3 deg/s) and tremor/measurement noise
-            drift = np.cumsum(rng.normal(0, 0.3 * self.px_per_deg / math.sqrt(self.gaze_hz), (m, 2)), axis=0)
+            drift = np.cumsum(rng.normal(0, 0.3 * self.px_per_deg / math.sqrt(hz), (m, 2)), axis=0)
             noise = rng.normal(0, noise_sd, (m, 2))
             fx = base_x[sac_n : sac_n + m] + drift[:, 0] + noise[:, 0]
             fy = base_y[sac_n : sac_n + m] + drift[:, 1] + noise[:, 1]
-            gx[s0:j_end] = fx
-            gy[s0:j_end] = fy
+            fix = name = None
             if m == n_fix:  # a fixation cut short by the end of the recording is not reported
-                true_fix.append(
-                    Fixation(
-                        int(self._gaze_ts[s0]),
-                        int(self._gaze_ts[j_end - 1]),
-                        float(fx.mean()),
-                        float(fy.mean()),
-                        source="synthetic",
-                    )
-                )
-                targets.append(None if target < 0 else self.objects[target].name)
-            prev = (gx[j_end - 1], gy[j_end - 1])
+                ts = self._gaze_ts(s0, s0 + m)
+                fix = Fixation(int(ts[0]), int(ts[-1]), float(fx.mean()), float(fy.mean()), source="synthetic")
+                name = None if target < 0 else self.objects[target].name
+            yield i, np.concatenate([bx, fx]), np.concatenate([by, fy]), fix, name
+            prev = (fx[-1], fy[-1])
             prev_target = target
-            i = j_end
-        self._gx, self._gy = gx, gy
-        self.true_fixations: list[Fixation] = true_fix
-        self.fixation_targets: list[str | None] = targets
+            i = s0 + m
+
+    @cached_property
+    def _ground_truth(self) -> tuple[list[Fixation], list[str | None]]:
+        pairs = [(b[3], b[4]) for b in self._scanpath() if b[3] is not None]
+        return [f for f, _ in pairs], [t for _, t in pairs]
+
+    @property
+    def true_fixations(self) -> list[Fixation]:
+        """The fixations as made (no injected offset), px, in time order."""
+        return self._ground_truth[0]
+
+    @property
+    def fixation_targets(self) -> list[str | None]:
+        """Per true fixation, the name of the object it landed on, or None (background)."""
+        return self._ground_truth[1]
+
+    @cached_property
+    def fixations(self) -> list[Fixation]:
+        """The fixations as the stream reports them (`gaze_offset_px` included, `source="synthetic"`)."""
+        return [self._reported(f) for f in self.true_fixations]
+
+    @property
+    def looked_at(self) -> list[tuple[int, int, str]]:
+        """(start_ns, end_ns, object name) of every fixation that landed on an object."""
+        return [
+            (f.start_ns, f.end_ns, name)
+            for f, name in zip(self.true_fixations, self.fixation_targets, strict=True)
+            if name is not None
+        ]
+
+    def _reported(self, f: Fixation) -> Fixation:
         dx, dy = self.gaze_offset_px
-        self.fixations: list[Fixation] = [
-            Fixation(f.start_ns, f.end_ns, f.x + dx, f.y + dy, source="synthetic") for f in true_fix
-        ]
-        self.looked_at: list[tuple[int, int, str]] = [
-            (f.start_ns, f.end_ns, name) for f, name in zip(true_fix, targets, strict=True) if name is not None
-        ]
+        return Fixation(f.start_ns, f.end_ns, f.x + dx, f.y + dy, source="synthetic")
 
     # ------------------------------------------------------------------ rendering
     def render(self, t_ns: int) -> np.ndarray:
@@ -586,13 +635,20 @@ class SyntheticScene(Source):
             )
 
     # ------------------------------------------------------------------ record streams
-    def _gaze_records(self) -> Iterator[GazeSample]:
-        ts, xs, ys = self.gaze_arrays()
-        for t, x, y in zip(ts.tolist(), xs.tolist(), ys.tolist(), strict=True):
-            yield GazeSample(t, x, y, True)
+    def _gaze_records(self, blocks) -> Iterator[GazeSample]:
+        dx, dy = self.gaze_offset_px
+        for i0, gx, gy, _, _ in blocks:
+            ts = self._gaze_ts(i0, i0 + len(gx))
+            for t, x, y in zip(ts.tolist(), (gx + dx).tolist(), (gy + dy).tolist(), strict=True):
+                yield GazeSample(t, x, y, True)
+
+    def _fixation_records(self, blocks) -> Iterator[Fixation]:
+        for _, _, _, fix, _ in blocks:
+            if fix is not None:
+                yield self._reported(fix)
 
     def _frame_records(self) -> Iterator[SceneFrame]:
-        for k in range(len(self._frame_ts)):
+        for k in range(self._n_frames):
             yield self.frame(k)
 
     def _audio_records(self) -> Iterator[AudioChunk]:

@@ -203,22 +203,87 @@ def _copy(neon_recording_dir: Path, tmp_path: Path) -> Path:
     return d
 
 
-def test_truncated_raw(neon_recording_dir, tmp_path):
+def _gaze_only_copy(neon_recording_dir: Path, tmp_path: Path) -> Path:
+    """A copy without the post-processed 200 Hz files: gaze comes from the realtime `gaze ps*` parts (as after a
+    crash, when the phone never wrote the 200 Hz files)."""
     d = _copy(neon_recording_dir, tmp_path)
-    raw = d / "gaze_200hz.raw"
-    raw.write_bytes(raw.read_bytes()[:-3])
-    with pytest.raises(InputError, match="truncated") as e:
-        open_source(d)
-    assert "gaze_200hz.raw" in str(e.value)
+    for n in ("gaze_200hz.raw", "gaze_200hz.time", "worn_200hz.raw"):
+        (d / n).unlink()
+    return d
 
 
-def test_time_shorter_than_raw(neon_recording_dir, tmp_path):
+def _notices(src, kind=None):
+    return [r for r in src.records({Notice}) if kind is None or r.kind == kind]
+
+
+def test_crash_cut_raw_reads_common_length_with_notice(neon_recording_dir, tmp_path):
+    """A `.raw` cut mid-sample by a crash (one sample short of its `.time`) is read at the common length, as Pupil
+    Labs' loader reads it, with a Notice. Before: InputError 'is truncated' (the recording could not be opened)."""
+    d = _gaze_only_copy(neon_recording_dir, tmp_path)
+    raw = d / "gaze ps1.raw"
+    raw.write_bytes(raw.read_bytes()[:-3])  # 1787 whole samples + 5 bytes; gaze ps1.time still has 1788
+    with open_source(d) as s:
+        ts, x, _ = s.gaze_arrays()
+        notes = _notices(s, "truncated")
+    ref_ts = np.fromfile(neon_recording_dir / "gaze ps1.time", "<i8")
+    ref_xy = np.fromfile(neon_recording_dir / "gaze ps1.raw", "<f4").reshape(-1, 2)
+    np.testing.assert_array_equal(ts, ref_ts[:1787])
+    np.testing.assert_allclose(x, ref_xy[:1787, 0] - 27.237305, atol=1e-3)
+    assert len(notes) == 1 and "gaze ps1.raw has 1787 samples" in notes[0].message
+    assert "partial last sample" in notes[0].message and notes[0].level == "warning"
+
+
+def test_crash_cut_time_reads_common_length_with_notice(neon_recording_dir, tmp_path):
+    """The other file cut: `.time` a few timestamps short of `.raw` (fixations). Before: InputError."""
     d = _copy(neon_recording_dir, tmp_path)
     t = d / "fixations ps1.time"
-    t.write_bytes(t.read_bytes()[:-16])
-    with pytest.raises(InputError, match=r"\.time is shorter than \.raw") as e:
+    t.write_bytes(t.read_bytes()[:-16])  # 43 timestamps for 45 records
+    raw = np.fromfile(neon_recording_dir / "fixations ps1.raw", FIX_DTYPE)[:43]
+    with open_source(d) as s:
+        fix = list(s.records({Fixation}))
+        notes = _notices(s, "truncated")
+    assert [f.end_ns for f in fix] == raw[raw["event_type"] == 1]["end"].tolist()
+    assert len(notes) == 1 and "fixations ps1.raw has 45 samples and fixations ps1.time 43" in notes[0].message
+
+
+def test_cut_realtime_gaze_ignored_when_200hz_file_is_intact(neon_recording_dir, tmp_path):
+    """Pupil Labs' reader takes gaze from the intact 200 Hz file when there is one; a cut realtime part beside it
+    does not matter. Before: InputError for `gaze ps1.raw`."""
+    d = _copy(neon_recording_dir, tmp_path)
+    raw = d / "gaze ps1.raw"
+    raw.write_bytes(raw.read_bytes()[:-11])
+    with open_source(d) as s:
+        ts, _, _ = s.gaze_arrays()
+        assert len(ts) == 1788 and not _notices(s, "truncated")
+
+
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        # .time twice as long as .raw: not a crash's cut (more than one write buffer), a mismatch
+        (lambda d: (d / "gaze ps1.time").write_bytes((d / "gaze ps1.time").read_bytes() * 2), "has 3576 timestamps"),
+        (lambda d: (d / "gaze ps1.raw").write_bytes((d / "gaze ps1.raw").read_bytes()[: 8 * 100]), "but gaze ps1.raw"),
+    ],
+)
+def test_real_raw_time_mismatch_is_an_error(neon_recording_dir, tmp_path, mutate, match):
+    d = _gaze_only_copy(neon_recording_dir, tmp_path)
+    mutate(d)
+    with pytest.raises(InputError, match=match) as e:
         NeonRecordingSource(d)
-    assert e.value.path.endswith("fixations ps1.time")
+    assert e.value.path.endswith("gaze ps1.time")
+
+
+def test_cut_in_a_part_that_is_not_the_last_is_an_error(neon_recording_dir, tmp_path):
+    """Only the last part can be cut by a crash; a short earlier part would shift every later sample's time."""
+    d = _gaze_only_copy(neon_recording_dir, tmp_path)
+    for n in ("gaze ps1.raw", "gaze ps1.time", "worn ps1.raw"):
+        (d / n).unlink()
+    _split(neon_recording_dir / "gaze ps1.raw", neon_recording_dir / "gaze ps1.time", d, "gaze", 8, 1000)
+    _split(neon_recording_dir / "worn ps1.raw", None, d, "worn", 1, 1000)
+    (d / "gaze ps1.raw").write_bytes((d / "gaze ps1.raw").read_bytes()[:-8])
+    with pytest.raises(InputError, match="part 1 of 2: only the last part") as e:
+        NeonRecordingSource(d)
+    assert e.value.path.endswith("gaze ps1.time")
 
 
 def test_corrupted_calibration_is_rejected(neon_recording_dir, tmp_path):
@@ -254,12 +319,40 @@ def test_no_gaze_at_all(neon_recording_dir, tmp_path):
         NeonRecordingSource(d)
 
 
-def test_empty_scene_video(neon_recording_dir, tmp_path):
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"", "empty"),
+        (
+            b"version https://git-lfs.github.com/spec/v1\noid sha256:" + b"0" * 64 + b"\nsize 7933531\n",
+            "Git LFS pointer",
+        ),
+        (b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50, "not a readable video"),
+    ],
+)
+def test_gaze_only_work_survives_an_unreadable_scene_video(neon_recording_dir, tmp_path, content, match):
+    """Scene size and intrinsics do not need the video; it is told about once (SourceWarning + Notice); frames asked
+    for raise its error. Before: scene_size / intrinsics raised (or the recording did not even open: empty mp4)."""
+    from gazeqwen_edge.device.source import SourceWarning
+
     d = _link_copy(neon_recording_dir, tmp_path / "rec")
-    (d / "Neon Scene Camera v1 ps1.mp4").write_bytes(b"")
-    with pytest.raises(InputError, match="empty") as e:
-        open_source(d)
-    assert e.value.path.endswith(".mp4")
+    (d / "Neon Scene Camera v1 ps1.mp4").write_bytes(content)
+    with pytest.warns(SourceWarning, match=match) as w:
+        s = open_source(d)
+        assert s.scene_size == (1600, 1200)
+        k = s.intrinsics
+        assert (k.width, k.height) == (1600, 1200) and k.camera_matrix[0, 0] == pytest.approx(888.4, abs=0.1)
+        gaze = list(s.records({GazeSample, Fixation}))
+        assert sum(isinstance(r, GazeSample) for r in gaze) == 1788
+        assert not s.has_scene_video and len(s.frame_ts_ns) == 0
+        notes = _notices(s, "video_unreadable")
+    assert len([x for x in w if issubclass(x.category, SourceWarning)]) == 1  # once
+    assert len(notes) == 1 and match in notes[0].message
+    for kinds in ({SceneFrame}, None):
+        with pytest.raises(InputError, match=match) as e:
+            list(s.records(kinds))
+        assert e.value.path.endswith(".mp4")
+    s.close()
 
 
 def test_unreadable_directory(neon_recording_dir, tmp_path, monkeypatch):
@@ -348,3 +441,47 @@ def test_scene_video_shorter_than_its_timestamps(neon_recording_dir, tmp_path):
     np.testing.assert_array_equal([f.ts_ns for f in frames], ts[:250])
     notes = [r for r in recs if isinstance(r, Notice)]
     assert len(notes) == 1 and notes[0].kind == "truncated" and "250 frames for 292" in notes[0].message
+
+
+# ----------------------------------------------------------------------------------------------------- pauses
+def _paused_recording(neon_recording_dir: Path, tmp_path: Path, pause_s: float = 19.0) -> Path:
+    """The demo recording's realtime gaze in three parts (ps1..ps3) with a pause of `pause_s` before parts 2 and 3:
+    each later part's timestamps shifted by the pauses before it (the Companion app starts a new part on resume)."""
+    d = _gaze_only_copy(neon_recording_dir, tmp_path)
+    for n in ("gaze ps1.raw", "gaze ps1.time", "worn ps1.raw"):
+        (d / n).unlink()
+    raw = (neon_recording_dir / "gaze ps1.raw").read_bytes()
+    worn = (neon_recording_dir / "worn ps1.raw").read_bytes()
+    ts = np.fromfile(neon_recording_dir / "gaze ps1.time", "<i8")
+    for part, (a, b) in enumerate([(0, 600), (600, 1200), (1200, len(ts))]):
+        (d / f"gaze ps{part + 1}.raw").write_bytes(raw[a * 8 : b * 8])
+        (d / f"worn ps{part + 1}.raw").write_bytes(worn[a:b])
+        (ts[a:b] + int(part * pause_s * 1e9)).astype("<i8").tofile(d / f"gaze ps{part + 1}.time")
+    return d
+
+
+def test_pauses_between_parts_are_reported_and_rates_use_recorded_time(neon_recording_dir, tmp_path, capsys):
+    """A 200 Hz stream with two 19 s pauses reads as 200 Hz over recorded time, each pause is a gap (Notice on
+    replay, listed by inspect). Before: inspect said 38.0 Hz (count / span) and nothing about the pauses."""
+    from gazeqwen_edge.cli import main
+    from gazeqwen_edge.device.inspect import summarize
+
+    d = _paused_recording(neon_recording_dir, tmp_path)
+    ref = np.fromfile(neon_recording_dir / "gaze ps1.time", "<i8")
+    true_rate = (len(ref) - 1) / ((ref[-1] - ref[0]) / 1e9)  # 199.6 Hz
+    with open_source(d) as s:
+        ts, _, _ = s.gaze_arrays()
+        assert len(ts) == 1788
+        assert [(a, b) for a, b in s.gaps] == [
+            (int(ref[599]), int(ref[600]) + 19 * 10**9),
+            (int(ref[1199]) + 19 * 10**9, int(ref[1200]) + 38 * 10**9),
+        ]
+        gaps = [r for r in s.records() if isinstance(r, Notice) and r.kind == "gap"]
+        assert [g.ts_ns for g in gaps] == [a for a, _ in s.gaps] and "19.00 s" in gaps[0].message
+        summary = summarize(s)
+    rate = summary["streams"]["gaze"]["rate_hz"]
+    assert rate == pytest.approx(true_rate, rel=2e-3), rate
+    assert [round(g["duration_s"], 2) for g in summary["gaps"]] == [19.0, 19.0]
+    assert main(["inspect", str(d)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count("notice gap: no gaze for 19.00 s") == 2 and f"1788 │ {rate:.1f} Hz" in out

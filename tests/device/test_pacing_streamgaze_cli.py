@@ -164,7 +164,7 @@ def test_cli_inspect_neon(neon_recording_dir, capsys):
         (["inspect", "bogus://x"], "unknown source"),
         (["record", "synthetic", "{tmp}/notempty"], "not empty"),
         (["record", "synthetic", "{tmp}/o", "--streams", "gaze,smell"], "unknown stream 'smell'"),
-        (["inspect", "{tmp}/trunc"], "truncated"),
+        (["inspect", "{tmp}/trunc"], "has 2000 timestamps but gaze ps1.raw has 1 samples"),
         # column names in brackets reach the user (not eaten as rich markup)
         (["inspect", "{tmp}/cloud"], "missing column(s) 'timestamp [ns]', 'gaze x [px]', 'gaze y [px]'"),
         (["record", "synthetic", "{tmp}/o", "--speed", "-1"], "--speed"),
@@ -183,7 +183,7 @@ def test_cli_errors_exit_non_zero_without_traceback(tmp_path, capsys, argv, matc
     t.mkdir()
     (t / "info.json").write_text(json.dumps({"start_time": 1, "duration": 2}))
     (t / "gaze ps1.raw").write_bytes(b"\0" * 13)
-    (t / "gaze ps1.time").write_bytes(b"\0" * 8)
+    (t / "gaze ps1.time").write_bytes(b"\0" * 8 * 2000)  # far more than a crash's cut: a mismatch
     c = tmp_path / "cloud"
     c.mkdir()
     (c / "gaze.csv").write_text("ts,x,y\n1,2,3\n")

@@ -28,6 +28,7 @@ from gazeqwen_edge.device import (
 from gazeqwen_edge.device._io import Mp4Writer
 from gazeqwen_edge.device.cloud_export import CloudExportSource
 from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
+from gazeqwen_edge.device.source import SourceWarning
 from gazeqwen_edge.errors import InputError
 
 
@@ -138,53 +139,94 @@ def test_events_queries_notices_blinks_timings(tmp_path):
 
 
 KILL_SCRIPT = r"""
-import sys
-from gazeqwen_edge.device import GazeSample, SyntheticScene, paced
+import json, sys
+from gazeqwen_edge.device import AudioChunk, Blink, Fixation, GazeSample, SceneFrame, SyntheticScene, paced
 from gazeqwen_edge.device.session import Recorder
-src = SyntheticScene(seed=4, duration_s=30.0, width=128, height=96)
+src = SyntheticScene(seed=4, duration_s=30.0, width=128, height=96, audio_rate=8000)
 rec = Recorder.for_source(sys.argv[1], src, spec="synthetic:4")
-n = 0
+kinds = {GazeSample: "gaze", SceneFrame: "frames", Fixation: "fixations", AudioChunk: "audio"}
+handed = dict.fromkeys(["gaze", "frames", "fixations", "audio", "events", "blinks", "timings"], 0)
+next_q = src.start_ns
 for r in paced(src.records(), speed=1.0):
     rec.write(r)
-    if isinstance(r, GazeSample):
-        n += 1
-        if n % 20 == 0:
-            print(n, flush=True)  # gaze samples handed to the recorder so far
+    handed[kinds[type(r)]] += 1
+    if r.ts_ns >= next_q:  # every 0.25 s: a user's question, a blink and a stage timing
+        n = handed["events"]
+        rec.event("query", f"question {n}, about the red one", ts_ns=r.ts_ns)
+        rec.write(Blink(r.ts_ns - 50_000_000, r.ts_ns))
+        rec.write_timing("prefill", 0.001 * n, ts_ns=r.ts_ns)
+        handed["events"] += 1
+        handed["blinks"] += 1
+        handed["timings"] += 1
+        next_q += 250_000_000
+    if isinstance(r, GazeSample) and handed["gaze"] % 10 == 0:
+        print(json.dumps(handed), flush=True)  # what the recorder has been handed so far
 """
 
 
-def test_killed_recorder_loses_at_most_last_second(tmp_path):
+def test_sigkilled_recorder_keeps_everything_older_than_one_flush_interval(tmp_path):
+    """SIGKILL a recording process and check EVERY file it writes: all it was handed more than one flush interval
+    (FLUSH_INTERVAL_S, + slack for a busy machine) before the kill is on disk and reads back exactly; the scene video
+    additionally loses at most its last fragment (MP4_FRAGMENT_S). The recorder writes through large buffers, so
+    this fails when the periodic flush is missing (before: Python's 8 KiB buffers pushed rows out anyway, and
+    events, blinks, audio and timings were never checked)."""
     import threading
 
+    from gazeqwen_edge.device._io import MP4_FRAGMENT_S
+    from gazeqwen_edge.device.session import FLUSH_INTERVAL_S
+
+    slack_s = 0.5  # scheduling of the flush thread on a loaded 2-core machine
     d = tmp_path / "killed"
     p = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(d)], stdout=subprocess.PIPE, text=True)
-    handed = [0]
+    history: list[tuple[float, dict]] = []  # (when the parent saw it, counts handed to the recorder by then)
 
     def follow():
         for line in p.stdout:
-            handed[0] = int(line)
+            history.append((time.monotonic(), json.loads(line)))
 
     th = threading.Thread(target=follow, daemon=True)
     th.start()
-    deadline = time.monotonic() + 30
-    while handed[0] < 500 and time.monotonic() < deadline:  # >= 2.5 s of recording written
+    deadline = time.monotonic() + 40
+    while (not history or history[-1][1]["gaze"] < 700) and time.monotonic() < deadline:  # >= 3.5 s recorded
         time.sleep(0.05)
+    t_kill = time.monotonic()
     p.send_signal(signal.SIGKILL)
     p.wait()
     th.join(5)
-    assert handed[0] >= 500
-    assert json.loads((d / "session.json").read_text())["state"] == "recording"
+    assert history and history[-1][1]["gaze"] >= 700
+
+    def handed_before(seconds: float) -> dict:
+        """Counts handed at least `seconds` before the kill (a lower bound: lines reach us after they are written)."""
+        old = [c for t, c in history if t <= t_kill - seconds]
+        return old[-1] if old else dict.fromkeys(history[0][1], 0)
+
+    must = handed_before(FLUSH_INTERVAL_S + slack_s)
+    must_frames = handed_before(FLUSH_INTERVAL_S + MP4_FRAGMENT_S + slack_s)["frames"]
+    assert must["gaze"] >= 300 and must["events"] >= 4  # the check below is not empty
+
+    m = json.loads((d / "session.json").read_text())
+    assert m["state"] == "recording" and m["format"] == "gazeqwen-edge session"
+    assert json.loads((d / "info.json").read_text())["recording_id"] == m["recording_id"]
     s = open_source(d)
     back = list(s.records())
+    ref = SyntheticScene(seed=4, duration_s=30.0, width=128, height=96, audio_rate=8000)
     gaze = _by_type(back, GazeSample)
-    ref = SyntheticScene(seed=4, duration_s=30.0, width=128, height=96)
     ts, x, _ = ref.gaze_arrays()
-    # what was written is exact, and at most ~1 s (200 samples) short of what the writer had been handed
-    assert [g.ts_ns for g in gaze] == ts[: len(gaze)].tolist()
-    assert [g.x for g in gaze] == x[: len(gaze)].tolist()
-    assert len(gaze) >= handed[0] - 200, (len(gaze), handed[0])
+    assert len(gaze) >= must["gaze"], (len(gaze), must)
+    assert [g.ts_ns for g in gaze] == ts[: len(gaze)].tolist() and [g.x for g in gaze] == x[: len(gaze)].tolist()
+    queries = [e for e in _by_type(back, Event) if e.name == "query"]
+    assert len(queries) >= must["events"], (len(queries), must)
+    assert [q.data for q in queries] == [f"question {n}, about the red one" for n in range(len(queries))]
+    assert len(_by_type(back, Blink)) >= must["blinks"]
+    assert len(s.timings) >= must["timings"] and [t[1] for t in s.timings] == ["prefill"] * len(s.timings)
+    fix = _by_type(back, Fixation)
+    assert len(fix) >= must["fixations"] and fix == ref.fixations[: len(fix)]
+    audio = _by_type(back, AudioChunk)
+    assert len(audio) >= must["audio"], (len(audio), must)
+    ref_audio = [a for a in ref.records({AudioChunk})][: len(audio)]
+    np.testing.assert_allclose(audio[-1].pcm, ref_audio[-1].pcm, atol=1 / 32767)
     frames = _by_type(back, SceneFrame)
-    assert len(frames) >= 30  # the fragmented mp4 is readable up to about its last frame
+    assert len(frames) >= must_frames, (len(frames), must_frames)
     assert [f.ts_ns for f in frames] == ref.frame_ts_ns[: len(frames)].tolist()
     assert any(isinstance(r, Notice) and r.kind == "incomplete" for r in back)
 
@@ -335,13 +377,30 @@ def test_fixations_and_frames_addressable_by_time(scene, session_dir):
     s.close()
 
 
-def test_session_with_late_gaze_sample_reads_in_time_order(tmp_path):
+def test_backwards_time_is_resorted_with_a_notice_in_every_reader(tmp_path, neon_recording_dir):
+    """One policy for timestamps that go backwards (source.py): re-sorted, and a Notice says so. Before: the Neon
+    reader re-sorted without a word and the Cloud reader refused the same data ('go backwards')."""
+    import shutil
+
     with Recorder(tmp_path / "s") as r:
         for t in (10, 20, 15, 30):
             r.write(GazeSample(t, float(t), 0.0))
-    assert [g.ts_ns for g in SessionSource(tmp_path / "s").records({GazeSample})] == [10, 15, 20, 30]
-    with pytest.raises(InputError, match="go backwards"):
-        CloudExportSource(tmp_path / "s")  # a Cloud export must be in order
+    for reader, level in ((SessionSource, "info"), (CloudExportSource, "warning")):
+        s = reader(tmp_path / "s")
+        assert [g.ts_ns for g in s.records({GazeSample})] == [10, 15, 20, 30]
+        notes = [n for n in s.records({Notice}) if n.kind == "reordered"]
+        assert len(notes) == 1 and "1 timestamp(s) go backwards" in notes[0].message and notes[0].level == level
+    d = tmp_path / "neon"
+    shutil.copytree(neon_recording_dir, d)
+    (d / "gaze_200hz.time").chmod(0o644)
+    t = np.fromfile(d / "gaze_200hz.time", "<i8")
+    t[[100, 101]] = t[[101, 100]]
+    t.tofile(d / "gaze_200hz.time")
+    with open_source(d) as s:
+        ts, _, _ = s.gaze_arrays()
+        assert np.all(np.diff(ts) >= 0) and len(ts) == 1788
+        notes = [n for n in s.records({Notice}) if n.kind == "reordered"]
+    assert len(notes) == 1 and "gaze_200hz.raw: 1 timestamp(s) go backwards" in notes[0].message
 
 
 def test_events_logged_without_a_time_use_the_source_clock(tmp_path):
@@ -362,3 +421,108 @@ def test_events_logged_without_a_time_use_the_source_clock(tmp_path):
     ev = [e for e in s.records({Event}) if e.name == "query"]
     assert [e.ts_ns for e in ev] == [42_000_000_000]
     assert s.timings == [(42_000_000_000, "prefill", 250.0)]
+
+
+# ----------------------------------------------------------------------------------------------------- overwrite
+def _snapshot(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir()) if p.is_file()}
+
+
+def test_overwrite_refuses_the_session_being_read(tmp_path, capsys):
+    """`record S S --overwrite` (also through a symlink) must not wipe S. Before: gaze.csv emptied, scene.mp4
+    deleted, then the (now empty) source recorded into itself."""
+    from gazeqwen_edge.cli import main
+
+    s = tmp_path / "s"
+    record_source(SyntheticScene(seed=3, duration_s=1.0, width=64, height=48), s)
+    before = _snapshot(s)
+    (tmp_path / "link").symlink_to(s)
+    for src, out in ((s, s), (tmp_path / "link", s), (s, tmp_path / "link")):
+        assert main(["record", str(src), str(out), "--overwrite"]) == 2
+        err = " ".join(capsys.readouterr().err.split())
+        assert "is being read as the source" in err and "Traceback" not in err
+        assert _snapshot(s) == before
+
+
+def test_overwrite_refuses_what_is_not_our_session(tmp_path, neon_recording_dir, capsys):
+    """`--overwrite` replaces only a session of ours. Before: a Neon recording given as OUT lost its info.json
+    (replaced by ours) and a folder with session.json of another format was overwritten too."""
+    import shutil
+
+    from gazeqwen_edge.cli import main
+
+    neon = tmp_path / "neon"
+    shutil.copytree(neon_recording_dir, neon)
+    before = _snapshot(neon)
+    assert main(["record", "synthetic:1", str(neon), "--overwrite", "--synthetic-duration", "0.5"]) == 2
+    assert "not a session written by gazeqwen-edge" in " ".join(capsys.readouterr().err.split())
+    assert _snapshot(neon) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "session.json").write_text('{"format": "someone else"}')
+    with pytest.raises(InputError, match="not a session written by gazeqwen-edge"):
+        Recorder(other, overwrite=True)
+
+
+def test_overwrite_replaces_our_own_session(tmp_path):
+    s = tmp_path / "s"
+    record_source(SyntheticScene(seed=3, duration_s=1.0, width=64, height=48), s)
+    (s / "notes.txt").write_text("mine")  # not a session file: kept
+    record_source(SyntheticScene(seed=5, duration_s=0.5, width=64, height=48), s, kinds={GazeSample}, overwrite=True)
+    back = SessionSource(s)
+    assert back.closed and len(back.gaze_arrays()[0]) == 100 and not (s / "scene.mp4").exists()
+    assert (s / "notes.txt").read_text() == "mine"
+
+
+class _Failing(SyntheticScene):
+    """A synthetic scene whose records() raises after `after` records (0: at once)."""
+
+    def __init__(self, after: int, **kw):
+        super().__init__(**kw)
+        self.after = after
+
+    def records(self, kinds=None):
+        for i, r in enumerate(super().records(kinds)):
+            if i >= self.after:
+                raise InputError(None, "the source failed")
+            yield r
+
+
+def test_failed_record_leaves_no_empty_closed_session(tmp_path):
+    """A recording whose source fails at once leaves nothing (and an old session that --overwrite would replace is
+    intact); one that fails later keeps what it recorded, marked failed. Before: an empty session marked 'closed'
+    (and with --overwrite the old session already deleted)."""
+    kw = dict(duration_s=1.0, width=64, height=48)
+    with pytest.raises(InputError, match="the source failed"):
+        record_source(_Failing(0, **kw), tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+    old = tmp_path / "old"
+    record_source(SyntheticScene(seed=2, **kw), old)
+    before = _snapshot(old)
+    with pytest.raises(InputError):
+        record_source(_Failing(0, **kw), old, overwrite=True)
+    assert _snapshot(old) == before
+    with pytest.raises(InputError):
+        record_source(_Failing(50, **kw), tmp_path / "late")
+    m = json.loads((tmp_path / "late" / "session.json").read_text())
+    assert m["state"] == "failed" and "the source failed" in m["error"]
+    back = SessionSource(tmp_path / "late")
+    assert len(back.gaze_arrays()[0]) > 30
+    assert [n.kind for n in back.records({Notice})] == ["failed"]
+
+
+def test_cli_record_of_a_failing_source_leaves_no_session(tmp_path, capsys):
+    """The same through `record`: a Cloud export whose video is broken fails at once (frames asked for)."""
+    from gazeqwen_edge.cli import main
+
+    _write_cloud_export(tmp_path / "export")
+    (tmp_path / "export" / "2025-01-01_rec-1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
+    old = tmp_path / "old"
+    record_source(SyntheticScene(seed=2, duration_s=0.5, width=64, height=48), old)
+    before = _snapshot(old)
+    with pytest.warns(SourceWarning, match="not a readable video"):  # the scene size is taken without the video
+        assert main(["record", str(tmp_path / "export"), str(tmp_path / "out")]) == 2
+        assert main(["record", str(tmp_path / "export"), str(old), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "not a readable video" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() and _snapshot(old) == before
