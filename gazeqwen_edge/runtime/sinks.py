@@ -36,21 +36,24 @@ class Sink:
 
 class JsonlAnswers(Sink):
     """Appends one AnswerRecord per line to a file (`answers.jsonl`), flushed at once so a killed session keeps every
-    finished answer."""
+    finished answer. The file (and its directory) is created at the first answer."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._f = None
         self._lock = threading.Lock()
 
     def answered(self, record: AnswerRecord) -> None:
         with self._lock:
+            if self._f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
             self._f.write(record.to_json() + "\n")
             self._f.flush()
 
     def close(self) -> None:
         with self._lock:
-            if not self._f.closed:
+            if self._f is not None and not self._f.closed:
                 self._f.close()
 
 
