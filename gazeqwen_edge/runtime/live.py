@@ -1,0 +1,87 @@
+"""Running a live session: typed questions from a text stream (the terminal, or a pipe), answers and status to the
+sinks, until the time is up, the input ends and every question is answered, or the user interrupts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+from gazeqwen_edge.errors import GazeQwenError
+from gazeqwen_edge.runtime.session import Session
+
+
+def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
+    """A typed line -> (question, options or None); None for a blank line. A line that is a JSON object
+    {"question": ..., "options": [...]} carries options; anything else is the question itself."""
+    text = line.strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError:
+            return text, None
+        if isinstance(obj, dict) and isinstance(obj.get("question"), str):
+            opts = obj.get("options")
+            ok = isinstance(opts, list) and opts and all(isinstance(o, str) for o in opts)
+            return obj["question"], (opts if ok else None)
+    return text, None
+
+
+def read_questions(session: Session, stream: TextIO, on_error: Callable[[str], None]) -> threading.Event:
+    """Start a daemon thread that asks every line of `stream` as a typed question; the returned event is set at the
+    end of the stream."""
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            for line in stream:
+                parsed = parse_typed(line)
+                if parsed is None:
+                    continue
+                try:
+                    session.ask(parsed[0], parsed[1], source="typed")
+                except GazeQwenError as e:
+                    on_error(e.message)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="session-typed-questions", daemon=True).start()
+    return done
+
+
+def run_live(
+    session: Session,
+    questions: TextIO | None,
+    duration_s: float = 0.0,
+    status: Callable[[Session], None] | None = None,
+    status_every_s: float = 10.0,
+    on_error: Callable[[str], None] = lambda m: None,
+) -> None:
+    """Run a started-or-not session until `duration_s` (0: no limit) has passed, or the question stream has ended and
+    every question asked is answered, or the source ends, or Ctrl-C; then stop it. `status(session)` is called every
+    `status_every_s` seconds."""
+    session.start()
+    eof = read_questions(session, questions, on_error) if questions is not None else None
+    t0 = time.monotonic()
+    next_status = t0 + status_every_s
+    try:
+        while True:
+            now = time.monotonic()
+            if duration_s > 0 and now - t0 >= duration_s:
+                break
+            s = session.stats
+            if duration_s <= 0 and eof is not None and eof.is_set() and s.answered + s.failed >= s.questions:
+                break
+            if session.wait(0.1):  # the source ended (a replayed or simulated device) or a thread failed
+                break
+            if status is not None and now >= next_status:
+                status(session)
+                next_status = now + status_every_s
+    except KeyboardInterrupt:
+        pass
+    finally:
+        session.stop()

@@ -1,0 +1,48 @@
+"""Typed questions (a line of text, or a JSON object with options) and the demo's scripted questions."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from gazeqwen_edge.runtime.live import parse_typed, read_questions
+
+
+def test_parse_typed_lines():
+    assert parse_typed("  What is this?\n") == ("What is this?", None)
+    assert parse_typed("") is None and parse_typed("   \n") is None
+    assert parse_typed('{"question": "Which jar?", "options": ["A. red", "B. blue"]}') == (
+        "Which jar?",
+        ["A. red", "B. blue"],
+    )
+    assert parse_typed("{not json") == ("{not json", None)  # a brace is not special unless it is JSON
+    assert parse_typed('{"question": "x", "options": [1, 2]}') == ("x", None)
+
+
+def test_every_line_of_a_pipe_is_asked():
+    asked = []
+
+    class FakeSession:
+        def ask(self, text, options=None, source="typed"):
+            asked.append((text, options, source))
+
+    done = read_questions(FakeSession(), io.StringIO("first?\n\nsecond?\n"), lambda m: None)
+    assert done.wait(5)
+    assert asked == [("first?", None, "typed"), ("second?", None, "typed")]
+
+
+def test_demo_questions_ask_what_the_wearer_fixates_with_the_truth():
+    pytest.importorskip("cv2")
+    from gazeqwen_edge.device.synthetic import SyntheticScene
+    from gazeqwen_edge.runtime.demo import demo_questions
+
+    scene = SyntheticScene(seed=4, duration_s=20.0, width=160, height=120)
+    qs = demo_questions(scene, n=3)
+    assert 1 <= len(qs) <= 3 and all(q.t_s >= 2.0 for q in qs)
+    for q in qs:
+        t_ns = scene.start_ns + int(q.t_s * 1e9)
+        on = [name for s, e, name in scene.looked_at if s <= t_ns <= e]
+        assert on == [q.meta["truth"]]  # asked in the middle of a fixation on that object
+        letter = q.meta["answer"]
+        assert q.options[ord(letter) - ord("A")].endswith(q.meta["truth"])
