@@ -8,7 +8,10 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.options import choice, float_option, output_path, seed_option
 from gazeqwen_edge.errors import ConfigError, InputError
+
+MAX_NEW_TOKENS = 1024  # the tiny demo models answer in a few tokens; more only costs time
 
 
 def _parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -26,14 +29,19 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
 )
 def convert_checkpoint(
     src: Path = typer.Argument(..., help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."),
-    dst: Path = typer.Argument(..., help="Output directory (config.json + resampler.safetensors [+ lora files])."),
+    dst: Path = typer.Argument(
+        ..., callback=output_path, help="Output directory (config.json + resampler.safetensors [+ lora files])."
+    ),
     injected_layers: str = typer.Option(
         None,
         "--injected-layers",
         help="Comma-separated LLM layers the resampler modules inject into (default 6,13,20,27 for the 7B model).",
     ),
     gaze_encoding: str = typer.Option(
-        "reference", "--gaze-encoding", help="Gaze encoding to record in the config: reference or spatial."
+        "reference",
+        "--gaze-encoding",
+        callback=choice("reference", "spatial"),
+        help="Gaze encoding to record in the config: reference or spatial.",
     ),
     force: bool = typer.Option(False, "--force", help="Write into DST even if it already holds files."),
 ) -> None:
@@ -58,12 +66,14 @@ def convert_checkpoint(
     "demo", short_help="Run the model spine end to end on a synthetic clip (tiny random models) and time each stage."
 )
 def demo(
-    seed: int = typer.Option(0, help="Seed of the synthetic scene and of the tiny models."),
-    duration: float = typer.Option(
-        8.0, min=1.0, max=600.0, help="Clip length in seconds (the clip is held in memory)."
+    seed: int = seed_option(0, "--seed", help="Seed of the synthetic scene and of the tiny models."),
+    duration: float = float_option(
+        8.0, "--duration", min=1.0, max=600.0, help="Clip length in seconds (the clip is held in memory)."
     ),
-    max_new_tokens: int = typer.Option(16, min=1, help="Tokens to generate per answer."),
-    gaze_encoding: str = typer.Option("spatial", help="Gaze encoding of the resampler: spatial or reference."),
+    max_new_tokens: int = typer.Option(16, min=1, max=MAX_NEW_TOKENS, help="Tokens to generate per answer."),
+    gaze_encoding: str = typer.Option(
+        "spatial", callback=choice("spatial", "reference"), help="Gaze encoding of the resampler: spatial or reference."
+    ),
 ) -> None:
     """Run the whole model spine end to end on a generated synthetic clip with its scanpath: Qwen video
     preprocessing, Qwen vision tower, V-JEPA features, gaze resampler, prefill with injection, streamed decoding and

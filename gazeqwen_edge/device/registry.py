@@ -1,7 +1,7 @@
 """`open_source(spec)`: one entry point from a user's SOURCE argument to a `Source`.
 
 Accepted specs:
-- `synthetic` or `synthetic:SEED`: a `SyntheticScene` (keyword arguments go to its constructor);
+- `synthetic` or `synthetic:SEED` (SEED 0 .. 2**32 - 1): a `SyntheticScene` (keyword arguments go to its constructor);
 - a directory recognised by its files:
   - our own session (`session.json`), written by `Recorder` / `gazeqwen-edge record`;
   - a Neon native recording (`info.json` and `*.raw` files);
@@ -31,6 +31,7 @@ _REGISTRY: dict[str, SourceFactory] = {}
 # modules that register sources when imported (imported lazily on the first unmatched spec)
 _PLUGIN_MODULES = ["gazeqwen_edge.device.neon"]
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned; 32 bits is what both take everywhere
 
 
 def register_source(prefix: str, factory: SourceFactory) -> None:
@@ -77,12 +78,13 @@ def _synthetic(spec: str, **kw) -> Source:
 
     if spec != "synthetic":
         seed_text = spec[len("synthetic:") :] if spec.startswith("synthetic:") else ""
-        try:
-            kw["seed"] = int(seed_text)
-        except ValueError:
+        if not seed_text.isascii() or not seed_text.isdigit() or int(seed_text) > MAX_SEED:
             raise InputError(
-                None, f"bad synthetic spec '{spec}': expected 'synthetic' or 'synthetic:SEED' (an integer)"
-            ) from None
+                None,
+                f"bad synthetic spec '{spec}': expected 'synthetic' or 'synthetic:SEED' "
+                f"(SEED a whole number from 0 to {MAX_SEED})",
+            )
+        kw["seed"] = int(seed_text)
     return SyntheticScene(**kw)
 
 

@@ -8,6 +8,6 @@ encoders.py (H.264, AAC)."""
 
 from gazeqwen_edge.device.simulator.calibration import calibration_bytes
 from gazeqwen_edge.device.simulator.device import NeonSimulator
-from gazeqwen_edge.device.simulator.faults import STREAMS, Faults
+from gazeqwen_edge.device.simulator.faults import STREAMS, FaultPlan, Faults
 
-__all__ = ["STREAMS", "Faults", "NeonSimulator", "calibration_bytes"]
+__all__ = ["STREAMS", "FaultPlan", "Faults", "NeonSimulator", "calibration_bytes"]
