@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     except _click_errors.ClickException as e:
         _print_error(e.format_message())
         return e.exit_code
-    except typer.Abort:  # end of input at a prompt
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or the end of input at a prompt
         _print_error("aborted")
         return 130
     return rv if isinstance(rv, int) else 0

@@ -9,10 +9,10 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console
-from gazeqwen_edge.cli.options import float_option, frame_size, output_path
+from gazeqwen_edge.cli.options import float_option, frame_size, output_dir
 
-# a synthetic scene longer than a day is a typo (and its scanpath is drawn up front)
-MAX_SYNTHETIC_S = 86_400.0
+# a synthetic scene draws its whole scanpath up front: an hour takes ~4 s and ~270 MB here, a day would not fit
+MAX_SYNTHETIC_S = 3600.0
 
 SOURCE_HELP = (
     "What to read: 'synthetic' or 'synthetic:SEED'; a directory (Neon native recording, Pupil Cloud export, a session "
@@ -71,7 +71,7 @@ def synthetic_options(source: str, duration_s: float | None, size: tuple[int, in
 def record(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     out_dir: Path = typer.Argument(
-        ..., callback=output_path, help="New directory to write the session to (must not exist or be empty)."
+        ..., callback=output_dir, help="New directory to write the session to (must not exist or be empty)."
     ),
     duration: float | None = float_option(
         None,

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
-from gazeqwen_edge.cli.options import choice, float_option, output_path, seed_option
+from gazeqwen_edge.cli.options import choice, float_option, output_dir, seed_option
 from gazeqwen_edge.errors import ConfigError, InputError
 
 MAX_NEW_TOKENS = 1024  # the tiny demo models answer in a few tokens; more only costs time
@@ -30,7 +30,7 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
 def convert_checkpoint(
     src: Path = typer.Argument(..., help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."),
     dst: Path = typer.Argument(
-        ..., callback=output_path, help="Output directory (config.json + resampler.safetensors [+ lora files])."
+        ..., callback=output_dir, help="Output directory (config.json + resampler.safetensors [+ lora files])."
     ),
     injected_layers: str = typer.Option(
         None,

@@ -22,11 +22,10 @@ from pathlib import Path
 
 import typer
 
-from gazeqwen_edge.device.registry import MAX_SEED
+from gazeqwen_edge.device.registry import MAX_SEED, parse_frame_size
 from gazeqwen_edge.errors import ConfigError
 
 MIN_FRAME_SIDE = 32  # the smallest scene a synthetic source draws
-MAX_FRAME_SIDE = 4096  # no head-worn scene camera delivers more (the Neon scene camera: 1600x1200)
 _HOSTNAME = re.compile(
     r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
 )
@@ -106,27 +105,12 @@ def seed_option(default: int, *param_decls: str, help: str, **kw):
     return typer.Option(default, *param_decls, callback=_seed, help=f"{help} (0 to {MAX_SEED}.)", **kw)
 
 
-def parse_frame_size(text: str) -> tuple[int, int]:
-    """'640x480' -> (640, 480); ValueError saying what is wrong unless both sides are whole numbers of pixels
-    from MIN_FRAME_SIDE to MAX_FRAME_SIDE."""
-    m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
-    if m is None:
-        raise ValueError(f"must look like 640x480 (width x height in px), got '{text}'")
-    w, h = int(m.group(1)), int(m.group(2))
-    if not (MIN_FRAME_SIDE <= w <= MAX_FRAME_SIDE and MIN_FRAME_SIDE <= h <= MAX_FRAME_SIDE):
-        raise ValueError(
-            f"{w}x{h} is not a scene camera frame size: each side must be {MIN_FRAME_SIDE} to {MAX_FRAME_SIDE} px "
-            "(the Neon scene camera is 1600x1200)"
-        )
-    return w, h
-
-
 def frame_size(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> tuple[int, int] | None:
     """Typer callback for a WIDTHxHEIGHT option: the (width, height) tuple, or None when left out."""
     if value is None:
         return None
     try:
-        return parse_frame_size(value)
+        return parse_frame_size(value, MIN_FRAME_SIDE)
     except ValueError as e:
         raise bad(ctx, param, str(e)) from None
 
@@ -145,6 +129,13 @@ def host(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> s
         hint = "; give the port with --port" if re.fullmatch(r"[^:]+:\d+", value) else ""
         raise bad(ctx, param, f"'{value}' is not an IP address or a host name{hint}")
     return value
+
+
+def output_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Typer callback for a directory the command will create or fill: `output_path`, and not an existing file."""
+    if value is not None and value.expanduser().is_file():
+        raise bad(ctx, param, f"'{value}' is a file; give a directory")
+    return output_path(ctx, param, value)
 
 
 def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:

@@ -117,6 +117,8 @@ def test_convert_checkpoint_into_a_path_under_a_file(capsys, tmp_path):
     dst = tmp_path / "afile" / "ckpt"
     rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", dst, "--injected-layers", "1,4")
     one_error(rc, err, "DST", "is a file, not a directory")
+    rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", tmp_path / "afile", "--force")
+    one_error(rc, err, "DST", "is a file; give a directory")
 
 
 def test_record_into_a_path_under_a_file(capsys, tmp_path):
@@ -172,3 +174,23 @@ def test_infinite_synthetic_duration_is_refused_not_a_hang(tmp_path):
     assert p.returncode == 2, p.stderr
     assert p.stderr.startswith("error: --synthetic-duration must be a finite number > 0"), p.stderr
     assert "Traceback" not in p.stderr and time.monotonic() - t0 < 30
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the fuzz: calibration/target_scene.py (the calibration helper's file) parses its spec without "
+    "these checks (tracebacks, NaN accepted; size=99999x99999 allocates 3.75 GB before OpenCV fails, not run here); device.registry.parse_seed / parse_frame_size and "
+    "finite checks would do. Remove this marker when fixed.",
+)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "calibration-target:seed=-1",
+        "calibration-target:seconds=nan",
+        "calibration-target:seconds=inf",
+        "calibration-target:offset=nan,1",
+    ],
+)
+def test_calibration_target_spec_values_no_device_produces_are_refused(capsys, spec):
+    rc, _, err = cli(capsys, "inspect", spec)
+    one_error(rc, err, "calibration-target")
