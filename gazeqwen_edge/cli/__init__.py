@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rv = app(args=argv, prog_name=PROG, standalone_mode=False)
     except GazeQwenError as e:
-        hint = e.hint
-        if hint is None and e.exit_code == 2:  # a bad value: the command's help says what it takes
+        hint = e.hint  # without one, the command's help is where to read on
+        if hint is None:
             hint = f"see '{_command_path(sys.argv[1:] if argv is None else argv)} --help'"
         _print_error(e.message, hint)
         return e.exit_code

@@ -163,6 +163,7 @@ class NeonSimulator:
 
     @property
     def address(self) -> str:
+        """The address the simulator serves on (`host`)."""
         return self.host
 
     @property
@@ -218,6 +219,7 @@ class NeonSimulator:
         return self
 
     def stop(self) -> None:
+        """Stop playing, leave the network for good, close every socket and join the threads (idempotent)."""
         self.stop_event.set()
         if self._aloop is not None and self._thread is not None and self._thread.is_alive():
             fut = asyncio.run_coroutine_threadsafe(self._shutdown(final=True), self._aloop)
@@ -270,6 +272,7 @@ class NeonSimulator:
             self.faults.stalled_until[n] = time.monotonic() + for_s
 
     def set_worn(self, worn: bool) -> None:
+        """Report the glasses as worn or not in every gaze datum from now on."""
         self.faults.not_worn = not worn
 
     def set_sensor_connected(self, sensor: str, connected: bool) -> None:
@@ -287,6 +290,7 @@ class NeonSimulator:
         self._call(self._go_away(for_s, silent))
 
     def reconnect(self) -> None:
+        """Come back onto the network now (after `disconnect()`)."""
         self._call(self._come_back())
 
     def schedule(self, at_s: float, fn: Callable[[], object]) -> None:

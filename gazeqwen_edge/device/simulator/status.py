@@ -18,6 +18,7 @@ SENSOR_PARAMS = {
 
 
 def phone(sim: NeonSimulator) -> dict:
+    """The Phone component: battery, memory, name, id, address, time-echo port."""
     level = sim.battery_level
     return {
         "model": "Phone",
@@ -35,6 +36,7 @@ def phone(sim: NeonSimulator) -> dict:
 
 
 def hardware(sim: NeonSimulator) -> dict:
+    """The Hardware component: module serial (glasses and camera serials unknown, -1)."""
     return {
         "model": "Hardware",
         "data": {
@@ -47,6 +49,7 @@ def hardware(sim: NeonSimulator) -> dict:
 
 
 def sensor(sim: NeonSimulator, name: str) -> dict:
+    """The Sensor component of stream `name`: connected or not, and its RTSP address and URL parameters."""
     return {
         "model": "Sensor",
         "data": {
@@ -63,6 +66,7 @@ def sensor(sim: NeonSimulator, name: str) -> dict:
 
 
 def recording(sim: NeonSimulator) -> dict | None:
+    """The Recording component (action START/STOP/CANCEL, id, duration), or None before any recording."""
     if sim.recording is None:
         return None
     return {"model": "Recording", "data": dict(sim.recording)}
