@@ -162,11 +162,6 @@ class NeonSimulator:
     # --- public control -------------------------------------------------------------------------------------------
 
     @property
-    def address(self) -> str:
-        """The address the simulator serves on (`host`)."""
-        return self.host
-
-    @property
     def send_log(self) -> Callable[[str, int, float], None] | None:
         """A hook called for every packet sent: (stream, device timestamp ns, wall time s)."""
         return self._send_log
@@ -180,12 +175,6 @@ class NeonSimulator:
     def now_device_ns(self) -> int:
         """The simulated phone's clock: the clock its data are stamped with (and time echo reports)."""
         return time.time_ns() + self._stamp_minus_wall
-
-    def device_ns(self, source_ts_ns: int, loop_index: int = 0) -> int:
-        """The device timestamp a source record gets (for the first pass unless `loop_index` is given)."""
-        if self.offset_ns is None or self.player is None:
-            raise RuntimeError("the simulator has not started playing yet")
-        return source_ts_ns + self.offset_ns + self.player.loop_period_ns * loop_index
 
     def start(self, timeout: float = 15.0) -> NeonSimulator:
         """Serve and start playing; DeviceError if the ports cannot be served."""
@@ -298,10 +287,6 @@ class NeonSimulator:
         delay = max(0.0, at_s - (time.monotonic() - self._t_start))
         assert self._aloop is not None, "start() the simulator first"
         self._aloop.call_soon_threadsafe(self._aloop.call_later, delay, fn)
-
-    def status_components(self) -> list[dict]:
-        """What `GET /api/status` returns (status.py)."""
-        return status.components(self)
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
 
