@@ -44,6 +44,7 @@ def _kinds(text: str | None):
 
 
 def is_synthetic(source: str) -> bool:
+    """Whether SOURCE names a synthetic scene ('synthetic' or 'synthetic:SEED')."""
     return source == "synthetic" or source.startswith("synthetic:")
 
 

@@ -194,3 +194,21 @@ def test_infinite_synthetic_duration_is_refused_not_a_hang(tmp_path):
 def test_calibration_target_spec_values_no_device_produces_are_refused(capsys, spec):
     rc, _, err = cli(capsys, "inspect", spec)
     one_error(rc, err, "calibration-target")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--name", "lab:phone"], "--name must be 1 to 63 printable characters without ':'"),
+        (["--name", "two\r\nlines"], "--name must be"),  # a phone name is one printable line
+        (["--name", "x" * 64], "--name must be"),
+        (["--gaze-variant", "10"], "--gaze-variant must be one of 9, 17, 25, 65, 89, 105"),
+        (["--audio", "loud"], "--audio must be one of auto, source, tone, off"),
+        (["--timestamps", "now"], "--timestamps must be one of live, source"),
+        (["--host", "0.0.0.0:80"], "give the port with --port"),
+    ],
+)
+def test_simulate_refuses_names_and_choices_it_cannot_serve(capsys, argv, expected):
+    rc, out, err = cli(capsys, "simulate", "synthetic", "--port", "0", "--rtsp-port", "0", *argv)
+    one_error(rc, err, expected)
+    assert "serving" not in out

@@ -81,3 +81,15 @@ def test_piped_table_is_not_squeezed_to_80_columns(tmp_path):
     rows = [line for line in p.stdout.splitlines() if " dom " in line]
     assert len(rows) == 1 and source in rows[0] and "+12.2" in rows[0], p.stdout
     assert len(rows[0]) > 80
+
+
+def test_simulate_with_announce_stops_without_asyncio_noise():
+    """Stopping right after a zeroconf announcement left its broadcast task to be destroyed mid-way: asyncio
+    printed 'Task was destroyed but it is pending!' on stderr."""
+    pytest.importorskip("zeroconf")
+    p = cli_subprocess(
+        "simulate", "synthetic", "--scene-seconds", "0.5", "--size", "64x48", "--port", "0", "--rtsp-port", "0",
+        "--time-echo-port", "0", "--announce",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "source played out" in p.stdout and p.stderr == "", p.stderr

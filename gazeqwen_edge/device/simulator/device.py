@@ -347,7 +347,12 @@ class NeonSimulator:
         try:
             loop.run_forever()
         finally:
+            # what is still pending (e.g. zeroconf's goodbye broadcast) is cancelled, not destroyed mid-way
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
             with contextlib.suppress(Exception):
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
                 loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
