@@ -212,3 +212,14 @@ def test_simulate_refuses_names_and_choices_it_cannot_serve(capsys, argv, expect
     rc, out, err = cli(capsys, "simulate", "synthetic", "--port", "0", "--rtsp-port", "0", *argv)
     one_error(rc, err, expected)
     assert "serving" not in out
+
+
+def test_a_failed_zeroconf_announcement_says_so(capsys):
+    """zeroconf refusing the service name (too long for one DNS label) was reported as 'another program uses one
+    of these ports'."""
+    pytest.importorskip("zeroconf")
+    argv = ["simulate", "synthetic", "--port", "0", "--rtsp-port", "0", "--time-echo-port", "0", "--announce"]
+    rc, out, err = cli(capsys, *argv, "--scene-seconds", "0.5", "--size", "64x48", "--name", "x" * 40)
+    assert rc == 3, err
+    assert "error: cannot announce the simulator with zeroconf" in err and "Too long" in err
+    assert "hint: serve without --announce" in err and "ports" not in err
