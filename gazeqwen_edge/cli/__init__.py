@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import sys
 
+import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console_err
 from gazeqwen_edge.errors import GazeQwenError
+
+try:  # typer >= 0.2x ships its own copy of click
+    from typer._click import exceptions as _click_errors
+except ImportError:  # older typer runs on click itself
+    from click import exceptions as _click_errors
 
 # Importing the command modules registers their commands on `app`.
 from gazeqwen_edge.cli import model as _model  # noqa: E402,F401  isort: skip
@@ -20,21 +26,61 @@ from gazeqwen_edge.cli import device as _device  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import neon as _neon  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import runtime as _runtime  # noqa: E402,F401  isort: skip
 
+PROG = "gazeqwen-edge"
+
+
+def _print_error(message: str, hint: str | None = None) -> None:
+    # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup
+    console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
+    if hint:
+        console_err.print(f"  [yellow]hint:[/] {escape(' '.join(hint.split()))}")
+
+
+def _command_path(argv: list[str]) -> str:
+    """'gazeqwen-edge calibrate offset' for argv ['calibrate', 'offset', ...]: the (sub)command the user ran."""
+    from typer.main import get_command
+
+    path, cmd = [PROG], get_command(app)
+    for arg in argv:
+        sub = getattr(cmd, "commands", {}).get(arg)
+        if sub is None:
+            break
+        path.append(arg)
+        cmd = sub
+    return " ".join(path)
+
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point. Usage errors are reported by typer (exit 2); user errors (GazeQwenError) print one clear message
-    and exit with the error's code, without a traceback; anything else is a bug and keeps its traceback."""
+    """Run the command line `argv` (default: sys.argv[1:]) and return the exit code.
+
+    Everything a user can get wrong ends in one `error:` line (and a `hint:` line) on stderr, never a traceback:
+    a bad option or argument (usage errors: exit 2, with a pointer to the command's --help), and our own errors
+    (`GazeQwenError`: exit 2 for input and configuration, 3 for devices, 4 for a missing extra). Ctrl-C exits 130.
+    Anything else is a bug and keeps its traceback."""
     try:
-        app(args=argv, prog_name="gazeqwen-edge")
+        rv = app(args=argv, prog_name=PROG, standalone_mode=False)
     except GazeQwenError as e:
-        # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup/emoji
-        console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False, emoji=False, soft_wrap=True)
-        if e.hint:
-            console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False, emoji=False, soft_wrap=True)
+        hint = e.hint  # without one, the command's help is where to read on
+        if hint is None:
+            hint = f"see '{_command_path(sys.argv[1:] if argv is None else argv)} --help'"
+        _print_error(e.message, hint)
         return e.exit_code
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    return 0
+    except _click_errors.NoArgsIsHelpError as e:  # a group called without a command: its help is the answer
+        text = e.format_message()
+        if text.strip():
+            console_err.print(text, markup=False)
+        return e.exit_code
+    except _click_errors.UsageError as e:
+        command = e.ctx.command_path if e.ctx is not None else PROG
+        _print_error(e.format_message(), f"see '{command} --help'")
+        return e.exit_code
+    except _click_errors.ClickException as e:
+        _print_error(e.format_message())
+        return e.exit_code
+    except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or the end of input at a prompt
+        _print_error("aborted")
+        return 130
+    return rv if isinstance(rv, int) else 0
 
 
 def run() -> None:

@@ -1,9 +1,38 @@
-"""The typer application the command modules register on."""
+"""The typer application the command modules register on, and the consoles every command prints through."""
 
 from __future__ import annotations
 
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
+
+# Width of a line written to a pipe or a file: wide enough that rich never wraps or cuts one (a data line stays one
+# line for grep, awk and log files); a table is still only as wide as its cells.
+UNWRAPPED_WIDTH = 10_000
+
+
+class _Console(Console):
+    """A rich Console for people and pipes.
+
+    On a terminal it is rich's own console (its width, colours when the terminal has them). Written to a pipe or a file
+    (not a terminal, COLUMNS not set): no colour codes (rich's own detection), and lines are never wrapped or cut at
+    rich's default 80 columns. Everywhere: no automatic highlighting (rich's ReprHighlighter would style '1600x1200' as
+    the number 160 and the hex number 0x1200, and colour numbers inside data), no ':name:' emoji replacement (in paths
+    and specs such as 'synthetic:1'), and long text lines are left for the terminal to wrap (soft_wrap)."""
+
+    def __init__(self, **kw):
+        super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = Console.size.fget(self)
+        if self.is_terminal or self._width is not None or self._environ.get("COLUMNS"):
+            return size
+        return ConsoleDimensions(UNWRAPPED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
 
 app = typer.Typer(
     name="gazeqwen-edge",
@@ -13,8 +42,8 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-console = Console()
-console_err = Console(stderr=True)
+console = _Console()
+console_err = _Console(stderr=True)
 
 
 @app.command("info")
@@ -49,6 +78,23 @@ def info() -> None:
     console.print(f"  torch {torch.__version__}, CUDA device: {cuda}")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gazeqwen_edge import __version__
+
+        console.print(f"gazeqwen-edge {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False,
+        "--version",
+        is_eager=True,
+        expose_value=False,
+        callback=_print_version,
+        help="Print the version and exit.",
+    ),
+) -> None:
     """Gaze-aware Qwen2.5-VL (GazeQwen) on the edge."""

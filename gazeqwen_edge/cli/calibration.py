@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.options import float_option, host, output_path
 from gazeqwen_edge.errors import ConfigError
 
 calibrate_app = typer.Typer(
@@ -47,16 +48,23 @@ def offset(
         "-s",
         help="SOURCE spec: neon://HOST:PORT, a recording, 'calibration-target:offset=12,-8' (synthetic), ...",
     ),
-    address: str = typer.Option(None, "--address", help="Neon Companion (or simulator) host; instead of --source."),
-    port: int = typer.Option(8080, "--port", help="HTTP port of the device given with --address."),
+    address: str = typer.Option(
+        None, "--address", callback=host, help="Neon Companion (or simulator) host; instead of --source."
+    ),
+    port: int = typer.Option(8080, "--port", min=1, max=65535, help="HTTP port of the device given with --address."),
     target: str = typer.Option(
         "center",
         "--target",
         "-t",
         help="Where the wearer looks: 'center' of the scene, 'X,Y' scene px, or 'aruco[:ID]' (a printed marker).",
     ),
-    seconds: float = typer.Option(5.0, "--seconds", min=0.5, help="How long to collect gaze on the target."),
-    store: Path = typer.Option(None, "--store", help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config)."),
+    seconds: float = float_option(5.0, "--seconds", min=0.5, max=600.0, help="How long to collect gaze on the target."),
+    store: Path = typer.Option(
+        None,
+        "--store",
+        callback=output_path,
+        help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config).",
+    ),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the result for the wearer."),
     yes: bool = typer.Option(
         False, "--yes", "-y", help="Do not ask: start collecting at once and replace the wearer's stored offset."
@@ -213,7 +221,7 @@ def camera(
 @calibrate_app.command("fixations")
 def fixations(
     source: str = typer.Argument(..., help="SOURCE spec: a Neon recording, a Cloud export, synthetic[:SEED], ..."),
-    tolerance_ms: float = typer.Option(
+    tolerance_ms: float = float_option(
         50.0, "--tolerance-ms", min=0.0, help="Onset tolerance when comparing to the device."
     ),
     wearer: str = typer.Option(None, "--wearer", "-w", help="Apply this wearer's stored offset to the centres."),

@@ -6,8 +6,13 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.options import float_option, frame_size, output_dir
+
+# a synthetic scene draws its whole scanpath up front: an hour takes ~4 s and ~270 MB here, a day would not fit
+MAX_SYNTHETIC_S = 3600.0
 
 SOURCE_HELP = (
     "What to read: 'synthetic' or 'synthetic:SEED'; a directory (Neon native recording, Pupil Cloud export, a session "
@@ -38,29 +43,45 @@ def _kinds(text: str | None):
     return out
 
 
-def synthetic_options(seed_duration: float | None, size: str | None) -> dict:
-    kw: dict = {}
-    if seed_duration is not None:
-        kw["duration_s"] = seed_duration
-    if size:
-        from gazeqwen_edge.errors import ConfigError
+def is_synthetic(source: str) -> bool:
+    """Whether SOURCE names a synthetic scene ('synthetic' or 'synthetic:SEED')."""
+    return source == "synthetic" or source.startswith("synthetic:")
 
-        try:
-            w, h = (int(v) for v in size.lower().split("x"))
-        except ValueError:
-            raise ConfigError(f"--size must look like 640x480, got '{size}'") from None
-        kw["width"], kw["height"] = w, h
+
+def synthetic_options(source: str, duration_s: float | None, size: tuple[int, int] | None) -> dict:
+    """open_source keyword arguments for a synthetic scene's length and frame size; ConfigError if they are given for
+    another kind of source (where they would be silently ignored)."""
+    from gazeqwen_edge.errors import ConfigError
+
+    if not is_synthetic(source):
+        if duration_s is not None or size is not None:
+            raise ConfigError(
+                f"the length and frame size options only apply to synthetic scenes, not to '{source}'",
+                hint="drop them, or use SOURCE 'synthetic' or 'synthetic:SEED'",
+            )
+        return {}
+    kw: dict = {}
+    if duration_s is not None:
+        kw["duration_s"] = duration_s
+    if size is not None:
+        kw["width"], kw["height"] = size
     return kw
 
 
 @app.command("record", short_help="Write a source (live, recorded or synthetic) to a session directory.")
 def record(
     source: str = typer.Argument(..., help=SOURCE_HELP),
-    out_dir: Path = typer.Argument(..., help="New directory to write the session to (must not exist or be empty)."),
-    duration: float | None = typer.Option(
-        None, "--duration", "-d", help="Stop after this many seconds of recording time (default: the whole source)."
+    out_dir: Path = typer.Argument(
+        ..., callback=output_dir, help="New directory to write the session to (must not exist or be empty)."
     ),
-    speed: float = typer.Option(
+    duration: float | None = float_option(
+        None,
+        "--duration",
+        "-d",
+        above=0.0,
+        help="Stop after this many seconds of recording time (default: the whole source).",
+    ),
+    speed: float = float_option(
         0.0,
         "--speed",
         min=0.0,
@@ -70,72 +91,48 @@ def record(
         None, "--streams", help=f"Comma-separated streams to keep ({', '.join(KIND_NAMES)}); default: all."
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the session files in a non-empty OUT_DIR."),
-    synthetic_duration: float | None = typer.Option(
-        None, "--synthetic-duration", help="Length in seconds of a synthetic scene (default 10)."
+    synthetic_duration: float | None = float_option(
+        None,
+        "--synthetic-duration",
+        above=0.0,
+        max=MAX_SYNTHETIC_S,
+        help="Length in seconds of a synthetic scene (default 10).",
     ),
-    size: str | None = typer.Option(None, "--size", help="Frame size of a synthetic scene, e.g. 320x240."),
+    size: str | None = typer.Option(
+        None, "--size", callback=frame_size, help="Frame size of a synthetic scene, e.g. 320x240 (32 to 4096 a side)."
+    ),
 ) -> None:
     """Write what a source delivers (gaze, scene video, audio, fixations, blinks, events) to a session directory:
     Pupil Cloud export CSV layout + scene.mp4 + session.json, readable by 'inspect', the replay readers and Cloud tools.
     Gaze and events are flushed continuously: stopping the process (Ctrl-C or kill) loses at most the last second."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from gazeqwen_edge.device import open_source, paced
-    from gazeqwen_edge.device.neon import NeonLiveSource
-    from gazeqwen_edge.device.session import Recorder
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.device.record import expected_seconds
+    from gazeqwen_edge.device.record import record as record_session
 
-    if duration is not None and not duration > 0:
-        from gazeqwen_edge.errors import ConfigError
-
-        raise ConfigError(f"--duration must be a positive number of seconds, got {duration}")
-    kw = synthetic_options(synthetic_duration, size) if source.startswith("synthetic") else {}
     kinds = _kinds(streams)
-    with open_source(source, **kw) as src:
-        rec = Recorder.for_source(out_dir, src, spec=source, overwrite=overwrite)
-        start, end = src.start_ns, src.end_ns
-        total = None
-        if start is not None and end is not None:
-            total = (end - start) / 1e9 if duration is None else min(duration, (end - start) / 1e9)
-        elif duration is not None:
-            total = duration
-        interrupted = False
-        with Progress(
-            TextColumn("[bold]recording[/]"),
-            BarColumn(),
-            TextColumn("{task.completed:.1f}/{task.total:.1f} s" if total else "{task.completed:.1f} s"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+    with open_source(source, **synthetic_options(source, synthetic_duration, size)) as src:
+        total = expected_seconds(src, duration)
+        columns = TextColumn("{task.completed:.1f}/{task.total:.1f} s" if total else "{task.completed:.1f} s")
+        bar = (TextColumn("[bold]recording[/]"), BarColumn(), columns, TimeElapsedColumn())
+        with Progress(*bar, console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task("record", total=total)
-            t0 = None
-            limit = None if duration is None else int(round(duration * 1e9))
-            try:
-                # live: arrival order (the session readers sort by time), so nothing waits in the live source's
-                # reorder window when the recording is stopped or killed
-                it = src.records(kinds, ordered=False) if isinstance(src, NeonLiveSource) else src.records(kinds)
-                for i, r in enumerate(paced(it, speed=speed or None)):
-                    if t0 is None:
-                        t0 = r.ts_ns
-                    if limit is not None and r.ts_ns - t0 > limit:
-                        break
-                    rec.write(r)
-                    if i % 256 == 0:
-                        progress.update(task, completed=(r.ts_ns - t0) / 1e9)
-            except KeyboardInterrupt:
-                interrupted = True
-            except BaseException as e:
-                rec.abort(e)  # nothing recorded: nothing left (an overwritten session intact); else marked failed
-                raise
-            finally:
-                rec.close()
-    c = rec.counts
-    span = ((rec.last_ns or 0) - (rec.first_ns or 0)) / 1e9
+            result = record_session(
+                src,
+                out_dir,
+                spec=source,
+                kinds=kinds,
+                duration_s=duration,
+                speed=speed,
+                overwrite=overwrite,
+                progress=lambda s: progress.update(task, completed=s),
+            )
+    c = result.counts
     console.print(
-        f"{'stopped' if interrupted else 'wrote'} {out_dir}: {span:.1f} s, {c['gaze']} gaze samples, "
-        f"{c['frames']} frames, {c['fixations']} fixations, {c['blinks']} blinks, {c['events']} events, "
-        f"{c['audio_samples']} audio samples",
-        highlight=False,
+        f"{'stopped' if result.interrupted else 'wrote'} {escape(str(out_dir))}: {result.span_s:.1f} s, "
+        f"{c['gaze']} gaze samples, {c['frames']} frames, {c['fixations']} fixations, {c['blinks']} blinks, "
+        f"{c['events']} events, {c['audio_samples']} audio samples"
     )
 
 
@@ -144,7 +141,7 @@ def inspect(
     source: str = typer.Argument(..., help=SOURCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     decode: bool = typer.Option(False, "--decode", help="Decode every scene frame (checks the video fully)."),
-    seconds: float = typer.Option(
+    seconds: float = float_option(
         3.0, "--seconds", min=0.1, help="For live sources (which never end): how many seconds of streams to sample."
     ),
 ) -> None:
@@ -160,7 +157,7 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(s, allow_nan=False))  # strict JSON: NaN / inf are not JSON
         return
-    console.print(f"[bold]{source}[/]: {s['kind']}", highlight=False)
+    console.print(f"[bold]{escape(source)}[/]: {s['kind']}", highlight=False)
     if s["duration_s"] is not None:
         console.print(f"  duration {s['duration_s']:.3f} s  (start {s['start_ns']} ns, unix)")
     if s["sampled_s"]:

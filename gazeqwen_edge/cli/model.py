@@ -8,7 +8,10 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.options import choice, float_option, output_dir, seed_option
 from gazeqwen_edge.errors import ConfigError, InputError
+
+MAX_NEW_TOKENS = 1024  # the tiny demo models answer in a few tokens; more only costs time
 
 
 def _parse_layers(text: str | None) -> tuple[int, ...] | None:
@@ -26,14 +29,19 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
 )
 def convert_checkpoint(
     src: Path = typer.Argument(..., help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."),
-    dst: Path = typer.Argument(..., help="Output directory (config.json + resampler.safetensors [+ lora files])."),
+    dst: Path = typer.Argument(
+        ..., callback=output_dir, help="Output directory (config.json + resampler.safetensors [+ lora files])."
+    ),
     injected_layers: str = typer.Option(
         None,
         "--injected-layers",
         help="Comma-separated LLM layers the resampler modules inject into (default 6,13,20,27 for the 7B model).",
     ),
     gaze_encoding: str = typer.Option(
-        "reference", "--gaze-encoding", help="Gaze encoding to record in the config: reference or spatial."
+        "reference",
+        "--gaze-encoding",
+        callback=choice("reference", "spatial"),
+        help="Gaze encoding to record in the config: reference or spatial.",
     ),
     force: bool = typer.Option(False, "--force", help="Write into DST even if it already holds files."),
 ) -> None:
@@ -55,70 +63,51 @@ def convert_checkpoint(
 
 
 @app.command(
-    "demo", short_help="Run the model spine end to end on a synthetic clip (tiny random models) and time each stage."
+    "demo", short_help="Replay a built-in synthetic session through the streaming session with scripted questions."
 )
 def demo(
-    seed: int = typer.Option(0, help="Seed of the synthetic scene and of the tiny models."),
-    duration: float = typer.Option(
-        8.0, min=1.0, max=600.0, help="Clip length in seconds (the clip is held in memory)."
+    seed: int = seed_option(0, "--seed", help="Seed of the synthetic scene (the wearer's scanpath and the objects)."),
+    duration: float = float_option(20.0, "--duration", min=4.0, max=600.0, help="Length of the session in seconds."),
+    max_new_tokens: int = typer.Option(16, min=1, max=MAX_NEW_TOKENS, help="Tokens to generate per answer."),
+    out: Path = typer.Option(
+        None, "--out", callback=output_dir, help="Keep the session directory here (default: none)."
     ),
-    max_new_tokens: int = typer.Option(16, min=1, help="Tokens to generate per answer."),
-    gaze_encoding: str = typer.Option("spatial", help="Gaze encoding of the resampler: spatial or reference."),
 ) -> None:
-    """Run the whole model spine end to end on a generated synthetic clip with its scanpath: Qwen video
-    preprocessing, Qwen vision tower, V-JEPA features, gaze resampler, prefill with injection, streamed decoding and
-    option scoring. The models are tiny and random, so the answers are noise: this shows the plumbing and the time of
-    each stage (a trained demo checkpoint makes it meaningful)."""
-    import numpy as np
-    import torch
+    """The main job on a built-in demo: a synthetic egocentric session (a table scene, a wearer whose gaze moves
+    between objects, 200 Hz gaze, 30 fps video) replayed through the streaming session with the demo model. Scripted
+    questions ask what the wearer is looking at, with the ground truth from the scene generator; answers stream, and
+    every stage is timed. Until the training issue ships the trained demo checkpoint the demo model is random, so its
+    answers are noise: the plumbing and the timings are real."""
+    import tempfile
 
-    from gazeqwen_edge.calibration import FrameTransform, GazeMapper, scanpath_rows
-    from gazeqwen_edge.device.records import Fixation, SceneFrame
     from gazeqwen_edge.device.synthetic import SyntheticScene
-    from gazeqwen_edge.model.gazeqwen import Video
-    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
-    from gazeqwen_edge.timing import StageTimer
+    from gazeqwen_edge.runtime.demo import demo_questions
+    from gazeqwen_edge.runtime.models import load_model
+    from gazeqwen_edge.runtime.questions import ScheduledQuestion
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.runtime.sinks import TerminalSink
 
-    timer = StageTimer()
-    with timer.stage("synthetic clip"):
-        scene = SyntheticScene(seed=seed, duration_s=duration, width=320, height=240, fps=10, gaze_hz=200)
-        frames, fixations = [], []
-        for rec in scene.records(kinds={SceneFrame, Fixation}):
-            (frames if isinstance(rec, SceneFrame) else fixations).append(rec)
-        video = Video(np.stack([f.rgb for f in frames]), fps=scene.fps)
-        width, height = scene.scene_size
-        # the runtime's path: fixations -> [x, y, mid_t, dur] rows normalised to the frames Qwen is given
-        mapper = GazeMapper(None, FrameTransform.identity(width, height))
-        scanpath = scanpath_rows(fixations, mapper, origin_ns=frames[0].ts_ns)
-    with timer.stage("build tiny models"):
-        gq = build_tiny_gazeqwen(seed=seed, gaze_encoding=gaze_encoding, perturb=0.05, timer=timer)
-    torch.manual_seed(seed)
-
+    scene = SyntheticScene(seed=seed, duration_s=duration, width=320, height=240)
+    questions = demo_questions(scene) + [ScheduledQuestion(round(duration - 1.0, 2), "What am I looking at?")]
     console.print(
-        f"[bold]synthetic clip[/]: {len(frames)} frames {width}x{height} at {scene.fps:g} fps, "
-        f"{len(scanpath)} fixations; objects: {', '.join(o.name for o in scene.objects)}"
+        f"[bold]demo session[/]: {duration:g} s synthetic scene {scene.width}x{scene.height}, seed {seed}; objects: "
+        f"{', '.join(o.name for o in scene.objects)}; {len(questions)} scripted questions"
     )
-    if scene.looked_at:
-        last = scene.looked_at[-1]
-        console.print(f"ground truth: the last object looked at is the [bold]{last[2]}[/]")
-    console.print("[dim]tiny random weights: the answers below are noise; the stages and their timings are real[/]")
-
-    for question, sp, label in (
-        ("What am I looking at?", scanpath, "with gaze"),
-        ("What am I looking at?", None, "no gaze (plain Qwen2.5-VL)"),
-    ):
-        console.print(f"\n[bold cyan]Q ({label}):[/] {question}\n[bold green]A:[/] ", end="")
-        for piece in gq.answer(video, sp, question, max_new_tokens=max_new_tokens):
-            console.print(piece, end="", markup=False, highlight=False)
-        console.print()
-
-    names = [o.name for o in scene.objects][:4]
-    options = [f"{chr(65 + i)}. {n}" for i, n in enumerate(names)]
-    scores = gq.score_options(video, scanpath, "Which object did I look at last?", options)
-    best = max(scores, key=scores.get)
+    console.print("[dim]demo model: tiny and untrained, so its answers are noise; the stages and timings are real[/]")
+    gq = load_model("demo", sampling_fps=2.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        result = replay(
+            scene,
+            gq,
+            SessionConfig(max_new_tokens=max_new_tokens),
+            out or Path(tmp) / "demo",
+            questions,
+            sinks=[TerminalSink(console)],
+        )
+    scored = [q for q in questions if q.options]
+    right = sum(1 for r in result.records if r.options and r.answer == r.meta.get("answer"))
     console.print(
-        "\n[bold cyan]Q (option scoring):[/] Which object did I look at last? "
-        + "  ".join(f"{k}: {v:+.3f}" for k, v in scores.items())
-        + f"  -> {best}"
+        f"\nscripted multiple-choice questions answered right: {right} of {len(scored)} (chance {100 / 4:.0f} %)"
     )
-    console.print(timer.table("stage timings (tiny models, CPU)"))
+    console.print(gq.timer.table("stage timings (demo model, this machine)"))

@@ -1,19 +1,25 @@
-"""`gazeqwen-edge replay`: the streaming session on a recorded or synthetic source, questions from a file."""
+"""`gazeqwen-edge run` (the streaming session on live Neon glasses, or on the built-in simulator) and
+`gazeqwen-edge replay` (the same session on a recording, questions from a file)."""
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
-from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.options import choice, float_option, host, output_dir
 
-MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' (default) is the built-in tiny model."
+MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
+FIXATION_CHOICES = ("auto", "detector", "source")
+PROMPTS = ("reference", "instruction")
 
 
 def session_config(fps: float, chunk: float, window: float, max_new_tokens: int, fixations: str, prompt: str):
-    """The SessionConfig of the shared run/replay options (window 0 = keep all)."""
+    """The SessionConfig of the options run and replay share (window 0 = keep all)."""
     from gazeqwen_edge.runtime.session import SessionConfig
 
     return SessionConfig(
@@ -27,37 +33,52 @@ def session_config(fps: float, chunk: float, window: float, max_new_tokens: int,
 
 
 def default_out_dir(kind: str) -> Path:
-    """runs/<kind>-YYYYmmdd-HHMMSS (a new directory for every session)."""
+    """runs/<kind>-YYYYmmdd-HHMMSS: a new directory for every session."""
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def print_summary(result_stats, out_dir: Path | None, timer) -> None:
-    s = result_stats
+def print_summary(stats, out_dir: Path | None, timer) -> None:
+    """The closing lines of a session: counts, where it was written, the stage timings."""
     console.print(
-        f"\n{s.answered} of {s.questions} questions answered ({s.failed} could not be); "
-        f"{s.chunks_prefilled} chunks prefilled, {s.chunks_skipped} skipped; "
-        f"{s.records.get('GazeSample', 0)} gaze samples, {s.records.get('SceneFrame', 0)} scene frames "
-        f"({s.model_frames} to the model)",
-        highlight=False,
-        soft_wrap=True,
+        f"\n{stats.answered} of {stats.questions} questions answered ({stats.failed} could not be); "
+        f"{stats.chunks_prefilled} chunks prefilled, {stats.chunks_skipped} skipped; "
+        f"{stats.records.get('GazeSample', 0)} gaze samples, {stats.records.get('SceneFrame', 0)} scene frames "
+        f"({stats.model_frames} to the model)"
     )
-    if out_dir is not None:
-        console.print(f"session written to {out_dir} (answers in {out_dir / 'answers.jsonl'})", highlight=False)
+    if out_dir is not None and out_dir.exists():
+        console.print(f"session written to {escape(str(out_dir))} (answers in answers.jsonl)")
     console.print(timer.table("stage timings"))
+
+
+def load(model: str, checkpoint: str | None, torch_device: str, fps: float):
+    from gazeqwen_edge.runtime.models import load_model
+
+    with console_err.status("loading the model ...") if console_err.is_terminal else _Null():
+        return load_model(model, checkpoint, device=torch_device, sampling_fps=fps)
+
+
+class _Null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
 
 
 @app.command("replay", short_help="Replay a recording through the streaming session, asking questions from a file.")
 def replay(
     source: str = typer.Argument(
-        ..., help="A Neon recording, Pupil Cloud export, session dir, StreamGaze item or synthetic[:SEED]."
+        ..., help="A Neon recording, Cloud export, session dir, StreamGaze item, synthetic[:SEED]."
     ),
     questions: Path = typer.Option(
         None, "--questions", "-q", help="JSONL {t, question, options?} per line, or a StreamGaze QA JSON."
     ),
     speed: str = typer.Option(
-        "max", help="max (as fast as the model goes, nothing skipped), or N x real time (1 = live pace)."
+        "max", help="max (as fast as the model goes, nothing skipped) or N x real time (1 = live pace)."
     ),
-    out: Path = typer.Option(None, "--out", help="Session directory to write (default: runs/replay-<time>)."),
+    out: Path = typer.Option(
+        None, "--out", callback=output_dir, help="Session directory (default runs/replay-<time>)."
+    ),
     model: str = typer.Option("demo", help=MODEL_HELP),
     checkpoint: str = typer.Option(
         None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint)."
@@ -65,27 +86,144 @@ def replay(
     wearer: str = typer.Option(
         None, help="Apply this wearer's stored offset (calibrate offset) instead of the source's."
     ),
-    fps: float = typer.Option(2.0, help="Model frames per second taken from the scene camera."),
-    chunk: float = typer.Option(1.0, help="Seconds of video per prefilled chunk."),
-    window: float = typer.Option(60.0, help="Seconds of video kept in the model's context (0 = all)."),
-    max_new_tokens: int = typer.Option(64, min=1, help="Longest generated answer, in tokens."),
-    fixations: str = typer.Option("auto", help="auto | detector (ours, on the gaze) | source (the recording's own)."),
-    prompt: str = typer.Option("reference", help="Multiple-choice prompt: reference (the released one) | instruction."),
-    device: str = typer.Option("cpu", help="Torch device for the model: cpu, cuda, cuda:1..."),
+    fps: float = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera"),
+    chunk: float = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk"),
+    window: float = float_option(
+        60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all"
+    ),
+    max_new_tokens: int = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens."),
+    fixations: str = typer.Option(
+        "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the recording's own)."
+    ),
+    prompt: str = typer.Option(
+        "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
+    ),
+    torch_device: str = typer.Option("cpu", "--torch-device", help="Torch device of the model: cpu, cuda, cuda:1 ..."),
 ) -> None:
-    """Replay SOURCE through the streaming session (the same code as `run` on a live device): the video is prefilled
-    as it arrives, questions of the file are asked at their times, answers stream to the terminal and are written to
+    """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
+    arrives, the file's questions are asked at their times, answers stream to the terminal and go to
     OUT/answers.jsonl with the whole session (gaze, fixations, scene video, events)."""
     from gazeqwen_edge.device import open_source
-    from gazeqwen_edge.runtime.models import load_model
     from gazeqwen_edge.runtime.replay import parse_speed
     from gazeqwen_edge.runtime.replay import replay as run_replay
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     pace = parse_speed(speed)
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
-    out_dir = out or default_out_dir("replay")
-    gq = load_model(model, checkpoint, device=device, sampling_fps=fps)
+    gq = load(model, checkpoint, torch_device, fps)
     with open_source(source) as src:
-        result = run_replay(src, gq, cfg, out_dir, questions, pace, [TerminalSink(console)], wearer=wearer, spec=source)
+        result = run_replay(
+            src, gq, cfg, out or default_out_dir("replay"), questions, pace, [TerminalSink(console)], wearer, source
+        )
     print_summary(result.stats, result.out_dir, gq.timer)
+
+
+@app.command("run", short_help="Ask live Neon glasses (or the simulator) questions; answers stream back.")
+def run(
+    device: str = typer.Option(
+        "pupil-neon", help="pupil-neon (discovered, or --address), neon://HOST:PORT, or simulator."
+    ),
+    address: str = typer.Option(None, callback=host, help="Address of the phone running the Neon Companion app."),
+    port: int = typer.Option(8080, min=1, max=65535, help="Its HTTP port."),
+    sim_source: str = typer.Option(
+        "synthetic", "--source", help="With --device simulator: the SOURCE it serves (looped)."
+    ),
+    wearer: str = typer.Option(None, help="Apply this wearer's stored offset (calibrate offset)."),
+    out: Path = typer.Option(None, "--out", callback=output_dir, help="Session directory (default runs/run-<time>)."),
+    duration: float = float_option(
+        0.0, "--duration", min=0.0, max=86400.0, help="Stop after this many seconds, 0 = no limit"
+    ),
+    status_only: bool = typer.Option(
+        False, "--status-only", help="No model: show a live status line (rates, worn, battery)."
+    ),
+    connect_timeout: float = float_option(
+        3.0, "--connect-timeout", min=0.1, max=600.0, help="Seconds to wait for (and discover) the device"
+    ),
+    model: str = typer.Option("demo", help=MODEL_HELP),
+    checkpoint: str = typer.Option(
+        None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint)."
+    ),
+    fps: float = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera"),
+    chunk: float = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk"),
+    window: float = float_option(
+        60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all"
+    ),
+    max_new_tokens: int = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens."),
+    fixations: str = typer.Option(
+        "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's)."
+    ),
+    prompt: str = typer.Option(
+        "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
+    ),
+    torch_device: str = typer.Option("cpu", "--torch-device", help="Torch device of the model: cpu, cuda, cuda:1 ..."),
+) -> None:
+    """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
+    as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
+    (disconnected, reconnected, not worn) as they happen. A line may be JSON {"question": ..., "options": [...]} for a
+    multiple-choice answer. Everything goes to the session directory. Ends at --duration, at the end of piped input
+    once every question is answered, or with Ctrl-C."""
+    from gazeqwen_edge.cli.neon import connect_banner, show_status
+    from gazeqwen_edge.runtime.live import run_live
+    from gazeqwen_edge.runtime.session import Session
+    from gazeqwen_edge.runtime.sinks import TerminalSink
+
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
+    gq = None if status_only else load(model, checkpoint, torch_device, fps)  # before connecting: it takes a while
+    with _device(device, address, port, sim_source, connect_timeout) as neon:
+        connect_banner(neon)
+        if gq is None:
+            show_status(neon, duration)
+            return
+        out_dir = out or default_out_dir("run")
+        session = Session(neon, gq, cfg, out_dir, [TerminalSink(console)], wearer=wearer, spec=device)
+        if sys.stdin.isatty():
+            console_err.print("type a question and press Enter (Ctrl-C to stop)")
+        run_live(session, sys.stdin, duration, on_error=lambda m: console_err.print(f"[red]error:[/] {escape(m)}"))
+    print_summary(session.stats, out_dir, gq.timer)
+
+
+class _device:
+    """The live source of `run`: Neon glasses (discovered or at an address), or the built-in simulator serving a
+    source on loopback (stopped with the source)."""
+
+    def __init__(self, device: str, address: str | None, port: int, sim_source: str, connect_timeout: float):
+        from gazeqwen_edge.errors import ConfigError
+
+        ok = device in ("pupil-neon", "simulator") or device.startswith(("pupil-neon:", "neon://"))
+        if not ok:
+            raise ConfigError(f"unknown --device '{device}'; supported: pupil-neon, neon://HOST:PORT, simulator")
+        self.device, self.address, self.port, self.sim_source = device, address, port, sim_source
+        self.kw = {"connect_timeout_s": connect_timeout, "discover_timeout_s": connect_timeout}
+        self.sim = self.served = self.neon = None
+
+    def __enter__(self):
+        from gazeqwen_edge.device.neon import NeonLiveSource, open_neon
+
+        if self.device == "simulator":
+            from gazeqwen_edge.device import open_source
+            from gazeqwen_edge.device.simulator import NeonSimulator
+
+            self.served = open_source(self.sim_source)
+            self.sim = NeonSimulator(self.served, loop=True).start()
+            console_err.print(f"simulator serving {escape(self.sim_source)} on 127.0.0.1:{self.sim.port}")
+            self.neon = NeonLiveSource("127.0.0.1", self.sim.port, **self.kw)
+            return self.neon
+        kw = dict(self.kw)
+        if self.address is not None:
+            kw["address"], kw["port"] = self.address, self.port
+        elif self.device == "pupil-neon" and self.port != 8080:
+            kw["port"] = self.port
+        console_err.print(
+            f"connecting to {escape(self.address or ('(discovering)' if self.device == 'pupil-neon' else self.device))} ..."
+        )
+        self.neon = open_neon(self.device, **kw)
+        return self.neon
+
+    def __exit__(self, *exc):
+        if self.neon is not None:
+            self.neon.close()
+        if self.sim is not None:
+            self.sim.stop()
+        if self.served is not None:
+            self.served.close()
+        return False

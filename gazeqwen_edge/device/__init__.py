@@ -10,6 +10,7 @@ from gazeqwen_edge.device.cloud_export import CloudExportSource
 from gazeqwen_edge.device.inspect import summarize
 from gazeqwen_edge.device.neon_native import NeonRecordingSource
 from gazeqwen_edge.device.pacing import ReplayClock, merge_by_time, paced
+from gazeqwen_edge.device.record import record
 from gazeqwen_edge.device.records import (
     AudioChunk,
     Blink,
@@ -22,7 +23,7 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.registry import accepted_specs, detect_kind, open_source, register_source
-from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
+from gazeqwen_edge.device.session import Recorder, SessionSource
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.device.streamgaze import StreamGazeSource
 from gazeqwen_edge.device.synthetic import SceneObject, SyntheticScene
@@ -36,7 +37,7 @@ __all__ = [
     "Recorder",
     "SessionSource",
     "StreamGazeSource",
-    "record_source",
+    "record",
     "summarize",
     "Event",
     "Fixation",

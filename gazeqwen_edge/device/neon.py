@@ -66,7 +66,7 @@ class NeonStatus:
     battery_state: str = ""
     memory_bytes: int | None = None
     memory_state: str = ""
-    worn: bool | None = None  # from the latest gaze datum; None before any
+    worn: bool | None = None  # from the latest gaze datum; None before any and while gaze does not flow
     recording_id: str | None = None  # the running recording, if any
     recording_action: str | None = None
     sensors: dict[str, bool] = field(default_factory=dict)  # sensor name -> connected
@@ -229,6 +229,9 @@ class NeonLiveSource(Source):
         return self._up
 
     def status(self) -> NeonStatus:
+        """What the phone reported last and what the streams tell. While the device is away (`connected` False)
+        only what cannot change is kept (name, ids, serial): battery, memory, recording, sensors and worn are
+        unknown (None / empty) until it answers again; worn also while the gaze stream is stalled."""
         st = self._status_raw
         base = dict(
             connected=self._up,
@@ -240,12 +243,18 @@ class NeonLiveSource(Source):
         if st is None:
             return NeonStatus(**base)
         ph, hw, rec = st.phone, st.hardware, st.recording
-        active = rec is not None and rec.action == "START"
-        return NeonStatus(
-            **base,
+        identity = dict(
             device_name=ph.device_name,
             device_id=ph.device_id,
             module_serial=str(hw.module_serial),
+            time_echo_port=ph.time_echo_port,
+        )
+        if not self._up:
+            return NeonStatus(**base, **identity)
+        active = rec is not None and rec.action == "START"
+        return NeonStatus(
+            **base,
+            **identity,
             battery_level=ph.battery_level,
             battery_state=ph.battery_state,
             memory_bytes=ph.memory,
@@ -253,7 +262,6 @@ class NeonLiveSource(Source):
             recording_id=rec.id if active else None,
             recording_action=rec.action if rec is not None else None,
             sensors={s: self._sensor(s) is not None and bool(self._sensor(s).connected) for s in ALL_STREAMS},
-            time_echo_port=ph.time_echo_port,
         )
 
     def stats(self) -> dict:
@@ -516,6 +524,7 @@ class NeonLiveSource(Source):
             except DeviceError as e:
                 if self._up:
                     self._up = False
+                    self._worn = None  # unknown until gaze arrives again
                     down_since = time.monotonic()
                     self._notice("disconnected", f"lost the Neon: {e.message}; retrying", "error")
                     self._restart_streams()
@@ -555,6 +564,8 @@ class NeonLiveSource(Source):
                 limit = self.stall_timeout_s * (3 if s == "audio" else 1)
                 if silent > limit and s not in self._stalled and s in self._last_data:
                     self._stalled.add(s)
+                    if s == "gaze":
+                        self._worn = None  # unknown until gaze arrives again
                     self._notice("stalled", f"no {s} data from the Neon for {silent:.1f} s")
                 if silent > 2 * limit + 1.0 and s not in self._stalled:  # never delivered since (re)connecting
                     self._stalled.add(s)
@@ -682,6 +693,28 @@ class NeonLiveSource(Source):
                 t.cancel()
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
+
+
+class RateMeter:
+    """Records per second of a live source's streams over the last `interval_s` (from `stats()["counts"]`), for a
+    status display: `poll()` returns {stream: rate} once an interval has passed, else None."""
+
+    def __init__(self, source: NeonLiveSource, interval_s: float = 1.0, streams=("gaze", "world", "audio")):
+        self.source = source
+        self.interval_s = interval_s
+        self.streams = tuple(streams)
+        self._prev = dict(source.stats()["counts"])
+        self._t_prev = time.monotonic()
+
+    def poll(self) -> dict[str, float] | None:
+        now = time.monotonic()
+        if now - self._t_prev < self.interval_s:
+            return None
+        counts = dict(self.source.stats()["counts"])
+        dt = now - self._t_prev
+        rates = {k: (counts.get(k, 0) - self._prev.get(k, 0)) / dt for k in self.streams}
+        self._prev, self._t_prev = counts, now
+        return rates
 
 
 _LIVE_KW = {

@@ -3,8 +3,8 @@
 - `merge_by_time(streams)`: merge per-stream iterators (each in time order) into one time-ordered iterator.
 - `paced(records, speed)`: a generator wrapper for any Source's records: `speed=None` (or 0 / inf) delivers as fast as
   possible, `speed=1.0` in real time, `speed=N` at N x real time. The wall clock is mapped to recording time at the
-  first record (`wall = wall0 + (ts_ns - ts0) / speed`); a record is released when the wall clock reaches its time,
-  and a consumer that falls behind is not made to wait (no catch-up sleeping, no dropped records).
+  first record, or at a given `origin` (`wall = wall0 + (ts_ns - ts0) / speed`); a record is released when the wall clock
+  reaches its time, and a consumer that falls behind is not made to wait (no catch-up sleeping, no dropped records).
 """
 
 from __future__ import annotations
@@ -41,8 +41,9 @@ class ReplayClock:
         self.ts0: int | None = None
         self.wall0: float | None = None
 
-    def start(self, ts0_ns: int) -> None:
-        self.ts0, self.wall0 = int(ts0_ns), self._clock()
+    def start(self, ts0_ns: int, wall0: float | None = None) -> None:
+        """Anchor the mapping: recording time `ts0_ns` is due at wall-clock time `wall0` (of `clock`; default now)."""
+        self.ts0, self.wall0 = int(ts0_ns), self._clock() if wall0 is None else float(wall0)
 
     def wall_time(self, ts_ns: int) -> float:
         """The wall-clock time (of `clock`) at which a record stamped ts_ns is due."""
@@ -73,10 +74,18 @@ def paced(
     speed: float | None = 1.0,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
+    origin: tuple[int, float] | None = None,
 ) -> Iterator[Record]:
     """Yield `records` no earlier than their recording time mapped to the wall clock at `speed` x real time
-    (None / 0 / inf: as fast as possible). Works on any Source: `paced(src.records(), speed=2.0)`."""
+    (None / 0 / inf: as fast as possible). Works on any Source: `paced(src.records(), speed=2.0)`.
+
+    `origin=(ts_ns, wall)` anchors the mapping in advance: recording time ts_ns is due at wall-clock time `wall` (of
+    `clock`), so even the first record waits for its time (the Neon simulator schedules a source to start a moment
+    after it is served, and each pass of a looped source a period later). Default: the first record is due at once.
+    `sleep` may return early (e.g. `threading.Event.wait`, to stop a replay): the record is then yielded early."""
     rc = ReplayClock(speed, clock, sleep)
+    if origin is not None:
+        rc.start(*origin)
     for r in records:
         rc.wait_for(r.ts_ns)
         yield r

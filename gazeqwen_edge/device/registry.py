@@ -1,7 +1,7 @@
 """`open_source(spec)`: one entry point from a user's SOURCE argument to a `Source`.
 
 Accepted specs:
-- `synthetic` or `synthetic:SEED`: a `SyntheticScene` (keyword arguments go to its constructor);
+- `synthetic` or `synthetic:SEED` (SEED 0 .. 2**32 - 1): a `SyntheticScene` (keyword arguments go to its constructor);
 - a directory recognised by its files:
   - our own session (`session.json`), written by `Recorder` / `gazeqwen-edge record`;
   - a Neon native recording (`info.json` and `*.raw` files);
@@ -18,6 +18,7 @@ arguments and returns a Source.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +32,30 @@ _REGISTRY: dict[str, SourceFactory] = {}
 # modules that register sources when imported (imported lazily on the first unmatched spec)
 _PLUGIN_MODULES = ["gazeqwen_edge.device.neon"]
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are unsigned; 32 bits is what both take everywhere
+MAX_FRAME_SIDE = 4096  # no head-worn scene camera delivers more (the Neon scene camera: 1600x1200)
+
+
+def parse_seed(text: str) -> int:
+    """A seed as written in a spec or option: a whole number 0 .. MAX_SEED (digits only); ValueError otherwise."""
+    if not text.isascii() or not text.isdigit() or int(text) > MAX_SEED:
+        raise ValueError(f"a seed is a whole number from 0 to {MAX_SEED}, got '{text}'")
+    return int(text)
+
+
+def parse_frame_size(text: str, min_side: int = 1) -> tuple[int, int]:
+    """'640x480' -> (640, 480): whole pixels, each side from `min_side` to MAX_FRAME_SIDE (a frame larger than any
+    scene camera's is refused before anything is allocated for it); ValueError saying what is wrong otherwise."""
+    m = re.fullmatch(r"\s*(\d{1,9})\s*[xX]\s*(\d{1,9})\s*", text)
+    if m is None:
+        raise ValueError(f"must look like 640x480 (width x height in px), got '{text}'")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (min_side <= w <= MAX_FRAME_SIDE and min_side <= h <= MAX_FRAME_SIDE):
+        raise ValueError(
+            f"{w}x{h} is not a scene camera frame size: each side must be {min_side} to {MAX_FRAME_SIDE} px "
+            "(the Neon scene camera is 1600x1200)"
+        )
+    return w, h
 
 
 def register_source(prefix: str, factory: SourceFactory) -> None:
@@ -78,10 +103,12 @@ def _synthetic(spec: str, **kw) -> Source:
     if spec != "synthetic":
         seed_text = spec[len("synthetic:") :] if spec.startswith("synthetic:") else ""
         try:
-            kw["seed"] = int(seed_text)
+            kw["seed"] = parse_seed(seed_text)
         except ValueError:
             raise InputError(
-                None, f"bad synthetic spec '{spec}': expected 'synthetic' or 'synthetic:SEED' (an integer)"
+                None,
+                f"bad synthetic spec '{spec}': expected 'synthetic' or 'synthetic:SEED' "
+                f"(SEED a whole number from 0 to {MAX_SEED})",
             ) from None
     return SyntheticScene(**kw)
 

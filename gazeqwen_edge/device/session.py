@@ -526,32 +526,6 @@ def _csv_field(s: str) -> str:
     return s
 
 
-def record_source(
-    source: Source,
-    out_dir: str | Path,
-    duration_s: float | None = None,
-    kinds: Iterable[type] | None = None,
-    spec: str = "",
-    progress=None,
-    **kw,
-) -> Recorder:
-    """Copy a source's records into a new session directory (stopping after `duration_s` of recording time).
-    `progress(ts_ns)` is called now and then with the current recording time. Returns the closed Recorder; when the
-    source raises, the recording is aborted (see `Recorder.abort`) and the error propagates."""
-    with Recorder.for_source(out_dir, source, spec=spec, **kw) as rec:
-        t0 = None
-        limit = None if duration_s is None else int(round(duration_s * 1e9))
-        for i, r in enumerate(source.records(kinds)):
-            if t0 is None:
-                t0 = r.ts_ns
-            if limit is not None and r.ts_ns - t0 > limit:
-                break
-            rec.write(r)
-            if progress is not None and i % 512 == 0:
-                progress(r.ts_ns)
-    return rec
-
-
 class SessionSource(CloudExportSource):
     """A session directory written by `Recorder` (also one whose writer was killed mid-way, or that failed).
 

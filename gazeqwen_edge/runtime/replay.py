@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gazeqwen_edge.errors import ConfigError
-from gazeqwen_edge.runtime.questions import ScheduledQuestion, load_questions
+from gazeqwen_edge.runtime.questions import AnswerRecord, ScheduledQuestion, load_questions
 from gazeqwen_edge.runtime.session import Session, SessionConfig, SessionStats
 from gazeqwen_edge.runtime.sinks import Sink
 
@@ -30,12 +30,22 @@ def parse_speed(text: str) -> float | None:
 
 @dataclass
 class ReplayResult:
-    """What a replay did: its stats, the session directory, the problems of the questions file, wall seconds."""
+    """What a replay did: its stats, the session directory, the problems of the questions file, wall seconds, and
+    every answer record in the order they were answered."""
 
     stats: SessionStats
     out_dir: Path | None
     problems: list[tuple[int, str]]
     wall_s: float
+    records: list[AnswerRecord] = field(default_factory=list)
+
+
+class _Keep(Sink):
+    def __init__(self):
+        self.records: list[AnswerRecord] = []
+
+    def answered(self, record: AnswerRecord) -> None:
+        self.records.append(record)
 
 
 def replay(
@@ -63,7 +73,10 @@ def replay(
     if speed is None:
         config.lockstep = True
     t0 = time.perf_counter()
-    session = Session(source, gq, config, out_dir, sinks, wearer=wearer, speed=speed, scheduled=scheduled, spec=spec)
+    keep = _Keep()
+    session = Session(
+        source, gq, config, out_dir, [*sinks, keep], wearer=wearer, speed=speed, scheduled=scheduled, spec=spec
+    )
     for line, why in problems:
         session.notice("bad_question", f"questions file line {line} skipped: {why}")
     try:
@@ -71,4 +84,4 @@ def replay(
         session.wait()
     finally:
         session.stop()
-    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0)
+    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0, keep.records)

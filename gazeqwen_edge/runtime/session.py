@@ -272,7 +272,7 @@ class Session:
             raise InputError(None, "a question must be a non-empty text")
         with self._cond:
             self._next_id += 1
-            q = Question(text.strip(), int(t_ns if t_ns is not None else (self.now_ns or 0)), source, options)
+            q = Question(text.strip(), int(t_ns if t_ns is not None else self._device_now()), source, options)
             q.meta = dict(meta or {})
             q.id = self._next_id
             with self._scan_lock:
@@ -287,6 +287,14 @@ class Session:
             self.stats.questions += 1
             self._cond.notify_all()
         return q
+
+    def _device_now(self) -> int:
+        """Now on the device clock: the latest record's time, else the source's own clock (a live Neon's phone
+        clock), else this machine's unix time."""
+        if self.now_ns is not None:
+            return self.now_ns
+        now = getattr(self.source, "now_ns", None)
+        return int(now()) if callable(now) else time.time_ns()
 
     # ------------------------------------------------------------------ ingest thread
     def _setup_scanpath(self, width: int, height: int) -> None:

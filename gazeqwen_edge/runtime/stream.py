@@ -328,6 +328,7 @@ class VideoStream:
         t0 = time.perf_counter()
         decoder = DecodeStream(skip_special_tokens=True)
         raw = getattr(gq.tokenizer, "_tokenizer", None)
+        ids: list[int] = []
         try:
             logits, next_pos = self._question_prefill(question)
             for step in range(max_new_tokens):
@@ -338,6 +339,7 @@ class VideoStream:
                 if tok in gq._eos_ids or (stop is not None and stop()):
                     break
                 reply.n_tokens += 1
+                ids.append(tok)
                 piece = decoder.step(raw, tok) if raw is not None else gq.tokenizer.decode([tok])
                 if piece:
                     reply.text += piece
@@ -353,5 +355,12 @@ class VideoStream:
                     )
                 next_pos += 1
                 logits = o.logits[:, -1]
+            # bytes the incremental decoder still holds (an answer that ends inside a multi-byte character) are
+            # flushed as the tokenizer decodes them, so the pieces always join to the decoded answer
+            full = gq.tokenizer.decode(ids, skip_special_tokens=True)
+            if full.startswith(reply.text) and len(full) > len(reply.text):
+                rest = full[len(reply.text) :]
+                reply.text = full
+                yield rest
         finally:
             self.cut_back()

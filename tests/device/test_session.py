@@ -27,7 +27,8 @@ from gazeqwen_edge.device import (
 )
 from gazeqwen_edge.device._io import Mp4Writer
 from gazeqwen_edge.device.cloud_export import CloudExportSource
-from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
+from gazeqwen_edge.device.record import record as record_source
+from gazeqwen_edge.device.session import Recorder, SessionSource
 from gazeqwen_edge.device.source import SourceWarning
 from gazeqwen_edge.errors import InputError
 

@@ -60,7 +60,8 @@ def test_lfs_pointer_video_is_named_with_the_fix_and_no_libav_line(neon_recordin
     (d / "Neon Scene Camera v1 ps1.mp4").unlink()
     (d / "Neon Scene Camera v1 ps1.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"garbage" * 50)
     r = _cli("inspect", str(d), "--decode")
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 2 and lines[1].startswith("  hint:"), r.stderr  # error + hint only
     assert (
         r.stderr.startswith("error: ")
         and "is not a readable video" in r.stderr

@@ -197,7 +197,8 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
 
 
 def test_cli_demo_runs_the_spine_without_warnings(capsys):
-    """The demo runs every stage, and prints no warning: no FutureWarning from a deprecated transformers argument
+    """The demo replays a synthetic session through the streaming session (every stage runs, scripted questions
+    with their ground truth), and prints no warning: no FutureWarning from a deprecated transformers argument
     (warnings module) and no deprecation line from transformers' own logger (which writes to stderr)."""
     import logging
     import warnings
@@ -217,14 +218,15 @@ def test_cli_demo_runs_the_spine_without_warnings(capsys):
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            assert main(["demo", "--duration", "4", "--max-new-tokens", "3"]) == 0
+            assert main(["demo", "--duration", "8", "--max-new-tokens", "3"]) == 0
     finally:
         root.removeHandler(handler)
     captured = capsys.readouterr()
     out = " ".join(captured.out.split())
-    for stage in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill", "decode", "time_to_first_token"):
+    stages = ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk", "prefill_question", "decode")
+    for stage in (*stages, "time_to_first_token"):
         assert stage in out
-    assert "Q (with gaze)" in out and "ground truth" in out
+    assert "Which object am I looking at?" in out and "(truth " in out and "answered right:" in out
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in records] == []
     assert captured.err == ""

@@ -1,0 +1,178 @@
+"""Option checks shared by every command: each refuses a value no user means (NaN, infinity, a negative seed, a frame
+larger than any camera, an output path under a file) as a usage error, before the command does anything.
+
+They are typer callbacks raising `ConfigError` (which the CLI prints as one `error:` line naming the option and a
+hint pointing to the command's --help, exit 2), so a command declares an option with them and needs no checks of its
+own:
+
+    speed: float = float_option(0.0, "--speed", min=0.0, help="Replay pace ...")
+    seed: int = seed_option(0, help="Seed of ...")
+    size: tuple[int, int] | None = typer.Option(None, "--size", callback=frame_size, help=...)
+
+Every float option of every command goes through `float_option` (tests/cli checks this on the whole command tree).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import os
+import re
+from pathlib import Path
+
+import typer
+
+from gazeqwen_edge.device.registry import MAX_SEED, parse_frame_size
+from gazeqwen_edge.errors import ConfigError
+
+MIN_FRAME_SIDE = 32  # the smallest scene a synthetic source draws
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def _name(param) -> str:
+    """How the user wrote the parameter: its long option ('--speed') or, for an argument, its metavar ('OUT_DIR')."""
+    opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
+    if getattr(param, "param_type_name", "") == "argument" or not opts:
+        return (param.name or "value").upper()
+    return max(opts, key=len)
+
+
+def bad(ctx: typer.Context, param, problem: str) -> ConfigError:
+    """The error a callback raises for a bad value: one line naming the option, and where to read about it."""
+    return ConfigError(f"{_name(param)} {problem}", hint=f"see '{ctx.command_path} --help'")
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _describe(min: float | None, max: float | None, above: float | None) -> str:
+    if above == 0 and min is None and max is None:
+        return "a positive finite number"
+    parts = [f"> {_num(above)}"] if above is not None else []
+    parts += [f">= {_num(min)}"] if min is not None else []
+    parts += [f"<= {_num(max)}"] if max is not None else []
+    return "a finite number" + (f" {' and '.join(parts)}" if parts else "")
+
+
+def finite(min: float | None = None, max: float | None = None, *, above: float | None = None):
+    """A typer callback that accepts a float option only when it is finite (not nan, not +-inf) and within
+    [min, max] (`above`: strictly greater than); else ConfigError. None (an option left out) passes."""
+    want = _describe(min, max, above)
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: float | None) -> float | None:
+        if value is None:
+            return None
+        ok = math.isfinite(value)
+        ok = ok and (min is None or value >= min) and (max is None or value <= max)
+        ok = ok and (above is None or value > above)
+        if not ok:
+            raise bad(ctx, param, f"must be {want}, got {value:g}")
+        return value
+
+    return check
+
+
+def float_option(
+    default: float | None,
+    *param_decls: str,
+    help: str,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    **kw,
+):
+    """`typer.Option` for a float: finite and within the range, which is also stated in the help text."""
+    return typer.Option(
+        default,
+        *param_decls,
+        callback=finite(min, max, above=above),
+        help=f"{help} ({_describe(min, max, above)}.)",
+        **kw,
+    )
+
+
+def _seed(ctx: typer.Context, param: typer.CallbackParam, value: int | None) -> int | None:
+    if value is not None and not 0 <= value <= MAX_SEED:
+        raise bad(ctx, param, f"must be a whole number from 0 to {MAX_SEED}, got {value}")
+    return value
+
+
+def seed_option(default: int, *param_decls: str, help: str, **kw):
+    """`typer.Option` for a random seed: a whole number from 0 to 2**32 - 1."""
+    return typer.Option(default, *param_decls, callback=_seed, help=f"{help} (0 to {MAX_SEED}.)", **kw)
+
+
+def frame_size(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> tuple[int, int] | None:
+    """Typer callback for a WIDTHxHEIGHT option: the (width, height) tuple, or None when left out."""
+    if value is None:
+        return None
+    try:
+        return parse_frame_size(value, MIN_FRAME_SIDE)
+    except ValueError as e:
+        raise bad(ctx, param, str(e)) from None
+
+
+def host(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Typer callback for a host option: an IPv4/IPv6 address or a DNS host name (no port, no scheme), so a typo is
+    refused before any name lookup or connection is tried."""
+    if value is None:
+        return None
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if _HOSTNAME.fullmatch(value) is None or value.replace(".", "").isdigit():
+        hint = "; give the port with --port" if re.fullmatch(r"[^:]+:\d+", value) else ""
+        raise bad(ctx, param, f"'{value}' is not an IP address or a host name{hint}")
+    return value
+
+
+def output_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Typer callback for a directory the command will create or fill: `output_path`, and not an existing file."""
+    if value is not None and value.expanduser().is_file():
+        raise bad(ctx, param, f"'{value}' is a file; give a directory")
+    return output_path(ctx, param, value)
+
+
+def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Typer callback for a path the command will create (a directory or a file): refused at once when it cannot be,
+    because something on the way is a file or cannot be written, instead of failing after the work is done."""
+    if value is None:
+        return None
+    if str(value).strip() == "":
+        raise bad(ctx, param, "is empty; give a path")
+    target = value.expanduser().absolute()
+    parent = target
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent != target and not parent.is_dir():
+        raise bad(ctx, param, f"'{value}' cannot be created: {parent} is a file, not a directory")
+    if not os.access(parent, os.W_OK):
+        raise bad(ctx, param, f"'{value}' cannot be written: no permission to write in {parent}")
+    return value
+
+
+def choice(*values):
+    """A typer callback accepting only one of `values`."""
+    allowed = ", ".join(str(v) for v in values)
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value):
+        if value is not None and value not in values:
+            raise bad(ctx, param, f"must be one of {allowed}, not '{value}'")
+        return value
+
+    return check
+
+
+def label(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Typer callback for a name shown to other programs (a device name, a wearer): 1 to 63 printable characters
+    without ':' (which separates the fields of a Neon's zeroconf service name)."""
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 63 or not value.isprintable() or ":" in value or value.strip() != value:
+        raise bad(ctx, param, f"must be 1 to 63 printable characters without ':' or outer spaces, got {value!r}")
+    return value

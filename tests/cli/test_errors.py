@@ -1,0 +1,225 @@
+"""Bad input, tried as a new user would: every mistake ends in one `error:` line naming what is wrong, a `hint:` line,
+and exit 2, at once: never a traceback, a usage box, a hang, or a failure seconds after the command started."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gazeqwen_edge import __version__
+from tests.cli.helpers import annotation, cli, cli_subprocess, commands, is_float, long_name
+
+
+def one_error(rc: int, err: str, *expected: str) -> None:
+    """Exit 2 with exactly an `error:` line and a `hint:` line on stderr, containing `expected`."""
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 2, err
+    assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("  hint: "), err
+    for text in expected:
+        assert text in err, err
+    assert "Traceback" not in err and "╭" not in err
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["demo", "--seed", "abc"], "'--seed'"),
+        (["demo", "--bogus"], "No such option: --bogus"),
+        (["record"], "Missing argument"),
+        (["inspect", "synthetic", "--seconds"], "'--seconds' requires an argument"),
+        (["calibrate", "offset", "--port", "x"], "'--port'"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_usage_errors_are_one_error_line_not_a_usage_box(capsys, argv, expected):
+    rc, out, err = cli(capsys, *argv)
+    one_error(rc, err, expected, "see 'gazeqwen-edge")
+    assert out == ""
+
+
+def test_usage_error_hint_names_the_subcommand(capsys):
+    rc, _, err = cli(capsys, "calibrate", "offset", "--seconds", "abc", "-w", "x")
+    one_error(rc, err, "see 'gazeqwen-edge calibrate offset --help'")
+
+
+def test_version_option(capsys):
+    rc, out, err = cli(capsys, "--version")
+    assert rc == 0 and out.strip() == f"gazeqwen-edge {__version__}" and err == ""
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["demo", "--seed", "-1"], "--seed must be a whole number from 0 to 4294967295, got -1"),
+        (["demo", "--seed", str(2**40)], "--seed must be a whole number"),
+        (["inspect", "synthetic:-1"], "bad synthetic spec 'synthetic:-1'"),
+        (["inspect", "synthetic:99999999999"], "bad synthetic spec"),
+        (["inspect", "synthetic:+5"], "bad synthetic spec"),
+        (["calibrate", "fixations", "synthetic:-3"], "bad synthetic spec"),
+    ],
+)
+def test_negative_or_oversized_seeds_are_refused(capsys, argv, expected):
+    rc, _, err = cli(capsys, *argv)
+    one_error(rc, err, expected)
+
+
+@pytest.mark.parametrize("size", ["99999x99999", "4097x100", "100x31", "0x0", "640", "640x480x3", "-640x480", "axb"])
+@pytest.mark.parametrize("command", [["record", "synthetic", "{tmp}/out"], ["simulate", "synthetic", "--port", "0"]])
+def test_frame_sizes_no_camera_delivers_are_refused(capsys, tmp_path, command, size):
+    t0 = time.monotonic()
+    rc, _, err = cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in command], "--size", size)
+    one_error(rc, err, "--size")
+    assert time.monotonic() - t0 < 2.0  # refused before anything is drawn into memory
+    assert not (tmp_path / "out").exists()
+
+
+def _required_arguments(cmd, tmp_path) -> list[str]:
+    out = []
+    for p in cmd.params:
+        if p.param_type_name == "argument" and p.required:
+            out.append(str(tmp_path / "x") if "Path" in str(annotation(p)) else "synthetic")
+    return out
+
+
+FLOAT_OPTIONS = [
+    (path, long_name(p))
+    for path, cmd in commands()
+    for p in cmd.params
+    if p.param_type_name == "option" and is_float(p)
+]
+
+
+def test_every_float_option_is_discovered():
+    names = {(" ".join(path), opt) for path, opt in FLOAT_OPTIONS}
+    assert ("simulate", "--clock-offset-ms") in names and ("record", "--synthetic-duration") in names
+    assert len(names) >= 14
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "NaN", "1e999"])
+@pytest.mark.parametrize("path, option", FLOAT_OPTIONS, ids=[f"{' '.join(p)} {o}" for p, o in FLOAT_OPTIONS])
+def test_non_finite_float_options_are_refused(capsys, tmp_path, path, option, value):
+    """Every float option of every command (found in the command tree, so new ones are covered): NaN and infinity
+    are input errors, refused at once with the option's name (they used to crash deep inside, or hang)."""
+    cmd = dict((tuple(p), c) for p, c in commands())[tuple(path)]
+    t0 = time.monotonic()
+    rc, _, err = cli(capsys, *path, option, value, *_required_arguments(cmd, tmp_path))
+    shown = {"NaN": "nan", "1e999": "inf"}.get(value, value)
+    one_error(rc, err, f"error: {option} must be a", "finite", f"got {shown}")
+    assert time.monotonic() - t0 < 2.0
+
+
+def test_convert_checkpoint_into_a_path_under_a_file(capsys, tmp_path):
+    from tests.model.test_checkpoint import write_reference
+
+    write_reference(tmp_path / "best_model.pt")
+    (tmp_path / "afile").write_text("x")
+    dst = tmp_path / "afile" / "ckpt"
+    rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", dst, "--injected-layers", "1,4")
+    one_error(rc, err, "DST", "is a file, not a directory")
+    rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", tmp_path / "afile", "--force")
+    one_error(rc, err, "DST", "is a file; give a directory")
+
+
+def test_record_into_a_path_under_a_file(capsys, tmp_path):
+    (tmp_path / "afile").write_text("x")
+    rc, _, err = cli(capsys, "record", "synthetic", tmp_path / "afile" / "out", "--synthetic-duration", "1")
+    one_error(rc, err, "is a file, not a directory")
+
+
+def test_simulate_checks_every_fault_spec_before_serving(capsys):
+    """A bad --stall/--not-worn used to fail on the simulator's event loop a second after start, while the command
+    went on serving until the source played out."""
+    for argv, expected in (
+        (["--stall", "bogus:1:2"], "unknown stream 'bogus'"),
+        (["--stall", "gaze:nan:1"], "finite"),
+        (["--not-worn", "inf:1"], "finite"),
+        (["--not-worn", "1:-2"], "finite"),
+        (["--disconnect-at", "1", "--disconnect-for", "nan"], "--disconnect-for"),
+    ):
+        t0 = time.monotonic()
+        rc, out, err = cli(capsys, "simulate", "synthetic", "--port", "0", "--rtsp-port", "0", *argv)
+        one_error(rc, err, expected)
+        assert "serving" not in out and time.monotonic() - t0 < 2.0
+
+
+def test_simulate_warns_when_a_fault_comes_after_the_source_ends(capsys):
+    from gazeqwen_edge.device.simulator import FaultPlan
+
+    plan = FaultPlan.parse(["gaze:12:1"], ["2:1"], disconnect_at=9, disconnect_for=3)
+    warnings = plan.unseen(10.0)
+    assert len(warnings) == 2 and "--stall gaze:12:1 starts after" in warnings[0]
+    assert "comes back at 12 s" in warnings[1] and "--loop" in warnings[1]
+    assert FaultPlan.parse(["gaze:2:1"], disconnect_at=5, disconnect_for=3).unseen(10.0) == []
+
+
+def test_source_options_for_a_source_they_do_not_apply_to(capsys, tmp_path, neon_recording_dir):
+    rc, _, err = cli(capsys, "record", neon_recording_dir, tmp_path / "o", "--size", "64x64")
+    one_error(rc, err, "only apply to synthetic scenes")
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("address", ["1.2.3", "127.0.0.1:8080", "http://127.0.0.1", "a b", "12345", "-x"])
+def test_addresses_that_are_no_host_are_refused_before_any_lookup(capsys, address):
+    t0 = time.monotonic()
+    rc, _, err = cli(capsys, "run", "--address", address)
+    one_error(rc, err, "--address")
+    assert time.monotonic() - t0 < 1.0
+
+
+def test_infinite_synthetic_duration_is_refused_not_a_hang(tmp_path):
+    """`record synthetic:3 OUT --synthetic-duration inf` used to hang without output (as a user runs it)."""
+    t0 = time.monotonic()
+    p = cli_subprocess("record", "synthetic:3", tmp_path / "out", "--synthetic-duration", "inf", timeout=30)
+    assert p.returncode == 2, p.stderr
+    assert p.stderr.startswith("error: --synthetic-duration must be a finite number > 0"), p.stderr
+    assert "Traceback" not in p.stderr and time.monotonic() - t0 < 30
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="found by the fuzz: calibration/target_scene.py (the calibration helper's file) parses its spec without "
+    "these checks (tracebacks, NaN accepted; size=99999x99999 allocates 3.75 GB before OpenCV fails, not run here); device.registry.parse_seed / parse_frame_size and "
+    "finite checks would do. Remove this marker when fixed.",
+)
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "calibration-target:seed=-1",
+        "calibration-target:seconds=nan",
+        "calibration-target:seconds=inf",
+        "calibration-target:offset=nan,1",
+    ],
+)
+def test_calibration_target_spec_values_no_device_produces_are_refused(capsys, spec):
+    rc, _, err = cli(capsys, "inspect", spec)
+    one_error(rc, err, "calibration-target")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["--name", "lab:phone"], "--name must be 1 to 63 printable characters without ':'"),
+        (["--name", "two\r\nlines"], "--name must be"),  # a phone name is one printable line
+        (["--name", "x" * 64], "--name must be"),
+        (["--gaze-variant", "10"], "--gaze-variant must be one of 9, 17, 25, 65, 89, 105"),
+        (["--audio", "loud"], "--audio must be one of auto, source, tone, off"),
+        (["--timestamps", "now"], "--timestamps must be one of live, source"),
+        (["--host", "0.0.0.0:80"], "give the port with --port"),
+    ],
+)
+def test_simulate_refuses_names_and_choices_it_cannot_serve(capsys, argv, expected):
+    rc, out, err = cli(capsys, "simulate", "synthetic", "--port", "0", "--rtsp-port", "0", *argv)
+    one_error(rc, err, expected)
+    assert "serving" not in out
+
+
+def test_a_failed_zeroconf_announcement_says_so(capsys):
+    """zeroconf refusing the service name (too long for one DNS label) was reported as 'another program uses one
+    of these ports'."""
+    pytest.importorskip("zeroconf")
+    argv = ["simulate", "synthetic", "--port", "0", "--rtsp-port", "0", "--time-echo-port", "0", "--announce"]
+    rc, out, err = cli(capsys, *argv, "--scene-seconds", "0.5", "--size", "64x48", "--name", "x" * 40)
+    assert rc == 3, err
+    assert "error: cannot announce the simulator with zeroconf" in err and "Too long" in err
+    assert "hint: serve without --announce" in err and "ports" not in err

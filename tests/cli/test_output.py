@@ -1,0 +1,95 @@
+"""Output for people and for pipes: one data line stays one line (no wrapping at 80 columns, no progress residue,
+no colour codes) when the output is not a terminal, and nothing is highlighted by guesswork on a terminal."""
+
+from __future__ import annotations
+
+import io
+import re
+
+import pytest
+from rich.console import ColorSystem
+
+from tests.cli.helpers import cli, cli_subprocess
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_piped_output_is_neither_wrapped_nor_coloured(tmp_path):
+    out_dir = tmp_path / ("a_rather_long_directory_name_" * 3) / "session"
+    p = cli_subprocess(
+        "record", "synthetic:1", out_dir, "--synthetic-duration", "1", "--size", "64x48", env={"TERM": "xterm"}
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1, p.stdout  # no blank line left by the progress bar, no wrapped continuation
+    assert lines[0].startswith(f"wrote {out_dir}: 1.0 s, 200 gaze samples") and lines[0].endswith("audio samples")
+    assert "\x1b[" not in p.stdout + p.stderr
+
+
+def test_piped_errors_are_neither_wrapped_nor_coloured(tmp_path):
+    missing = tmp_path / ("no_such_recording_" * 6)
+    p = cli_subprocess("inspect", missing, env={"TERM": "xterm"})
+    assert p.returncode == 2
+    lines = p.stderr.splitlines()
+    assert len(lines) == 2 and lines[0] == f"error: {missing}: does not exist", p.stderr
+    assert "\x1b[" not in p.stderr
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """The CLI's stdout console as if it wrote to a colour terminal; yields the buffer it writes to."""
+    from gazeqwen_edge.cli.app import console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(console, "_file", buf)
+    monkeypatch.setattr(console, "_force_terminal", True)
+    monkeypatch.setattr(console, "_color_system", ColorSystem.TRUECOLOR)
+    return buf
+
+
+def test_frame_size_is_not_highlighted_as_a_hex_number(capsys, terminal):
+    """rich's automatic highlighting styled '640x480' as the number 64 and the hex number 0x480."""
+    rc = cli(capsys, "inspect", "synthetic:1")[0]
+    assert rc == 0
+    text = terminal.getvalue()
+    assert "\x1b[" in text  # it is a colour terminal: deliberate styles remain
+    assert "scene size 640x480" in text, text
+    assert "0x480" not in ANSI.sub("|", text).replace("640x480", "")
+
+
+def test_user_text_is_not_read_as_markup(capsys, tmp_path):
+    """A path with [brackets] is printed as given (rich markup would eat '[red]' or fail on '[/x]')."""
+    out_dir = tmp_path / "[red]session[/x]"
+    rc, out, err = cli(capsys, "record", "synthetic:1", out_dir, "--synthetic-duration", "1", "--size", "64x48")
+    assert rc == 0, err
+    assert f"wrote {out_dir}:" in out
+    rc, out, err = cli(capsys, "inspect", out_dir)
+    assert rc == 0, err
+    assert f"{out_dir}: SessionSource" in out
+
+
+def test_piped_table_is_not_squeezed_to_80_columns(tmp_path):
+    """A table wider than 80 columns (long sources) keeps each row on one line when piped."""
+    from gazeqwen_edge.calibration.offset import OffsetStore
+
+    store = OffsetStore(tmp_path / "offsets.json")
+    store.load()
+    source = "neon://phone-of-the-lab-with-a-long-host-name.local:8080"
+    store.set("dom", (12.25, -8.5), 0.31, 7, source=source)
+    p = cli_subprocess("calibrate", "show", "--store", store.path)
+    assert p.returncode == 0, p.stderr
+    rows = [line for line in p.stdout.splitlines() if " dom " in line]
+    assert len(rows) == 1 and source in rows[0] and "+12.2" in rows[0], p.stdout
+    assert len(rows[0]) > 80
+
+
+def test_simulate_with_announce_stops_without_asyncio_noise():
+    """Stopping right after a zeroconf announcement left its broadcast task to be destroyed mid-way: asyncio
+    printed 'Task was destroyed but it is pending!' on stderr."""
+    pytest.importorskip("zeroconf")
+    p = cli_subprocess(
+        "simulate", "synthetic", "--scene-seconds", "0.5", "--size", "64x48", "--port", "0", "--rtsp-port", "0",
+        "--time-echo-port", "0", "--announce",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert "source played out" in p.stdout and p.stderr == "", p.stderr

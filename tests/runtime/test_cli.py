@@ -1,0 +1,195 @@
+"""`gazeqwen-edge replay` and `gazeqwen-edge run` as a user runs them: real recordings, questions files, live through
+the official client with the simulator dropping packets and leaving the network, and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.cli.helpers import REPO_ROOT, cli
+
+pytest.importorskip("cv2")
+
+
+def _answers(d):
+    return [json.loads(x) for x in (d / "answers.jsonl").read_text().splitlines()]
+
+
+def test_replay_of_the_real_neon_recording_gaze_only(tmp_path, capsys, neon_recording_dir):
+    q = tmp_path / "q.jsonl"
+    # the recording's gaze begins 2.25 s after its start (info.json); its first fixations end by 2.5 s
+    q.write_text(
+        '{"t": 3.5, "question": "What am I looking at?"}\n{"t": 5, "question": "Which?", "options": ["x", "y"]}\n'
+    )
+    rc, out, err = cli(capsys, "replay", neon_recording_dir, "--questions", q, "--out", tmp_path / "s")
+    assert rc == 0, err
+    lines = _answers(tmp_path / "s")
+    assert [x["t"] for x in lines] == [3.5, 5.0]
+    assert all("no scene video (gaze only)" in x["error"] for x in lines)
+    assert lines[0]["fixations"], "the fixations seen by then are logged with the question"
+    assert "0 of 2 questions answered" in out
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.device.records import GazeSample
+
+    with open_source(str(tmp_path / "s")) as back:
+        assert sum(1 for _ in back.records({GazeSample})) == 1788  # every gaze sample of the recording
+
+
+def test_replay_of_a_synthetic_session_with_a_questions_file(tmp_path, capsys):
+    q = tmp_path / "q.jsonl"
+    q.write_text(
+        '{"t": 3.0, "question": "What am I looking at?"}\nbroken\n'
+        '{"t": 5.5, "question": "Which object?", "options": ["A. red circle", "B. blue box"], "answer": "A"}\n'
+    )
+    rc, out, err = cli(
+        capsys, "replay", "synthetic:3", "--questions", q, "--out", tmp_path / "s", "--max-new-tokens", "4"
+    )
+    assert rc == 0, err
+    assert "questions file line 2 skipped" in out
+    gen, mc = _answers(tmp_path / "s")
+    assert gen["error"] is None and gen["ttft_ms"] > 0 and gen["n_tokens"] >= 1
+    assert mc["answer"] in ("A", "B") and mc["meta"] == {"answer": "A"}
+    assert "Q     5.5 s Which object?  [A. red circle | B. blue box]" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["replay", "no/such/recording"], "no/such/recording"),
+        (["replay", "synthetic:1", "--speed", "fast"], "--speed must be"),
+        (["replay", "synthetic:1", "--questions", "missing.jsonl"], "questions file not found"),
+        (["replay", "synthetic:1", "--fps", "nan"], "--fps must be a finite number"),
+        (["replay", "synthetic:1", "--checkpoint", "ck"], "--checkpoint needs --model"),
+        (["run", "--device", "webcam"], "unknown --device"),
+    ],
+)
+def test_bad_input_is_one_error_line(tmp_path, capsys, argv, message):
+    rc, out, err = cli(capsys, *argv)
+    assert rc == 2, (rc, out, err)
+    assert err.splitlines()[0].startswith("error:") and message in err and "Traceback" not in err
+
+
+def test_replay_with_a_model_directory_that_is_not_qwen(tmp_path, capsys):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    GPT2LMHeadModel(
+        GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=100, bos_token_id=0, eos_token_id=0)
+    ).save_pretrained(tmp_path / "m")
+    rc, out, err = cli(capsys, "replay", "synthetic:1", "--model", tmp_path / "m")
+    assert rc == 2 and "is a 'gpt2' model, not Qwen2.5-VL" in err
+
+
+def _popen(*argv):
+    code = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from gazeqwen_edge.cli import run; run()"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, *map(str, argv)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=REPO_ROOT,
+    )
+
+
+def _lines(proc) -> queue.Queue:
+    q: queue.Queue = queue.Queue()
+
+    def pump():
+        for line in proc.stdout:
+            q.put(line)
+        q.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return q
+
+
+def _until(q, pred, timeout):
+    end = time.monotonic() + timeout
+    seen = []
+    while time.monotonic() < end:
+        try:
+            line = q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        seen.append(line)
+        if pred(line):
+            return line
+    raise AssertionError("not seen in time; got:\n" + "".join(seen[-20:]))
+
+
+def test_live_run_through_the_real_client_survives_loss_and_a_disconnect(tmp_path):
+    """`simulate` serves a looping synthetic scene with 10 % packet loss and leaves the network for 3 s; `run
+    --device pupil-neon --address 127.0.0.1 --port N` gets questions on its stdin: one before the outage, one during
+    it (answered from the buffered video), one after; all land in the session's answers.jsonl."""
+    sim = _popen(
+        "simulate",
+        "synthetic:2",
+        "--port",
+        "0",
+        "--rtsp-port",
+        "0",
+        "--time-echo-port",
+        "0",
+        "--size",
+        "160x120",
+        "--loop",
+        "--drop-percent",
+        "10",
+        "--disconnect-at",
+        "14",
+        "--disconnect-for",
+        "3",
+    )
+    run = None
+    try:
+        sim_out = _lines(sim)
+        url = _until(sim_out, lambda s: "http://" in s, 30)
+        port = re.search(r"http://127\.0\.0\.1:(\d+)", url).group(1)
+        run = _popen(
+            "run",
+            "--address",
+            "127.0.0.1",
+            "--port",
+            port,
+            "--out",
+            tmp_path / "s",
+            "--duration",
+            "40",
+            "--max-new-tokens",
+            "3",
+        )
+        out = _lines(run)
+        _until(out, lambda s: s.startswith("connected to"), 60)
+        time.sleep(4.0)
+        run.stdin.write("What am I looking at?\n")
+        run.stdin.flush()
+        _until(out, lambda s: "disconnected" in s, 30)
+        run.stdin.write('{"question": "Which one?", "options": ["A. red", "B. blue"]}\n')
+        run.stdin.flush()
+        _until(out, lambda s: "reconnected" in s, 30)
+        time.sleep(3.0)
+        run.stdin.write("And now?\n")
+        run.stdin.close()
+        _until(out, lambda s: "questions answered" in s, 60)
+        assert run.wait(30) == 0
+    finally:
+        for p in (run, sim):
+            if p is not None and p.poll() is None:
+                p.terminate()
+                p.wait(10)
+    first, during, after = _answers(tmp_path / "s")
+    assert [x["error"] for x in (first, during, after)] == [None, None, None]
+    assert during["answer"] in ("A", "B") and during["video_s"][1] <= after["video_s"][1]
+    assert after["video_s"][1] > during["video_s"][1] + 1.0  # video flowed again after the device came back
