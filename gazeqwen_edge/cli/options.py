@@ -176,3 +176,23 @@ def label(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> 
     if not 1 <= len(value) <= 63 or not value.isprintable() or ":" in value or value.strip() != value:
         raise bad(ctx, param, f"must be 1 to 63 printable characters without ':' or outer spaces, got {value!r}")
     return value
+
+
+def torch_device(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:
+    """Typer callback for a torch device string ("cpu", "cuda", "cuda:1", "mps"): parsed by torch, refused when it
+    names no device type (ConfigError) or a device this machine does not have (DeviceError, exit 3)."""
+    if value is None:
+        return None
+    import torch
+
+    from gazeqwen_edge.errors import DeviceError
+
+    try:
+        dev = torch.device(value)
+    except (RuntimeError, ValueError):
+        raise bad(ctx, param, f"must be a torch device such as cpu, cuda or cuda:1, got {value!r}") from None
+    if dev.type == "cuda" and (not torch.cuda.is_available() or (dev.index or 0) >= torch.cuda.device_count()):
+        raise DeviceError(f"{_name(param)} {value}: no such CUDA device on this machine", hint="use --torch-device cpu")
+    if dev.type not in ("cpu", "cuda") and not (dev.type == "mps" and torch.backends.mps.is_available()):
+        raise DeviceError(f"{_name(param)} {value}: this machine has no such device", hint="use --torch-device cpu")
+    return value

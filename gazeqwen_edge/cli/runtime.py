@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
-from gazeqwen_edge.cli.options import choice, float_option, host, output_dir
+from gazeqwen_edge.cli.options import choice, float_option, host, output_dir, torch_device
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
 FIXATION_CHOICES = ("auto", "detector", "source")
@@ -98,7 +98,9 @@ def replay(
     prompt: str = typer.Option(
         "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
     ),
-    torch_device: str = typer.Option("cpu", "--torch-device", help="Torch device of the model: cpu, cuda, cuda:1 ..."),
+    torch_device_: str = typer.Option(
+        "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
+    ),
 ) -> None:
     """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
@@ -110,7 +112,7 @@ def replay(
 
     pace = parse_speed(speed)
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
-    gq = load(model, checkpoint, torch_device, fps)
+    gq = load(model, checkpoint, torch_device_, fps)
     with open_source(source) as src:
         result = run_replay(
             src, gq, cfg, out or default_out_dir("replay"), questions, pace, [TerminalSink(console)], wearer, source
@@ -136,6 +138,7 @@ def run(
     status_only: bool = typer.Option(
         False, "--status-only", help="No model: show a live status line (rates, worn, battery)."
     ),
+    streams: str = typer.Option("gaze,world,audio,eye_events", help="Streams to receive, comma separated."),
     connect_timeout: float = float_option(
         3.0, "--connect-timeout", min=0.1, max=600.0, help="Seconds to wait for (and discover) the device"
     ),
@@ -155,7 +158,9 @@ def run(
     prompt: str = typer.Option(
         "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
     ),
-    torch_device: str = typer.Option("cpu", "--torch-device", help="Torch device of the model: cpu, cuda, cuda:1 ..."),
+    torch_device_: str = typer.Option(
+        "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
+    ),
 ) -> None:
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
@@ -168,8 +173,8 @@ def run(
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
-    gq = None if status_only else load(model, checkpoint, torch_device, fps)  # before connecting: it takes a while
-    with _device(device, address, port, sim_source, connect_timeout) as neon:
+    gq = None if status_only else load(model, checkpoint, torch_device_, fps)  # before connecting: it takes a while
+    with _device(device, address, port, sim_source, connect_timeout, streams) as neon:
         connect_banner(neon)
         if gq is None:
             show_status(neon, duration)
@@ -186,14 +191,15 @@ class _device:
     """The live source of `run`: Neon glasses (discovered or at an address), or the built-in simulator serving a
     source on loopback (stopped with the source)."""
 
-    def __init__(self, device: str, address: str | None, port: int, sim_source: str, connect_timeout: float):
+    def __init__(self, device, address: str | None, port: int, sim_source: str, connect_timeout: float, streams: str):
         from gazeqwen_edge.errors import ConfigError
 
         ok = device in ("pupil-neon", "simulator") or device.startswith(("pupil-neon:", "neon://"))
         if not ok:
             raise ConfigError(f"unknown --device '{device}'; supported: pupil-neon, neon://HOST:PORT, simulator")
         self.device, self.address, self.port, self.sim_source = device, address, port, sim_source
-        self.kw = {"connect_timeout_s": connect_timeout, "discover_timeout_s": connect_timeout}
+        chosen = [x.strip() for x in streams.split(",") if x.strip()]
+        self.kw = {"connect_timeout_s": connect_timeout, "discover_timeout_s": connect_timeout, "streams": chosen}
         self.sim = self.served = self.neon = None
 
     def __enter__(self):

@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -137,6 +138,52 @@ def mc_prompt(name: str) -> MCPrompt:
     return MC_PROMPTS[name]
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*(/[A-Za-z0-9][A-Za-z0-9_.-]*)?$")
+HUB_HOST = "huggingface.co"
+
+
+def _hub_reachable(host: str = HUB_HOST, port: int = 443, timeout_s: float = 2.0) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def check_model_source(src: str) -> bool:
+    """Where a model will come from, checked before transformers is asked (which, offline, retries a hub id for about
+    half a minute, printing each retry): True when it loads from disk only (a local directory, or a hub id already in
+    the Hugging Face cache, or HF_HUB_OFFLINE set), False when it may be downloaded.
+    Raises InputError for a path that does not exist, a string that is neither a directory nor a hub id, and a hub id
+    that is not cached while huggingface.co cannot be reached."""
+    import os
+
+    p = Path(src).expanduser()
+    if p.is_dir():
+        return True
+    if p.exists():
+        raise InputError(src, "is a file; a model is a directory (config.json, weights, tokenizer) or a hub id")
+    if not HUB_ID.match(src):
+        raise InputError(src, "no such model directory, and not a hub id (like Qwen/Qwen2.5-VL-7B-Instruct)")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = isinstance(try_to_load_from_cache(src, "config.json"), str)
+    except Exception:  # noqa: BLE001 - a malformed id or cache: decide by reachability below
+        cached = False
+    if cached or os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        return True
+    if not _hub_reachable():
+        raise InputError(
+            src,
+            f"is not in the local Hugging Face cache and {HUB_HOST} cannot be reached to download it",
+            hint="download it on a machine with network (huggingface-cli download ID) and copy it, or pass a directory",
+        )
+    return False
+
+
 class GazeQwen:
     def __init__(
         self,
@@ -208,16 +255,18 @@ class GazeQwen:
         from gazeqwen_edge.model.lora import merge_lora
         from gazeqwen_edge.model.video_encoder import VideoEncoder, load_video_encoder
 
+        local_only = check_model_source(qwen)
         try:
-            cfg = AutoConfig.from_pretrained(qwen)
+            cfg = AutoConfig.from_pretrained(qwen, local_files_only=local_only)
             if getattr(cfg, "model_type", None) != "qwen2_5_vl":  # transformers would load it with random weights
                 raise InputError(
                     qwen,
                     f"is a {getattr(cfg, 'model_type', 'unknown')!r} model, not Qwen2.5-VL (model_type 'qwen2_5_vl')",
                     hint="pass a Qwen2.5-VL hub id or directory, e.g. Qwen/Qwen2.5-VL-7B-Instruct",
                 )
-            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(qwen, dtype=dtype).to(device).eval()
-            tok = AutoTokenizer.from_pretrained(qwen)
+            model = Qwen2_5_VLForConditionalGeneration.from_pretrained(qwen, dtype=dtype, local_files_only=local_only)
+            model = model.to(device).eval()
+            tok = AutoTokenizer.from_pretrained(qwen, local_files_only=local_only)
         except (OSError, ValueError) as e:  # not found / not a model dir (OSError), malformed hub id (ValueError)
             raise InputError(qwen, f"cannot load Qwen2.5-VL ({e})") from e
         resampler, encoder = None, None

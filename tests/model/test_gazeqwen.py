@@ -150,7 +150,7 @@ def test_from_pretrained_bad_qwen_source_is_an_input_error(tmp_path, monkeypatch
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     src = str(tmp_path) if src == "EMPTY_DIR" else src
-    with pytest.raises(InputError, match="cannot load Qwen2.5-VL") as e:
+    with pytest.raises(InputError, match="cannot load Qwen2.5-VL|not a hub id") as e:
         GazeQwen.from_pretrained(src)
     assert e.value.path == src
 
@@ -167,3 +167,28 @@ def test_from_pretrained_refuses_a_model_that_is_not_qwen2_5_vl(tmp_path):
     ).save_pretrained(tmp_path)
     with pytest.raises(InputError, match="is a 'gpt2' model, not Qwen2.5-VL"):
         GazeQwen.from_pretrained(str(tmp_path), dtype=torch.float32)
+
+
+def test_model_sources_that_cannot_load_fail_fast(tmp_path, monkeypatch):
+    """Offline, transformers retries a hub id for about 30 s (printing each retry) before failing: a path that does not
+    exist, a file, a string that is no hub id, and an uncached hub id with the hub unreachable are refused at once."""
+    import time
+
+    from gazeqwen_edge.model import gazeqwen as gqmod
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(gqmod, "_hub_reachable", lambda *a, **k: False)
+    (tmp_path / "f").write_text("x")
+    t0 = time.monotonic()
+    for src, msg in [
+        (str(tmp_path / "nope" / "x"), "no such model directory"),
+        (str(tmp_path / "f"), "is a file"),
+        ("[red]x[/]", "not a hub id"),
+        ("someone/not-cached-model-xyz", "cannot be reached"),
+    ]:
+        with pytest.raises(InputError, match=msg):
+            gqmod.GazeQwen.from_pretrained(src)
+    assert time.monotonic() - t0 < 5
+    assert gqmod.check_model_source(str(tmp_path)) is True  # a directory loads from disk only
+    monkeypatch.setattr(gqmod, "_hub_reachable", lambda *a, **k: True)
+    assert gqmod.check_model_source("someone/not-cached-model-xyz") is False  # may be downloaded

@@ -47,7 +47,20 @@ def test_simulate_then_run_prints_status_and_notices(capsys):
         m = re.search(r"http://127\.0\.0\.1:(\d+)", line)
         assert m, f"simulate did not start: {line!r}"
         port = m.group(1)
-        rc = main(["run", "--address", "127.0.0.1", "--port", port, "--duration", "8", "--streams", "gaze,world"])
+        rc = main(
+            [
+                "run",
+                "--address",
+                "127.0.0.1",
+                "--port",
+                port,
+                "--duration",
+                "8",
+                "--streams",
+                "gaze,world",
+                "--status-only",
+            ]
+        )
         assert rc == 0
         out = capsys.readouterr().out
         assert "connected to Neon Simulator" in out
