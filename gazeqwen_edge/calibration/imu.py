@@ -49,6 +49,11 @@ def imu_to_camera_rotation(angle_deg: float = IMU_TO_SCENE_CAMERA_DEG) -> np.nda
     return np.array([[1.0, 0.0, 0.0], [0.0, c, -s], [0.0, s, c]])
 
 
+def _flow(x, y, wx, wy, wz):
+    """The rotational flow formula (module docstring) on floats or arrays alike: (dx/dt, dy/dt)."""
+    return x * y * wx - (1 + x * x) * wy + y * wz, (1 + y * y) * wx - x * y * wy - x * wz
+
+
 def rotational_flow(xy_norm, omega_rad_s) -> np.ndarray:
     """Image motion of static points seen by a rotating pinhole camera (module docstring, Longuet-Higgins & Prazdny).
 
@@ -57,9 +62,7 @@ def rotational_flow(xy_norm, omega_rad_s) -> np.ndarray:
     second (multiply by fx, fy for px/s of an undistorted camera)."""
     p = np.asarray(xy_norm, dtype=np.float64).reshape(-1, 2)
     w = np.broadcast_to(np.asarray(omega_rad_s, dtype=np.float64), (len(p), 3))
-    x, y = p[:, 0], p[:, 1]
-    wx, wy, wz = w[:, 0], w[:, 1], w[:, 2]
-    return np.stack([x * y * wx - (1 + x * x) * wy + y * wz, (1 + y * y) * wx - x * y * wy - x * wz], 1)
+    return np.stack(_flow(p[:, 0], p[:, 1], w[:, 0], w[:, 1], w[:, 2]), 1)
 
 
 class ImuHeadMotion:
@@ -90,15 +93,18 @@ class ImuHeadMotion:
         self._s: deque[tuple[int, float, float, float]] = deque(maxlen=history)  # (ts, w camera frame rad/s)
         self.n_samples = 0
         self.n_dropped = 0
-        self._jac: tuple[float, float, np.ndarray] | None = None  # (nx, ny, 2x2 Jacobian px per normalised unit)
+        self._rows = [tuple(float(v) for v in row) for row in self.R]  # (plain floats: one sample costs ~1 us)
+        # (nx, ny, Jacobian d(px)/d(normalised) as (j00, j01, j10, j11))
+        self._jac: tuple[float, float, tuple[float, float, float, float]] | None = None
 
     def push(self, sample: ImuSample) -> None:
         """Add one IMU sample (gyro deg/s in the IMU frame)."""
         if self._s and sample.ts_ns <= self._s[-1][0]:
             self.n_dropped += 1
             return
-        w = self.R @ np.radians(np.asarray(sample.gyro, dtype=np.float64))
-        self._s.append((int(sample.ts_ns), float(w[0]), float(w[1]), float(w[2])))
+        g = [math.radians(v) for v in sample.gyro]
+        w = [r[0] * g[0] + r[1] * g[1] + r[2] * g[2] for r in self._rows]
+        self._s.append((int(sample.ts_ns), w[0], w[1], w[2]))
         self.n_samples += 1
 
     def angular_velocity(self, t_ns: int) -> tuple[float, float, float] | None:
@@ -119,14 +125,16 @@ class ImuHeadMotion:
             return after[1:]
         return None
 
-    def _jacobian(self, nx: float, ny: float) -> np.ndarray:
-        """d(px)/d(normalised) of the camera at (nx, ny): (2, 2); reused while the point moves < 0.01 (~0.6 deg)."""
+    def _jacobian(self, nx: float, ny: float) -> tuple[float, float, float, float]:
+        """d(px)/d(normalised) of the camera at (nx, ny), row-major (2 x 2); reused while the point moves < 0.01
+        (~0.6 deg)."""
         j = self._jac
         if j is not None and abs(j[0] - nx) < 0.01 and abs(j[1] - ny) < 0.01:
             return j[2]
         e = 1e-6
         p = self.camera.from_normalized([[nx, ny], [nx + e, ny], [nx, ny + e]])
-        jac = np.stack([(p[1] - p[0]) / e, (p[2] - p[0]) / e], axis=1)
+        dx, dy = (p[1] - p[0]) / e, (p[2] - p[0]) / e
+        jac = (float(dx[0]), float(dy[0]), float(dx[1]), float(dy[1]))
         self._jac = (nx, ny, jac)
         return jac
 
@@ -136,6 +144,6 @@ class ImuHeadMotion:
         w = self.angular_velocity(t_ns)
         if w is None:
             return None
-        d = rotational_flow([[nx, ny]], w)[0]
-        v = self._jacobian(nx, ny) @ d
-        return float(v[0]), float(v[1])
+        u, v = _flow(nx, ny, *w)
+        j = self._jacobian(nx, ny)
+        return j[0] * u + j[1] * v, j[2] * u + j[3] * v

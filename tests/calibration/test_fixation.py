@@ -28,6 +28,10 @@ T0 = 1_700_000_000_000_000_000
 # What the held-out real recording gave when the published method was implemented (onset F1 within 50 ms against
 # the device's own fixations; the naive I-VT gives 0.818 there). A floor, not a target: nothing was tuned on it.
 HELD_OUT_F1_FLOOR = 0.70
+# With the recording's IMU as the head-motion input (calibration/imu.py; its scene video is not there) the same
+# held-out comparison gave F1 0.818 (P 0.857, R 0.783), measured once with the final method, nothing tuned on it;
+# the naive I-VT gives 0.818 there too (the IMU closes the gap to it, it does not pass it). A floor, not a target.
+HELD_OUT_IMU_F1_FLOOR = 0.80
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,14 @@ def neon(neon_recording_dir):
     src.close()
     ts = np.array([g.ts_ns for g in gaze], dtype=np.int64)
     return ts, np.array([g.x for g in gaze]), np.array([g.y for g in gaze]), np.array([g.worn for g in gaze]), fix, cam
+
+
+@pytest.fixture(scope="module")
+def neon_imu(neon_recording_dir) -> list[ImuSample]:
+    from gazeqwen_edge.device import open_source
+
+    with open_source(neon_recording_dir) as src:
+        return list(src.records({ImuSample}))
 
 
 # ------------------------------------------------------------------------------------- the published method, offline
@@ -120,6 +132,20 @@ def test_held_out_real_recording_agreement_and_naive_baseline(neon):
     print("\n" + msg)
     assert len(device) == 23
     assert a.f1 >= HELD_OUT_F1_FLOOR, msg
+    assert a.mean_centre_diff_px < 10, msg
+
+
+def test_held_out_real_recording_agreement_with_the_imu(neon, neon_imu):
+    """The same held-out comparison with the recording's gyro compensating head rotation (no scene video): the
+    split fixations the device's video-compensated detector did not split are joined (before: 0.727 without IMU)."""
+    ts, x, y, worn, device, cam = neon
+    ours = detect_fixations(ts, x, y, cam, worn=worn, imu=neon_imu)
+    a, _ = match_fixations(ours, device, tolerance_ms=50)
+    b, _ = match_fixations(naive_ivt(ts, x, y), device, tolerance_ms=50)
+    msg = f"held-out real Neon recording with IMU: ours {a.summary()}\n  naive I-VT {b.summary()}"
+    print("\n" + msg)
+    assert len(neon_imu) == 969
+    assert a.f1 >= HELD_OUT_IMU_F1_FLOOR, msg
     assert a.mean_centre_diff_px < 10, msg
 
 
