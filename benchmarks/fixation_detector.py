@@ -1,10 +1,13 @@
 """Online fixation detector (Pupil Labs' published Neon method, calibration/fixation.py): agreement, latency, speed.
 
-- agreement on simulated wearers (calibration/synthetic_gaze.py: main-sequence saccades, micro-saccades, drift,
-  head motion, blinks, noise; 8 wearers x 60 s, known fixations): onset precision / recall / F1 within 50 ms,
-  ours next to the naive I-VT (Savitzky-Golay 11/3, 1500 px/s, >= 70 ms);
-- agreement on the real Neon recording in ../shared/fixtures (HELD OUT: nothing in the detector was chosen on it),
-  the device's own fixations as reference, ours next to the naive I-VT on the same data;
+Each agreement figure is given for ours without head-motion input (flow 0: no scene video), ours with the IMU
+(the gyro's rotational flow, calibration/imu.py) and the naive I-VT (Savitzky-Golay 11/3, 1500 px/s, >= 70 ms):
+- simulated wearers (calibration/synthetic_gaze.py: main-sequence saccades, micro-saccades, drift, head motion with
+  the VOR, blinks, noise, and a simulated gyro on the same head; 8 wearers x 60 s, known fixations): onset
+  precision / recall / F1 within 50 ms;
+- simulated wearers turning their heads a lot (4 x 60 s, RMS 30-45 deg/s yaw/pitch, half that roll);
+- the real Neon recording in ../shared/fixtures (HELD OUT: nothing in the detector was chosen on it), the device's
+  own fixations as reference;
 - latency: for every fixation, (timestamp of the sample whose arrival made it final) - (its end), distribution and
   the share within 60 ms;
 - throughput: samples/s of `push` (one sample per call, as from a live stream) and `push_many` (chunks), as a
@@ -32,25 +35,49 @@ from gazeqwen_edge.calibration import (  # noqa: E402
     naive_ivt,
     synthetic_gaze,
 )
-from gazeqwen_edge.device.records import Fixation, GazeSample  # noqa: E402
+from gazeqwen_edge.device.records import Fixation, GazeSample, ImuSample  # noqa: E402
 from gazeqwen_edge.device.synthetic import SyntheticScene  # noqa: E402
 from gazeqwen_edge.timing import StageTimer  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parents[1] / ".." / "shared" / "fixtures" / "neon_demo_recording"
 # simulated wearers: (seed, measurement noise deg, head motion RMS deg/s)
 WEARERS = [(s, (0.05, 0.1, 0.2, 0.3)[s % 4], (0.0, 5.0, 10.0, 20.0)[s // 2]) for s in range(8)]
+# wearers turning their heads a lot: (seed, noise deg, yaw/pitch RMS deg/s); roll RMS is half of it
+HEAD_TURNERS = [(100 + s, (0.05, 0.1, 0.2, 0.3)[s], (30.0, 35.0, 40.0, 45.0)[s]) for s in range(4)]
 
 
-def run_online(ts, x, y, camera, worn=None) -> tuple[list[Fixation], np.ndarray]:
-    """Our detector fed one sample at a time: the fixations and each one's latency in ms."""
+def run_online(ts, x, y, camera, worn=None, imu=()) -> tuple[list[Fixation], np.ndarray]:
+    """Our detector fed one record at a time (gaze samples and, when given, IMU samples merged by time, as a source
+    delivers them): the fixations and each one's latency in ms."""
     det = OnlineFixationDetector(camera)
     out, lat = [], []
     w = np.ones(len(ts), bool) if worn is None else worn
+    imu = list(imu)
+    k = 0
     for i in range(len(ts)):
+        while k < len(imu) and imu[k].ts_ns <= ts[i]:
+            det.push_imu(imu[k])
+            k += 1
         for f in det.push(int(ts[i]), float(x[i]), float(y[i]), bool(w[i])):
             out.append(f)
             lat.append((ts[i] - f.end_ns) / 1e6)
     return out + det.flush(), np.array(lat)
+
+
+def compare(ts, x, y, camera, reference, worn=None, imu=()) -> tuple[tuple, np.ndarray, np.ndarray]:
+    """Onset agreement with `reference` of ours without and with the IMU and of the naive I-VT; latencies (ms) of
+    ours without and with the IMU."""
+    ours, lat = run_online(ts, x, y, camera, worn)
+    ours_imu, lat_imu = run_online(ts, x, y, camera, worn, imu)
+    naive = naive_ivt(ts, x, y)
+    return tuple(match_fixations(f, reference, 50)[0] for f in (ours, ours_imu, naive)), lat, lat_imu
+
+
+def _row(a, b, c) -> str:
+    return (
+        f"ours F1 {a.f1:.3f} (P {a.precision:.3f} R {a.recall:.3f}), with IMU {b.f1:.3f} "
+        f"(P {b.precision:.3f} R {b.recall:.3f}), naive I-VT {c.f1:.3f}"
+    )
 
 
 def main() -> None:
@@ -65,59 +92,69 @@ def main() -> None:
     lat_all = []
 
     # ---- simulated wearers with known fixations
-    f_ours, f_naive = [], []
-    print(f"simulated wearers ({len(WEARERS)} x 60 s at 200 Hz, onsets within 50 ms of the truth):")
-    for seed, noise, head in WEARERS:
-        g = synthetic_gaze(seed, 60.0, noise_deg=noise, head_speed_deg_s=head)
-        ours, lat = run_online(g.ts_ns, g.x, g.y, g.camera)
-        lat_all.append(lat)
-        a, _ = match_fixations(ours, g.fixations, 50)
-        b, _ = match_fixations(naive_ivt(g.ts_ns, g.x, g.y), g.fixations, 50)
-        f_ours.append(a.f1)
-        f_naive.append(b.f1)
-        print(
-            f"  seed {seed} noise {noise:.2f} deg head {head:4.1f} deg/s: ours F1 {a.f1:.3f} "
-            f"(P {a.precision:.3f} R {a.recall:.3f}), naive I-VT F1 {b.f1:.3f}"
-        )
-    print(f"  mean F1: ours {np.mean(f_ours):.3f}, naive I-VT {np.mean(f_naive):.3f}")
-    figures.update(synthetic_f1=float(np.mean(f_ours)), synthetic_naive_f1=float(np.mean(f_naive)))
+    lat_imu_all = []
+    for title, wearers, key in (
+        ("simulated wearers", [(s, n, h, 0.0) for s, n, h in WEARERS], "synthetic"),
+        ("simulated wearers turning their heads a lot", [(s, n, h, h / 2) for s, n, h in HEAD_TURNERS], "head"),
+    ):
+        f1 = []
+        print(f"{title} ({len(wearers)} x 60 s at 200 Hz, onsets within 50 ms of the truth):")
+        for seed, noise, head, roll in wearers:
+            g = synthetic_gaze(seed, 60.0, noise_deg=noise, head_speed_deg_s=head, head_roll_deg_s=roll)
+            agree, lat, lat_imu = compare(g.ts_ns, g.x, g.y, g.camera, g.fixations, imu=g.imu_samples())
+            lat_all.append(lat)
+            lat_imu_all.append(lat_imu)
+            f1.append([a.f1 for a in agree])
+            print(f"  seed {seed} noise {noise:.2f} deg head {head:4.1f} (roll {roll:4.1f}) deg/s: {_row(*agree)}")
+        m = np.mean(f1, axis=0)
+        print(f"  mean F1: ours {m[0]:.3f}, with IMU {m[1]:.3f}, naive I-VT {m[2]:.3f}")
+        figures.update({f"{key}_f1": m[0], f"{key}_imu_f1": m[1], f"{key}_naive_f1": m[2]})
 
     # ---- the held-out real recording
     if (FIXTURE / "info.json").is_file():
         from gazeqwen_edge.device import open_source
 
         src = open_source(FIXTURE)
-        gaze, device = [], []
-        for r in src.records({GazeSample, Fixation}):
-            (gaze if isinstance(r, GazeSample) else device).append(r)
+        gaze, device, imu = [], [], []
+        for r in src.records({GazeSample, Fixation, ImuSample}):
+            {GazeSample: gaze, Fixation: device, ImuSample: imu}[type(r)].append(r)
         fcam = CameraModel(src.intrinsics)
         src.close()
         gts = np.array([g.ts_ns for g in gaze], dtype=np.int64)
         gx, gy = np.array([g.x for g in gaze]), np.array([g.y for g in gaze])
         gw = np.array([g.worn for g in gaze])
-        ours, lat = run_online(gts, gx, gy, fcam, gw)
+        (a, ai, b), lat, lat_imu = compare(gts, gx, gy, fcam, device, gw, imu)
         lat_all.append(lat)
-        a, _ = match_fixations(ours, device, 50)
-        b, _ = match_fixations(naive_ivt(gts, gx, gy), device, 50)
-        print(f"real Neon recording, held out ({len(gaze)} samples, {len(device)} device fixations as reference):")
-        print(f"  ours:       {a.summary()}")
-        print(f"  naive I-VT: {b.summary()}")
+        lat_imu_all.append(lat_imu)
+        print(
+            f"real Neon recording, held out ({len(gaze)} gaze samples, {len(imu)} IMU samples, {len(device)} device "
+            "fixations as reference; no scene video):"
+        )
+        print(f"  ours (flow 0): {a.summary()}")
+        print(f"  ours with IMU: {ai.summary()}")
+        print(f"  naive I-VT:    {b.summary()}")
         figures.update(fixture_f1=a.f1, fixture_precision=a.precision, fixture_recall=a.recall)
-        figures.update(fixture_centre_px=a.mean_centre_diff_px, fixture_naive_f1=b.f1)
+        figures.update(fixture_imu_f1=ai.f1, fixture_imu_precision=ai.precision, fixture_imu_recall=ai.recall)
+        figures.update(fixture_centre_px=a.mean_centre_diff_px, fixture_imu_centre_px=ai.mean_centre_diff_px)
+        figures.update(fixture_naive_f1=b.f1)
     else:
         print(f"(real Neon recording not found at {FIXTURE}: held-out agreement not measured)")
 
-    lat = np.concatenate(lat_all)
-    print(
-        f"latency of fixation ends ({len(lat)} fixations): median {np.median(lat):.1f} ms, "
-        f"p95 {np.percentile(lat, 95):.1f} ms, max {lat.max():.1f} ms; {np.mean(lat <= 60) * 100:.1f}% within 60 ms"
-    )
-    figures.update(
-        latency_median_ms=float(np.median(lat)),
-        latency_p95_ms=float(np.percentile(lat, 95)),
-        latency_max_ms=float(lat.max()),
-        latency_within_60ms=float(np.mean(lat <= 60)),
-    )
+    for name, key, lats in (("", "", lat_all), (" with IMU", "imu_", lat_imu_all)):
+        lat = np.concatenate(lats)
+        print(
+            f"latency of fixation ends{name} ({len(lat)} fixations): median {np.median(lat):.1f} ms, "
+            f"p95 {np.percentile(lat, 95):.1f} ms, max {lat.max():.1f} ms; {np.mean(lat <= 60) * 100:.1f}% within "
+            "60 ms"
+        )
+        figures.update(
+            {
+                f"{key}latency_median_ms": float(np.median(lat)),
+                f"{key}latency_p95_ms": float(np.percentile(lat, 95)),
+                f"{key}latency_max_ms": float(lat.max()),
+                f"{key}latency_within_60ms": float(np.mean(lat <= 60)),
+            }
+        )
 
     # ---- throughput
     g = synthetic_gaze(0, minutes * 60)
@@ -133,11 +170,24 @@ def main() -> None:
         for a0 in range(0, len(ts), 40):
             det2.push_many(ts[a0 : a0 + 40], x[a0 : a0 + 40], y[a0 : a0 + 40])
         det2.flush()
+    imu = g.imu_samples()
+    det4 = OnlineFixationDetector(g.camera)
+    with timer.stage("push + push_imu (one record per call)"):
+        k = 0
+        for i in range(len(ts)):
+            while k < len(imu) and imu[k].ts_ns <= ts[i]:
+                det4.push_imu(imu[k])
+                k += 1
+            det4.push(int(ts[i]), float(x[i]), float(y[i]))
+        det4.flush()
     s = timer.summary()
     rt_one = dur_s / (s["push (one sample per call)"]["total_ms"] / 1e3)
     rt_many = dur_s / (s["push_many (chunks of 40)"]["total_ms"] / 1e3)
+    rt_imu = dur_s / (s["push + push_imu (one record per call)"]["total_ms"] / 1e3)
     us_one = s["push (one sample per call)"]["total_ms"] * 1e3 / len(ts)
+    us_imu = s["push + push_imu (one record per call)"]["total_ms"] * 1e3 / len(ts)
     print(f"throughput: push {us_one:.1f} us/sample = {rt_one:.0f}x real time; push_many {rt_many:.0f}x real time")
+    print(f"with the IMU (~110 Hz): {us_imu:.1f} us per gaze sample incl. its share of IMU = {rt_imu:.0f}x real time")
 
     # ---- head-motion compensation cost per frame (optical flow on a downscaled frame)
     small = SyntheticScene(seed=1, duration_s=4.0 if args.quick else 10.0, width=1600, height=1200)
@@ -152,6 +202,7 @@ def main() -> None:
     figures.update(
         realtime_factor_push=rt_one,
         realtime_factor_push_many=rt_many,
+        realtime_factor_push_imu=rt_imu,
         us_per_sample=us_one,
         flow_ms_per_frame=ms_frame,
         realtime_factor_with_flow=rt_flow,

@@ -9,7 +9,7 @@ For the streaming runtime:
     mapper = GazeMapper(cam, FrameTransform.identity(W, H), offset=offset)  # Qwen gets the raw frames, resized whole
     sp = OnlineScanpath(mapper, origin_ns=clip_or_session_start_ns)
     for rec in source.records():
-        sp.push_record(rec)                                      # GazeSample / SceneFrame (head-motion compensation)
+        sp.push_record(rec)                  # GazeSample; SceneFrame / ImuSample (head-motion compensation)
         rows = sp.rows_at(t_ns)                                  # (N, 4) float32 [x, y, mid_t, dur]: known at t_ns
 
 Fixations already at hand (a recording's, a synthetic clip's) -> rows: `scanpath_rows(fixations, mapper, origin_ns)`.
@@ -38,6 +38,7 @@ from gazeqwen_edge.calibration.fixation import (
     detect_fixations,
 )
 from gazeqwen_edge.calibration.flow import FlowField, SceneFlow
+from gazeqwen_edge.calibration.imu import ImuHeadMotion, imu_to_camera_rotation, rotational_flow
 from gazeqwen_edge.calibration.offset import (
     ArucoTarget,
     OffsetEstimate,
@@ -65,6 +66,7 @@ __all__ = [
     "FlowField",
     "FrameTransform",
     "GazeMapper",
+    "ImuHeadMotion",
     "KnownFixation",
     "OffsetEstimate",
     "OffsetStore",
@@ -79,6 +81,7 @@ __all__ = [
     "camera_for",
     "detect_fixations",
     "estimate_offset",
+    "imu_to_camera_rotation",
     "intrinsics_from_device",
     "intrinsics_from_realtime",
     "match_fixations",
@@ -90,6 +93,7 @@ __all__ = [
     "read_intrinsics",
     "read_scene_camera_json",
     "resolve_offset",
+    "rotational_flow",
     "scanpath_rows",
     "synthetic_gaze",
 ]

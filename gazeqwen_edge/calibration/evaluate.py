@@ -1,15 +1,17 @@
 """Agreement between two fixation lists (ours vs the device's): onset precision/recall/F1 and centre differences;
-running our detector over a whole source next to the source's own fixations; the naive I-VT baseline."""
+running our detector over a whole source (with its scene video and IMU when it has them) next to the source's own
+fixations; the naive I-VT baseline."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
-from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+from gazeqwen_edge.device.records import Fixation, GazeSample, ImuSample, SceneFrame
 from gazeqwen_edge.errors import InputError
 
 
@@ -99,39 +101,47 @@ class SourceDetection:
     n_gaze: int
     n_frames: int  # scene frames used for head-motion compensation
     detector_s: float  # time spent in our detector
+    n_imu: int = 0  # IMU samples used for head-motion compensation
 
 
-def _records_with_frames_if_any(source, kinds: set) -> Iterator:
-    """The source's records of `kinds`, plus scene frames when it has them (gaze-only recordings refuse frames)."""
-    try:
-        it = source.records(kinds | {SceneFrame})
-        first = next(it)
-    except StopIteration:
-        return
-    except InputError:
-        yield from source.records(kinds)
-        return
-    yield first
-    yield from it
+def _records_with_optional(source, kinds: set, optional: tuple[type, ...] = (SceneFrame, ImuSample)) -> Iterator:
+    """The source's records of `kinds`, plus those of the `optional` kinds it can deliver: a kind asked for by name
+    that the source refuses (a gaze-only recording's scene frames, an unreadable IMU: InputError) is left out, the
+    richest combination that opens being used."""
+    for k in range(len(optional), -1, -1):
+        for extra in combinations(optional, k):
+            try:
+                it = source.records(kinds | set(extra))
+                first = next(it)
+            except StopIteration:
+                return
+            except InputError:
+                if k == 0:
+                    raise
+                continue
+            yield first
+            yield from it
+            return
 
 
 def detect_on_source(source, detector) -> SourceDetection:
-    """Run `detector` (an OnlineFixationDetector) over a source's gaze (and scene frames, when it has video) and
-    collect the source's own fixations beside ours."""
+    """Run `detector` (an OnlineFixationDetector) over a source's gaze (with its scene frames and IMU samples when
+    it has them, for head-motion compensation) and collect the source's own fixations beside ours."""
     ours: list[Fixation] = []
     reference: list[Fixation] = []
-    n_gaze = n_frames = 0
+    n_gaze = n_frames = n_imu = 0
     spent = 0.0
-    for rec in _records_with_frames_if_any(source, {GazeSample, Fixation}):
+    for rec in _records_with_optional(source, {GazeSample, Fixation}):
         if isinstance(rec, Fixation):
             reference.append(rec)
             continue
         n_gaze += isinstance(rec, GazeSample)
         n_frames += isinstance(rec, SceneFrame)
+        n_imu += isinstance(rec, ImuSample)
         t0 = time.perf_counter()
         ours += detector.push_record(rec)
         spent += time.perf_counter() - t0
     t0 = time.perf_counter()
     ours += detector.flush()
     spent += time.perf_counter() - t0
-    return SourceDetection(ours, reference, n_gaze, n_frames, spent)
+    return SourceDetection(ours, reference, n_gaze, n_frames, spent, n_imu)

@@ -18,6 +18,14 @@ implemented here from that description:
 6. then fixations lasting <= 70 ms are dropped.
 Start and end times are mapped back to the nearest original sample timestamp.
 
+Without scene video, the flow is taken from the glasses' IMU (`ImuSample` records; calibration/imu.py): the head's
+angular velocity from the gyroscope, turned into the scene camera's frame by the rotation Pupil Labs documents, gives
+the rotational optic flow at the gaze point, which is subtracted and whose RMS raises the threshold exactly as the
+measured flow does in steps 3-4. Video flow is used wherever it is known (a frame pair spanning the sample, or the
+newest one before it): it is what the published parameters and the device's own detector were made with, and it
+measures what the gyro cannot (the head's translation, the scene's own motion); the IMU fills in where there is no
+video flow (no video, frames missing or too old, a pair with nothing tracked). Without either the flow is 0.
+
 The published thresholds are in px of the Neon's 1600 px wide scene image; for a camera of another width the
 speeds are scaled to that width (`REFERENCE_WIDTH_PX`; the same field of view is assumed).
 
@@ -31,6 +39,10 @@ reports the agreement on both):
 - the optic-flow RMS is over the 41 samples up to the one classified (the offline method centres the window), and
   each sample uses the flow of the frame pair spanning it when that is known by the time the sample is classified
   (30 ms later), else the newest pair before it (offline: interpolated between frames);
+- with the IMU instead, each sample uses the head's rate interpolated between the IMU samples around it (known by
+  the time it is classified; else the newest one, held) and the rotational flow at the sample's own smoothed gaze
+  point (the flow the VOR moves the gaze at; a gyro gives no frame-wide mean to copy), whose RMS over the same 41
+  samples raises the threshold;
 - no hysteresis: one threshold, as published (ending a gap only below 0.4-0.8 x thr moved the mean onset F1 over
   the benchmark's 8 simulated wearers from 0.920 to 0.922-0.936 but its worst wearer from 0.901 to 0.81-0.90);
 - a fixation is final, and emitted, once the gap after it has lasted more than 20 ms (it can no longer be a
@@ -49,7 +61,8 @@ import numpy as np
 
 from gazeqwen_edge.calibration.camera import NEON_SCENE_SIZE, CameraModel
 from gazeqwen_edge.calibration.flow import FlowField, SceneFlow
-from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+from gazeqwen_edge.calibration.imu import ImuHeadMotion
+from gazeqwen_edge.device.records import Fixation, GazeSample, ImuSample, SceneFrame
 from gazeqwen_edge.errors import ConfigError
 
 DETECTOR_NAME = "gazeqwen-ivat"
@@ -136,7 +149,7 @@ class OnlineFixationDetector:
     """The published Neon fixation detector run online (see the module docstring).
 
         det = OnlineFixationDetector(CameraModel.from_calibration_bin(rec_dir))
-        for rec in source.records({GazeSample, SceneFrame}):
+        for rec in source.records({GazeSample, SceneFrame, ImuSample}):
             for fix in det.push_record(rec):   # Fixation(source="gazeqwen-ivat") once each is final
                 ...
             now = det.ongoing()                 # the fixation in progress (or None), as known now
@@ -144,8 +157,10 @@ class OnlineFixationDetector:
 
     Input: gaze in the px of `camera` (distorted scene px, as the device reports them; `offset` is added to every
     sample first), timestamps in ns on any monotonic clock (unix ns for device data); scene frames of any size (their
-    flow is scaled to the camera's px). Output: `Fixation(start_ns, end_ns, x, y)` on the input clock (start = the
-    fixation's first sample, end = the first sample of the saccade after it), x, y = mean gaze px over it.
+    flow is scaled to the camera's px); IMU samples of the glasses the camera is on (`ImuSample`, gyro in the Neon
+    IMU frame; `imu_to_camera` (3, 3) overrides the Neon's IMU-to-camera rotation), on the gaze's clock.
+    Output: `Fixation(start_ns, end_ns, x, y)` on the input clock (start = the fixation's first sample, end = the
+    first sample of the saccade after it), x, y = mean gaze px over it.
     Samples that go back in time, are not finite or have worn=False are counted in `n_dropped`. Every buffer is
     bounded; cost is O(1) per sample.
     """
@@ -156,6 +171,7 @@ class OnlineFixationDetector:
         params: FixationParams | None = None,
         offset: tuple[float, float] = (0.0, 0.0),
         trace: bool = False,
+        imu_to_camera: np.ndarray | None = None,
     ):
         from scipy.signal import savgol_coeffs
 
@@ -172,15 +188,18 @@ class OnlineFixationDetector:
         self._micro_ns = int(round(p.microsaccade_max_ms * 1e6))
         self._max_gap_ns = int(round(p.max_sample_gap_ms * 1e6))
         self._flow: SceneFlow | None = None
-        # global scene flow of recent frame pairs: (t0_ns, t1_ns, vx, vy in camera px/s)
-        self._flows: deque[tuple[int, int, float, float]] = deque(maxlen=16)
+        # global scene flow of recent frame pairs: (t0_ns, t1_ns, (vx, vy) in camera px/s or None: nothing tracked)
+        self._flows: deque[tuple[int, int, tuple[float, float] | None]] = deque(maxlen=16)
+        self._imu_to_camera = imu_to_camera
+        self._imu: ImuHeadMotion | None = None  # created with the first IMU sample
         self._flow_sq: deque[tuple[float, float]] = deque(maxlen=p.flow_rms_window)
         self._flow_sum = [0.0, 0.0]
         self.n_samples = 0
         self.n_dropped = 0
         self.last_input_ns: int | None = None
-        # with trace=True: (grid ts_ns, smoothed x px, smoothed y px, speed px/s at 1600 px width, threshold px/s)
-        self.trace: list[tuple[int, float, float, float, float]] | None = [] if trace else None
+        # with trace=True: (grid ts_ns, smoothed x px, smoothed y px, speed px/s at 1600 px width, threshold px/s,
+        # flow x, flow y subtracted in camera px/s)
+        self.trace: list[tuple[int, float, float, float, float, float, float]] | None = [] if trace else None
         self._run: _Event | None = None  # the fixation in progress
         self._pending: _Event | None = None  # the fixation before the current gap, until it is final
         self._gap: _Event | None = None  # the gap in progress
@@ -215,12 +234,26 @@ class OnlineFixationDetector:
 
     # --------------------------------------------------------------------------------------------------- inputs
     def push_record(self, rec) -> list[Fixation]:
-        """Feed any record: gaze samples and scene frames are used, others ignored."""
+        """Feed any record: gaze samples, scene frames and IMU samples are used, others ignored."""
         if isinstance(rec, GazeSample):
             return self.push(rec.ts_ns, rec.x, rec.y, rec.worn)
         if isinstance(rec, SceneFrame):
             self.push_frame(rec)
+        elif isinstance(rec, ImuSample):
+            self.push_imu(rec)
         return []
+
+    def push_imu(self, sample: ImuSample) -> None:
+        """Feed an IMU sample: where no video flow is known, the head rotation it measures gives the flow
+        (calibration/imu.py). Push it when it arrives (in time order with the gaze, as sources deliver records)."""
+        if self._imu is None:
+            self._imu = ImuHeadMotion(self.camera, self._imu_to_camera)
+        self._imu.push(sample)
+
+    @property
+    def imu(self) -> ImuHeadMotion | None:
+        """The IMU head-motion input (None until the first IMU sample)."""
+        return self._imu
 
     def push_frame(self, frame: SceneFrame) -> FlowField | None:
         """Feed a scene frame: its global optic flow compensates head motion and raises the threshold."""
@@ -230,18 +263,19 @@ class OnlineFixationDetector:
         if f is not None:
             s = self.camera.width / frame.width  # frame px -> camera px
             v = f.global_velocity_px_s
-            self._flows.append((f.t0_ns, f.t1_ns, float(v[0]) * s, float(v[1]) * s))
+            self._flows.append((f.t0_ns, f.t1_ns, (float(v[0]) * s, float(v[1]) * s) if len(f.points_px) else None))
         return f
 
-    def _flow_at(self, t: int) -> tuple[float, float]:
+    def _video_flow_at(self, t: int) -> tuple[float, float] | None:
         """Global scene flow (camera px/s) for a sample at `t`, as known when it is classified: the frame pair
-        spanning `t`, else the newest pair before it (zero once frames are older than the flow's frame gap limit)."""
-        for t0, t1, vx, vy in reversed(self._flows):
+        spanning `t`, else the newest pair before it; None once frames are older than the flow's frame gap limit or
+        when that pair had nothing to track."""
+        for t0, t1, v in reversed(self._flows):
             if t0 <= t <= t1:
-                return vx, vy
+                return v
             if t1 < t:
-                return (vx, vy) if t - t1 <= self._flow.max_gap_ns else (0.0, 0.0)
-        return 0.0, 0.0
+                return v if t - t1 <= self._flow.max_gap_ns else None
+        return None
 
     def push(self, ts_ns: int, x: float, y: float, worn: bool = True) -> list[Fixation]:
         """Add one gaze sample (px of `camera`); returns the fixations that became final with it (usually none)."""
@@ -342,7 +376,10 @@ class OnlineFixationDetector:
     # ---------------------------------------------------------------------------------------------- velocity
     def _classify(self, s: tuple, nxt: tuple | None, out: list[Fixation]) -> None:
         t, raw_t, sx, sy, snx, sny, x, y = s
-        fx, fy = self._flow_at(t) if self._flows else (0.0, 0.0)
+        f = self._video_flow_at(t) if self._flows else None
+        if f is None and self._imu is not None:
+            f = self._imu.flow_px_s(t, snx, sny)
+        fx, fy = f if f is not None else (0.0, 0.0)
         p = self.params
         q = self._flow_sq
         if len(q) == q.maxlen:
@@ -362,7 +399,7 @@ class OnlineFixationDetector:
             dt = (nxt[0] - t) * 1e-9
             speed = k * math.hypot((nxt[2] - sx) / dt - fx, (nxt[3] - sy) / dt - fy)
         if self.trace is not None:
-            self.trace.append((t, sx, sy, speed, thr))
+            self.trace.append((t, sx, sy, speed, thr, fx, fy))
         self._classified_ns = t
         if speed <= thr:
             self._fixation_sample(t, raw_t, x, y, snx, sny, out)
@@ -448,22 +485,24 @@ def detect_fixations(
     params: FixationParams | None = None,
     worn=None,
     frames: Iterable[SceneFrame] | None = None,
+    imu: Iterable[ImuSample] | None = None,
 ) -> list[Fixation]:
     """Run the online detector over whole arrays (offline convenience; identical results to streaming).
-    With `frames`, they are interleaved with the gaze by time for head-motion compensation."""
+    With `frames` and / or `imu` (head-motion compensation), they are interleaved with the gaze by time, each before
+    the gaze samples at or after its timestamp, as a source delivers them."""
     det = OnlineFixationDetector(camera, params)
-    if frames is None:
+    side = sorted([*(frames or ()), *(imu or ())], key=lambda r: r.ts_ns)
+    if not side:
         return det.push_many(ts_ns, x, y, worn) + det.flush()
     out: list[Fixation] = []
     ts = np.asarray(ts_ns, dtype=np.int64)
     xs, ys = np.asarray(x, float), np.asarray(y, float)
     wv = np.ones(len(ts), bool) if worn is None else np.asarray(worn, bool)
-    fr = sorted(frames, key=lambda f: f.ts_ns)
-    cuts = np.searchsorted(ts, [f.ts_ns for f in fr], side="left")  # a frame goes before samples at/after it
+    cuts = np.searchsorted(ts, [r.ts_ns for r in side], side="left")
     start = 0
-    for f, c in zip(fr, cuts, strict=True):
+    for r, c in zip(side, cuts, strict=True):
         out += det.push_many(ts[start:c], xs[start:c], ys[start:c], wv[start:c])
-        det.push_frame(f)
+        det.push_record(r)
         start = c
     out += det.push_many(ts[start:], xs[start:], ys[start:], wv[start:])
     return out + det.flush()

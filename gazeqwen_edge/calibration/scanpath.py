@@ -8,7 +8,7 @@ seconds from an origin), with a bounded history and "what was known at time t".
     mapper = GazeMapper(camera, FrameTransform.identity(1600, 1200), offset=wearer_offset)  # the frames Qwen gets
     sp = OnlineScanpath(mapper, origin_ns=session_start_ns)
     for rec in source.records():
-        sp.push_record(rec)                        # GazeSample / SceneFrame / others ignored
+        sp.push_record(rec)                        # GazeSample / SceneFrame / ImuSample; others ignored
         rows = sp.rows_at(rec.ts_ns)                # what the detector knew at that moment (ongoing fixation included)
 
 Apply the wearer offset in one place only: the mapper's `offset` (with the detector fed raw gaze, as here).
@@ -24,7 +24,7 @@ import numpy as np
 
 from gazeqwen_edge.calibration.camera import CameraModel, GazeMapper
 from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
-from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
+from gazeqwen_edge.device.records import Fixation, GazeSample, ImuSample, SceneFrame
 from gazeqwen_edge.errors import InputError
 
 
@@ -151,7 +151,9 @@ class OnlineScanpath:
         self.now_ns: int | None = None
 
     def push_record(self, rec) -> list[Fixation]:
-        if isinstance(rec, GazeSample | SceneFrame):
+        """Feed a record: gaze, scene frames and IMU samples go to the detector (frames and IMU for head-motion
+        compensation); returns the fixations that became final with it."""
+        if isinstance(rec, GazeSample | SceneFrame | ImuSample):
             self.now_ns = rec.ts_ns if self.now_ns is None else max(self.now_ns, rec.ts_ns)
             new = self.detector.push_record(rec)
             self.builder.extend(new, rec.ts_ns)

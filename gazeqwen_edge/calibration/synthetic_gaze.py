@@ -5,10 +5,18 @@ touching real recordings (which are kept as held-out test data).
 distorted scene px, the way a Neon reports it:
 
 - sampling: 200 Hz with timing jitter (sd 0.2 ms) and occasional lost samples (p 0.002);
-- fixations: lognormal durations (median 250 ms, 80 ms .. 2 s), a slow random-walk drift, and gaze motion in camera
-  coordinates from head movement: the head's angular velocity is an Ornstein-Uhlenbeck process (RMS
-  `head_speed_deg_s` per axis, correlation time 0.3 s) and during fixations the vestibulo-ocular reflex moves the eye
-  against it (gain 1), so the gaze moves across the scene camera image while staying on its world point;
+- fixations: lognormal durations (median 250 ms, 80 ms .. 2 s), a random-walk drift (`drift_deg_sqrt_s`), and gaze
+  motion in camera coordinates from head movement: the head's angular velocity is an Ornstein-Uhlenbeck process (RMS
+  `head_speed_deg_s` about the camera's vertical and horizontal axes (yaw, pitch), `head_roll_deg_s` about its
+  optical axis, correlation time 0.3 s) and during fixations the vestibulo-ocular reflex turns the eye against it
+  (gain 1, a distant target): the gaze ray is rotated by the inverse of the head's rotation over each sample
+  interval, so the gaze moves across the scene camera image exactly as the world point it stays on;
+- the IMU: a gyroscope on the same head, sampled at `imu_hz` (~110 Hz like the Neon's, timing jitter sd 0.2 ms),
+  reads that angular velocity in the Neon IMU's frame (the documented IMU-to-scene-camera rotation,
+  calibration/imu.py) in deg/s, plus a constant bias (uniform +-`gyro_bias_deg_s` per axis) and white noise (sd
+  `gyro_noise_deg_s`; the ICM-20948's noise density of 0.015 deg/s/sqrt(Hz) over a ~50 Hz band is ~0.1 deg/s);
+  `SyntheticGaze.imu_samples()` gives it as `ImuSample` records. Its random numbers come from a stream of their own,
+  as do those of the roll, so the gaze of a given seed is the same whatever the IMU settings;
 - micro-saccades inside fixations (rate `microsaccade_hz`, 0.1-1 deg): part of the fixation in the ground truth;
 - saccades between fixations: amplitude 1 + Gamma(1.5, 5) deg (mean 8.5 deg), kept within +-35 x +-25 deg of the
   camera axis; duration from the main sequence D = 21 + 2.2 A ms (Carpenter 1988) with a minimum-jerk profile
@@ -33,7 +41,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from gazeqwen_edge.calibration.camera import CameraModel
-from gazeqwen_edge.device.records import Blink, CameraIntrinsics, Fixation
+from gazeqwen_edge.calibration.imu import imu_to_camera_rotation
+from gazeqwen_edge.device.records import Blink, CameraIntrinsics, Fixation, ImuSample
 
 START_NS = 1_767_225_600_000_000_000
 # A Neon-like scene camera without distortion: 1600x1200 px, focal length of the real unit in shared/fixtures
@@ -53,7 +62,8 @@ def neon_like_camera() -> CameraModel:
 class SyntheticGaze:
     """A simulated recording: `ts_ns` (N,) int64 unix ns, `x`, `y` (N,) float64 distorted scene px, `worn` (N,)
     bool, the ground truth `fixations` (Fixation, source "truth"), `saccades` as (start_ns, end_ns, amplitude deg),
-    `blinks`, and the `camera` the gaze was projected through."""
+    `blinks`, the `camera` the gaze was projected through, and the simulated gyroscope: `imu_ts_ns` (M,) int64 unix
+    ns, `gyro_deg_s` (M, 3) float64 deg/s in the Neon IMU frame (x right, y forward, z up)."""
 
     ts_ns: np.ndarray
     x: np.ndarray
@@ -64,6 +74,12 @@ class SyntheticGaze:
     blinks: list[Blink]
     camera: CameraModel
     settings: dict = field(default_factory=dict)
+    imu_ts_ns: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    gyro_deg_s: np.ndarray = field(default_factory=lambda: np.zeros((0, 3)))
+
+    def imu_samples(self) -> list[ImuSample]:
+        """The simulated gyroscope as `ImuSample` records (no acceleration or orientation), in time order."""
+        return [ImuSample(t, tuple(g)) for t, g in zip(self.imu_ts_ns.tolist(), self.gyro_deg_s.tolist(), strict=True)]
 
 
 def _to_px(camera: CameraModel, az_deg: np.ndarray, el_deg: np.ndarray) -> np.ndarray:
@@ -71,6 +87,20 @@ def _to_px(camera: CameraModel, az_deg: np.ndarray, el_deg: np.ndarray) -> np.nd
     az, el = np.radians(az_deg), np.radians(el_deg)
     ray = np.stack([np.sin(az) * np.cos(el), np.sin(el), np.cos(az) * np.cos(el)], 1)
     return camera.from_normalized(ray[:, :2] / ray[:, 2:3])
+
+
+def _counter_rotate(pos_deg: np.ndarray, w_rad_s: np.ndarray, dt: float) -> np.ndarray:
+    """The (azimuth, elevation) deg of a world-fixed direction after the camera turned by `w_rad_s` (camera frame:
+    x right, y down, z forward) for `dt` s: the ray rotated by -w dt (Rodrigues' formula)."""
+    theta = math.sqrt(float(w_rad_s @ w_rad_s)) * dt
+    if theta == 0.0:
+        return pos_deg
+    k = -w_rad_s / np.linalg.norm(w_rad_s)
+    az, el = math.radians(pos_deg[0]), math.radians(pos_deg[1])
+    r = np.array([math.sin(az) * math.cos(el), math.sin(el), math.cos(az) * math.cos(el)])
+    c, s = math.cos(theta), math.sin(theta)
+    r = r * c + np.cross(k, r) * s + k * float(k @ r) * (1 - c)
+    return np.array([math.degrees(math.atan2(r[0], r[2])), math.degrees(math.asin(max(-1.0, min(1.0, r[1]))))])
 
 
 def synthetic_gaze(
@@ -84,9 +114,15 @@ def synthetic_gaze(
     blink_hz: float = 0.25,
     pso: bool = True,
     start_ns: int = START_NS,
+    head_roll_deg_s: float = 0.0,
+    imu_hz: float = 110.0,
+    gyro_noise_deg_s: float = 0.1,
+    gyro_bias_deg_s: float = 1.0,
+    drift_deg_sqrt_s: float = 0.5,
 ) -> SyntheticGaze:
     """Simulate `duration_s` of gaze (see the module docstring); the same arguments give the same arrays."""
     rng = np.random.default_rng(seed)
+    rng_head = np.random.default_rng([seed, 1])  # roll and the IMU: streams of their own (module docstring)
     cam = camera or neon_like_camera()
     n = int(duration_s * rate_hz)
     dt = 1.0 / rate_hz
@@ -103,15 +139,22 @@ def synthetic_gaze(
         blink_at.append((int(tb * rate_hz), int((tb + d) * rate_hz)))
         tb += d + rng.exponential(1 / blink_hz)
 
-    # head angular velocity (deg/s): Ornstein-Uhlenbeck, RMS head_speed_deg_s per axis, correlation time 0.3 s
+    # head angular velocity (deg/s): Ornstein-Uhlenbeck, correlation time 0.3 s; RMS head_speed_deg_s for the
+    # gaze's azimuth / elevation rates (turning right / down), head_roll_deg_s about the optical axis
     tau = 0.3
     head = np.zeros((n, 2))
     a_ou = math.exp(-dt / tau)
     kick = rng.normal(0, head_speed_deg_s * math.sqrt(1 - a_ou * a_ou), (n, 2))
     for q in range(1, n):
         head[q] = a_ou * head[q - 1] + kick[q]
+    roll = np.zeros(n)
+    kick_roll = rng_head.normal(0, head_roll_deg_s * math.sqrt(1 - a_ou * a_ou), n)
+    for q in range(1, n):
+        roll[q] = a_ou * roll[q - 1] + kick_roll[q]
+    # the camera's angular velocity in its frame (rad/s): turning right is +y (y down), turning down is -x
+    w_cam = np.radians(np.stack([-head[:, 1], head[:, 0], roll], 1))
     pos = np.array([rng.uniform(-10, 10), rng.uniform(-8, 8)])
-    drift_sd = 0.5 * math.sqrt(dt)  # random walk, 0.5 deg / sqrt(s)
+    drift_sd = drift_deg_sqrt_s * math.sqrt(dt)  # random walk, deg / sqrt(s)
     i = k = bi = 0
     while i < n:
         # ---- a fixation, with micro-saccades (minimum-jerk steps) inside
@@ -133,8 +176,9 @@ def synthetic_gaze(
                 break
             ang[j] = pos
             fix_id[j] = k
-            vor = -head[j] * (np.abs(pos) < 45)  # the eye counter-rotates (until it reaches its range)
-            pos = pos + vor * dt + rng.normal(0, drift_sd, 2) + ms_steps[j - i]
+            if np.all(np.abs(pos) < 45):  # the eye counter-rotates (until it reaches its range)
+                pos = _counter_rotate(pos, w_cam[j], dt)
+            pos = pos + rng.normal(0, drift_sd, 2) + ms_steps[j - i]
             j += 1
         k += 1
         i = j
@@ -200,6 +244,17 @@ def synthetic_gaze(
         fixes.append(
             Fixation(int(ts[idx[0]]), int(ts[end]), float(px[kept, 0].mean()), float(px[kept, 1].mean()), "truth")
         )
+    # the gyroscope: the head's rate at each IMU sample (the rate applied over the gaze interval holding it), in the
+    # IMU frame, + bias + noise
+    m = int(duration_s * imu_hz)
+    t_imu = rng_head.uniform(0, 1 / imu_hz) + np.arange(m) / imu_hz + rng_head.normal(0, 0.0002, m)
+    t_imu = np.sort(t_imu[(t_imu >= 0) & (t_imu < n * dt)])
+    w_imu = np.degrees(w_cam[np.minimum((t_imu / dt).astype(int), n - 1)]) @ imu_to_camera_rotation()  # R.T @ w
+    bias = rng_head.uniform(-gyro_bias_deg_s, gyro_bias_deg_s, 3)
+    gyro = w_imu + bias + rng_head.normal(0, gyro_noise_deg_s, (len(t_imu), 3))
+    imu_ts = start_ns + np.round(t_imu * 1e9).astype(np.int64)
+    keep_imu = np.r_[True, np.diff(imu_ts) > 0]
+
     saccades = [(int(ts[a]), int(ts[min(b, n - 1)]), amp) for a, b, amp in sacc_idx]
     blinks = [Blink(int(ts[a]), int(ts[min(b, n - 1)])) for a, b in blink_idx]
     settings = dict(
@@ -211,7 +266,22 @@ def synthetic_gaze(
         microsaccade_hz=microsaccade_hz,
         blink_hz=blink_hz,
         pso=pso,
+        head_roll_deg_s=head_roll_deg_s,
+        imu_hz=imu_hz,
+        gyro_noise_deg_s=gyro_noise_deg_s,
+        gyro_bias_deg_s=gyro_bias_deg_s,
+        drift_deg_sqrt_s=drift_deg_sqrt_s,
     )
     return SyntheticGaze(
-        ts[keep], px[keep, 0], px[keep, 1], np.ones(int(keep.sum()), bool), fixes, saccades, blinks, cam, settings
+        ts[keep],
+        px[keep, 0],
+        px[keep, 1],
+        np.ones(int(keep.sum()), bool),
+        fixes,
+        saccades,
+        blinks,
+        cam,
+        settings,
+        imu_ts[keep_imu],
+        gyro[keep_imu],
     )

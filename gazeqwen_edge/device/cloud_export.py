@@ -1,5 +1,9 @@
 """Pupil Cloud "Timeseries + Scene Video" exports (REFERENCE.md section 4): gaze.csv, world_timestamps.csv, the scene
-mp4, and when present fixations.csv, blinks.csv, events.csv, scene_camera.json, info.json.
+mp4, and when present fixations.csv, blinks.csv, events.csv, imu.csv, scene_camera.json, info.json.
+
+imu.csv (Pupil Labs' "Recording Format" documentation: `gyro x/y/z [deg/s]`, `acceleration x/y/z [g]`, `roll /
+pitch / yaw [deg]`, `quaternion w/x/y/z`) becomes `ImuSample` records (the timestamp and gyro columns are required,
+the others optional); the IMU policies of source.py apply.
 
 Gaze offset: Pupil Cloud exports gaze and fixations with the wearer offset applied (as the Companion app stores them).
 When the export carries info.json with `gaze_offset`, this reader removes it so records follow the package convention
@@ -44,11 +48,12 @@ from gazeqwen_edge.device.records import (
     Event,
     Fixation,
     GazeSample,
+    ImuSample,
     Notice,
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices
+from gazeqwen_edge.device.source import ImuArrays, RecordedSource, gap_notices
 from gazeqwen_edge.errors import InputError
 
 TS = "timestamp [ns]"
@@ -85,6 +90,20 @@ BLINK_COLUMNS = [
     "duration [ms]",
 ]
 EVENT_COLUMNS = ["recording id", TS, "name", "type"]
+GYRO_COLUMNS = ["gyro x [deg/s]", "gyro y [deg/s]", "gyro z [deg/s]"]
+ACCEL_COLUMNS = ["acceleration x [g]", "acceleration y [g]", "acceleration z [g]"]
+QUATERNION_COLUMNS = ["quaternion w", "quaternion x", "quaternion y", "quaternion z"]
+IMU_COLUMNS = [
+    "section id",
+    "recording id",
+    TS,
+    *GYRO_COLUMNS,
+    *ACCEL_COLUMNS,
+    "roll [deg]",
+    "pitch [deg]",
+    "yaw [deg]",
+    *QUATERNION_COLUMNS,
+]
 WORLD_COLUMNS = ["section id", "recording id", TS]
 NEON_SCENE_SIZE = (1600, 1200)  # the Neon scene camera (REFERENCE.md section 4)
 
@@ -245,6 +264,20 @@ class CloudExportSource(RecordedSource):
         ]
 
     @cached_property
+    def _imu(self) -> ImuArrays | None:
+        """imu.csv as arrays (None without one); raises InputError when it cannot be read."""
+        if "imu.csv" not in self._names:
+            return None
+        optional = dict.fromkeys(ACCEL_COLUMNS + QUATERNION_COLUMNS, FLOAT)
+        c = self._csv("imu.csv", {TS: INT, **dict.fromkeys(GYRO_COLUMNS, FLOAT)}, optional, allow_empty=set(optional))
+
+        def block(cols: list[str]) -> np.ndarray | None:
+            return np.stack([c[k] for k in cols], 1) if all(k in c for k in cols) else None
+
+        accel, quat = block(ACCEL_COLUMNS), block(QUATERNION_COLUMNS)
+        return self._checked_imu(c[TS], block(GYRO_COLUMNS), accel, quat, "imu.csv", self.reorder_level)
+
+    @cached_property
     def events(self) -> list[Record]:
         """Events (and, in our sessions, notices: type 'notice.<level>', name 'notice.<kind>'), sorted by time without
         a notice (events are written in arrival order; see source.py)."""
@@ -392,7 +425,7 @@ class CloudExportSource(RecordedSource):
         return CameraIntrinsics(k, d, size[0], size[1], extra)
 
     def _data_span(self) -> tuple[int | None, int | None]:
-        """(first, last) unix ns over everything recorded: gaze, deliverable frames, fixations, blinks, events."""
+        """(first, last) unix ns over everything recorded: gaze, deliverable frames, fixations, blinks, events, IMU."""
         times: list[int] = []
         ts = self._gaze[0]
         if len(ts):
@@ -402,6 +435,12 @@ class CloudExportSource(RecordedSource):
         for r in (*self.fixations, *self.blinks):
             times += [r.start_ns, r.end_ns]
         times += [e.ts_ns for e in self.events if isinstance(e, Event)]
+        try:
+            imu = self._imu
+        except InputError:  # unreadable: records() tells (source.py IMU policy); it adds no time here
+            imu = None
+        if imu is not None and len(imu.ts_ns):
+            times += [int(imu.ts_ns[0]), int(imu.ts_ns[-1])]
         return (min(times), max(times)) if times else (None, None)
 
     @property
@@ -448,6 +487,10 @@ class CloudExportSource(RecordedSource):
             streams.append(iter(self.fixations))
         if wanted(Blink):
             streams.append(iter(self.blinks))
+        if wanted(ImuSample):
+            imu = self._imu_stream(explicit=want is not None and ImuSample in want)
+            if imu is not None:
+                streams.append(imu)
         streams += self._extra_streams(wanted)
         if wanted(Notice):
             for name in ("fixations", "blinks", "frame_ts_ns"):  # reading them may add notices

@@ -22,6 +22,11 @@ pointer) does not stop gaze-only work: the scene size is the camera's and the in
 a `SourceWarning` is issued once and a Notice("video_unreadable") delivered; asking for scene frames (explicitly or
 with `kinds=None`) raises the video's InputError.
 
+IMU: `imu ps*.raw` (or the protobuf `extimu ps*.raw` of other app versions) is read through the library (`rec.imu`)
+and delivered as `ImuSample` records (gyro deg/s, acceleration g, quaternion w, x, y, z; ~110 Hz) under the policies
+of source.py: a recording without IMU files delivers none; one whose IMU cannot be read goes on without it with a
+Notice("imu_unreadable") unless `ImuSample` is asked for by name (then the InputError is raised).
+
 A recording cut short by a crash (the phone's app killed, the battery gone) has a last part whose `.raw` and `.time`
 files disagree by a few samples, or end in a partial sample. It is read as Pupil Labs' reader reads it: the intact
 `gaze_200hz` file where there is one, else the common length of the two files, with a Notice("truncated"). A larger
@@ -57,11 +62,12 @@ from gazeqwen_edge.device.records import (
     Event,
     Fixation,
     GazeSample,
+    ImuSample,
     Notice,
     Record,
     SceneFrame,
 )
-from gazeqwen_edge.device.source import RecordedSource, gap_notices
+from gazeqwen_edge.device.source import ImuArrays, RecordedSource, gap_notices
 from gazeqwen_edge.errors import InputError, require
 
 NEON_SCENE_SIZE = (1600, 1200)  # the Neon scene camera (REFERENCE.md section 4)
@@ -341,6 +347,39 @@ class NeonRecordingSource(RecordedSource):
         return [Blink(int(s[i]), int(e[i])) for i in keep]
 
     @cached_property
+    def _imu(self) -> ImuArrays | None:
+        """The IMU stream as the library reads it (`rec.imu`: the `imu ps*.raw` parts with `imu.dtype`, else the
+        protobuf `extimu ps*.raw`), None when the recording has none. Raises InputError when it is there but cannot
+        be read (a Git LFS pointer, .raw and .time disagreeing beyond a cut last part: `_check_pairs`)."""
+        parts = self._parts("imu")
+        if parts and (self.path / "imu.dtype").exists():
+            pairs = [(raw, raw.with_suffix(".time")) for raw in parts]
+            for _, time in pairs:
+                if not time.exists():
+                    raise InputError(time, "is missing (the timestamps of the IMU samples)")
+            self._check_pairs(pairs, self._itemsize("imu"))
+        for raw in parts or self._parts("extimu"):
+            check_not_lfs_pointer(raw, "recorded data")
+        imu = self._load("imu")
+        if imu is None:
+            return None
+        d = imu.data
+        names = ("angular_velocity", "acceleration")
+        try:
+            ts = np.asarray(d["time"], dtype=np.int64)
+            gyro, accel = (np.stack([np.asarray(d[f"{n}_{a}"], np.float64) for a in "xyz"], 1) for n in names)
+            quat = np.stack([np.asarray(d[f"quaternion_{a}"], np.float64) for a in "wxyz"], 1)
+        except (ValueError, KeyError) as e:
+            raise InputError(self.path / "imu.dtype", f"the IMU samples lack a field ({e})") from None
+        where = (parts or self._parts("extimu") or [self.path / "imu"])[0].name
+        return self._checked_imu(ts, gyro, accel, quat, where)
+
+    @property
+    def has_imu(self) -> bool:
+        """True when the recording has IMU files (readable or not: see `records`)."""
+        return bool(self._parts("imu") or self._parts("extimu"))
+
+    @cached_property
     def events(self) -> list[Event]:
         """Events in time order, sorted without a notice (event.txt is in arrival order by design: source.py)."""
         d = self._read("events")
@@ -463,6 +502,7 @@ class NeonRecordingSource(RecordedSource):
             self.fixations  # noqa: B018
         if wanted(Blink) or wanted(Notice):
             self.blinks  # noqa: B018
+        imu = self._imu_stream(explicit=want is not None and ImuSample in want) if wanted(ImuSample) else None
         if wanted(Notice):
             notes = list(self._notices) + gap_notices(self.gaps)
             if not self._scene_parts:
@@ -486,6 +526,8 @@ class NeonRecordingSource(RecordedSource):
             streams.append(iter(self.fixations))
         if wanted(Blink):
             streams.append(iter(self.blinks))
+        if imu is not None:
+            streams.append(imu)
         if wanted(AudioChunk) and self.has_scene_video:
             streams.append(self._audio_records())
         return merge_by_time(streams)

@@ -75,6 +75,25 @@ class Blink:
 
 
 @dataclass(frozen=True, slots=True)
+class ImuSample:
+    """One reading of the glasses' inertial measurement unit, in the IMU's own frame.
+
+    Neon (Pupil Labs' data-streams documentation, "Movement (IMU Data)"): a TDK ICM-20948 in the module's top bar,
+    sampled at ~110 Hz; its frame has x pointing right, y forward and z up, and the scene camera's frame is rotated
+    by 102 deg about that x axis (see calibration/imu.py for the mapping). `gyro` is the angular velocity about x, y,
+    z in deg/s (right-handed: positive = counter-clockwise seen from the axis' tip); `accel` the specific force
+    along x, y, z in g (at rest: +1 g along "up"); `quaternion` (w, x, y, z) the fused orientation, the rotation
+    taking IMU coordinates to world coordinates (world: y magnetic north, z up). `accel` / `quaternion` are None
+    where the source does not give them.
+    """
+
+    ts_ns: int
+    gyro: tuple[float, float, float]  # deg/s about the IMU's x (right), y (forward), z (up)
+    accel: tuple[float, float, float] | None = None  # g
+    quaternion: tuple[float, float, float, float] | None = None  # (w, x, y, z), IMU -> world
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """A named event: recording.begin/end, a user's query, an answer, an annotation."""
 
@@ -93,7 +112,7 @@ class Notice:
     level: str = "warning"  # "info" | "warning" | "error"
 
 
-Record = GazeSample | SceneFrame | AudioChunk | Fixation | Blink | Event | Notice
+Record = GazeSample | SceneFrame | AudioChunk | ImuSample | Fixation | Blink | Event | Notice
 
 
 @dataclass(frozen=True, eq=False)

@@ -8,6 +8,8 @@
       fixations.csv           Cloud layout + a `source` column (which detector)
       blinks.csv              Cloud layout
       events.csv              Cloud layout + a `data` column: recording.begin/end, queries, answers, notices
+      imu.csv                 Cloud layout (when the source has an IMU); roll / pitch / yaw left empty (Pupil Cloud
+                              derives them from the quaternion, which is written as it came)
       world_timestamps.csv    one row per frame of scene.mp4
       scene.mp4               H.264, fragmented (readable up to its last second if the writer is killed)
       scene_camera.json       camera_matrix + distortion_coefficients (when the source has intrinsics)
@@ -48,6 +50,7 @@ from gazeqwen_edge.device.cloud_export import (
     EVENT_COLUMNS,
     FIXATION_COLUMNS,
     GAZE_COLUMNS,
+    IMU_COLUMNS,
     WORLD_COLUMNS,
     CloudExportSource,
 )
@@ -58,6 +61,7 @@ from gazeqwen_edge.device.records import (
     Event,
     Fixation,
     GazeSample,
+    ImuSample,
     Notice,
     Record,
     SceneFrame,
@@ -172,6 +176,7 @@ class Recorder:
             "events": 0,
             "notices": 0,
             "audio_samples": 0,
+            "imu": 0,
         }
         self.first_ns: int | None = None
         self.last_ns: int | None = None
@@ -409,6 +414,8 @@ class Recorder:
                 self.counts["notices"] += 1
             elif isinstance(r, AudioChunk):
                 self._write_audio(r)
+            elif isinstance(r, ImuSample):
+                self._write_imu(r)
             else:
                 raise TypeError(f"Recorder cannot write {type(r).__name__}")
 
@@ -436,6 +443,19 @@ class Recorder:
         self._audio_ts.write(f"{r.ts_ns},{self._wav.n},{n},{r.sample_rate}\n")
         self._wav.write(r.pcm)
         self.counts["audio_samples"] += n
+        self._seen(r.ts_ns)
+
+    def _write_imu(self, r: ImuSample) -> None:
+        f = self._files.get("imu.csv")
+        if f is None:  # created with the first IMU sample: a source without an IMU leaves no imu.csv
+            f = self._files["imu.csv"] = self._open("imu.csv")
+            f.write(",".join(IMU_COLUMNS) + "\n")
+            f.flush()
+        a = ",".join(_f(v) for v in r.accel) if r.accel is not None else ",,"
+        q = ",".join(_f(v) for v in r.quaternion) if r.quaternion is not None else ",,,"
+        rid = self.recording_id
+        f.write(f"{rid},{rid},{r.ts_ns},{','.join(_f(v) for v in r.gyro)},{a},,,,{q}\n")
+        self.counts["imu"] += 1
         self._seen(r.ts_ns)
 
     def event(self, name: str, data: str = "", ts_ns: int | None = None) -> Event:
@@ -516,6 +536,7 @@ _SESSION_FILES = {
     "audio.wav",
     "audio_timestamps.csv",
     "timings.csv",
+    "imu.csv",
 }
 
 

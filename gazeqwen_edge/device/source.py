@@ -11,6 +11,11 @@ Policies every recorded-source reader follows (so the same fault reads the same 
 - Values no device produces. Gaze samples or fixations with NaN / infinite coordinates are dropped with a
   `Notice(kind="invalid")` giving their count; fixations and blinks that end before they start likewise. A file
   whose every row is unusable, or a value that cannot be read at all, is an InputError.
+- IMU readings (`ImuSample`): rows whose angular velocity is not finite or beyond the sensor's widest range
+  (`GYRO_MAX_DEG_S`), whose acceleration is beyond `ACCEL_MAX_G` or whose quaternion is not a unit one are dropped
+  with a `Notice(kind="invalid")`; acceleration or quaternion values that are absent (empty, NaN) are delivered as
+  None. The IMU is an auxiliary stream: when it is there but cannot be read, `records()` without `kinds` goes on
+  without it and says so (`Notice(kind="imu_unreadable")`); asking for `ImuSample` explicitly raises the InputError.
 - Pauses. An interval of more than `GAP_MIN_NS` without gaze is a gap in the recording (a pause between the parts of
   a Neon recording, a disconnect): `gaps` lists them, replay delivers a `Notice(kind="gap")` at the start of each,
   and rates are computed over recorded time (see `inspect.summarize`).
@@ -23,15 +28,33 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from os import PathLike
+from typing import NamedTuple
 
 import numpy as np
 
-from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, Notice, Record
+from gazeqwen_edge.device.records import CameraIntrinsics, GazeSample, ImuSample, Notice, Record
+from gazeqwen_edge.errors import InputError
 
 # A pause: no gaze for more than 1 s. Neon gaze comes at 200 Hz (or at the realtime rate, >= 30 Hz, in the `gaze ps*`
 # files), so 1 s is >= 30 missing samples: not jitter, and short enough that a pause between recording parts (which
 # takes the wearer seconds on the phone) is always seen.
 GAP_MIN_NS = 1_000_000_000
+
+# The widest full-scale ranges of the Neon's IMU (TDK ICM-20948 datasheet: gyroscope +-250 .. +-2000 deg/s,
+# accelerometer +-2 .. +-16 g): a reading beyond them cannot come from the sensor.
+GYRO_MAX_DEG_S = 2000.0
+ACCEL_MAX_G = 16.0
+QUATERNION_NORM_TOL = 0.01  # |norm - 1| of a stored unit quaternion (float32 storage: ~1e-7; CSV text: ~1e-9)
+
+
+class ImuArrays(NamedTuple):
+    """An IMU stream as arrays, in time order: `ts_ns` (N,) int64 unix ns, `gyro` (N, 3) float64 deg/s, `accel`
+    (N, 3) float64 g and `quaternion` (N, 4) float64 (w, x, y, z); NaN rows of `accel` / `quaternion` are absent."""
+
+    ts_ns: np.ndarray
+    gyro: np.ndarray
+    accel: np.ndarray
+    quaternion: np.ndarray
 
 
 class SourceWarning(UserWarning):
@@ -209,6 +232,59 @@ class RecordedSource(Source):
             self._notices.append(note)
             keep = keep[order]
         return keep
+
+    def _checked_imu(self, ts, gyro, accel, quat, where: str, reorder_level: str = "warning") -> ImuArrays:
+        """Apply the module's policies to an IMU stream read from `where` (ts (N,) int ns, gyro (N, 3) deg/s, accel
+        (N, 3) g or None, quat (N, 4) (w, x, y, z) or None; NaN = absent): backwards times re-sorted, impossible rows
+        dropped, each told by a Notice."""
+        ts = np.asarray(ts, dtype=np.int64)
+        n = len(ts)
+        gyro = np.asarray(gyro, dtype=np.float64).reshape(n, 3)
+        accel = np.full((n, 3), np.nan) if accel is None else np.asarray(accel, dtype=np.float64).reshape(n, 3)
+        quat = np.full((n, 4), np.nan) if quat is None else np.asarray(quat, dtype=np.float64).reshape(n, 4)
+        order, note = time_order(ts, where, reorder_level)
+        if order is not None:
+            ts, gyro, accel, quat = ts[order], gyro[order], accel[order], quat[order]
+            self._notices.append(note)
+        with np.errstate(invalid="ignore"):
+            bad = ~np.isfinite(gyro).all(axis=1) | (np.abs(gyro) > GYRO_MAX_DEG_S).any(axis=1)
+            bad |= np.isfinite(accel).all(axis=1) & (np.abs(accel) > ACCEL_MAX_G).any(axis=1)
+            bad |= np.isfinite(quat).all(axis=1) & (np.abs(np.linalg.norm(quat, axis=1) - 1) > QUATERNION_NORM_TOL)
+        if bad.any():
+            why = (
+                f"IMU samples have an angular velocity that is not finite or beyond {GYRO_MAX_DEG_S:g} deg/s, an "
+                f"acceleration beyond {ACCEL_MAX_G:g} g or a quaternion that is not a unit one"
+            )
+            self._notices.append(invalid_notice(ts[bad][0], where, int(bad.sum()), n, why))
+            ts, gyro, accel, quat = ts[~bad], gyro[~bad], accel[~bad], quat[~bad]
+        return ImuArrays(ts, gyro, accel, quat)
+
+    def _imu_stream(self, explicit: bool) -> Iterator[ImuSample] | None:
+        """The IMU records of `_imu` (a subclass's cached ImuArrays, None without an IMU stream), None when there are
+        none. An IMU stream that cannot be read raises its InputError when `explicit` (ImuSample was asked for by
+        name), else it is told once by a Notice("imu_unreadable") and left out (the module's policy)."""
+        try:
+            imu: ImuArrays | None = self._imu
+        except InputError as e:
+            if explicit:
+                raise
+            told = self.__dict__.setdefault("_told_imu", [False])
+            if not told[0]:
+                told[0] = True
+                msg = f"{e.path}: {e.problem}; going on without the IMU"
+                self._notices.append(Notice(int(self.start_ns or 0), "imu_unreadable", msg, "warning"))
+            return None
+        if imu is None or not len(imu.ts_ns):
+            return None
+        return self._imu_records(imu)
+
+    @staticmethod
+    def _imu_records(imu: ImuArrays) -> Iterator[ImuSample]:
+        has_a = np.isfinite(imu.accel).all(axis=1).tolist()
+        has_q = np.isfinite(imu.quaternion).all(axis=1).tolist()
+        rows = zip(imu.ts_ns.tolist(), imu.gyro.tolist(), imu.accel.tolist(), imu.quaternion.tolist(), strict=True)
+        for (t, g, a, q), ha, hq in zip(rows, has_a, has_q, strict=True):
+            yield ImuSample(t, tuple(g), tuple(a) if ha else None, tuple(q) if hq else None)
 
     def _gaze_records(self) -> Iterator[GazeSample]:
         ts, x, y, worn = self._gaze

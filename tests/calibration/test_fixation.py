@@ -19,7 +19,7 @@ from gazeqwen_edge.calibration.fixation import (  # noqa: E402
     detect_fixations,
 )
 from gazeqwen_edge.calibration.synthetic_gaze import neon_like_camera, synthetic_gaze  # noqa: E402
-from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame  # noqa: E402
+from gazeqwen_edge.device.records import Fixation, GazeSample, ImuSample, SceneFrame  # noqa: E402
 from gazeqwen_edge.errors import ConfigError  # noqa: E402
 
 HZ = 200.0
@@ -28,6 +28,10 @@ T0 = 1_700_000_000_000_000_000
 # What the held-out real recording gave when the published method was implemented (onset F1 within 50 ms against
 # the device's own fixations; the naive I-VT gives 0.818 there). A floor, not a target: nothing was tuned on it.
 HELD_OUT_F1_FLOOR = 0.70
+# With the recording's IMU as the head-motion input (calibration/imu.py; its scene video is not there) the same
+# held-out comparison gave F1 0.818 (P 0.857, R 0.783), measured once with the final method, nothing tuned on it;
+# the naive I-VT gives 0.818 there too (the IMU closes the gap to it, it does not pass it). A floor, not a target.
+HELD_OUT_IMU_F1_FLOOR = 0.80
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,14 @@ def neon(neon_recording_dir):
     src.close()
     ts = np.array([g.ts_ns for g in gaze], dtype=np.int64)
     return ts, np.array([g.x for g in gaze]), np.array([g.y for g in gaze]), np.array([g.worn for g in gaze]), fix, cam
+
+
+@pytest.fixture(scope="module")
+def neon_imu(neon_recording_dir) -> list[ImuSample]:
+    from gazeqwen_edge.device import open_source
+
+    with open_source(neon_recording_dir) as src:
+        return list(src.records({ImuSample}))
 
 
 # ------------------------------------------------------------------------------------- the published method, offline
@@ -63,16 +75,20 @@ def offline_reference(ts, x, y, cam: CameraModel, thr=1200.0, amp_deg=2.0, micro
     v = np.full(len(g), np.inf)
     v[:-1] = np.hypot(np.diff(sx), np.diff(sy)) / 5e-3 * (1600 / cam.width)
     fix = v <= thr
-    b = np.r_[0, np.flatnonzero(np.diff(fix.astype(int))) + 1, len(g) - 1]
+    # events [start, end): end = the first sample of the next event; the last one ends after the last sample, whose
+    # time (and smoothed gaze, for a trailing gap's amplitude) stands in for "the first sample after it"
+    b = np.r_[0, np.flatnonzero(np.diff(fix.astype(int))) + 1, len(g)]
     ev = [[b[k], b[k + 1], bool(fix[b[k]])] for k in range(len(b) - 1)]
+    last = len(g) - 1
 
     def angle(i, j):
+        i, j = min(i, last), min(j, last)
         a, c = np.r_[sn[i], 1.0], np.r_[sn[j], 1.0]
         return np.degrees(np.arccos(min(1.0, a @ c / np.linalg.norm(a) / np.linalg.norm(c))))
 
     merged: list[list] = []
     for e in ev:  # micro-saccades: the gap goes, the fixation before it absorbs it and what follows
-        if merged and not e[2] and (g[e[1]] - g[e[0]]) <= micro_s * 1e9 and angle(e[0], e[1]) <= amp_deg:
+        if merged and not e[2] and (g[min(e[1], last)] - g[e[0]]) <= micro_s * 1e9 and angle(e[0], e[1]) <= amp_deg:
             merged[-1][1] = e[1]
         elif merged and merged[-1][2] == e[2]:
             merged[-1][1] = e[1]
@@ -80,8 +96,8 @@ def offline_reference(ts, x, y, cam: CameraModel, thr=1200.0, amp_deg=2.0, micro
             merged.append(list(e))
     out = []
     for a, c, is_fix in merged:
-        if is_fix and g[c] - g[a] > min_s * 1e9:
-            near = lambda q: int(ts[np.argmin(np.abs(t - g[q]))])  # noqa: E731
+        if is_fix and g[min(c, last)] - g[a] > min_s * 1e9:
+            near = lambda q: int(ts[np.argmin(np.abs(t - g[min(q, last)]))])  # noqa: E731
             out.append((near(a), near(c), float(gx[a:c].mean()), float(gy[a:c].mean())))
     return out
 
@@ -116,6 +132,20 @@ def test_held_out_real_recording_agreement_and_naive_baseline(neon):
     print("\n" + msg)
     assert len(device) == 23
     assert a.f1 >= HELD_OUT_F1_FLOOR, msg
+    assert a.mean_centre_diff_px < 10, msg
+
+
+def test_held_out_real_recording_agreement_with_the_imu(neon, neon_imu):
+    """The same held-out comparison with the recording's gyro compensating head rotation (no scene video): the
+    split fixations the device's video-compensated detector did not split are joined (before: 0.727 without IMU)."""
+    ts, x, y, worn, device, cam = neon
+    ours = detect_fixations(ts, x, y, cam, worn=worn, imu=neon_imu)
+    a, _ = match_fixations(ours, device, tolerance_ms=50)
+    b, _ = match_fixations(naive_ivt(ts, x, y), device, tolerance_ms=50)
+    msg = f"held-out real Neon recording with IMU: ours {a.summary()}\n  naive I-VT {b.summary()}"
+    print("\n" + msg)
+    assert len(neon_imu) == 969
+    assert a.f1 >= HELD_OUT_IMU_F1_FLOOR, msg
     assert a.mean_centre_diff_px < 10, msg
 
 
@@ -389,17 +419,18 @@ def test_parameters_no_device_can_use_are_refused():
             FixationParams(**bad)
 
 
-def test_detect_on_source_equals_the_arrays_and_uses_frames_when_there_are_any(neon_recording_dir, neon):
+def test_detect_on_source_equals_the_arrays_and_uses_frames_and_imu_when_there_are_any(neon_recording_dir, neon):
     from gazeqwen_edge.calibration.evaluate import detect_on_source
     from gazeqwen_edge.calibration.target_scene import TargetScene
     from gazeqwen_edge.device import open_source
 
     ts, x, y, worn, device, cam = neon
-    src = open_source(neon_recording_dir)  # gaze-only: asking it for frames raises, so gaze is read alone
+    src = open_source(neon_recording_dir)  # gaze-only: asking it for frames raises, so gaze and IMU are read
+    imu = list(src.records({ImuSample}))
     run = detect_on_source(src, OnlineFixationDetector(cam))
     src.close()
-    assert run.fixations == detect_fixations(ts, x, y, cam, worn=worn)
-    assert run.reference == device and (run.n_gaze, run.n_frames) == (len(ts), 0)
+    assert run.fixations == detect_fixations(ts, x, y, cam, worn=worn, imu=imu)
+    assert run.reference == device and (run.n_gaze, run.n_frames, run.n_imu) == (len(ts), 0, 969)
 
     scene = TargetScene(duration_s=1.0)
     run = detect_on_source(scene, OnlineFixationDetector(CameraModel(scene.intrinsics)))
