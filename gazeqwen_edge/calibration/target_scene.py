@@ -181,8 +181,18 @@ class TargetScene(Source):
         yield from merge_by_time(streams)
 
 
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError("not a finite number")
+    return v
+
+
 def parse_target_scene_spec(spec: str, **kw) -> TargetScene:
-    """`calibration-target[:seed=0;seconds=6;offset=12,-8;target=aruco;size=640x480;glance=0.2]`."""
+    """`calibration-target[:seed=0;seconds=6;offset=12,-8;target=aruco;size=640x480;glance=0.2]`. ConfigError for an
+    unknown key or a value no scene can have (a negative seed, NaN, a frame larger than any camera's)."""
+    from gazeqwen_edge.device.registry import parse_frame_size, parse_seed
+
     rest = spec[len("calibration-target") :]
     args: dict = {}
     if rest.startswith(":"):
@@ -192,25 +202,24 @@ def parse_target_scene_spec(spec: str, **kw) -> TargetScene:
             k, v = (s.strip() for s in item.split("=", 1))
             try:
                 if k == "seed":
-                    args["seed"] = int(v)
+                    args["seed"] = parse_seed(v)
                 elif k == "seconds":
-                    args["duration_s"] = float(v)
+                    args["duration_s"] = _finite(v)
                 elif k == "offset":
-                    dx, dy = (float(s) for s in v.split(","))
+                    dx, dy = (_finite(s) for s in v.split(","))
                     args["offset_px"] = (dx, dy)
                 elif k == "target":
                     args["target"] = v
                 elif k == "glance":
-                    args["glance_prob"] = float(v)
+                    args["glance_prob"] = _finite(v)
                 elif k == "size":
-                    w, h = (int(s) for s in v.lower().split("x"))
-                    args["width"], args["height"] = w, h
+                    args["width"], args["height"] = parse_frame_size(v, min_side=64)
                 else:
                     raise ConfigError(
                         f"unknown calibration-target option '{k}' (seed, seconds, offset, target, size, glance)"
                     )
-            except ValueError:
-                raise ConfigError(f"bad value for calibration-target option '{k}': {v!r}") from None
+            except ValueError as e:
+                raise ConfigError(f"bad value for calibration-target option '{k}': {v!r} ({e})") from None
     elif rest:
         raise ConfigError(f"bad source spec '{spec}'")
     return TargetScene(**args)

@@ -26,6 +26,7 @@ KIND_NAMES = {
     "blinks": "Blink",
     "events": "Event",
     "notices": "Notice",
+    "imu": "ImuSample",
 }
 
 

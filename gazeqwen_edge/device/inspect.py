@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from gazeqwen_edge.device.records import AudioChunk, Blink, Event, Fixation, GazeSample, Notice, SceneFrame
+from gazeqwen_edge.device.records import AudioChunk, Blink, Event, Fixation, GazeSample, ImuSample, Notice, SceneFrame
 from gazeqwen_edge.device.source import Source, find_gaps
 
 STREAM_NAMES = {
@@ -18,6 +18,7 @@ STREAM_NAMES = {
     Event: "events",
     Notice: "notices",
     AudioChunk: "audio chunks",
+    ImuSample: "imu",
 }
 
 

@@ -349,7 +349,7 @@ class Session:
                 self.stats.records[kind] = self.stats.records.get(kind, 0) + 1
                 if self.recorder is not None:
                     self.recorder.write(r)
-                if self.scanpath is None and isinstance(r, GazeSample | SceneFrame):
+                if self.scanpath is None and (self.source.scene_size or isinstance(r, GazeSample | SceneFrame)):
                     size = self.source.scene_size or ((r.width, r.height) if isinstance(r, SceneFrame) else None)
                     self._setup_scanpath(*(size or (1600, 1200)))
                 if isinstance(r, Notice):

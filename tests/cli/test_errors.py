@@ -176,12 +176,6 @@ def test_infinite_synthetic_duration_is_refused_not_a_hang(tmp_path):
     assert "Traceback" not in p.stderr and time.monotonic() - t0 < 30
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by the fuzz: calibration/target_scene.py (the calibration helper's file) parses its spec without "
-    "these checks (tracebacks, NaN accepted; size=99999x99999 allocates 3.75 GB before OpenCV fails, not run here); device.registry.parse_seed / parse_frame_size and "
-    "finite checks would do. Remove this marker when fixed.",
-)
 @pytest.mark.parametrize(
     "spec",
     [
@@ -189,9 +183,12 @@ def test_infinite_synthetic_duration_is_refused_not_a_hang(tmp_path):
         "calibration-target:seconds=nan",
         "calibration-target:seconds=inf",
         "calibration-target:offset=nan,1",
+        "calibration-target:size=99999x99999",
     ],
 )
 def test_calibration_target_spec_values_no_device_produces_are_refused(capsys, spec):
+    """Found by the fuzz: a negative seed or NaN duration gave tracebacks, a NaN offset was taken, a huge size tried to
+    allocate gigabytes."""
     rc, _, err = cli(capsys, "inspect", spec)
     one_error(rc, err, "calibration-target")
 

@@ -14,7 +14,8 @@ import pytest
 
 from gazeqwen_edge.device import Fixation, GazeSample, ImuSample, Notice, open_source
 from gazeqwen_edge.device.cloud_export import CloudExportSource
-from gazeqwen_edge.device.session import Recorder, SessionSource, record_source
+from gazeqwen_edge.device.record import record as record_source
+from gazeqwen_edge.device.session import Recorder, SessionSource
 from gazeqwen_edge.errors import InputError
 from tests.device.test_session import _write_cloud_export
 
