@@ -17,6 +17,21 @@ MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny 
 FIXATION_CHOICES = ("auto", "detector", "source")
 PROMPTS = ("reference", "instruction")
 
+# Options of the model and the session, shared by run and replay (typer OptionInfo objects can serve several commands)
+MODEL = typer.Option("demo", help=MODEL_HELP)
+CHECKPOINT = typer.Option(None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint).")
+FPS = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera")
+CHUNK = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk")
+WINDOW = float_option(60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all")
+MAX_NEW_TOKENS = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens.")
+FIXATIONS = typer.Option(
+    "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's own)."
+)
+PROMPT = typer.Option("reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction.")
+TORCH_DEVICE = typer.Option(
+    "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
+)
+
 
 def session_config(fps: float, chunk: float, window: float, max_new_tokens: int, fixations: str, prompt: str):
     """The SessionConfig of the options run and replay share (window 0 = keep all)."""
@@ -79,28 +94,18 @@ def replay(
     out: Path = typer.Option(
         None, "--out", callback=output_dir, help="Session directory (default runs/replay-<time>)."
     ),
-    model: str = typer.Option("demo", help=MODEL_HELP),
-    checkpoint: str = typer.Option(
-        None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint)."
-    ),
+    model: str = MODEL,
+    checkpoint: str = CHECKPOINT,
     wearer: str = typer.Option(
         None, help="Apply this wearer's stored offset (calibrate offset) instead of the source's."
     ),
-    fps: float = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera"),
-    chunk: float = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk"),
-    window: float = float_option(
-        60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all"
-    ),
-    max_new_tokens: int = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens."),
-    fixations: str = typer.Option(
-        "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the recording's own)."
-    ),
-    prompt: str = typer.Option(
-        "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
-    ),
-    torch_device_: str = typer.Option(
-        "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
-    ),
+    fps: float = FPS,
+    chunk: float = CHUNK,
+    window: float = WINDOW,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    fixations: str = FIXATIONS,
+    prompt: str = PROMPT,
+    torch_device_: str = TORCH_DEVICE,
 ) -> None:
     """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
@@ -142,25 +147,15 @@ def run(
     connect_timeout: float = float_option(
         3.0, "--connect-timeout", min=0.1, max=600.0, help="Seconds to wait for (and discover) the device"
     ),
-    model: str = typer.Option("demo", help=MODEL_HELP),
-    checkpoint: str = typer.Option(
-        None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint)."
-    ),
-    fps: float = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera"),
-    chunk: float = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk"),
-    window: float = float_option(
-        60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all"
-    ),
-    max_new_tokens: int = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens."),
-    fixations: str = typer.Option(
-        "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's)."
-    ),
-    prompt: str = typer.Option(
-        "reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction."
-    ),
-    torch_device_: str = typer.Option(
-        "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
-    ),
+    model: str = MODEL,
+    checkpoint: str = CHECKPOINT,
+    fps: float = FPS,
+    chunk: float = CHUNK,
+    window: float = WINDOW,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+    fixations: str = FIXATIONS,
+    prompt: str = PROMPT,
+    torch_device_: str = TORCH_DEVICE,
 ) -> None:
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
