@@ -72,65 +72,105 @@ def offset(
 ) -> None:
     """Estimate the wearer's constant gaze offset from a few seconds of looking at a target, show the residual
     error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from gazeqwen_edge.calibration.offset import parse_target
 
-    from gazeqwen_edge.calibration.offset import OffsetStore, calibrate_offset, check_wearer_name, parse_target
-
-    st = earlier = None
-    if save:  # a bad name, an unreadable store or a refusal to replace must not cost the wearer a calibration run
-        check_wearer_name(wearer)
-        st = OffsetStore(store)
-        earlier = st.get(wearer)
-        if earlier is not None and not yes and not sys.stdin.isatty():
-            raise ConfigError(
-                f"wearer '{wearer}' already has a stored offset ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px from "
-                f"{earlier.updated or 'an earlier run'}; not replacing it without asking",
-                hint="pass -y/--yes to replace it, --no-save to only measure, or choose another --wearer name",
-            )
+    st, earlier = _store_for(wearer, store, save, yes)
     aruco = target.strip().lower().startswith("aruco")
     src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
-        camera = None
-        if src.intrinsics is None and getattr(src, "address", None) and getattr(src, "port", None):
-            # a live device: its scene camera calibration over the realtime API (degrees for the detector/residual)
-            from gazeqwen_edge.calibration.camera import CameraModel, intrinsics_from_device
-            from gazeqwen_edge.errors import DeviceError
-
-            try:
-                camera = CameraModel(intrinsics_from_device(src.address, src.port))
-                console.print(f"camera calibration from the device: {camera}")
-            except DeviceError as e:
-                console.print(f"[yellow]{e.message}; using a nominal Neon camera model[/]")
+        camera = _device_camera(src)
         parse_target(target, src.scene_size or (10**6, 10**6))  # bad specs fail before anything is collected
-        if aruco:
-            where = "the printed ArUco marker"
-        elif target.strip().lower() in ("center", "centre"):
-            where = "the centre of the scene camera's view"
-        else:
-            where = f"the target at scene px ({target.strip()})"
         console.print(f"[bold]Offset calibration[/] for wearer [cyan]{wearer}[/] on {src.name}")
-        console.print(f"Ask the wearer to look steadily at {where} for {seconds:g} s.")
+        console.print(f"Ask the wearer to look steadily at {_where(target, aruco)} for {seconds:g} s.")
         if not yes and sys.stdin.isatty():
             typer.prompt("Press Enter when the wearer is ready", default="", show_default=False)
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[fix]} fixations"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=False,
-        ) as prog:
-            task = prog.add_task("collecting gaze", total=1.0, fix=0)
-            run = calibrate_offset(
-                src,
-                target,
-                seconds=seconds,
-                camera=camera,
-                progress=lambda frac, n: prog.update(task, completed=frac, fix=n),
-            )
+        run = _collect(src, target, seconds, camera)
     finally:
         src.close()
+    e = run.estimate
+    _report(run, aruco)
+    if earlier is not None and not yes:
+        question = (
+            f"Replace the stored offset of wearer '{wearer}' ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px with "
+            f"({e.dx:+.1f}, {e.dy:+.1f}) px?"
+        )
+        if not typer.confirm(question, default=False):
+            console.print(f"kept the stored offset of wearer '{wearer}'")
+            return
+    if st is not None:
+        st.set(wearer, e.offset, e.residual_after_deg, e.n_used, source=source or f"{address}:{port}")
+        console.print(f"saved for wearer '{wearer}' in {st.path}")
+
+
+def _store_for(wearer: str, store: Path | None, save: bool, yes: bool):
+    """(the offset store, the wearer's earlier offset) when saving; checked before anything is collected, so a bad
+    name, an unreadable store or a refusal to replace an offset does not cost the wearer a calibration run."""
+    from gazeqwen_edge.calibration.offset import OffsetStore, check_wearer_name
+
+    if not save:
+        return None, None
+    check_wearer_name(wearer)
+    st = OffsetStore(store)
+    earlier = st.get(wearer)
+    if earlier is not None and not yes and not sys.stdin.isatty():
+        raise ConfigError(
+            f"wearer '{wearer}' already has a stored offset ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px from "
+            f"{earlier.updated or 'an earlier run'}; not replacing it without asking",
+            hint="pass -y/--yes to replace it, --no-save to only measure, or choose another --wearer name",
+        )
+    return st, earlier
+
+
+def _device_camera(src):
+    """A live device's scene camera calibration over the realtime API (degrees for the detector and the residual),
+    or None (the source's own intrinsics, or a nominal Neon camera, are used then)."""
+    if src.intrinsics is not None or not (getattr(src, "address", None) and getattr(src, "port", None)):
+        return None
+    from gazeqwen_edge.calibration.camera import CameraModel, intrinsics_from_device
+    from gazeqwen_edge.errors import DeviceError
+
+    try:
+        camera = CameraModel(intrinsics_from_device(src.address, src.port))
+        console.print(f"camera calibration from the device: {camera}")
+        return camera
+    except DeviceError as e:
+        console.print(f"[yellow]{e.message}; using a nominal Neon camera model[/]")
+        return None
+
+
+def _where(target: str, aruco: bool) -> str:
+    if aruco:
+        return "the printed ArUco marker"
+    if target.strip().lower() in ("center", "centre"):
+        return "the centre of the scene camera's view"
+    return f"the target at scene px ({target.strip()})"
+
+
+def _collect(src, target: str, seconds: float, camera):
+    """Run the offset calibration with a progress bar (collected fraction, fixations so far)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from gazeqwen_edge.calibration.offset import calibrate_offset
+
+    columns = (
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[fix]} fixations"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False, disable=not console.is_terminal) as prog:
+        task = prog.add_task("collecting gaze", total=1.0, fix=0)
+        return calibrate_offset(
+            src,
+            target,
+            seconds=seconds,
+            camera=camera,
+            progress=lambda frac, n: prog.update(task, completed=frac, fix=n),
+        )
+
+
+def _report(run, aruco: bool) -> None:
     e = run.estimate
     if run.target_px is not None:
         console.print(f"target at scene px ({run.target_px[0]:.1f}, {run.target_px[1]:.1f})")
@@ -147,17 +187,6 @@ def offset(
         console.print(f"spread of the {e.n_used} fixations' own offsets around it: {e.spread_px:.1f} px RMS")
     else:
         console.print("one long fixation on the target: no spread between fixations to report")
-    if earlier is not None and not yes:
-        question = (
-            f"Replace the stored offset of wearer '{wearer}' ({earlier.dx:+.1f}, {earlier.dy:+.1f}) px with "
-            f"({e.dx:+.1f}, {e.dy:+.1f}) px?"
-        )
-        if not typer.confirm(question, default=False):
-            console.print(f"kept the stored offset of wearer '{wearer}'")
-            return
-    if st is not None:
-        st.set(wearer, e.offset, e.residual_after_deg, e.n_used, source=source or f"{address}:{port}")
-        console.print(f"saved for wearer '{wearer}' in {st.path}")
 
 
 @calibrate_app.command("show")
