@@ -203,7 +203,9 @@ class Session:
             self._work.append(_END)
             self._cond.notify_all()
         for t in self._threads:
-            t.join(timeout=30)
+            # the model thread finishes the answer in progress; a live source may hold the ingest thread until its
+            # owner closes it (no data while the device is away), so that one is not waited for long
+            t.join(timeout=30 if t.name == "session-model" else 2)
         self._close_outputs()
 
     def _close_outputs(self) -> None:
@@ -220,7 +222,8 @@ class Session:
             try:
                 fn()
             except BaseException as e:  # noqa: BLE001 - handed to wait()
-                self._error = e
+                if not self._stop.is_set():  # after stop() the outputs are closing under the threads: not an error
+                    self._error = e
                 self._stop.set()
                 with self._cond:
                     self._work.append(_END)
@@ -348,6 +351,8 @@ class Session:
                 kind = type(r).__name__
                 self.stats.records[kind] = self.stats.records.get(kind, 0) + 1
                 if self.recorder is not None:
+                    if self._stop.is_set():
+                        break
                     self.recorder.write(r)
                 if self.scanpath is None and (self.source.scene_size or isinstance(r, GazeSample | SceneFrame)):
                     size = self.source.scene_size or ((r.width, r.height) if isinstance(r, SceneFrame) else None)
