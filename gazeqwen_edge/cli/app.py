@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 from rich.console import Console, ConsoleDimensions
+from typer import rich_utils
 
 # Width of a line written to a pipe or a file: wide enough that rich never wraps or cuts one (a data line stays one
 # line for grep, awk and log files); a table is still only as wide as its cells.
@@ -33,6 +37,12 @@ class _Console(Console):
     def size(self, new_size: tuple[int, int]) -> None:
         Console.size.fset(self, new_size)
 
+
+# --help written to a pipe or a file: typer's rich help would be laid out for 80 columns and cut long defaults with
+# "..." (e.g. run's --streams default); lay it out wide enough instead (a terminal keeps its own width).
+HELP_WIDTH_PIPED = 160
+if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
+    rich_utils.MAX_WIDTH = HELP_WIDTH_PIPED
 
 app = typer.Typer(
     name="gazeqwen-edge",

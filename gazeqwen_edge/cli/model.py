@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import app, console
-from gazeqwen_edge.cli.options import choice, float_option, output_dir, seed_option
+from gazeqwen_edge.cli.options import choice, float_option, new_output_dir, output_dir, seed_option
 from gazeqwen_edge.errors import ConfigError, InputError
 
 MAX_NEW_TOKENS = 1024  # the tiny demo models answer in a few tokens; more only costs time
@@ -70,7 +70,7 @@ def demo(
     duration: float = float_option(20.0, "--duration", min=4.0, max=600.0, help="Length of the session in seconds."),
     max_new_tokens: int = typer.Option(16, min=1, max=MAX_NEW_TOKENS, help="Tokens to generate per answer."),
     out: Path = typer.Option(
-        None, "--out", callback=output_dir, help="Keep the session directory here (default: none)."
+        None, "--out", callback=new_output_dir, help="Keep the session directory here (default: none)."
     ),
 ) -> None:
     """The main job on a built-in demo: a synthetic egocentric session (a table scene, a wearer whose gaze moves

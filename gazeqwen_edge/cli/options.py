@@ -138,6 +138,15 @@ def output_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path | Non
     return output_path(ctx, param, value)
 
 
+def new_output_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Typer callback for a directory a session will write (run, replay, demo): `output_dir`, and not a directory that
+    already holds files (a session never writes into, or over, an earlier one)."""
+    value = output_dir(ctx, param, value)
+    if value is not None and value.expanduser().is_dir() and any(value.expanduser().iterdir()):
+        raise bad(ctx, param, f"'{value}' already exists and is not empty; give a new directory")
+    return value
+
+
 def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """Typer callback for a path the command will create (a directory or a file): refused at once when it cannot be,
     because something on the way is a file or cannot be written, instead of failing after the work is done."""

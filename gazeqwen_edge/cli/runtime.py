@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
-from gazeqwen_edge.cli.options import choice, float_option, host, output_dir, torch_device
+from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
 FIXATION_CHOICES = ("auto", "detector", "source")
@@ -52,16 +52,18 @@ def default_out_dir(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def print_summary(stats, out_dir: Path | None, timer) -> None:
+def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> None:
     """The closing lines of a session: counts, where it was written, the stage timings."""
     console.print(
-        f"\n{stats.answered} of {stats.questions} questions answered ({stats.failed} could not be); "
+        f"\n{'stopped: ' if stopped else ''}{stats.answered} of {stats.questions} questions answered "
+        f"({stats.failed} could not be); "
         f"{stats.chunks_prefilled} chunks prefilled, {stats.chunks_skipped} skipped; "
         f"{stats.records.get('GazeSample', 0)} gaze samples, {stats.records.get('SceneFrame', 0)} scene frames "
         f"({stats.model_frames} to the model)"
     )
     if out_dir is not None and out_dir.exists():
-        console.print(f"session written to {escape(str(out_dir))} (answers in answers.jsonl)")
+        answers = " (answers in answers.jsonl)" if (out_dir / "answers.jsonl").exists() else ""
+        console.print(f"session written to {escape(str(out_dir))}{answers}")
     console.print(timer.table("stage timings"))
 
 
@@ -92,7 +94,7 @@ def replay(
         "max", help="max (as fast as the model goes, nothing skipped) or N x real time (1 = live pace)."
     ),
     out: Path = typer.Option(
-        None, "--out", callback=output_dir, help="Session directory (default runs/replay-<time>)."
+        None, "--out", callback=new_output_dir, help="Session directory (default runs/replay-<time>)."
     ),
     model: str = MODEL,
     checkpoint: str = CHECKPOINT,
@@ -111,18 +113,19 @@ def replay(
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
     OUT/answers.jsonl with the whole session (gaze, fixations, scene video, events)."""
     from gazeqwen_edge.device import open_source
-    from gazeqwen_edge.runtime.replay import parse_speed
+    from gazeqwen_edge.runtime.replay import load_replay_questions, parse_speed
     from gazeqwen_edge.runtime.replay import replay as run_replay
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     pace = parse_speed(speed)
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
-    gq = load(model, checkpoint, torch_device_, fps)
-    with open_source(source) as src:
+    with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
+        qf = None if questions is None else load_replay_questions(questions, src)
+        gq = load(model, checkpoint, torch_device_, fps)
         result = run_replay(
-            src, gq, cfg, out or default_out_dir("replay"), questions, pace, [TerminalSink(console)], wearer, source
+            src, gq, cfg, out or default_out_dir("replay"), qf, pace, [TerminalSink(console)], wearer, source
         )
-    print_summary(result.stats, result.out_dir, gq.timer)
+    print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted)
 
 
 @app.command("run", short_help="Ask live Neon glasses (or the simulator) questions; answers stream back.")
@@ -136,7 +139,9 @@ def run(
         "synthetic", "--source", help="With --device simulator: the SOURCE it serves (looped)."
     ),
     wearer: str = typer.Option(None, help="Apply this wearer's stored offset (calibrate offset)."),
-    out: Path = typer.Option(None, "--out", callback=output_dir, help="Session directory (default runs/run-<time>)."),
+    out: Path = typer.Option(
+        None, "--out", callback=new_output_dir, help="Session directory (default runs/run-<time>)."
+    ),
     duration: float = float_option(
         0.0, "--duration", min=0.0, max=86400.0, help="Stop after this many seconds, 0 = no limit"
     ),
@@ -168,14 +173,15 @@ def run(
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
+    dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     gq = None if status_only else load(model, checkpoint, torch_device_, fps)  # before connecting: it takes a while
-    with _device(device, address, port, sim_source, connect_timeout, streams) as neon:
+    with dev as neon:
         connect_banner(neon)
         if gq is None:
             show_status(neon, duration)
             return
         out_dir = out or default_out_dir("run")
-        session = Session(neon, gq, cfg, out_dir, [TerminalSink(console)], wearer=wearer, spec=device)
+        session = Session(neon, gq, cfg, out_dir, [TerminalSink(console)], wearer=wearer, spec=device, label="run")
         if sys.stdin.isatty():
             console_err.print("type a question and press Enter (Ctrl-C to stop)")
         run_live(session, sys.stdin, duration, on_error=lambda m: console_err.print(f"[red]error:[/] {escape(m)}"))
@@ -193,7 +199,9 @@ class _device:
         if not ok:
             raise ConfigError(f"unknown --device '{device}'; supported: pupil-neon, neon://HOST:PORT, simulator")
         self.device, self.address, self.port, self.sim_source = device, address, port, sim_source
-        chosen = [x.strip() for x in streams.split(",") if x.strip()]
+        from gazeqwen_edge.device.neon import check_streams
+
+        chosen = check_streams([x.strip() for x in streams.split(",") if x.strip()])
         self.kw = {"connect_timeout_s": connect_timeout, "discover_timeout_s": connect_timeout, "streams": chosen}
         self.sim = self.served = self.neon = None
 

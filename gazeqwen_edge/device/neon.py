@@ -128,6 +128,16 @@ def _client():
     return require("pupil_labs.realtime_api", "device", "live Neon glasses")
 
 
+def check_streams(streams) -> tuple[str, ...]:
+    """The Neon streams to receive, checked: at least one, each one of ALL_STREAMS. ConfigError otherwise."""
+    chosen = tuple(streams)
+    bad = [x for x in chosen if x not in ALL_STREAMS]
+    if bad or not chosen:
+        what = f"unknown Neon stream(s) {bad}" if bad else "no Neon stream chosen"
+        raise ConfigError(f"{what}; choose from {', '.join(ALL_STREAMS)}")
+    return chosen
+
+
 class NeonLiveSource(Source):
     """Live Neon glasses (or the Neon simulator) as a `Source`.
 
@@ -166,11 +176,7 @@ class NeonLiveSource(Source):
         apply_clock_offset: bool = False,
         correct_audio_time: bool = True,
     ):
-        self.streams = tuple(streams)
-        bad = [s for s in self.streams if s not in ALL_STREAMS]
-        if bad or not self.streams:
-            what = f"unknown Neon stream(s) {bad}" if bad else "no Neon stream chosen"
-            raise ConfigError(f"{what}; choose from {', '.join(ALL_STREAMS)}")
+        self.streams = check_streams(streams)
         _client()
         # the client warns once per stream start about the first AAC frame it cannot stamp; that is expected
         logging.getLogger("pupil_labs.realtime_api.streaming.audio").setLevel(logging.ERROR)

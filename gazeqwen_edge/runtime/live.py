@@ -10,25 +10,29 @@ from collections.abc import Callable
 from typing import TextIO
 
 from gazeqwen_edge.errors import GazeQwenError
+from gazeqwen_edge.runtime.questions import check_options, check_question_text
 from gazeqwen_edge.runtime.session import Session
 
 
 def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
-    """A typed line -> (question, options or None); None for a blank line. A line that is a JSON object
-    {"question": ..., "options": [...]} carries options; anything else is the question itself."""
+    """A typed line -> (question, options or None); None for a blank line. A line starting with '{' must be a JSON
+    object {"question": "...", "options": [...]} (options optional) and is refused (ValueError saying why) when it is
+    not one, rather than asked as text; any other line is the question itself."""
     text = line.strip()
     if not text:
         return None
-    if text.startswith("{"):
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError:
-            return text, None
-        if isinstance(obj, dict) and isinstance(obj.get("question"), str):
-            opts = obj.get("options")
-            ok = isinstance(opts, list) and opts and all(isinstance(o, str) for o in opts)
-            return obj["question"], (opts if ok else None)
-    return text, None
+    if not text.startswith("{"):
+        return text, None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"a line starting with '{{' must be a JSON object ({e.msg})") from None
+    if not isinstance(obj, dict) or "question" not in obj:
+        raise ValueError('a JSON line must be an object with "question" (and optionally "options")')
+    unknown = sorted(set(obj) - {"question", "options"})
+    if unknown:
+        raise ValueError(f"unknown keys {unknown} in a JSON question (question, options)")
+    return check_question_text(obj["question"]), check_options(obj.get("options"))
 
 
 def read_questions(session: Session, stream: TextIO, on_error: Callable[[str], None]) -> threading.Event:
@@ -39,13 +43,14 @@ def read_questions(session: Session, stream: TextIO, on_error: Callable[[str], N
     def run() -> None:
         try:
             for line in stream:
-                parsed = parse_typed(line)
-                if parsed is None:
-                    continue
                 try:
-                    session.ask(parsed[0], parsed[1], source="typed")
+                    parsed = parse_typed(line)
+                    if parsed is not None:
+                        session.ask(parsed[0], parsed[1], source="typed")
+                except ValueError as e:
+                    on_error(f"question not asked: {e}")
                 except GazeQwenError as e:
-                    on_error(e.message)
+                    on_error(f"question not asked: {e.message}")
         finally:
             done.set()
 

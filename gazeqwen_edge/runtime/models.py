@@ -37,7 +37,10 @@ def load_model(
         raise ConfigError(f"--dtype must be auto, {', '.join(dtypes)}; got {dtype!r}")
     if model in (None, DEMO_MODEL):
         if checkpoint is not None:
-            raise ConfigError("--checkpoint needs --model (the Qwen2.5-VL it was trained for)")
+            raise ConfigError(
+                "--checkpoint needs a Qwen2.5-VL --model (the one it was trained for); the demo model brings its own "
+                "resampler"
+            )
         from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
 
         gq = build_tiny_gazeqwen(seed=0, gaze_encoding="spatial", perturb=0.05, timer=timer, sampling_fps=sampling_fps)

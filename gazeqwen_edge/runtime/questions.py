@@ -19,6 +19,20 @@ from typing import Any
 from gazeqwen_edge.errors import InputError
 
 QUESTION_SOURCES = ("typed", "file", "voice", "watch")
+MAX_QUESTION_CHARS = 2000  # a spoken or typed question is a sentence or two; a page of text is a mistake
+MAX_OPTIONS = 26  # one letter each, A..Z
+
+
+def check_question_text(text: Any) -> str:
+    """A question's text, stripped: a non-empty string of at most MAX_QUESTION_CHARS characters. ValueError."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a question must be a non-empty text")
+    text = text.strip()
+    if len(text) > MAX_QUESTION_CHARS:
+        raise ValueError(f"a question has at most {MAX_QUESTION_CHARS} characters, this one {len(text)}")
+    return text
+
+
 _MMSS = re.compile(r"^\s*(\d+):(\d{1,2}(?:\.\d+)?)\s*$")
 
 
@@ -94,11 +108,22 @@ def parse_mmss(text: str) -> float:
     return int(m.group(1)) * 60 + float(m.group(2))
 
 
-def _check_options(options: Any) -> list[str] | None:
+def check_options(options: Any) -> list[str] | None:
+    """Multiple-choice options: None, or 1..26 non-empty strings whose letters ("A. box", or A, B, ... by position)
+    are distinct. ValueError."""
     if options is None:
         return None
     if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
         raise ValueError("options must be a non-empty list of non-empty strings")
+    if len(options) > MAX_OPTIONS:
+        raise ValueError(f"at most {MAX_OPTIONS} options (one letter each), got {len(options)}")
+    from gazeqwen_edge.errors import InputError
+    from gazeqwen_edge.model.gazeqwen import option_letters
+
+    try:
+        option_letters(options)
+    except InputError as e:
+        raise ValueError(e.problem) from None
     return options
 
 
@@ -114,17 +139,17 @@ def _from_jsonl(lines: list[str]) -> QuestionsFile:
             t = obj.get("t")
             if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
                 raise ValueError(f"'t' must be a number of seconds >= 0, got {t!r}")
-            q = obj.get("question")
-            if not isinstance(q, str) or not q.strip():
-                raise ValueError("'question' must be a non-empty string")
+            q = check_question_text(obj.get("question"))
             extra = {k: v for k, v in obj.items() if k not in ("t", "question", "options")}
-            out.append(ScheduledQuestion(float(t), q.strip(), _check_options(obj.get("options")), extra))
+            out.append(ScheduledQuestion(float(t), q, check_options(obj.get("options")), extra))
         except (json.JSONDecodeError, ValueError) as e:
             problems.append((n, str(e)))
     return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
 
 
 def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
+    from gazeqwen_edge.model.gazeqwen import option_letters
+
     """A StreamGaze QA JSON: items of `video` (matched by file name stem; every item when video is None)."""
     out, problems = [], []
     if not isinstance(items, list):
@@ -138,41 +163,65 @@ def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
         for j, q in enumerate(item["questions"], 1):
             where = i if len(item["questions"]) == 1 else f"{i}.{j}"
             try:
-                text, task = q.get("question"), q.get("task_type", "")
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError("'question' must be a non-empty string")
+                text, task = check_question_text(q.get("question")), q.get("task_type", "")
                 meta = {"task_type": task, "answer": q.get("answer"), "item": i}
                 if q.get("test_info"):  # proactive: one Yes/No question per test point
                     for k, tp in enumerate(q["test_info"]):
                         meta_k = {**meta, "test_point": k, "answer": "A" if tp.get("type") == 1 else "B"}
                         out.append(ScheduledQuestion(parse_mmss(tp["realtime"]), text, ["A. Yes", "B. No"], meta_k))
                 else:
-                    out.append(
-                        ScheduledQuestion(parse_mmss(q["time_stamp"]), text, _check_options(q.get("options")), meta)
-                    )
+                    opts = check_options(q.get("options"))
+                    truth = q.get("answer")
+                    if opts and truth is not None and truth not in option_letters(opts):
+                        raise ValueError(f"its answer {truth!r} is not one of the options' letters")
+                    out.append(ScheduledQuestion(parse_mmss(q["time_stamp"]), text, opts, meta))
             except (KeyError, TypeError, ValueError) as e:
                 problems.append((where, f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)))  # type: ignore[arg-type]
     return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
 
 
 def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
-    """Read a questions file (JSONL, or a StreamGaze QA JSON when the file is one JSON list). `video`: for a
-    StreamGaze file, the replayed video's file name, whose items are kept. Lines or items that cannot be used are
-    returned in `problems` (the others are still asked). Raises InputError for a missing or unreadable file, or one
-    with no usable question."""
+    """Read a questions file: JSONL, or a StreamGaze QA JSON (one JSON list) whose items about `video` (the replayed
+    StreamGaze item's video file name) are kept. Lines or items that cannot be used are returned in `problems` (the
+    others are still asked). Raises InputError for a missing, unreadable or empty file, one with no usable question,
+    and a StreamGaze QA file given for a source that is not one of its videos (its questions and ground truth are
+    about those videos only)."""
     p = Path(path)
+    if p.is_dir():
+        raise InputError(p, "is a directory, not a questions file")
     if not p.is_file():
         raise InputError(p, "questions file not found")
     try:
-        text = p.read_text(encoding="utf-8")
+        text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the first line
     except (OSError, UnicodeDecodeError) as e:
         raise InputError(p, f"cannot be read as UTF-8 text ({e})") from e
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
-            qf = _from_streamgaze(json.loads(text), video)
-        except (json.JSONDecodeError, ValueError) as e:
+            items = json.loads(text)
+        except json.JSONDecodeError as e:
             raise InputError(p, f"not a StreamGaze QA file ({e})") from e
+        videos = (
+            sorted({str(i.get("video_path")) for i in items if isinstance(i, dict)}) if isinstance(items, list) else []
+        )
+        if video is None:
+            raise InputError(
+                p,
+                "is a StreamGaze QA file: its questions (and their ground truth) are about its own videos",
+                hint=f"replay the StreamGaze item it names (video + fixation CSV): {', '.join(videos[:3]) or '?'}",
+            )
+        try:
+            qf = _from_streamgaze(items, video)
+        except ValueError as e:
+            raise InputError(p, f"not a StreamGaze QA file ({e})") from e
+        if not qf.questions and not qf.problems:
+            raise InputError(
+                p,
+                f"holds no question about the video {video}",
+                hint=f"its questions are about {', '.join(videos[:3]) or 'other videos'}",
+            )
+    elif stripped.startswith("{") and "\n" not in stripped.strip() and '"questions"' in stripped:
+        raise InputError(p, "is one JSON object; a StreamGaze QA file is a JSON list of items, a questions file JSONL")
     else:
         qf = _from_jsonl(text.splitlines())
     if not qf.questions:
@@ -180,7 +229,5 @@ def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
         if qf.problems:
             n, first = qf.problems[0]
             why += f"; {len(qf.problems)} unusable, the first: line {n}: {first}"
-        elif stripped.startswith("[") and video is not None:
-            why = f"holds no question about the video {video}"
         raise InputError(p, why, hint='one JSON object per line: {"t": 12.5, "question": "What am I looking at?"}')
     return qf

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gazeqwen_edge.errors import ConfigError
-from gazeqwen_edge.runtime.questions import AnswerRecord, ScheduledQuestion, load_questions
+from gazeqwen_edge.runtime.questions import AnswerRecord, QuestionsFile, ScheduledQuestion, load_questions
 from gazeqwen_edge.runtime.session import Session, SessionConfig, SessionStats
 from gazeqwen_edge.runtime.sinks import Sink
 
@@ -22,9 +22,9 @@ def parse_speed(text: str) -> float | None:
     try:
         v = float(t.rstrip("x"))
     except ValueError:
-        raise ConfigError(f"--speed must be 'max' or a positive number like 1 or 4, got {text!r}") from None
+        raise ConfigError(f"--speed must be 'max' (or 0) or a positive number like 1 or 4, got {text!r}") from None
     if not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"--speed must be 'max' or a positive number like 1 or 4, got {text!r}")
+        raise ConfigError(f"--speed must be 'max' (or 0) or a positive number like 1 or 4, got {text!r}")
     return v
 
 
@@ -38,6 +38,7 @@ class ReplayResult:
     problems: list[tuple[int, str]]
     wall_s: float
     records: list[AnswerRecord] = field(default_factory=list)
+    interrupted: bool = False
 
 
 class _Keep(Sink):
@@ -53,35 +54,53 @@ def replay(
     gq,
     config: SessionConfig,
     out_dir: str | Path | None,
-    questions: str | Path | list[ScheduledQuestion] | None = None,
+    questions: str | Path | QuestionsFile | list[ScheduledQuestion] | None = None,
     speed: float | None = None,
     sinks: list[Sink] = (),
     wearer: str | None = None,
     spec: str = "",
+    label: str = "replay",
 ) -> ReplayResult:
     """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
-    a questions file (or a list), writing the session directory `out_dir`. Unusable lines of the questions file are
-    reported to the sinks as notices and skipped. Returns when the source has ended and every question is answered."""
-    problems: list[tuple[int, str]] = []
-    scheduled: list[ScheduledQuestion] = []
-    if isinstance(questions, list):
-        scheduled = questions
-    elif questions is not None:
-        video = getattr(source, "video_path", None)
-        qf = load_questions(questions, None if video is None else Path(video).name)
-        scheduled, problems = qf.questions, qf.problems
+    a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
+    lines of the questions file are reported to the sinks as notices and skipped. Returns when the source has ended and
+    every question is answered, or at Ctrl-C (`interrupted`: what was recorded and answered is kept)."""
+    if isinstance(questions, str | Path):
+        questions = load_replay_questions(questions, source)
+    if isinstance(questions, QuestionsFile):
+        scheduled, problems = questions.questions, questions.problems
+    else:
+        scheduled, problems = list(questions or []), []
     if speed is None:
         config.lockstep = True
     t0 = time.perf_counter()
     keep = _Keep()
     session = Session(
-        source, gq, config, out_dir, [*sinks, keep], wearer=wearer, speed=speed, scheduled=scheduled, spec=spec
+        source,
+        gq,
+        config,
+        out_dir,
+        [*sinks, keep],
+        wearer=wearer,
+        speed=speed,
+        scheduled=scheduled,
+        spec=spec,
+        label=label,
     )
     for line, why in problems:
         session.notice("bad_question", f"questions file line {line} skipped: {why}")
+    interrupted = False
     try:
         session.start()
         session.wait()
+    except KeyboardInterrupt:
+        interrupted = True
     finally:
         session.stop()
-    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0, keep.records)
+    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0, keep.records, interrupted)
+
+
+def load_replay_questions(path: str | Path, source) -> QuestionsFile:
+    """The questions file of a replay of `source` (a StreamGaze QA file only for the StreamGaze item of its video)."""
+    video = getattr(source, "video_path", None)
+    return load_questions(path, None if video is None else Path(video).name)

@@ -34,7 +34,13 @@ from gazeqwen_edge.device.records import Event, Fixation, GazeSample, Notice, Sc
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError
 from gazeqwen_edge.model.gazeqwen import GazeQwen, Video
-from gazeqwen_edge.runtime.questions import AnswerRecord, Question, ScheduledQuestion
+from gazeqwen_edge.runtime.questions import (
+    AnswerRecord,
+    Question,
+    ScheduledQuestion,
+    check_options,
+    check_question_text,
+)
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import Reply, VideoStream
 
@@ -52,7 +58,9 @@ class SessionConfig:
     skipped (live); lockstep: the ingest waits for the model instead (replays); fixations: "detector" (our online
     detector on the gaze), "source" (the source's own fixations, e.g. StreamGaze, Neon recordings) or "auto" (the
     source's own for StreamGaze items, which carry no raw gaze, else the detector); prompt: the multiple-choice
-    prompt (model.gazeqwen.MC_PROMPTS); context_fixations: how many recent fixations an answer record lists.
+    prompt (model.gazeqwen.MC_PROMPTS); context_fixations: how many recent fixations an answer record lists;
+    first_video_wait_s: how long a live question asked before any video waits for the first chunk.
+    A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
     fps: float = 2.0
@@ -64,6 +72,7 @@ class SessionConfig:
     fixations: str = "auto"
     prompt: str = "reference"
     context_fixations: int = 8
+    first_video_wait_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -74,6 +83,11 @@ class SessionConfig:
             raise ConfigError(f"session window must be a positive number of seconds, got {self.window_s!r}")
         if self.max_new_tokens < 1 or self.max_pending_chunks < 1:
             raise ConfigError("max_new_tokens and max_pending_chunks must be >= 1")
+        if self.window_s is not None and self.window_s < 2 / self.fps:
+            raise ConfigError(
+                f"session window of {self.window_s:g} s holds no temporal step (2 / fps = {2 / self.fps:g} s)",
+                hint="use a window of at least a few seconds, or 0 for no limit",
+            )
         if self.fixations not in FIXATION_SOURCES:
             raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
 
@@ -115,7 +129,8 @@ class Session:
     source: any device Source (live or recorded); gq: the model; config: SessionConfig; out_dir: the session directory
     (None: nothing written); sinks: outputs (answers.jsonl is added when out_dir is set); wearer: a stored wearer
     offset (`calibrate offset`) applied to the gaze instead of the source's own; speed: replay pace (None: as fast as
-    possible, 1: real time; live sources ignore it); scheduled: questions asked at times into the source.
+    possible, 1: real time; live sources ignore it); scheduled: questions asked at times into the source; spec and
+    label: the SOURCE spec and the command ("run", "replay", "demo") written into session.json.
     Raises ConfigError / InputError for bad settings before any thread starts.
     """
 
@@ -130,6 +145,7 @@ class Session:
         speed: float | None = None,
         scheduled: Iterable[ScheduledQuestion] = (),
         spec: str = "",
+        label: str = "run",
     ):
         from gazeqwen_edge.calibration.offset import resolve_offset
 
@@ -145,7 +161,9 @@ class Session:
         if out_dir is not None:
             from gazeqwen_edge.device.session import Recorder
 
-            self.recorder = Recorder.for_source(out_dir, source, spec=spec, metadata={"session": "gazeqwen-edge run"})
+            self.recorder = Recorder.for_source(
+                out_dir, source, spec=spec, metadata={"session": f"gazeqwen-edge {label}"}
+            )
             self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
         self.out_dir = None if out_dir is None else Path(out_dir)
         self._bad_sinks: set[int] = set()
@@ -168,6 +186,8 @@ class Session:
         self.stream: VideoStream | None = None
         self._history: deque = deque()  # reference regime: (frame, t_s) of the window
         self._no_scene_video = False  # the source said it has none
+        self._flush_requested = threading.Event()  # a live question: prefill the whole steps held for a chunk
+        self._deferred: list[tuple[float, Question]] = []  # live questions waiting for the first video (deadline)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
@@ -271,11 +291,14 @@ class Session:
     ) -> Question:
         """Ask a question (thread-safe). t_ns: when it was asked on the device clock (default: the latest record's
         time). A live question goes ahead of the chunks waiting for the model; in lockstep it waits its turn."""
-        if not isinstance(text, str) or not text.strip():
-            raise InputError(None, "a question must be a non-empty text")
+        try:
+            text = check_question_text(text)
+            options = check_options(options)
+        except ValueError as e:
+            raise InputError(None, str(e)) from None
         with self._cond:
             self._next_id += 1
-            q = Question(text.strip(), int(t_ns if t_ns is not None else self._device_now()), source, options)
+            q = Question(text, int(t_ns if t_ns is not None else self._device_now()), source, options)
             q.meta = dict(meta or {})
             q.id = self._next_id
             with self._scan_lock:
@@ -288,6 +311,7 @@ class Session:
                     i += 1
                 self._work.insert(i, q)
             self.stats.questions += 1
+            self._flush_requested.set()  # the ingest thread prefills the whole steps it holds, so the question sees them
             self._cond.notify_all()
         return q
 
@@ -338,9 +362,9 @@ class Session:
         period_ns = int(round(1e9 / cfg.fps))
         next_frame_ns = None
         frame_index = 0
-        pending: list[tuple[int, np.ndarray, float]] = []
         n_keep = (self.gq.video_encoder.n_frames if self.gq.video_encoder is not None else 0) + 2 * cfg.chunk_steps
-        ring: deque[tuple[int, np.ndarray]] = deque(maxlen=max(n_keep, 2))
+        self._pending: list[tuple[int, np.ndarray, float]] = []  # model frames not yet handed to the model
+        self._ring: deque[tuple[int, np.ndarray]] = deque(maxlen=max(n_keep, 2))  # for the V-JEPA windows
         try:
             for r in self._records():
                 if self._stop.is_set():
@@ -371,13 +395,15 @@ class Session:
                 if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
                     base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
                     next_frame_ns = base + period_ns
-                    pending.append((frame_index, r.rgb, self.t_s(r.ts_ns)))
-                    ring.append((frame_index, r.rgb))
+                    self._pending.append((frame_index, r.rgb, self.t_s(r.ts_ns)))
+                    self._ring.append((frame_index, r.rgb))
                     frame_index += 1
                     self.stats.model_frames += 1
-                    if len(pending) == 2 * cfg.chunk_steps:
-                        self._submit_chunk(pending, list(ring), r.ts_ns)
-                        pending = []
+                    if len(self._pending) == 2 * cfg.chunk_steps:
+                        self._flush_pending(r.ts_ns)
+                if self._flush_requested.is_set():  # a live question: hand over the whole steps held so far
+                    self._flush_requested.clear()
+                    self._flush_pending(r.ts_ns)
                 self._ask_due(r.ts_ns)
         finally:
             if self.scanpath is not None and not self._use_source_fixations:
@@ -385,6 +411,7 @@ class Session:
                     self.scanpath.flush()
             self.stats.source_dropped = int(getattr(self.source, "dropped", 0) or 0)
             if not self._stop.is_set():
+                self._flush_pending(self.now_ns or 0)  # the last whole steps, however short the last chunk
                 self._ask_due(None)  # questions past the end of the source
             with self._cond:
                 self._work.append(_END)
@@ -394,11 +421,23 @@ class Session:
         while self.scheduled and (
             t_ns is None or self.origin_ns is not None and self.origin_ns + self.scheduled[0].t_s * 1e9 <= t_ns
         ):
+            self._flush_pending(t_ns if t_ns is not None else (self.now_ns or 0))  # it sees every whole step so far
             s = self.scheduled.popleft()
             when = None if self.origin_ns is None else self.origin_ns + int(round(s.t_s * 1e9))
-            if t_ns is None and self.now_ns is not None and when is not None and when > self.now_ns:
-                self.notice("late_question", f"asked at {s.t_s:.1f} s, after the source ended", self.now_ns)
-            self.ask(s.text, s.options, when, source="file", meta=s.meta)
+            meta = dict(s.meta)
+            if t_ns is None and self.now_ns is not None and when is not None and when > self.now_ns + 1_000_000_000:
+                end_s = self.t_s(self.now_ns)
+                meta["_late"] = True
+                meta["late"] = f"asked at {s.t_s:.1f} s, after the source ended at {end_s:.1f} s: no video of that time"
+            self.ask(s.text, s.options, when, source="file", meta=meta)
+
+    def _flush_pending(self, t_ns: int) -> None:
+        """Hand the whole temporal steps held in `_pending` to the model as one chunk (a shorter one than chunk_s
+        when a question or the end of the source comes first); an odd frame stays for the next step."""
+        n = len(self._pending) // 2 * 2
+        if n:
+            chunk, self._pending = self._pending[:n], self._pending[n:]
+            self._submit_chunk(chunk, list(self._ring), t_ns)
 
     def _submit_chunk(self, pending, window, t_ns: int) -> None:
         first = pending[0][0]
@@ -433,9 +472,13 @@ class Session:
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ model worker thread
-    def _take(self):
+    def _take(self, idle_s: float | None = None):
+        """The next work item; None after `idle_s` seconds without one (None: wait for one)."""
+        deadline = None if idle_s is None else time.monotonic() + idle_s
         with self._cond:
             while not self._work:
+                if deadline is not None and time.monotonic() >= deadline:
+                    return None
                 self._cond.wait(0.1)
             item = self._work.popleft()
             if isinstance(item, _ChunkJob):
@@ -445,7 +488,9 @@ class Session:
 
     def _worker(self) -> None:
         while True:
-            item = self._take()
+            item = self._take(idle_s=0.2 if self._deferred else None)
+            if item is None or item is _END or isinstance(item, _ChunkJob):
+                self._answer_deferred(final=item is _END)
             if item is _END:  # the source ended or the session stops: answer the questions still queued, then leave
                 with self._cond:
                     rest = [x for x in self._work if isinstance(x, Question)]
@@ -455,9 +500,61 @@ class Session:
                 return
             if isinstance(item, _ChunkJob):
                 if not self._stop.is_set():  # stopping: no more video, only the questions already asked
-                    self._prefill(item)
+                    self._prefill_guarded(item)
+                    self._answer_deferred()
             elif isinstance(item, Question):
-                self._answer(item)
+                if self._should_wait_for_video(item):
+                    self._deferred.append((time.monotonic() + self.config.first_video_wait_s, item))
+                else:
+                    self._answer(item)
+
+    def _has_video(self) -> bool:
+        return self.stream is not None if self.gq.regime != "reference" else bool(self._history)
+
+    def _should_wait_for_video(self, q: Question) -> bool:
+        """A live question asked before any video waits (up to first_video_wait_s) for the first chunk; a replayed
+        one does not (it must not see video from after its time), nor one on a source without scene video."""
+        return (
+            not self.config.lockstep
+            and not self._has_video()
+            and not self._no_scene_video
+            and not self._ingest_done.is_set()
+            and not self._stop.is_set()
+        )
+
+    def _answer_deferred(self, final: bool = False) -> None:
+        """Answer the questions that waited for the first video, once it is there (or when their wait is over)."""
+        now = time.monotonic()
+        keep = []
+        for deadline, q in self._deferred:
+            if final or self._has_video() or now >= deadline or self._no_scene_video:
+                self._answer(q)
+            else:
+                keep.append((deadline, q))
+        self._deferred = keep
+
+    def _prefill_guarded(self, job: _ChunkJob) -> None:
+        """Prefill a chunk; a failure (e.g. out of memory) skips that chunk with a notice instead of ending the
+        session."""
+        before = self.gq.timer.totals()
+        try:
+            self._prefill(job)
+        except Exception as e:  # noqa: BLE001 - the session goes on with the next chunk
+            self.stats.chunks_skipped += 1
+            self.notice("chunk_failed", f"a video chunk could not be prefilled ({type(e).__name__}: {e})", self.now_ns)
+        self._log_timings(before)
+
+    def _log_timings(self, before: dict[str, float]) -> dict[str, float]:
+        """Stage times spent since `before` (a timer snapshot), in ms; also written to the session's timings.csv."""
+        after = self.gq.timer.totals()
+        spent = {k: (v - before.get(k, 0.0)) for k, v in after.items() if v != before.get(k)}
+        if self.recorder is not None:
+            for stage, seconds in spent.items():
+                try:
+                    self.recorder.write_timing(stage, seconds)
+                except RuntimeError:  # the recorder closed under a stopping session
+                    break
+        return {k: round(v * 1e3, 3) for k, v in spent.items()}
 
     def _prefill(self, job: _ChunkJob) -> None:
         if self.gq.regime == "reference":
@@ -480,9 +577,14 @@ class Session:
         rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
         self._emit("question", q, t_s or 0.0)
         if self.recorder is not None:
-            self.recorder.write(Event(q.t_ns, "question", q.text))
+            try:
+                self.recorder.write(Event(q.t_ns, "question", q.text))
+            except RuntimeError:  # the recorder closed under a stopping session
+                pass
         before = self.gq.timer.totals()
         try:
+            if q.meta.pop("_late", None):
+                raise InputError(None, q.meta.get("late", "asked after the source ended"))
             if self.gq.regime == "reference":
                 self._answer_reference(q, rows, rec)
             else:
@@ -491,10 +593,17 @@ class Session:
         except GazeQwenError as e:
             rec.error = e.message
             self.stats.failed += 1
-        after = self.gq.timer.totals()
-        rec.stages_ms = {k: round((v - before.get(k, 0.0)) * 1e3, 3) for k, v in after.items() if v != before.get(k)}
+        except Exception as e:  # noqa: BLE001 - one question's failure (e.g. out of memory) must not end the session
+            rec.error = f"could not be answered ({type(e).__name__}: {e})"
+            self.stats.failed += 1
+            if self.stream is not None:
+                self.stream.cut_back()
+        rec.stages_ms = self._log_timings(before)
         if self.recorder is not None:
-            self.recorder.write(Event(q.t_ns, "answer", rec.answer if not rec.error else f"error: {rec.error}"))
+            try:
+                self.recorder.write(Event(q.t_ns, "answer", rec.answer if not rec.error else f"error: {rec.error}"))
+            except RuntimeError:  # the recorder closed under a stopping session
+                pass
         self._emit("answered", rec)
 
     def _no_video_error(self) -> InputError:

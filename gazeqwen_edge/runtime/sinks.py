@@ -57,6 +57,15 @@ class JsonlAnswers(Sink):
                 self._f.close()
 
 
+_CONTROL = {c: "\ufffd" for c in range(32) if chr(c) not in "\n\t"} | {127: "\ufffd"}
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (a NUL, an escape sequence from a model's byte tokens) shown as
+    U+FFFD instead of being sent to the terminal."""
+    return text.translate(_CONTROL)
+
+
 class TerminalSink(Sink):
     """Prints questions, streams answers and shows notices on a rich Console (no colour or wrapping when the console
     is not a terminal). User text is never read as rich markup."""
@@ -75,7 +84,7 @@ class TerminalSink(Sink):
         if self.show_questions:
             opts = "  " + escape(f"[{' | '.join(q.options)}]") if q.options else ""
             with self._lock:
-                self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(q.text)}{opts}")
+                self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(printable(q.text))}{opts}")
 
     def piece(self, q: Question, text: str) -> None:
         if q.options:  # a multiple-choice answer is printed whole, with its scores, when it is done
@@ -84,7 +93,7 @@ class TerminalSink(Sink):
             if not self._open:
                 self._print("[bold green]A[/] ", end="")
                 self._open = True
-            self.console.print(text, end="", markup=False, highlight=False, soft_wrap=True)
+            self.console.print(printable(text), end="", markup=False, highlight=False, soft_wrap=True)
 
     def answered(self, record: AnswerRecord) -> None:
         timing = f"  [dim](ttft {record.ttft_ms:.0f} ms)[/]" if self.show_timing and record.ttft_ms is not None else ""
@@ -93,7 +102,7 @@ class TerminalSink(Sink):
                 self._print(timing)
                 self._open = False
             elif record.error:
-                self._print(f"[bold red]no answer:[/] {escape(record.error)}")
+                self._print(f"[bold red]no answer:[/] {escape(printable(record.error))}")
             elif record.options:
                 truth = record.meta.get("answer")
                 verdict = (

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.cli.helpers import REPO_ROOT, cli
+from tests.cli.helpers import REPO_ROOT, cli, cli_subprocess
 
 pytest.importorskip("cv2")
 
@@ -67,8 +67,11 @@ def test_replay_of_a_synthetic_session_with_a_questions_file(tmp_path, capsys):
         (["replay", "synthetic:1", "--speed", "fast"], "--speed must be"),
         (["replay", "synthetic:1", "--questions", "missing.jsonl"], "questions file not found"),
         (["replay", "synthetic:1", "--fps", "nan"], "--fps must be a finite number"),
-        (["replay", "synthetic:1", "--checkpoint", "ck"], "--checkpoint needs --model"),
+        (["replay", "synthetic:1", "--checkpoint", "ck"], "--checkpoint needs a Qwen2.5-VL --model"),
         (["run", "--device", "webcam"], "unknown --device"),
+        (["run", "--device", "simulator", "--streams", "gaze,bogus"], "unknown Neon stream(s) ['bogus']"),
+        (["replay", "synthetic:1", "--model", "demo", "--checkpoint", "ck"], "needs a Qwen2.5-VL --model"),
+        (["replay", "synthetic:1", "--chunk", "nan"], "--chunk must be a finite number"),
     ],
 )
 def test_bad_input_is_one_error_line(tmp_path, capsys, argv, message):
@@ -193,3 +196,31 @@ def test_live_run_through_the_real_client_survives_loss_and_a_disconnect(tmp_pat
     assert [x["error"] for x in (first, during, after)] == [None, None, None]
     assert during["answer"] in ("A", "B") and during["video_s"][1] <= after["video_s"][1]
     assert after["video_s"][1] > during["video_s"][1] + 1.0  # video flowed again after the device came back
+
+
+def test_an_existing_session_directory_is_refused_before_anything_runs(tmp_path, capsys):
+    """Before: the model was loaded and the source read first, then 'pass overwrite' (an option run and replay do not
+    have) was suggested; nothing already recorded was touched then and is not now."""
+    import time as _time
+
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "answers.jsonl").write_text("keep me\n")
+    for argv in (["replay", "synthetic:1"], ["run", "--device", "simulator"], ["demo"]):
+        t0 = _time.monotonic()
+        rc, out, err = cli(capsys, *argv, "--out", old)
+        assert rc == 2 and "already exists and is not empty; give a new directory" in err, err
+        assert "overwrite" not in err and _time.monotonic() - t0 < 2.0
+    assert (old / "answers.jsonl").read_text() == "keep me\n"
+
+
+def test_help_written_to_a_pipe_is_not_cut():
+    """Before: `run --help | cat` cut the --streams default to 'gaze,world,audio,eye_ev…' at 80 columns."""
+    p = cli_subprocess("run", "--help")
+    assert p.returncode == 0 and "…" not in p.stdout
+    assert "[default: gaze,world,audio,eye_events]" in p.stdout
+
+
+def test_a_streamgaze_qa_file_on_another_source_is_refused(tmp_path, capsys, shared_dir):
+    rc, out, err = cli(capsys, "replay", "synthetic:1", "-q", shared_dir / "fixtures/streamgaze_sample/sample_qa.json")
+    assert rc == 2 and "is a StreamGaze QA file" in err and "OP03-R01-PastaSalad.mp4" in err

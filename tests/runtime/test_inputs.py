@@ -16,8 +16,25 @@ def test_parse_typed_lines():
         "Which jar?",
         ["A. red", "B. blue"],
     )
-    assert parse_typed("{not json") == ("{not json", None)  # a brace is not special unless it is JSON
-    assert parse_typed('{"question": "x", "options": [1, 2]}') == ("x", None)
+    assert parse_typed("[not json, but no brace] what is it?") == ("[not json, but no brace] what is it?", None)
+
+
+@pytest.mark.parametrize(
+    "line, why",
+    [
+        ("{not json", "must be a JSON object"),
+        ('{"question": "x", "options": "A. red, B. blue"}', "options must be a non-empty list"),
+        ('{"question": 5}', "non-empty text"),
+        ('{"options": ["A. a"]}', 'with "question"'),
+        ('{"question": "x", "optoins": ["a"]}', "unknown keys"),
+        ('{"question": "x", "options": ["A. a", "A. b"]}', "distinct letters"),
+        ('{"question": "' + "word " * 1000 + '"}', "at most 2000 characters"),
+    ],
+)
+def test_a_json_line_that_is_not_a_question_is_refused_not_asked_as_text(line, why):
+    """Before: such lines were asked word for word as text questions (options silently dropped)."""
+    with pytest.raises(ValueError, match=why):
+        parse_typed(line)
 
 
 def test_every_line_of_a_pipe_is_asked():
@@ -27,9 +44,11 @@ def test_every_line_of_a_pipe_is_asked():
         def ask(self, text, options=None, source="typed"):
             asked.append((text, options, source))
 
-    done = read_questions(FakeSession(), io.StringIO("first?\n\nsecond?\n"), lambda m: None)
+    errors = []
+    done = read_questions(FakeSession(), io.StringIO("first?\n\n{broken\nsecond?\n"), errors.append)
     assert done.wait(5)
     assert asked == [("first?", None, "typed"), ("second?", None, "typed")]
+    assert len(errors) == 1 and errors[0].startswith("question not asked:")
 
 
 def test_demo_questions_ask_what_the_wearer_fixates_with_the_truth():

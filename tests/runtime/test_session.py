@@ -239,3 +239,92 @@ def test_a_killed_session_keeps_its_answers_and_all_but_the_last_second(tmp_path
         ts = [r.ts_ns for r in back.records({GazeSample})]
     covered = (ts[-1] - ts[0]) / 1e9
     assert covered >= killed_after - 1.0  # all but the last second (measured: ~0.03 s short)
+
+
+def test_one_failing_question_does_not_end_the_session(tmp_path, stream_gq, monkeypatch):
+    """A question whose answering raises (e.g. out of memory on a huge prompt: before, a traceback that ended the
+    session and lost every later question) gets an error record; the next question is answered."""
+    from gazeqwen_edge.runtime import stream as stream_mod
+
+    real = stream_mod.VideoStream.answer
+    calls = []
+
+    def flaky(self, question, *a, **k):
+        calls.append(question)
+        if question == "boom?":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+        yield from real(self, question, *a, **k)
+
+    monkeypatch.setattr(stream_mod.VideoStream, "answer", flaky)
+    qs = [ScheduledQuestion(3.0, "boom?"), ScheduledQuestion(4.0, "What am I looking at?")]
+    with _synthetic(5.0) as src:
+        res = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qs)
+    bad, good = res.records
+    assert "could not be answered (RuntimeError" in bad.error and good.error is None and good.n_tokens >= 1
+    assert res.stats.failed == 1 and res.stats.answered == 1
+
+
+def test_questions_that_cannot_be_asked_are_refused_at_once(stream_gq):
+    from gazeqwen_edge.errors import InputError
+
+    with _synthetic(2.0) as src:
+        s = Session(src, stream_gq, SessionConfig())
+        with pytest.raises(InputError, match="at most 2000 characters"):
+            s.ask("why " * 1000)
+        with pytest.raises(InputError, match="distinct letters"):
+            s.ask("Which?", ["A. x", "A. y"])
+        with pytest.raises(InputError, match="at most 26 options"):
+            s.ask("Which?", [f"option {i}" for i in range(30)])
+
+
+def test_a_question_after_the_end_of_the_source_is_not_answered_from_old_video(tmp_path, stream_gq):
+    """Before: answered from the video that ended long before, with only a notice."""
+    qs = [ScheduledQuestion(2.5, "Which object?", ["A. x", "B. y"]), ScheduledQuestion(1e6, "And later?")]
+    with _synthetic(4.0) as src:
+        res = replay(src, stream_gq, SessionConfig(), tmp_path / "s", qs)
+    ok, late = res.records
+    assert ok.error is None and ok.answer in ("A", "B")
+    assert late.error.startswith("asked at 1000000.0 s, after the source ended at") and late.answer == ""
+
+
+def test_a_chunk_longer_than_the_source_still_lets_questions_see_the_video(tmp_path, stream_gq):
+    """Before: --chunk 60 on a 6 s source prefilled nothing ('no scene video has arrived yet' for every question);
+    now a question (and the end of the source) hands over the whole steps held so far."""
+    qs = [ScheduledQuestion(3.0, "Which object?", ["A. x", "B. y"])]
+    with _synthetic(6.0) as src:
+        res = replay(src, stream_gq, SessionConfig(chunk_s=60.0), tmp_path / "s", qs)
+    (rec,) = res.records
+    assert rec.error is None and 2.0 <= rec.video_s[1] <= 3.0
+    assert res.stats.chunks_prefilled >= 2  # the question's chunk and the rest at the end
+    timings = (tmp_path / "s" / "timings.csv").read_text().splitlines()
+    stages = {line.split(",")[1] for line in timings[1:]}
+    assert {"prefill_chunk", "qwen_vision", "prefill_question"} <= stages  # before: timings.csv was only its header
+
+
+def test_a_live_question_before_any_video_waits_for_the_first_chunk(stream_gq):
+    """Before: a question typed as `run` started was answered at once with 'no scene video has arrived yet'."""
+    sink = Collect()
+    with _synthetic(6.0) as src:
+        s = Session(src, stream_gq, SessionConfig(max_new_tokens=2), sinks=[sink], speed=2.0)
+        s.start()
+        s.ask("What am I looking at?")
+        assert s.wait(60)
+        s.stop()
+    (rec,) = sink.records
+    assert rec.error is None and rec.video_s is not None
+
+
+def test_a_questions_file_with_a_byte_order_mark_keeps_its_first_question(tmp_path):
+    q = tmp_path / "q.jsonl"
+    q.write_bytes('\ufeff{"t": 1, "question": "first?"}\r\n{"t": 2, "question": "second?"}\r\n'.encode())
+    qf = load_questions(q)
+    assert [x.text for x in qf.questions] == ["first?", "second?"] and qf.problems == []
+
+
+def test_a_streamgaze_qa_file_is_only_for_its_own_videos(tmp_path, shared_dir):
+    """Before: accepted for any source and scored against another video's ground truth."""
+    from gazeqwen_edge.errors import InputError
+
+    with pytest.raises(InputError, match="StreamGaze QA file") as e:
+        load_questions(shared_dir / "fixtures/streamgaze_sample/sample_qa.json", None)
+    assert "OP03-R01-PastaSalad.mp4" in e.value.hint
