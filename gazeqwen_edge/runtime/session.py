@@ -47,6 +47,30 @@ from gazeqwen_edge.runtime.stream import Reply, VideoStream
 FIXATION_SOURCES = ("auto", "detector", "source")
 
 
+def check_creatable(path: Path) -> None:
+    """Raise InputError now, not after a whole replay, when the session directory `path` could not be created (a
+    read-only place, a path under a file, /proc ...). Creates nothing: directories made for the test are removed."""
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(path, "exists and is not a directory")
+        return
+    made = []
+    p = path
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    try:
+        path.mkdir(parents=True)
+    except OSError as e:
+        raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another --out directory") from e
+    finally:
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                pass
+
+
 @dataclass
 class SessionConfig:
     """Settings of a streaming session.
@@ -160,6 +184,8 @@ class Session:
         self.sinks: list[Sink] = list(sinks)
         if out_dir is not None:
             from gazeqwen_edge.device.session import Recorder
+
+            check_creatable(Path(out_dir))
 
             self.recorder = Recorder.for_source(
                 out_dir, source, spec=spec, metadata={"session": f"gazeqwen-edge {label}"}
@@ -383,7 +409,7 @@ class Session:
                     self._setup_scanpath(*(size or (1600, 1200)))
                 if isinstance(r, Notice):
                     self._emit("notice", r.kind, r.message, self.t_s(r.ts_ns))
-                    if r.kind == "sensor_missing" and "scene" in r.message:
+                    if r.kind == "sensor_missing" and ("scene" in r.message or "world" in r.message):
                         self._no_scene_video = True
                 elif self.scanpath is not None:
                     with self._scan_lock:
