@@ -82,8 +82,7 @@ def window_change(gq, seconds: float = 30.0, window_s: float = 10.0) -> float:
 def ttft(gq, seconds: float, reps: int) -> tuple[float, float]:
     """Median TTFT (ms) of a question after `seconds` of streamed video, and of the same question re-encoding the
     whole clip (vision tower, V-JEPA, resampler, full prefill)."""
-    from gazeqwen_edge.model.gazeqwen import Video
-    from gazeqwen_edge.runtime.stream import Reply
+    from gazeqwen_edge.model.gazeqwen import Reply, Video
 
     frames, times, rows = frames_and_scanpath(seconds)
     vs = stream(gq, frames, times, rows)

@@ -61,6 +61,19 @@ class Video:
 
 
 @dataclass
+class Reply:
+    """What one answer produced: the generated text (or, for multiple choice, the chosen letter with every letter's
+    logit in `scores`), the number of generated tokens, time to first token (s, from the question's arrival, its
+    prefill included), and the video span it saw (s from the stream's origin; None when there was none)."""
+
+    text: str = ""
+    scores: dict[str, float] | None = None
+    n_tokens: int = 0
+    ttft_s: float | None = None
+    video_span_s: tuple[float, float] | None = None
+
+
+@dataclass
 class Sample:
     """One prepared prompt: token ids, Qwen video inputs, the frames fed to Qwen, and the scanpath."""
 
@@ -313,6 +326,20 @@ class GazeQwen:
         """The resampler's regime ("reference" or "stream", ResamplerConfig); "stream" without a resampler."""
         return self.resampler.config.regime if self.resampler is not None else "stream"
 
+    def preprocess(self, frames: np.ndarray, sampling_fps: float, frame_times: np.ndarray) -> VideoInputs:
+        """Model frames (T, H, W, 3) uint8 -> Qwen2.5-VL video inputs with this model's pixel budget and patching;
+        sampling_fps is the rate Qwen is told, frame_times (T,) the frames' seconds from the clip start."""
+        return preprocess_video(
+            frames,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            patch_size=self.patch_size,
+            temporal_patch=self.temporal_patch,
+            merge_size=self.merge,
+            sampling_fps=sampling_fps,
+            frame_times=frame_times,
+        )
+
     def prepare(self, video: Video, scanpath, text: str, suffix: str = "") -> Sample:
         """Sample and preprocess the clip, tokenise the prompt, check the scanpath. In the "stream" regime each
         temporal step looks the gaze up at the real time of its first frame; in the "reference" regime at
@@ -320,16 +347,7 @@ class GazeQwen:
         with self.timer.stage("preprocess"):
             picked, nominal_fps = self.sample_clip(video)
             frames = video.frames[picked.indices]
-            vi = preprocess_video(
-                frames,
-                min_pixels=self.min_pixels,
-                max_pixels=self.max_pixels,
-                patch_size=self.patch_size,
-                temporal_patch=self.temporal_patch,
-                merge_size=self.merge,
-                sampling_fps=picked.sample_fps,
-                frame_times=picked.times_s,
-            )
+            vi = self.preprocess(frames, picked.sample_fps, picked.times_s)
             if self.regime == "reference":
                 vi.step_times = step_times(len(vi.step_times), nominal_fps, self.temporal_patch)
             ids = self.build_prompt(text, vi.n_video_tokens, suffix)
@@ -453,51 +471,75 @@ class GazeQwen:
         max_new_tokens: int = 64,
         temperature: float = 0.0,
         seed: int | None = None,
+        reply: Reply | None = None,
+        stop=None,
     ) -> Iterator[str]:
         """Stream the answer as text pieces (greedy when temperature is 0). Gaze residuals are injected into the
-        prefill only; decoding reads them through the KV cache."""
+        prefill only; decoding reads them through the KV cache. `reply` and `stop`: see `decode`."""
         t0 = time.perf_counter()
-        sample = self.prepare(video, scanpath, question)
-        batch = self.collate([sample])
+        batch = self.collate([self.prepare(video, scanpath, question)])
         out = self.prefill(batch)
-        cache = out.cache
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
         next_pos = int(batch.position_ids.max()) + 1
-        am = batch.attention_mask.to(self.device)
-        generated: list[int] = []
-        emitted = ""
-        logits = out.logits[:, -1]
+        yield from self.decode(
+            out.logits[:, -1], out.cache, next_pos, t0, max_new_tokens, temperature, seed, reply=reply, stop=stop
+        )
+
+    @torch.no_grad()
+    def decode(
+        self,
+        logits: torch.Tensor,
+        cache,
+        next_pos: int,
+        t0: float,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        seed: int | None = None,
+        reply: Reply | None = None,
+        stop=None,
+    ) -> Iterator[str]:
+        """Decode one sequence after its prefill: logits (1, vocab) of the prompt's last position, its KV cache, the
+        position of the next token, and t0 (perf_counter s) the question arrived. Greedy when temperature is 0, else
+        sampled (seeded). Pieces come from an incremental detokeniser (each token decoded once); bytes it still holds
+        at the end (an answer ending inside a multi-byte character) are flushed as the tokenizer decodes them, so the
+        pieces join to the decoded answer. Fills `reply` (text, n_tokens, ttft_s: to the first chosen token, an
+        end-of-turn token too, prefill included); `stop()` returning True ends the answer early."""
+        from tokenizers.decoders import DecodeStream
+
+        reply = reply if reply is not None else Reply()
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        decoder = DecodeStream(skip_special_tokens=True)
+        raw = getattr(self.tokenizer, "_tokenizer", None)
+        ids: list[int] = []
         for step in range(max_new_tokens):
             if temperature > 0:
                 probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
                 tok = int(torch.multinomial(probs[0], 1, generator=gen))
             else:
                 tok = int(logits[0].argmax())
-            if step == 0:  # the first token is chosen (an end-of-turn token too): TTFT, prefill included
-                self.timer.add("time_to_first_token", time.perf_counter() - t0)
-            if tok in self._eos_ids:
+            if step == 0:
+                reply.ttft_s = time.perf_counter() - t0
+                self.timer.add("time_to_first_token", reply.ttft_s)
+            if tok in self._eos_ids or (stop is not None and stop()):
                 break
-            generated.append(tok)
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            if len(text) > len(emitted) and not text.endswith("\ufffd"):
-                yield text[len(emitted) :]
-                emitted = text
+            reply.n_tokens += 1
+            ids.append(tok)
+            piece = decoder.step(raw, tok) if raw is not None else self.tokenizer.decode([tok])
+            if piece:
+                reply.text += piece
+                yield piece
             if step == max_new_tokens - 1:
                 break
             with self.timer.stage("decode"):
-                am = torch.cat([am, am.new_ones(1, 1)], dim=1)
-                pos = torch.full((3, 1, 1), next_pos, dtype=torch.long, device=self.device)
                 o = self.qwen(
                     input_ids=torch.tensor([[tok]], device=self.device),
-                    attention_mask=am,
-                    position_ids=pos,
+                    position_ids=torch.full((3, 1, 1), next_pos, dtype=torch.long, device=self.device),
                     cache=cache,
                     use_cache=True,
                 )
             next_pos += 1
             logits = o.logits[:, -1]
-        # a piece held back because it ended inside a multi-byte character is flushed at the end, so the pieces
-        # always join to the decoded answer
-        text = self.tokenizer.decode(generated, skip_special_tokens=True)
-        if len(text) > len(emitted):
-            yield text[len(emitted) :]
+        full = self.tokenizer.decode(ids, skip_special_tokens=True)
+        if full.startswith(reply.text) and len(full) > len(reply.text):
+            rest = full[len(reply.text) :]
+            reply.text = full
+            yield rest

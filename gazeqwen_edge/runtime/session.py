@@ -33,7 +33,7 @@ import numpy as np
 from gazeqwen_edge.device.records import Event, Fixation, GazeSample, Notice, SceneFrame
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError
-from gazeqwen_edge.model.gazeqwen import GazeQwen, Video
+from gazeqwen_edge.model.gazeqwen import GazeQwen, Reply, Video
 from gazeqwen_edge.runtime.questions import (
     AnswerRecord,
     Question,
@@ -42,7 +42,7 @@ from gazeqwen_edge.runtime.questions import (
     check_question_text,
 )
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
-from gazeqwen_edge.runtime.stream import Reply, VideoStream
+from gazeqwen_edge.runtime.stream import VideoStream
 
 FIXATION_SOURCES = ("auto", "detector", "source")
 
@@ -642,21 +642,7 @@ class Session:
     def _answer_stream(self, q: Question, rows, rec: AnswerRecord) -> None:
         if self.stream is None:
             raise self._no_video_error()
-        t0 = time.perf_counter()
-        if q.options:
-            scores = self.stream.score_options(q.text, q.options, self.config.prompt)
-            rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
-            rec.scores = {k: round(v, 5) for k, v in scores.items()}
-            rec.answer = max(scores, key=scores.get)
-            rec.video_s = list(self.stream.video_span_s)
-            self._emit("piece", q, rec.answer)
-            return
-        reply = Reply()
-        for piece in self.stream.answer(q.text, self.config.max_new_tokens, reply, stop=self._stop.is_set):
-            self._emit("piece", q, piece)
-        rec.answer, rec.n_tokens = reply.text, reply.n_tokens
-        rec.ttft_ms = None if reply.ttft_s is None else round(reply.ttft_s * 1e3, 3)
-        rec.video_s = list(reply.video_span_s) if reply.video_span_s else None
+        self._answer_with(q, rec, self.stream.score_options, self.stream.answer, self.stream.video_span_s)
 
     def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:
         """Re-encode the recent frames as one clip, as the released code does (reference-regime checkpoints)."""
@@ -669,17 +655,29 @@ class Session:
             clip_rows[:, 2] -= t_first
             clip_rows = clip_rows[(clip_rows[:, 2] >= 0)]  # the released code keeps fixations whose midpoint is in it
         video = Video(frames, fps=self.config.fps)
+        self._answer_with(
+            q,
+            rec,
+            lambda text, options, prompt: self.gq.score_options(video, clip_rows, text, options, prompt),
+            lambda text, n, reply, stop: self.gq.answer(video, clip_rows, text, n, reply=reply, stop=stop),
+            (t_first, self._history[-1][1]),
+        )
+
+    def _answer_with(self, q: Question, rec: AnswerRecord, score, generate, span) -> None:
+        """Fill `rec` from the model: `score(text, options, prompt)` -> {letter: logit} for a multiple-choice
+        question, else the pieces of `generate(text, max_new_tokens, reply, stop)` streamed to the sinks; `span` is
+        the (first, last) second of video in context."""
         t0 = time.perf_counter()
-        rec.video_s = [round(t_first, 3), round(self._history[-1][1], 3)]
         if q.options:
-            scores = self.gq.score_options(video, clip_rows, q.text, q.options, self.config.prompt)
+            scores = score(q.text, q.options, self.config.prompt)
             rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
             rec.scores = {k: round(v, 5) for k, v in scores.items()}
             rec.answer = max(scores, key=scores.get)
             self._emit("piece", q, rec.answer)
-            return
-        for piece in self.gq.answer(video, clip_rows, q.text, max_new_tokens=self.config.max_new_tokens):
-            if rec.ttft_ms is None:
-                rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
-            rec.answer += piece
-            self._emit("piece", q, piece)
+        else:
+            reply = Reply()
+            for piece in generate(q.text, self.config.max_new_tokens, reply, self._stop.is_set):
+                self._emit("piece", q, piece)
+            rec.answer, rec.n_tokens = reply.text, reply.n_tokens
+            rec.ttft_ms = None if reply.ttft_s is None else round(reply.ttft_s * 1e3, 3)
+        rec.video_s = [round(span[0], 3), round(span[1], 3)]

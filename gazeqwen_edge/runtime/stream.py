@@ -35,9 +35,9 @@ import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
-from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, mc_prompt, option_letters
+from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, Reply, mc_prompt, option_letters
 from gazeqwen_edge.model.positions import after_video_position, text_position_ids, video_position_ids
-from gazeqwen_edge.model.preprocessing import preprocess_video, resize_frames, smart_resize
+from gazeqwen_edge.model.preprocessing import resize_frames, smart_resize
 
 
 @dataclass
@@ -51,19 +51,6 @@ class Chunk:
     end: int
     t0_s: float
     t1_s: float
-
-
-@dataclass
-class Reply:
-    """What one question produced: the generated text or chosen letter, letter logits (multiple choice), the number
-    of generated tokens, time to first token (s, from the call to the first chosen token, prefill included) and the
-    video span it saw (seconds from the stream origin; None when no video had arrived)."""
-
-    text: str = ""
-    scores: dict[str, float] | None = None
-    n_tokens: int = 0
-    ttft_s: float | None = None
-    video_span_s: tuple[float, float] | None = None
 
 
 def prompt_pieces(gq: GazeQwen, text: str = "", assistant: str = "") -> tuple[list[int], list[int]]:
@@ -197,16 +184,7 @@ class VideoStream:
         if tuple(frames.shape[1:3]) != self.frame_hw:
             frames = resize_frames(frames, *self.frame_hw)
         with gq.timer.stage("preprocess"):
-            vi = preprocess_video(
-                frames,
-                min_pixels=gq.min_pixels,
-                max_pixels=gq.max_pixels,
-                patch_size=gq.patch_size,
-                temporal_patch=self.temporal_patch,
-                merge_size=gq.merge,
-                sampling_fps=self.fps,
-                frame_times=times_s,
-            )
+            vi = gq.preprocess(frames, self.fps, times_s)
         dev = gq.device
         with gq.timer.stage("qwen_vision"):
             vout = gq.qwen.model.get_video_features(
@@ -320,47 +298,11 @@ class VideoStream:
         """Stream the greedy answer to a question about the video so far, piece by piece (an incremental
         detokeniser: each token is decoded once). Fills `reply` (text, n_tokens, ttft_s, video_span_s) as it goes;
         `stop()` returning True ends the answer early (barge-in). The cache is cut back to the video afterwards."""
-        from tokenizers.decoders import DecodeStream
-
         reply = reply if reply is not None else Reply()
         reply.video_span_s = self.video_span_s
-        gq = self.gq
         t0 = time.perf_counter()
-        decoder = DecodeStream(skip_special_tokens=True)
-        raw = getattr(gq.tokenizer, "_tokenizer", None)
-        ids: list[int] = []
         try:
             logits, next_pos = self._question_prefill(question)
-            for step in range(max_new_tokens):
-                tok = int(logits[0].argmax())
-                if step == 0:
-                    reply.ttft_s = time.perf_counter() - t0
-                    gq.timer.add("time_to_first_token", reply.ttft_s)
-                if tok in gq._eos_ids or (stop is not None and stop()):
-                    break
-                reply.n_tokens += 1
-                ids.append(tok)
-                piece = decoder.step(raw, tok) if raw is not None else gq.tokenizer.decode([tok])
-                if piece:
-                    reply.text += piece
-                    yield piece
-                if step == max_new_tokens - 1:
-                    break
-                with gq.timer.stage("decode"):
-                    o = gq.qwen(
-                        input_ids=torch.tensor([[tok]], device=gq.device),
-                        position_ids=torch.full((3, 1, 1), next_pos, dtype=torch.long, device=gq.device),
-                        cache=self.cache,
-                        use_cache=True,
-                    )
-                next_pos += 1
-                logits = o.logits[:, -1]
-            # bytes the incremental decoder still holds (an answer that ends inside a multi-byte character) are
-            # flushed as the tokenizer decodes them, so the pieces always join to the decoded answer
-            full = gq.tokenizer.decode(ids, skip_special_tokens=True)
-            if full.startswith(reply.text) and len(full) > len(reply.text):
-                rest = full[len(reply.text) :]
-                reply.text = full
-                yield rest
+            yield from self.gq.decode(logits, self.cache, next_pos, t0, max_new_tokens, reply=reply, stop=stop)
         finally:
             self.cut_back()
