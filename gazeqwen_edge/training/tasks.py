@@ -1,0 +1,114 @@
+"""The StreamGaze task types, their clip windows and the items every loader produces (REFERENCE.md sections 1, 2).
+
+One `QAItem` is one scored decision: a multiple-choice question at a time in a video, or one test point of a proactive
+question (a Yes/No item). The StreamGaze loader and the synthetic benchmark both produce them; the evaluator and the
+trainer read nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gazeqwen_edge.model.preprocessing import default_sampling_fps
+
+# task_type -> (short name, when it asks about). Order as in REFERENCE.md section 2 (the tables' column order).
+TASKS: dict[str, tuple[str, str]] = {
+    "past_scene_recall": ("SR", "past"),
+    "past_object_transition_prediction": ("OTP", "past"),
+    "past_gaze_sequence_matching": ("GSM", "past"),
+    "past_non_fixated_object_identification": ("NFI", "past"),
+    "present_object_identification_easy": ("OI-E", "present"),
+    "present_object_identification_hard": ("OI-H", "present"),
+    "present_object_attribute_recognition": ("OAR", "present"),
+    "present_future_action_prediction": ("FAP", "present"),
+    "proactive_gaze_triggered_alert": ("GTA", "proactive"),
+    "proactive_object_appearance_alert": ("OAA", "proactive"),
+}
+PRESENT_WINDOW_S = 60.0  # present tasks (future-action prediction included) see the last 60 s (REFERENCE.md section 1)
+YES_NO = ["A. Yes", "B. No"]  # a proactive test point's options; type 1 (the alert should fire) -> "A"
+
+
+def task_short(task_type: str) -> str:
+    """'present_object_identification_easy' -> 'OI-E'; unknown types are returned unchanged."""
+    return TASKS.get(task_type, (task_type, ""))[0]
+
+
+def is_proactive(task_type: str) -> bool:
+    return TASKS.get(task_type, ("", ""))[1] == "proactive"
+
+
+def clip_window(task_type: str, t_q_s: float) -> tuple[float, float]:
+    """The (start_s, end_s) of video a question at `t_q_s` (video seconds) sees: past tasks [0, t_q], present tasks
+    and future-action prediction [t_q - 60 s, t_q] clipped at 0 (REFERENCE.md section 1). Proactive test points carry
+    their own clip (`input_video_clip`). Raises KeyError for an unknown task type."""
+    kind = TASKS[task_type][1]
+    if kind == "past":
+        return (0.0, t_q_s)
+    return (max(0.0, t_q_s - PRESENT_WINDOW_S), t_q_s)
+
+
+def clip_sampling_fps(window: tuple[float, float]) -> float:
+    """The reference's sampling fps for a clip of that length (<= 30 s: 1, <= 60 s: 0.5, <= 300 s: 0.2, else 0.1)."""
+    return default_sampling_fps(window[1] - window[0])
+
+
+@dataclass
+class QAItem:
+    """One scored decision.
+
+    item_id: stable and unique in its set ("<video stem>/<item>.<question>[/p<test point>]"); video: the video file;
+    fixation_csv: its StreamGaze fixation CSV (None: no gaze); question, options (["A. box", ...]) and answer (the
+    correct letter); task_type (TASKS); time_s: when it is asked (video seconds); window: (start_s, end_s) of video
+    it sees; sampling_fps: the rate its clip is sampled at (the reference rule by window length unless the source says
+    otherwise); test_point: index of a proactive question's test point (None otherwise), whose answer is "A" (Yes)
+    when the alert should fire; truth: the correct option's text (for likelihood / free-text scoring); meta: anything
+    else the source knows (ground truth of the synthetic generator, the question's index in the file).
+    """
+
+    item_id: str
+    video: Path
+    fixation_csv: Path | None
+    question: str
+    options: list[str]
+    answer: str
+    task_type: str
+    time_s: float
+    window: tuple[float, float]
+    sampling_fps: float
+    test_point: int | None = None
+    truth: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def task(self) -> str:
+        return task_short(self.task_type)
+
+    @property
+    def alert_expected(self) -> bool | None:
+        """For a proactive test point: should the alert fire (answer "A" = Yes)? None for other items."""
+        return None if self.test_point is None else self.answer == "A"
+
+
+@dataclass
+class Problem:
+    """An item that cannot be used: where it is (file, item number / question number) and why."""
+
+    where: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.reason}"
+
+
+@dataclass
+class ItemSet:
+    """The items of a QA file and the problems of those that could not be used (counted, never silently dropped)."""
+
+    items: list[QAItem]
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def n_questions(self) -> int:
+        return len(self.items) + len(self.problems)
