@@ -26,24 +26,37 @@ TASKS: dict[str, tuple[str, str]] = {
     "proactive_gaze_triggered_alert": ("GTA", "proactive"),
     "proactive_object_appearance_alert": ("OAA", "proactive"),
 }
+# Questions answerable from the video alone, mixed into gaze training so the resampler does not override them
+# (REFERENCE.md section 6: a resampler trained on gaze questions alone spoiled other questions). Reported on their
+# own, never in the benchmark's overall.
+CONTROL_TASKS: dict[str, tuple[str, str]] = {
+    "control_scene_object": ("CTL-O", "control"),
+    "control_object_attribute": ("CTL-A", "control"),
+}
+ALL_TASKS: dict[str, tuple[str, str]] = {**TASKS, **CONTROL_TASKS}
 PRESENT_WINDOW_S = 60.0  # present tasks (future-action prediction included) see the last 60 s (REFERENCE.md section 1)
 YES_NO = ["A. Yes", "B. No"]  # a proactive test point's options; type 1 (the alert should fire) -> "A"
 
 
 def task_short(task_type: str) -> str:
     """'present_object_identification_easy' -> 'OI-E'; unknown types are returned unchanged."""
-    return TASKS.get(task_type, (task_type, ""))[0]
+    return ALL_TASKS.get(task_type, (task_type, ""))[0]
 
 
 def is_proactive(task_type: str) -> bool:
-    return TASKS.get(task_type, ("", ""))[1] == "proactive"
+    return ALL_TASKS.get(task_type, ("", ""))[1] == "proactive"
+
+
+def is_control(task_type: str) -> bool:
+    """A control task (CONTROL_TASKS): reported on its own, not part of the benchmark's overall."""
+    return task_type in CONTROL_TASKS
 
 
 def clip_window(task_type: str, t_q_s: float) -> tuple[float, float]:
     """The (start_s, end_s) of video a question at `t_q_s` (video seconds) sees: past tasks [0, t_q], present tasks
-    and future-action prediction [t_q - 60 s, t_q] clipped at 0 (REFERENCE.md section 1). Proactive test points carry
-    their own clip (`input_video_clip`). Raises KeyError for an unknown task type."""
-    kind = TASKS[task_type][1]
+    and future-action prediction [t_q - 60 s, t_q] clipped at 0 (REFERENCE.md section 1); control tasks like present
+    ones. Proactive test points carry their own clip (`input_video_clip`). Raises KeyError for an unknown task type."""
+    kind = ALL_TASKS[task_type][1]
     if kind == "past":
         return (0.0, t_q_s)
     return (max(0.0, t_q_s - PRESENT_WINDOW_S), t_q_s)
@@ -62,7 +75,7 @@ class QAItem:
     fixation_csv: its StreamGaze fixation CSV (None: no gaze); question, options (["A. box", ...]) and answer (the
     correct letter); task_type (TASKS); time_s: when it is asked (video seconds); window: (start_s, end_s) of video
     it sees; sampling_fps: the rate its clip is sampled at (the reference rule by window length unless the source says
-    otherwise); test_point: index of a proactive question's test point (None otherwise), whose answer is "A" (Yes)
+    otherwise); task_type is a key of ALL_TASKS; test_point: index of a proactive question's test point (None otherwise), whose answer is "A" (Yes)
     when the alert should fire; truth: the correct option's text (for likelihood / free-text scoring); meta: anything
     else the source knows (ground truth of the synthetic generator, the question's index in the file).
     """
