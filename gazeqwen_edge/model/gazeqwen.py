@@ -118,6 +118,19 @@ def lettered_options(options: Sequence[str]) -> list[str]:
     ]
 
 
+def option_texts(options: Sequence[str]) -> list[str]:
+    """Each option's text without its letter ('A. red circle' -> 'red circle'): what a model that answers in words
+    says, scored by the option-text likelihood protocol."""
+    return [_LETTER.sub("", o, count=1).strip() if _LETTER.match(o) else o.strip() for o in options]
+
+
+# How a multiple-choice question is answered (a model's `mc_protocol`; eval's --protocol):
+# "letter": the logits of the option letters at the first assistant position (the released GazeQwen protocol);
+# "option_text": the log-likelihood of each option's text (+ end of turn) written as the assistant's answer, for small
+# models that answer in words (REFERENCE.md section 6: a tiny LLM learns answer words, not the letter protocol).
+MC_PROTOCOLS = ("letter", "option_text")
+
+
 @dataclass(frozen=True)
 class MCPrompt:
     """How a multiple-choice item is written: `user` is the text of the user turn (after the video item), built from
@@ -211,7 +224,12 @@ class GazeQwen:
         max_frames: int = FPS_MAX_FRAMES,
         sampling_fps: float | None = None,
         timer: StageTimer | None = None,
+        mc_protocol: str = "letter",
     ):
+        if mc_protocol not in MC_PROTOCOLS:
+            raise ConfigError(f"mc_protocol must be one of {', '.join(MC_PROTOCOLS)}, got {mc_protocol!r}")
+        self.mc_protocol = mc_protocol
+        self.meta: dict = {}  # how the model was trained, when it came from a model directory (model_dir.py)
         self.qwen = qwen
         self.tokenizer = tokenizer
         self.video_encoder = video_encoder
@@ -344,10 +362,26 @@ class GazeQwen:
         """Sample and preprocess the clip, tokenise the prompt, check the scanpath. In the "stream" regime each
         temporal step looks the gaze up at the real time of its first frame; in the "reference" regime at
         clip_start + t * 2 / nominal fps, as the released code does (REFERENCE.md section 1)."""
+        picked, nominal_fps = self.sample_clip(video)
+        return self.prepare_frames(
+            video.frames[picked.indices], picked.sample_fps, picked.times_s, nominal_fps, scanpath, text, suffix
+        )
+
+    def prepare_frames(
+        self,
+        frames: np.ndarray,
+        sample_fps: float,
+        frame_times: np.ndarray,
+        nominal_fps: float,
+        scanpath,
+        text: str,
+        suffix: str = "",
+    ) -> Sample:
+        """`prepare` for frames already sampled (T, H, W, 3) uint8: sample_fps is the rate Qwen is told (its 3-D
+        positions), frame_times (T,) their seconds from the clip start, nominal_fps the rate asked for (the reference
+        regime's gaze look-up times)."""
         with self.timer.stage("preprocess"):
-            picked, nominal_fps = self.sample_clip(video)
-            frames = video.frames[picked.indices]
-            vi = self.preprocess(frames, picked.sample_fps, picked.times_s)
+            vi = self.preprocess(frames, sample_fps, frame_times)
             if self.regime == "reference":
                 vi.step_times = step_times(len(vi.step_times), nominal_fps, self.temporal_patch)
             ids = self.build_prompt(text, vi.n_video_tokens, suffix)
@@ -461,6 +495,73 @@ class GazeQwen:
             s = self.prepare(video, scanpath, user, suffix=assistant)
             logits = self.score_batch([s], letters)[0]
         return dict(zip(letters, logits.tolist(), strict=True))
+
+    def answer_ids(self, text: str) -> list[int]:
+        """Token ids of `text` written as the assistant's answer, closed by the end-of-turn token: what the
+        option-text protocol scores and what training on answer words learns (tokenised apart from the prompt, which
+        ends with the chat template's `<|im_start|>assistant\n`)."""
+        end = self.tokenizer.convert_tokens_to_ids("<|im_end|>")
+        return self.tokenizer.encode(text, add_special_tokens=False) + [end]
+
+    @torch.no_grad()
+    def continuation_logprobs(self, logits: torch.Tensor, cache, next_pos: int, continuations) -> list[float]:
+        """Sum of log-probabilities of each token sequence in `continuations` written after a prefilled prompt:
+        logits (1, vocab) of the prompt's last position, its KV cache (cut back to the prompt after each), the
+        position of the next token. Text positions advance by 1 on all three rotary axes (positions.py)."""
+        first = torch.log_softmax(logits[0].float(), dim=-1)
+        out = []
+        for ids in continuations:
+            lp = float(first[ids[0]])
+            if len(ids) > 1:
+                n = len(ids) - 1
+                pos = torch.arange(next_pos, next_pos + n, device=self.device).view(1, 1, n).expand(3, 1, n)
+                with self.timer.stage("score_continuation"):
+                    o = self.qwen(
+                        input_ids=torch.tensor([ids[:-1]], device=self.device),
+                        position_ids=pos,
+                        cache=cache,
+                        use_cache=True,
+                    )
+                lps = torch.log_softmax(o.logits[0].float(), dim=-1)
+                lp += float(lps[torch.arange(n), torch.tensor(ids[1:])].sum())
+                cache.crop(-n)  # back to the prompt (crop takes the number of tokens to drop, negative)
+            out.append(lp)
+        return out
+
+    def score_option_texts(
+        self, video: Video, scanpath, question: str, options: Sequence[str], prompt: str = "reference"
+    ) -> dict[str, float]:
+        """The option-text likelihood protocol: {letter: log p(option text + end of turn | prompt)} under the named
+        multiple-choice prompt (the prompt is prefilled once, each option's text scored after it); argmax is the
+        prediction. Raises InputError for no options or repeated letters."""
+        if not options:
+            raise InputError(None, "score_option_texts needs at least one option")
+        letters = option_letters(options)
+        user, assistant = mc_prompt(prompt).render(question, options)
+        with self.timer.stage("score_options"):
+            batch = self.collate([self.prepare(video, scanpath, user, suffix=assistant)])
+            out = self.prefill(batch)
+            conts = [self.answer_ids(t) for t in option_texts(options)]
+            lps = self.continuation_logprobs(out.logits[:, -1], out.cache, int(batch.position_ids.max()) + 1, conts)
+        return dict(zip(letters, lps, strict=True))
+
+    def score_mc(
+        self,
+        video: Video,
+        scanpath,
+        question: str,
+        options: Sequence[str],
+        prompt: str = "reference",
+        protocol: str | None = None,
+    ) -> dict[str, float]:
+        """{letter: score} of a multiple-choice question under `protocol` (MC_PROTOCOLS; None: the model's own
+        `mc_protocol`): letter logits or option-text log-likelihoods. The prediction is the argmax."""
+        protocol = protocol or self.mc_protocol
+        if protocol == "letter":
+            return self.score_options(video, scanpath, question, options, prompt)
+        if protocol == "option_text":
+            return self.score_option_texts(video, scanpath, question, options, prompt)
+        raise ConfigError(f"unknown multiple-choice protocol {protocol!r}; choose from {', '.join(MC_PROTOCOLS)}")
 
     @torch.no_grad()
     def answer(

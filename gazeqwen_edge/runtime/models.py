@@ -1,13 +1,17 @@
-"""Choosing the model a session runs: a Qwen2.5-VL (hub id or local directory) with an optional gaze checkpoint, or
-the built-in tiny demo model (random weights until the training issue ships a trained one) so every command runs on a
-fresh machine."""
+"""Choosing the model a session runs: a Qwen2.5-VL (hub id or local directory) with an optional gaze checkpoint, a
+model directory (model/model_dir.py: what `train` writes), or the built-in demo model: a tiny GazeQwen trained by our
+own pipeline on the synthetic gaze benchmark and shipped in the package (gazeqwen_edge/assets/demo_model, rebuilt
+with `make demo-model`), so every command runs on a fresh machine."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from gazeqwen_edge.errors import ConfigError
 from gazeqwen_edge.model.gazeqwen import GazeQwen
 
 DEMO_MODEL = "demo"
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo_model"
 
 
 def load_model(
@@ -20,7 +24,8 @@ def load_model(
 ) -> GazeQwen:
     """The GazeQwen a session runs.
 
-    model: None or "demo" for the tiny demo model, else a Qwen2.5-VL hub id or local directory; checkpoint: our
+    model: None or "demo" for the shipped demo model, a model directory (gazeqwen.json), else a Qwen2.5-VL hub id or
+    local directory; checkpoint: our
     checkpoint directory (convert the authors' with `convert-checkpoint`), None for plain Qwen2.5-VL; device: "cpu",
     "cuda", "cuda:1"...; dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16";
     sampling_fps: the frame rate of clips re-encoded per question (reference regime). Raises InputError for sources
@@ -41,13 +46,17 @@ def load_model(
                 "--checkpoint needs a Qwen2.5-VL --model (the one it was trained for); the demo model brings its own "
                 "resampler"
             )
-        from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+        from gazeqwen_edge.model.model_dir import load_model_dir
 
-        gq = build_tiny_gazeqwen(seed=0, gaze_encoding="spatial", perturb=0.05, timer=timer, sampling_fps=sampling_fps)
-        gq.qwen.to(device)
-        gq.video_encoder.to(device)
-        gq.resampler.to(device)
-        return gq
+        return load_model_dir(DEMO_MODEL_DIR, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps)
+    from gazeqwen_edge.model.model_dir import is_model_dir, load_model_dir
+
+    if is_model_dir(model):
+        if checkpoint is not None:
+            raise ConfigError(
+                "a model directory brings its own gaze checkpoint; --checkpoint is for a Qwen2.5-VL --model"
+            )
+        return load_model_dir(model, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps)
     kw = {"timer": timer} if timer is not None else {}
     return GazeQwen.from_pretrained(
         model, checkpoint=checkpoint, dtype=torch_dtype, device=device, sampling_fps=sampling_fps, **kw

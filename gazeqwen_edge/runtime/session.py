@@ -642,7 +642,7 @@ class Session:
     def _answer_stream(self, q: Question, rows, rec: AnswerRecord) -> None:
         if self.stream is None:
             raise self._no_video_error()
-        self._answer_with(q, rec, self.stream.score_options, self.stream.answer, self.stream.video_span_s)
+        self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
 
     def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:
         """Re-encode the recent frames as one clip, as the released code does (reference-regime checkpoints)."""
@@ -658,14 +658,14 @@ class Session:
         self._answer_with(
             q,
             rec,
-            lambda text, options, prompt: self.gq.score_options(video, clip_rows, text, options, prompt),
+            lambda text, options, prompt: self.gq.score_mc(video, clip_rows, text, options, prompt),
             lambda text, n, reply, stop: self.gq.answer(video, clip_rows, text, n, reply=reply, stop=stop),
             (t_first, self._history[-1][1]),
         )
 
     def _answer_with(self, q: Question, rec: AnswerRecord, score, generate, span) -> None:
-        """Fill `rec` from the model: `score(text, options, prompt)` -> {letter: logit} for a multiple-choice
-        question, else the pieces of `generate(text, max_new_tokens, reply, stop)` streamed to the sinks; `span` is
+        """Fill `rec` from the model: `score(text, options, prompt)` -> {letter: score} under the model's
+        mc_protocol (letter logits or option-text log-likelihoods) for a multiple-choice question, else the pieces of `generate(text, max_new_tokens, reply, stop)` streamed to the sinks; `span` is
         the (first, last) second of video in context."""
         t0 = time.perf_counter()
         if q.options:

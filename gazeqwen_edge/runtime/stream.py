@@ -35,7 +35,7 @@ import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
-from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, Reply, mc_prompt, option_letters
+from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, Reply, mc_prompt, option_letters, option_texts
 from gazeqwen_edge.model.positions import after_video_position, text_position_ids, video_position_ids
 from gazeqwen_edge.model.preprocessing import resize_frames, smart_resize
 
@@ -290,6 +290,28 @@ class VideoStream:
         ids = [self.gq.tokenizer.encode(x, add_special_tokens=False)[0] for x in letters]
         logits = self.question_logits(user, assistant)
         return dict(zip(letters, logits[ids].tolist(), strict=True))
+
+    @torch.no_grad()
+    def score_option_texts(self, question: str, options: Sequence[str], prompt: str = "reference") -> dict[str, float]:
+        """{letter: log p(option text + end of turn)} after the video so far (the option-text protocol), as
+        `GazeQwen.score_option_texts` computes them for a full prefill; the cache is cut back afterwards."""
+        if not options:
+            raise InputError(None, "a multiple-choice question needs at least one option")
+        letters = option_letters(options)
+        user, assistant = mc_prompt(prompt).render(question, options)
+        try:
+            logits, next_pos = self._question_prefill(user, assistant)
+            conts = [self.gq.answer_ids(t) for t in option_texts(options)]
+            lps = self.gq.continuation_logprobs(logits, self.cache, next_pos, conts)
+        finally:
+            self.cut_back()
+        return dict(zip(letters, lps, strict=True))
+
+    def score_mc(self, question: str, options: Sequence[str], prompt: str = "reference") -> dict[str, float]:
+        """{letter: score} under the model's own multiple-choice protocol (`GazeQwen.mc_protocol`)."""
+        if self.gq.mc_protocol == "option_text":
+            return self.score_option_texts(question, options, prompt)
+        return self.score_options(question, options, prompt)
 
     @torch.no_grad()
     def answer(

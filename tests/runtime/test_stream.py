@@ -97,3 +97,12 @@ def test_bad_use_is_refused(stream_gq, model_frames):
         vs.prefill_steps(frames[:2], times[:2], 0)
     with pytest.raises(ConfigError, match="reference"):
         VideoStream(build_tiny_gazeqwen(regime="reference"), frames.shape[1:3])
+
+
+def test_streamed_option_text_scores_equal_the_full_path(stream_gq, model_frames, fixed_scanpath):
+    frames, times = model_frames
+    vs = _stream(stream_gq, frames, times, fixed_scanpath, 2, 4)
+    got = vs.score_option_texts("Which object?", OPTIONS)
+    want = stream_gq.score_option_texts(Video(frames[:8], 2.0), fixed_scanpath, "Which object?", OPTIONS)
+    np.testing.assert_allclose(list(got.values()), list(want.values()), atol=1e-4)
+    assert vs.cache.get_seq_length() == vs.video_end  # cut back to the video
