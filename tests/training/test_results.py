@@ -149,10 +149,10 @@ def test_results_log_resumes_after_a_truncated_last_line(tmp_path):
     with ResultsLog(p).open(HEADER) as log:
         for x in done:
             log.append(x)
-    # a killed run: the fourth item's line cut off mid-write
-    partial = json.dumps(r(SR, "D", "D").to_json())
+    # a killed run: the fourth item's line cut off mid-write (longer than the line that replaces it)
+    partial = json.dumps(r(SR, "D", "D", text="because " * 100).to_json())
     with open(p, "a") as fh:
-        fh.write(partial[: len(partial) // 2])
+        fh.write(partial[: len(partial) * 3 // 4])
     log = ResultsLog(p)
     assert log.done_ids(HEADER) == {x.item_id for x in done}
     assert log.read() == done
