@@ -46,9 +46,19 @@ def load_model(
                 "--checkpoint needs a Qwen2.5-VL --model (the one it was trained for); the demo model brings its own "
                 "resampler"
             )
-        from gazeqwen_edge.model.model_dir import load_model_dir
+        from gazeqwen_edge.model.model_dir import is_model_dir, load_model_dir
 
-        return load_model_dir(DEMO_MODEL_DIR, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps)
+        if is_model_dir(DEMO_MODEL_DIR):
+            return load_model_dir(
+                DEMO_MODEL_DIR, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps
+            )
+        from gazeqwen_edge.model.tiny import build_tiny_gazeqwen  # until the trained demo model is shipped
+
+        gq = build_tiny_gazeqwen(seed=0, gaze_encoding="spatial", perturb=0.05, timer=timer, sampling_fps=sampling_fps)
+        gq.qwen.to(device)
+        gq.video_encoder.to(device)
+        gq.resampler.to(device)
+        return gq
     from gazeqwen_edge.model.model_dir import is_model_dir, load_model_dir
 
     if is_model_dir(model):
