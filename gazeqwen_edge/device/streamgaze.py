@@ -18,7 +18,9 @@ longer video, or the video was cut short).
 
 from __future__ import annotations
 
+import glob
 import math
+import re
 from collections.abc import Iterable, Iterator
 from functools import cached_property
 from pathlib import Path
@@ -55,26 +57,78 @@ def _is_fixation_csv(p: Path) -> bool:
     return all(c in cols for c in FIXATION_CSV_COLUMNS)
 
 
-def fixation_csv_candidates(video: Path) -> list[Path]:
+def fixation_csv_candidates(video: Path, directory: Path | None = None) -> list[Path]:
     """The fixation CSVs of a StreamGaze video, best first: `<stem>_fixation_filtered.csv` (what GazeQwen reads),
-    `<stem>.csv`, other `<stem>_fixation*.csv` (e.g. `_fixation_dataset.csv`), other `<stem>*.csv`, else the only
-    fixation CSV in its folder. Only files with StreamGaze's fixation columns count."""
-    d = video.parent
+    `<stem>.csv`, other `<stem>_fixation*.csv` (e.g. `_fixation_dataset.csv`). Only files with StreamGaze's fixation
+    columns count.
+
+    `directory`: a folder holding the fixation files of many videos (StreamGaze's fixation folder, or a folder of
+    videos with their CSVs beside them): only those three names, made from the video's stem, are looked for there.
+    Without it the video's own folder is searched as one item's folder, with two looser fallbacks after those three:
+    other `<stem>*.csv`, else the only fixation CSV in the folder."""
+    video = Path(video)
+    d = video.parent if directory is None else Path(directory)
+    stem = glob.escape(video.stem)  # a stem holding '[' or '*' is a name, not a pattern
     ordered = [
         d / f"{video.stem}{FILTERED_SUFFIX}",
         d / f"{video.stem}.csv",
-        *sorted(d.glob(f"{video.stem}_fixation*.csv")),
-        *sorted(d.glob(f"{video.stem}*.csv")),
+        *sorted(d.glob(f"{stem}_fixation*.csv")),
     ]
+    if directory is None:
+        ordered += sorted(d.glob(f"{stem}*.csv"))
     out: list[Path] = []
     for c in ordered:
         if c not in out and c.is_file() and _is_fixation_csv(c):
             out.append(c)
-    if not out:
+    if not out and directory is None:
         others = [p for p in sorted(d.glob("*.csv")) if _is_fixation_csv(p)]
         if len(others) == 1:
             out = others
     return out
+
+
+# "MM:SS", "MM:SS.s" or "HH:MM:SS(.s)": StreamGaze's time stamps (REFERENCE.md section 2); minutes may exceed 59
+# only without hours, seconds never do
+_CLOCK = re.compile(r"^\s*(?:(\d+):)?(\d+):(\d{1,2}(?:\.\d+)?)\s*$")
+
+
+def parse_mmss(text: str) -> float:
+    """A StreamGaze time stamp -> seconds of the video: 'MM:SS' ('04:36' -> 276.0), 'MM:SS.s' ('00:07.5' -> 7.5) or
+    'HH:MM:SS' ('01:02:03' -> 3723.0). Raises ValueError for anything else (seconds >= 60, minutes >= 60 after an
+    hour field, a bare number, a non-string)."""
+    m = _CLOCK.match(text) if isinstance(text, str) else None
+    if m is None or float(m.group(3)) >= 60 or (m.group(1) is not None and int(m.group(2)) >= 60):
+        raise ValueError(f"not a MM:SS time: {text!r}")
+    hours = int(m.group(1)) if m.group(1) is not None else 0
+    return hours * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+
+
+def read_fixation_csv(path: Path) -> np.ndarray:
+    """The fixations of a StreamGaze fixation CSV as a float64 array (N, 4) of rows [x, y, start_s, end_s], in file
+    order: centres normalised to the frame (as the file gives them), times in seconds of the video.
+
+    Raises InputError (naming the file and line) for a missing/unreadable file, a missing column, a time that is not a
+    number, negative or ends before it starts, a centre that is not a number, and a centre further than
+    `MAX_NORMALISED` from the frame (|v - 0.5| > MAX_NORMALISED - 0.5: pixel coordinates in the normalised columns).
+    Centres slightly outside [0, 1] (gaze beyond the image edge) are kept; callers may tell about them."""
+    path = Path(path)
+    c = read_csv_columns(path, FIXATION_CSV_COLUMNS)
+    s, e = c["start_time_seconds"], c["end_time_seconds"]
+    bad = np.nonzero(~np.isfinite(s) | ~np.isfinite(e) | (e < s) | (s < 0))[0]
+    if len(bad):
+        raise InputError(path, f"line {bad[0] + 2}: fixation ends before it starts or has no time")
+    cx, cy = c["center_x"], c["center_y"]
+    if np.any(~np.isfinite(cx)) or np.any(~np.isfinite(cy)):
+        raise InputError(path, "center_x/center_y must be numbers (normalised 0-1)")
+    far = np.nonzero((np.abs(cx - 0.5) > MAX_NORMALISED - 0.5) | (np.abs(cy - 0.5) > MAX_NORMALISED - 0.5))[0]
+    if len(far):
+        k = int(far[0])
+        raise InputError(
+            path,
+            f"line {k + 2}: centre ({cx[k]:g}, {cy[k]:g}) is not normalised to the frame (0-1); pixel coordinates?",
+            hint="StreamGaze fixation CSVs give center_x/center_y as fractions of the frame width/height",
+        )
+    return np.stack([cx, cy, s, e], axis=1).astype(np.float64).reshape(-1, 4)
 
 
 def find_fixation_csv(video: Path) -> Path:
@@ -150,22 +204,7 @@ class StreamGazeSource(Source):
     @cached_property
     def _fix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(start s, end s, centre x, centre y normalised) of the usable fixations, in order of their end."""
-        c = read_csv_columns(self.fixation_csv, FIXATION_CSV_COLUMNS)
-        s, e = c["start_time_seconds"], c["end_time_seconds"]
-        bad = np.nonzero(~np.isfinite(s) | ~np.isfinite(e) | (e < s) | (s < 0))[0]
-        if len(bad):
-            raise InputError(self.fixation_csv, f"line {bad[0] + 2}: fixation ends before it starts or has no time")
-        cx, cy = c["center_x"], c["center_y"]
-        if np.any(~np.isfinite(cx)) or np.any(~np.isfinite(cy)):
-            raise InputError(self.fixation_csv, "center_x/center_y must be numbers (normalised 0-1)")
-        far = np.nonzero((np.abs(cx - 0.5) > MAX_NORMALISED - 0.5) | (np.abs(cy - 0.5) > MAX_NORMALISED - 0.5))[0]
-        if len(far):
-            k = int(far[0])
-            raise InputError(
-                self.fixation_csv,
-                f"line {k + 2}: centre ({cx[k]:g}, {cy[k]:g}) is not normalised to the frame (0-1); pixel coordinates?",
-                hint="StreamGaze fixation CSVs give center_x/center_y as fractions of the frame width/height",
-            )
+        cx, cy, s, e = read_fixation_csv(self.fixation_csv).T
         off = (cx < 0) | (cx > 1) | (cy < 0) | (cy > 1)
         if off.any():
             self._notices.append(

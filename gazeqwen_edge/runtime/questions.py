@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gazeqwen_edge.device.streamgaze import parse_mmss
 from gazeqwen_edge.errors import InputError
 
 QUESTION_SOURCES = ("typed", "file", "voice", "watch")
@@ -31,9 +31,6 @@ def check_question_text(text: Any) -> str:
     if len(text) > MAX_QUESTION_CHARS:
         raise ValueError(f"a question has at most {MAX_QUESTION_CHARS} characters, this one {len(text)}")
     return text
-
-
-_MMSS = re.compile(r"^\s*(\d+):(\d{1,2}(?:\.\d+)?)\s*$")
 
 
 @dataclass
@@ -98,14 +95,6 @@ class QuestionsFile:
 
     questions: list[ScheduledQuestion]
     problems: list[tuple[int, str]]
-
-
-def parse_mmss(text: str) -> float:
-    """'MM:SS' (or 'MM:SS.s') -> seconds. Raises ValueError."""
-    m = _MMSS.match(str(text))
-    if not m:
-        raise ValueError(f"not a MM:SS time: {text!r}")
-    return int(m.group(1)) * 60 + float(m.group(2))
 
 
 def check_options(options: Any) -> list[str] | None:

@@ -106,10 +106,12 @@ class QAItem:
 
 @dataclass
 class Problem:
-    """An item that cannot be used: where it is (file, item number / question number) and why."""
+    """An item that cannot be used: where it is (file, item number / question number) and why; `video`: the file name
+    of the video it is about ("" when not known), so that a split by video keeps its problems too."""
 
     where: str
     reason: str
+    video: str = ""
 
     def __str__(self) -> str:
         return f"{self.where}: {self.reason}"
