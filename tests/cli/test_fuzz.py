@@ -64,6 +64,7 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "calibrate show": ([], ["--store", "{tmp}/out/offsets.json"]),
     "calibrate camera": (["{tmp}/calibration.bin"], []),
     "calibrate fixations": (["synthetic"], ["--show", "2"]),
+    "dataset synthetic": (["{tmp}/out/bench"], ["--videos", "3", "--duration", "8", "--size", "64x48", "--fps", "2"]),
 }
 TIME_LIMIT_S = {"simulate": 3.0, "run": 3.0}  # then Ctrl-C; other commands get DEFAULT_LIMIT_S
 DEFAULT_LIMIT_S = 20.0
