@@ -32,8 +32,8 @@ class ResamplerConfig:
       runtime re-encodes the question's clip window per question.
     - "stream" (what our training produces and the runtime streams): step t's features come from one V-JEPA pass over
       the causal window of the last `n_frames` model frames ending with step t's two frames (the first frame repeated
-      before the stream starts), its last temporal token resized to the merged grid; each step looks the gaze up at
-      the real time of its first frame. A step's features never change once it is seen, so each chunk is encoded
+      before the stream starts), its last temporal token resized to the merged grid; each step takes the fixations
+      active at any moment of its real time span (its first frame to the next step's: GazeQwen.gaze_span_s). A step's features never change once it is seen, so each chunk is encoded
       once and its KV cache kept.
     """
 

@@ -34,15 +34,19 @@ def check_scanpath(scanpath, name: str = "scanpath") -> np.ndarray:
     return a
 
 
-def active_fixations(scanpath, times: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Active fixations per time. Returns points (T, K, 2) [x, y] and mask (T, K) bool, K = max active (>= 1)."""
+def active_fixations(scanpath, times: Sequence[float], span_s=0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Active fixations per time: those whose [mid - dur/2, mid + dur/2] overlaps [t, t + span_s] (span_s 0: active
+    at the instant t, the reference rule; span_s > 0: at any moment of a temporal step that lasts span_s seconds, the
+    stream regime). span_s: a number or one per time. Returns points (T, K, 2) [x, y] and mask (T, K) bool, K = max
+    active (>= 1)."""
     sp = check_scanpath(scanpath)
     t = np.asarray(times, dtype=np.float64).reshape(-1)
     if len(sp) == 0:
         return np.zeros((len(t), 1, 2), np.float32), np.zeros((len(t), 1), bool)
     start = sp[:, 2] - sp[:, 3] / 2
     end = sp[:, 2] + sp[:, 3] / 2
-    act = (start[None, :] <= t[:, None]) & (t[:, None] <= end[None, :])  # (T, N)
+    span = np.broadcast_to(np.asarray(span_s, dtype=np.float64), t.shape)
+    act = (start[None, :] <= (t + span)[:, None]) & (t[:, None] <= end[None, :])  # (T, N)
     k = max(1, int(act.sum(1).max()))
     points = np.zeros((len(t), k, 2), np.float32)
     mask = np.zeros((len(t), k), bool)
@@ -63,15 +67,18 @@ class GazeInputs:
     has_gaze: torch.Tensor
 
     @classmethod
-    def from_scanpaths(cls, scanpaths: Sequence, step_times) -> GazeInputs:
+    def from_scanpaths(cls, scanpaths: Sequence, step_times, span_s=0.0) -> GazeInputs:
         """scanpaths: one per sample (None or (N, 4)); step_times: (T,) shared or (B, T) per sample, in seconds from
-        each clip's start (the time of the first frame of each temporal step)."""
+        each clip's start (the time of the first frame of each temporal step); span_s: how long a step lasts (0: gaze
+        looked up at the instant, the reference regime; a step's duration in the stream regime), one number or one
+        per sample."""
         st = np.asarray(step_times, dtype=np.float64)
         if st.ndim == 1:
             st = np.broadcast_to(st, (len(scanpaths), len(st)))
         if st.shape[0] != len(scanpaths):
             raise InputError(None, f"{len(scanpaths)} scanpaths but step_times for {st.shape[0]} samples")
-        per = [active_fixations(sp, t) for sp, t in zip(scanpaths, st, strict=True)]
+        spans = np.broadcast_to(np.asarray(span_s, dtype=np.float64), (len(scanpaths),))
+        per = [active_fixations(sp, t, sp_s) for sp, t, sp_s in zip(scanpaths, st, spans, strict=True)]
         k = max(p.shape[1] for p, _ in per)
         b, t = st.shape
         points = np.zeros((b, t, k, 2), np.float32)

@@ -344,6 +344,12 @@ class GazeQwen:
         """The resampler's regime ("reference" or "stream", ResamplerConfig); "stream" without a resampler."""
         return self.resampler.config.regime if self.resampler is not None else "stream"
 
+    def gaze_span_s(self, second_per_grid_t: float) -> float:
+        """How long a temporal step's gaze look-up lasts: 0 in the reference regime (the released code looks the gaze
+        up at one instant per step), the step's duration in the stream regime (a fixation made while the step's
+        frames were shown counts, so one that began after the step's first frame is not missed)."""
+        return 0.0 if self.regime == "reference" else float(second_per_grid_t)
+
     def preprocess(self, frames: np.ndarray, sampling_fps: float, frame_times: np.ndarray) -> VideoInputs:
         """Model frames (T, H, W, 3) uint8 -> Qwen2.5-VL video inputs with this model's pixel budget and patching;
         sampling_fps is the rate Qwen is told, frame_times (T,) the frames' seconds from the clip start."""
@@ -360,7 +366,7 @@ class GazeQwen:
 
     def prepare(self, video: Video, scanpath, text: str, suffix: str = "") -> Sample:
         """Sample and preprocess the clip, tokenise the prompt, check the scanpath. In the "stream" regime each
-        temporal step looks the gaze up at the real time of its first frame; in the "reference" regime at
+        temporal step takes the fixations active during its real time span (gaze_span_s); in the "reference" regime at
         clip_start + t * 2 / nominal fps, as the released code does (REFERENCE.md section 1)."""
         picked, nominal_fps = self.sample_clip(video)
         return self.prepare_frames(
@@ -430,7 +436,9 @@ class GazeQwen:
                 feats = torch.cat([self.video_encoder.clip_stream_features(s.frames, merged) for s in batch.samples])
             feats = feats.to(dev)
         gaze = GazeInputs.from_scanpaths(
-            [s.scanpath for s in batch.samples], np.stack([s.video.step_times for s in batch.samples])
+            [s.scanpath for s in batch.samples],
+            np.stack([s.video.step_times for s in batch.samples]),
+            [self.gaze_span_s(s.video.second_per_grid_t) for s in batch.samples],
         ).to(dev)
         with self.timer.stage("resampler"), torch.no_grad():
             res = self.resampler(feats, gaze.points, gaze.mask, gaze.has_gaze)

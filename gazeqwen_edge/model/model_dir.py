@@ -43,11 +43,14 @@ def save_model_dir(
     """Write `gq` as a model directory. save_llm: write the Qwen2.5-VL weights and tokenizer into qwen/ (else
     `qwen_source`, a hub id or path, is recorded); the video encoder's weights go to vjepa/ when it is a transformers
     V-JEPA 2 (the tiny one included); the resampler (and LoRA) to gaze/. Returns the directory."""
+    from transformers.utils import logging as hf_logging
+
     from gazeqwen_edge.model.checkpoint import save_checkpoint
     from gazeqwen_edge.model.video_encoder import TransformersVJEPA2Encoder
 
     d = Path(path)
     d.mkdir(parents=True, exist_ok=True)
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars on every save of a training run
     if save_llm:
         gq.qwen.save_pretrained(d / "qwen")
         gq.tokenizer.save_pretrained(d / "qwen")

@@ -133,9 +133,15 @@ def tiny_qwen(seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64
 
 
 def tiny_resampler_config(
-    gaze_encoding: str = "spatial", n_llm_layers: int = 4, d_llm: int = 64, regime: str = "stream"
+    gaze_encoding: str = "spatial",
+    n_llm_layers: int = 4,
+    d_llm: int = 64,
+    regime: str = "stream",
+    injected_layers: tuple[int, ...] = (1, 3),
 ) -> ResamplerConfig:
-    """A resampler for the tiny Qwen (hidden 64, 4 layers, injecting into layers 1 and 3) and the tiny V-JEPA (96-d)."""
+    """A resampler for the tiny Qwen (hidden 64, 4 layers; by default injecting into layers 1 and 3, the spread of the
+    7B's 6, 13, 20, 27) and the tiny V-JEPA (96-d). A residual added after the LAST layer only reaches the video
+    tokens' own logits, never an answer: models trained here inject earlier (the demo model: 0 and 1)."""
     return ResamplerConfig(
         regime=regime,
         d_vjepa=96,
@@ -144,14 +150,20 @@ def tiny_resampler_config(
         d_latent=32,
         n_blocks=2,
         ff_mult=4,
-        injected_layers=(1, 3),
+        injected_layers=tuple(injected_layers),
         n_llm_layers=n_llm_layers,
         gaze_encoding=gaze_encoding,
     )
 
 
 def build_tiny_gazeqwen(
-    seed: int = 0, gaze_encoding: str = "spatial", perturb: float = 0.0, timer=None, regime: str = "stream", **kwargs
+    seed: int = 0,
+    gaze_encoding: str = "spatial",
+    perturb: float = 0.0,
+    timer=None,
+    regime: str = "stream",
+    injected_layers: tuple[int, ...] = (1, 3),
+    **kwargs,
 ):
     """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
     N(0, perturb) so the gaze path visibly changes the logits (a stand-in for a trained checkpoint)."""
@@ -164,7 +176,9 @@ def build_tiny_gazeqwen(
     qwen = tiny_qwen(seed, tok)
     encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
     torch.manual_seed(seed + 2)
-    resampler = GazeResampler(tiny_resampler_config(gaze_encoding, regime=regime)).eval()
+    resampler = GazeResampler(
+        tiny_resampler_config(gaze_encoding, regime=regime, injected_layers=injected_layers)
+    ).eval()
     if perturb:
         with torch.no_grad():
             for p in resampler.proj_outs:

@@ -198,7 +198,7 @@ class VideoStream:
             win = window if window is not None else [(base + i, f) for i, f in enumerate(frames)]
             with gq.timer.stage("vjepa"):
                 feats = gq.video_encoder.stream_features(self._windows(first_step, k, win), self.merged_hw)
-            gaze = GazeInputs.from_scanpaths([sp], vi.step_times[None])
+            gaze = GazeInputs.from_scanpaths([sp], vi.step_times[None], gq.gaze_span_s(vi.second_per_grid_t))
             rdev = next(gq.resampler.parameters()).device
             with gq.timer.stage("resampler"):
                 residuals = gq.resampler(feats[None].to(rdev), gaze.points, gaze.mask, gaze.has_gaze.to(rdev))

@@ -1,0 +1,224 @@
+"""`gazeqwen-edge train` (two-stage training, the demo model's pre-stage) and `gazeqwen-edge eval` (StreamGaze or the
+synthetic benchmark under the reference, generation or option-text protocol, one model variant per run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.options import choice, float_option, seed_option, torch_device
+from gazeqwen_edge.errors import InputError
+
+MODEL_HELP = (
+    "'demo' (the shipped demo model), 'tiny' (a new random tiny GazeQwen, for training from scratch), a model "
+    "directory (gazeqwen.json), or a Qwen2.5-VL hub id / directory (with --checkpoint for its gaze resampler)."
+)
+
+
+def _progress(what: str):
+    """A rich progress bar on stderr (none when stderr is not a terminal); returns (bar, update(done, total))."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn(what),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console_err,
+        disable=not console_err.is_terminal,
+        transient=False,
+    )
+    task = bar.add_task(what, total=None)
+
+    def update(done: int, total: int) -> None:
+        bar.update(task, completed=done, total=total)
+
+    return bar, update
+
+
+def _load_items(qa: Path, videos: Path | None, fixations: Path | None, split: Path | None, which: str | None):
+    from gazeqwen_edge.training.streamgaze import load_streamgaze, read_split_file, select_split
+
+    vids = videos if videos is not None else qa.parent / "videos"
+    fix = (
+        fixations
+        if fixations is not None
+        else (qa.parent / "fixations" if (qa.parent / "fixations").is_dir() else None)
+    )
+    items = load_streamgaze(qa, vids, fix)
+    if split is not None:
+        items = select_split(items, read_split_file(split), which or "test")
+    for p in items.problems[:10]:
+        console_err.print(f"[yellow]skipped[/] {escape(str(p))}", highlight=False)
+    if len(items.problems) > 10:
+        console_err.print(f"[yellow]skipped[/] ... {len(items.problems) - 10} more (all listed in results.json)")
+    return items
+
+
+def _model(model: str, checkpoint: str | None, device: str, encoding: str, regime: str, max_pixels: int | None):
+    from gazeqwen_edge.runtime.models import load_model
+
+    if model == "tiny":
+        from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+
+        kw = {"max_pixels": max_pixels} if max_pixels else {}
+        # injecting into layers 0 and 1 of 4: a residual after the last layer never reaches an answer (tiny.py)
+        gq = build_tiny_gazeqwen(seed=0, gaze_encoding=encoding, regime=regime, injected_layers=(0, 1), **kw)
+        gq.qwen.to(device)
+        return gq
+    return load_model(model, checkpoint, device=device)
+
+
+@app.command("eval", short_help="Evaluate a model variant on StreamGaze or the synthetic benchmark.")
+def eval_cmd(
+    qa: Path = typer.Option(..., "--qa", help="QA JSON (StreamGaze format: a list of items with questions)."),
+    videos: Path = typer.Option(None, "--videos", help="Directory of the videos (default: QA file's folder/videos)."),
+    fixations: Path = typer.Option(
+        None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
+    ),
+    out: Path = typer.Option(..., "--out", help="Output directory: items.jsonl (resumable), results.json, results.md."),
+    protocol: str = typer.Option(
+        "auto",
+        callback=choice("auto", "reference", "generation", "option_text"),
+        help="reference (letter logits, GazeQwen's numbers) | generation (free text, letter extracted) | option_text "
+        "(likelihood of each option's words) | auto (the model's own: option_text for the demo model).",
+    ),
+    variant: str = typer.Option(
+        "gazeqwen",
+        callback=choice("gazeqwen", "no_gaze", "visual_prompt", "gaze_text", "gazeqwen_reference", "gazeqwen_spatial"),
+        help="How gaze reaches the model: gazeqwen (its resampler) | no_gaze | visual_prompt | gaze_text.",
+    ),
+    model: str = typer.Option("demo", help=MODEL_HELP),
+    checkpoint: str = typer.Option(None, help="Gaze checkpoint directory for a Qwen2.5-VL --model."),
+    clip: str = typer.Option(
+        "auto",
+        callback=choice("auto", "reference", "stream"),
+        help="Clip policy: reference (window + fps rule, 8 frames) | stream (the runtime's 2 fps frames) | auto (the "
+        "model's training policy).",
+    ),
+    split: Path = typer.Option(None, "--split", help="Split file (train/val/test video lists) to select from."),
+    which: str = typer.Option("test", callback=choice("train", "val", "test"), help="Which split of --split."),
+    limit: int = typer.Option(0, min=0, help="Evaluate only the first N items (0: all)."),
+    batch_size: int = typer.Option(8, min=1, max=512, help="Items per forward (scoring protocols)."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Keep the frozen encoders' outputs here."),
+    dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
+) -> None:
+    """Evaluate one model variant on a QA file (StreamGaze format: the benchmark, or `dataset synthetic`'s splits).
+    Accuracy per task, overall = mean of the task accuracies, proactive precision/recall/F1; results.json keeps one
+    record per item with its prediction. Rerun with the same --out to resume."""
+    from gazeqwen_edge.training.data import ClipConfig
+    from gazeqwen_edge.training.evaluate import evaluate_items
+    from gazeqwen_edge.training.results import markdown_table
+
+    items = _load_items(qa, videos, fixations, split, which)
+    chosen = items.items[:limit] if limit else items.items
+    if not chosen:
+        raise InputError(qa, "holds no usable item", hint="see the skipped items above")
+    gq = _model(model, checkpoint, dev, "spatial", "stream", None)
+    meta = getattr(gq, "meta", {}) or {}
+    train_clip = meta.get("train_config", {}).get("clip", {}) if isinstance(meta, dict) else {}
+    if clip == "auto":
+        clip_cfg = ClipConfig(**train_clip) if train_clip else ClipConfig()
+    else:
+        clip_cfg = ClipConfig(policy=clip, scanpath="reference" if clip == "reference" else "stream")
+    proto = protocol if protocol != "auto" else ("option_text" if gq.mc_protocol == "option_text" else "reference")
+    header = {
+        "model": model if checkpoint is None else f"{model}+{checkpoint}",
+        "qa_file": str(qa.resolve()),
+        "clip": clip_cfg.key(),
+        "skipped": [str(p) for p in items.problems],
+    }
+    bar, update = _progress("eval")
+    with bar:
+        summary = evaluate_items(
+            gq,
+            chosen,
+            out,
+            header,
+            variant=variant,
+            protocol=proto,
+            clip=clip_cfg,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            model_key=model,
+            progress=update,
+        )
+    label = json.loads((out / "results.json").read_text())["variant"]
+    console.print(markdown_table({label: summary}), highlight=False)
+    console.print(f"{len(chosen)} items ({len(items.problems)} skipped); results in {escape(str(out))}/results.json")
+
+
+@app.command("train", short_help="Train the gaze resampler (stage 1), LoRA (stage 2) or a small LLM's pre-stage.")
+def train_cmd(
+    qa: Path = typer.Option(..., "--qa", help="Training QA JSON (e.g. a synthetic benchmark's train.json)."),
+    val: Path = typer.Option(None, "--val", help="Validation QA JSON (default: val.json beside --qa, if any)."),
+    out: Path = typer.Option(..., "--out", help="Output directory: best/, last/ (resume), metrics.jsonl."),
+    stage: str = typer.Option(
+        "1", callback=choice("lm", "1", "2", "1+2"), help="lm | 1 | 2 | 1+2 (one after the other)."
+    ),
+    objective: str = typer.Option(
+        "letter",
+        callback=choice("letter", "answer"),
+        help="letter (reference: option-letter cross-entropy) | answer (the option's words; small models).",
+    ),
+    model: str = typer.Option("tiny", help=MODEL_HELP),
+    checkpoint: str = typer.Option(None, help="Start from this gaze checkpoint (with a Qwen2.5-VL --model)."),
+    gaze_encoding: str = typer.Option(
+        "spatial", callback=choice("reference", "spatial"), help="Resampler gaze encoding of a new tiny model."
+    ),
+    max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model."),
+    clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
+    clip_seconds: float = float_option(
+        60.0, "--clip-seconds", above=0.0, max=3600.0, help="Longest clip of the stream policy, in seconds."
+    ),
+    epochs: int = typer.Option(3, min=1, max=1000, help="Epochs over the training items."),
+    lr: float = float_option(3e-4, "--lr", above=0.0, max=1.0, help="Peak learning rate (AdamW, one-cycle cosine)."),
+    batch_size: int = typer.Option(1, min=1, max=1024, help="Items per micro-batch."),
+    grad_accum: int = typer.Option(8, min=1, max=1024, help="Micro-batches per optimizer step."),
+    max_steps: int = typer.Option(0, min=0, help="Stop after this many optimizer steps (0: epochs decide)."),
+    eval_every: int = typer.Option(0, min=0, help="Validate every N optimizer steps (0: every epoch)."),
+    seed: int = seed_option(0, "--seed", help="Seed of shuffling, augmentation and initialisation."),
+    no_gaze: bool = typer.Option(False, "--no-gaze", help="Train without feeding the scanpath (baselines)."),
+    mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
+    dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device (one process)."),
+) -> None:
+    """Train GazeQwen (REFERENCE.md section 1 defaults: AdamW 3e-4, wd 1e-2, 20 warm-up steps, batch 1 x 8, clip 1.0,
+    label smoothing 0.1, scanpath noise 0.02 / drop 0.1, 3 epochs). Rerun with the same --out to resume from last/;
+    best/ holds the model with the best validation accuracy. Runs unchanged under `accelerate launch`."""
+    from gazeqwen_edge.training.run import train_stages
+
+    vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
+    train_items = _load_items(qa, None, None, None, None)
+    val_items = _load_items(vals, None, None, None, None) if vals is not None else None
+    gq = _model(model, checkpoint, dev, gaze_encoding, "stream", max_pixels)
+    bar, update = _progress("train")
+    with bar:
+        result = train_stages(
+            gq,
+            train_items.items,
+            val_items.items if val_items else [],
+            out,
+            stage=stage,
+            objective=objective,
+            clip=clip,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            grad_accum=grad_accum,
+            max_steps=max_steps,
+            eval_every=eval_every,
+            seed=seed,
+            gaze=not no_gaze,
+            mixed_precision=mixed_precision,
+            cache_dir=cache_dir,
+            model_name=model,
+            progress=update,
+            log=lambda rec: console.print(json.dumps(rec), highlight=False),
+        )
+    best = "none (no validation items)" if result.best_val is None else f"{100 * result.best_val:.1f} %"
+    console.print(f"{result.steps} optimizer steps; best validation accuracy {best}; model in {escape(str(out))}/best")
