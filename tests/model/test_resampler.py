@@ -217,3 +217,17 @@ def test_active_fixations_boundaries():
     np.testing.assert_allclose(pts[1], [[0.1, 0.2], [0.5, 0.5]])
     pts, mask = active_fixations(None, [0.0, 1.0])
     assert pts.shape == (2, 1, 2) and not mask.any()
+
+
+def test_stream_steps_take_the_fixations_of_their_whole_span():
+    """A fixation that starts after a step's first frame (0.3 s into a 1 s step) is invisible to the instant rule
+    (the reference regime) but active for the step's span (the stream regime); one that ended before it is neither."""
+    from gazeqwen_edge.model.gaze_encoding import GazeInputs, active_fixations
+
+    scan = np.array([[0.2, 0.3, 1.5, 0.4], [0.8, 0.7, 0.4, 0.2]], np.float32)  # [1.3, 1.7] and [0.3, 0.5]
+    pts, mask = active_fixations(scan, [1.0])
+    assert not mask.any()
+    pts, mask = active_fixations(scan, [1.0], span_s=1.0)
+    assert mask.sum() == 1 and np.allclose(pts[0, mask[0]], [0.2, 0.3])
+    g = GazeInputs.from_scanpaths([scan, scan], [[0.0, 1.0], [0.0, 1.0]], span_s=[0.0, 1.0])
+    assert g.mask[0].sum() == 0 and g.mask[1, 0].sum() == 1 and g.mask[1, 1].sum() == 1
