@@ -41,6 +41,7 @@ def test_every_variant_scores_every_item(gq, toy_items, tmp_path, variant):
     summary = evaluate_items(
         gq, items, tmp_path, {"model": "toy", "qa_file": "toy"}, variant=variant, protocol="option_text", clip=CLIP
     )
+    assert summary["n_items"] == 5 and summary["errors"] == 0
     got = _items(tmp_path)
     assert [r["item_id"] for r in got] == [it.item_id for it in items]
     assert all(r["prediction"] in "ABCD" and r["error"] is None and len(r["scores"]) == 4 for r in got)
