@@ -110,7 +110,7 @@ def eval_cmd(
     """Evaluate one model variant on a QA file (StreamGaze format: the benchmark, or `dataset synthetic`'s splits).
     Accuracy per task, overall = mean of the task accuracies, proactive precision/recall/F1; results.json keeps one
     record per item with its prediction. Rerun with the same --out to resume."""
-    from gazeqwen_edge.training.data import ClipConfig
+    from gazeqwen_edge.training.data import ClipConfig, model_cache_key
     from gazeqwen_edge.training.evaluate import evaluate_items
     from gazeqwen_edge.training.results import markdown_table
 
@@ -144,7 +144,7 @@ def eval_cmd(
             clip=clip_cfg,
             batch_size=batch_size,
             cache_dir=cache_dir,
-            model_key=model,
+            model_key=model_cache_key(gq, model),
             progress=update,
         )
     label = json.loads((out / "results.json").read_text())["variant"]

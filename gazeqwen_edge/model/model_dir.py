@@ -102,8 +102,11 @@ def load_model_dir(path, device: str = "cpu", dtype: torch.dtype = torch.float32
     from gazeqwen_edge.model.config import VideoEncoderConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
 
+    from transformers.utils import logging as hf_logging
+
     d = Path(path)
     cfg = read_model_config(d)
+    hf_logging.disable_progress_bar()  # "Loading weights" bars for a few-MB model: noise on stderr
 
     def local(p):
         return str(d / p) if p is not None and (d / p).exists() else p

@@ -152,6 +152,12 @@ def load_clip(item: QAItem, videos: VideoFrames, cfg: ClipConfig) -> Clip:
     return Clip(frames, times.astype(np.float64), float(sample_fps), float(nominal), float(start_s))
 
 
+def model_cache_key(gq, name: str) -> str:
+    """What identifies a model's frozen encoders for the feature cache: its name (hub id, path, 'demo', 'tiny'), its
+    regime and its pixel budget (a cached feature is never reused for another encoder or frame size)."""
+    return f"{name}|{gq.regime}|{gq.min_pixels}-{gq.max_pixels}"
+
+
 @dataclass
 class Encoded:
     """An item's frozen-encoder outputs (what training re-reads every epoch):
@@ -186,8 +192,11 @@ class ItemEncoder:
     draw_gaze: the visual-prompt baseline (training.baselines.draw_gaze_prompt on the frames; the scanpath is still
     returned for metrics but no gaze reaches the model through the resampler)."""
 
-    def __init__(self, gq, clip: ClipConfig, cache_dir: Path | None = None, model_key: str = "", videos=None):
+    def __init__(
+        self, gq, clip: ClipConfig, cache_dir: Path | None = None, model_key: str = "", videos=None, memory: bool = True
+    ):
         self.gq, self.clip = gq, clip
+        self.memory = memory  # keep outputs in memory (False: recompute every time, as without a feature cache)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.model_key = model_key
         self.videos = videos if videos is not None else VideoFrames()
@@ -220,14 +229,16 @@ class ItemEncoder:
             try:
                 d = torch.load(path, weights_only=False)
                 enc = Encoded(**d)
-                self._mem[key] = enc
+                if self.memory:
+                    self._mem[key] = enc
                 self.hits += 1
                 return enc
             except Exception:  # a torn file from a killed run: recompute it
                 path.unlink(missing_ok=True)
         self.misses += 1
         enc = self._compute(item, draw_gaze)
-        self._mem[key] = enc
+        if self.memory:
+            self._mem[key] = enc
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")

@@ -84,6 +84,7 @@ def train_stages(
     best resampler into OUT/stage2). hparams: TrainConfig fields (epochs, lr, batch_size, ...). The result's
     best_dir is a model directory (model/model_dir.py) that run, replay and eval load with --model."""
     from gazeqwen_edge.model.model_dir import load_model_dir
+    from gazeqwen_edge.training.data import model_cache_key
 
     out = Path(out)
     n_llm = sum(p.numel() for p in gq.qwen.model.language_model.parameters())
@@ -92,7 +93,7 @@ def train_stages(
     clip_cfg = {"policy": clip, "scanpath": "stream" if clip == "stream" else "reference", "stream_max_s": clip_seconds}
     if clip == "reference":
         clip_cfg["max_frames"] = 3  # the released training's cap (evaluation uses 8): REFERENCE.md section 1
-    model_key = f"{model_name}|{gq.regime}|{gq.min_pixels}-{gq.max_pixels}"
+    model_key = model_cache_key(gq, model_name)
     result = None
     for i, st in enumerate(stages):
         sub = out if len(stages) == 1 else out / f"stage{st}"
