@@ -99,10 +99,10 @@ def read_model_config(path) -> dict[str, Any]:
 def load_model_dir(path, device: str = "cpu", dtype: torch.dtype = torch.float32, **kwargs):
     """Assemble the GazeQwen a model directory describes (kwargs override GazeQwen's settings, e.g. timer,
     sampling_fps). Raises InputError for a missing or broken directory."""
+    from transformers.utils import logging as hf_logging
+
     from gazeqwen_edge.model.config import VideoEncoderConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
-
-    from transformers.utils import logging as hf_logging
 
     d = Path(path)
     cfg = read_model_config(d)
