@@ -22,6 +22,9 @@ DEFAULT_DURATION_S, MIN_DURATION_S, MAX_DURATION_S = 20.0, 8.0, 600.0
 DEFAULT_SIZE = "320x240"
 DEFAULT_FPS, MAX_FPS = 10, 60
 DEFAULT_PER_TASK = 3
+DEFAULT_OBJECT_SCALE = (
+    1.6  # = training.synthetic_benchmark.DEFAULT_OBJECT_SCALE (kept literal: --help imports no torch)
+)
 
 
 @dataset_app.command(
@@ -54,6 +57,9 @@ def synthetic(
     ),
     per_task: int = typer.Option(
         DEFAULT_PER_TASK, "--per-task", min=1, max=50, help="Questions per video and task (fewer where fewer fit)."
+    ),
+    object_scale: float = float_option(
+        DEFAULT_OBJECT_SCALE, "--object-scale", min=0.25, max=4.0, help="Object size factor (1 = the device layer's)."
     ),
 ) -> None:
     """Render synthetic egocentric scenes (a table with coloured shapes, a panning head camera, a hand, a wearer's
@@ -88,6 +94,7 @@ def synthetic(
             height=height,
             fps=fps,
             per_task=per_task,
+            object_scale=object_scale,
             progress=lambda done, total: progress.update(task, completed=done),
         )
     counts = manifest["questions"]

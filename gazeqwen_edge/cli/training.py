@@ -13,6 +13,7 @@ from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import choice, float_option, seed_option, torch_device
 from gazeqwen_edge.errors import InputError
 
+TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
 MODEL_HELP = (
     "'demo' (the shipped demo model), 'tiny' (a new random tiny GazeQwen, for training from scratch), a model "
     "directory (gazeqwen.json), or a Qwen2.5-VL hub id / directory (with --checkpoint for its gaze resampler)."
@@ -65,9 +66,11 @@ def _model(model: str, checkpoint: str | None, device: str, encoding: str, regim
     if model == "tiny":
         from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
 
-        kw = {"max_pixels": max_pixels} if max_pixels else {}
+        kw = {"max_pixels": max_pixels or TINY_MAX_PIXELS}
         # injecting into layers 0 and 1 of 4: a residual after the last layer never reaches an answer (tiny.py)
-        gq = build_tiny_gazeqwen(seed=0, gaze_encoding=encoding, regime=regime, injected_layers=(0, 1), **kw)
+        gq = build_tiny_gazeqwen(
+            seed=0, gaze_encoding=encoding, regime=regime, injected_layers=(0, 1), vjepa_crop=128, **kw
+        )
         gq.qwen.to(device)
         return gq
     return load_model(model, checkpoint, device=device)
@@ -144,7 +147,7 @@ def eval_cmd(
             clip=clip_cfg,
             batch_size=batch_size,
             cache_dir=cache_dir,
-            model_key=model_cache_key(gq, model),
+            model_key=model_cache_key(gq),
             progress=update,
         )
     label = json.loads((out / "results.json").read_text())["variant"]
@@ -170,7 +173,7 @@ def train_cmd(
     gaze_encoding: str = typer.Option(
         "spatial", callback=choice("reference", "spatial"), help="Resampler gaze encoding of a new tiny model."
     ),
-    max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model."),
+    max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model (224x224)."),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
     clip_seconds: float = float_option(
         60.0, "--clip-seconds", above=0.0, max=3600.0, help="Longest clip of the stream policy, in seconds."
@@ -222,3 +225,36 @@ def train_cmd(
         )
     best = "none (no validation items)" if result.best_val is None else f"{100 * result.best_val:.1f} %"
     console.print(f"{result.steps} optimizer steps; best validation accuracy {best}; model in {escape(str(out))}/best")
+
+
+@app.command("eval-table", short_help="One table of several evaluations (variants side by side).")
+def eval_table(
+    results: list[Path] = typer.Argument(..., help="Output directories of `eval` (or their results.json files)."),
+    out: Path = typer.Option(None, "--out", help="Also write the table to this markdown file."),
+) -> None:
+    """Put the results of several `eval` runs side by side, one row per run (named by its variant, or by its model
+    when two runs share a variant): accuracy per task, overall, control tasks, and proactive precision/recall/F1.
+    Runs on different items (another QA file or limit) are refused: a table compares variants on the same items."""
+    from gazeqwen_edge.training.results import markdown_table, read_results, summarise
+
+    summaries, item_sets = {}, {}
+    for r in results:
+        path = r / "results.json" if r.is_dir() else r
+        doc, items = read_results(path)
+        name = str(doc.get("variant", path.parent.name))
+        if name in summaries:
+            name = f"{name} ({doc.get('model', path.parent.name)})"
+        summaries[name] = summarise(items)
+        item_sets[name] = {i.item_id for i in items}
+    first = next(iter(item_sets.values()))
+    other = [n for n, s in item_sets.items() if s != first]
+    if other:
+        raise InputError(
+            results[0],
+            f"was evaluated on other items than {', '.join(other)}",
+            hint="evaluate every variant on one QA file",
+        )
+    text = markdown_table(summaries)
+    console.print(text, highlight=False, markup=False)
+    if out is not None:
+        out.write_text(text)

@@ -115,6 +115,7 @@ class SyntheticScene(Source):
         gaze_offset_px: tuple[float, float] = (0.0, 0.0),
         gaze_offset: tuple[float, float] = (0.0, 0.0),
         audio_rate: int = 0,
+        object_scale: float = 1.0,
     ):
         """
         Args:
@@ -127,9 +128,14 @@ class SyntheticScene(Source):
             gaze_offset: what the source declares as the wearer offset (`Source.gaze_offset`, to be added to raw
                 gaze); (0, 0) unless told. Pass `(-dx, -dy)` to mimic a recording whose info.json knows the offset.
             audio_rate: if > 0, also deliver a quiet synthetic audio track (mono float32 at this rate, 100 ms chunks).
+            object_scale: multiplies every object's size (radius 7-11 % of the shorter frame side at 1.0); the
+                random draws are the same at any scale, so only the sizes change.
         """
         if not (1 <= n_objects <= min(len(COLOURS), len(SHAPES))):
             raise ConfigError(f"n_objects must be between 1 and {min(len(COLOURS), len(SHAPES))}, got {n_objects}")
+        if not (math.isfinite(object_scale) and 0.25 <= object_scale <= 4.0):
+            raise ConfigError(f"object_scale must be from 0.25 to 4, got {object_scale}")
+        self.object_scale = float(object_scale)
         if duration_s <= 0 or width < 32 or height < 32 or fps <= 0 or gaze_hz <= 0:
             raise ConfigError(
                 f"synthetic scene needs duration_s > 0, width/height >= 32, fps > 0, gaze_hz > 0 "
@@ -288,7 +294,7 @@ class SyntheticScene(Source):
                     colour=str(colours[i]),
                     rgb=COLOURS[str(colours[i])],
                     shape=str(shapes[i]),
-                    size_px=float(size * rng.uniform(0.07, 0.11)),
+                    size_px=float(size * rng.uniform(0.07, 0.11) * self.object_scale),
                     moving=moving,
                 )
             )

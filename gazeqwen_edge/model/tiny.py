@@ -163,6 +163,7 @@ def build_tiny_gazeqwen(
     timer=None,
     regime: str = "stream",
     injected_layers: tuple[int, ...] = (1, 3),
+    vjepa_crop: int | None = None,
     **kwargs,
 ):
     """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
@@ -174,7 +175,17 @@ def build_tiny_gazeqwen(
 
     tok = tiny_tokenizer()
     qwen = tiny_qwen(seed, tok)
-    encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
+    if vjepa_crop is None:
+        encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
+    else:  # the tiny V-JEPA at another input size (more patches per frame: finer features at the gaze)
+        from transformers import VJEPA2Config, VJEPA2Model
+
+        from gazeqwen_edge.model.video_encoder import TINY_VJEPA2, TransformersVJEPA2Encoder
+
+        torch.manual_seed(seed + 1)
+        encoder = TransformersVJEPA2Encoder(
+            VJEPA2Model(VJEPA2Config(**{**TINY_VJEPA2, "crop_size": vjepa_crop})).eval()
+        )
     torch.manual_seed(seed + 2)
     resampler = GazeResampler(
         tiny_resampler_config(gaze_encoding, regime=regime, injected_layers=injected_layers)

@@ -152,10 +152,18 @@ def load_clip(item: QAItem, videos: VideoFrames, cfg: ClipConfig) -> Clip:
     return Clip(frames, times.astype(np.float64), float(sample_fps), float(nominal), float(start_s))
 
 
-def model_cache_key(gq, name: str) -> str:
-    """What identifies a model's frozen encoders for the feature cache: its name (hub id, path, 'demo', 'tiny'), its
-    regime and its pixel budget (a cached feature is never reused for another encoder or frame size)."""
-    return f"{name}|{gq.regime}|{gq.min_pixels}-{gq.max_pixels}"
+def model_cache_key(gq) -> str:
+    """What identifies a model's frozen encoders for the feature cache: a fingerprint of the weights of Qwen's vision
+    tower and of the video encoder (every tensor's shape and first 4096 values), the regime and the pixel budget. A
+    cached feature is never reused for another encoder or frame size, and is reused by every model that shares them
+    (a stage-2 run from a stage-1 model reads the features the first run cached)."""
+    h = hashlib.sha256(f"{gq.regime}|{gq.min_pixels}-{gq.max_pixels}".encode())
+    mods = [gq.qwen.model.visual] + ([gq.video_encoder] if gq.video_encoder is not None else [])
+    for mod in mods:
+        for name, t in mod.state_dict().items():
+            h.update(f"{name}{tuple(t.shape)}".encode())
+            h.update(t.detach().flatten()[:4096].float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass

@@ -93,7 +93,7 @@ def train_stages(
     clip_cfg = {"policy": clip, "scanpath": "stream" if clip == "stream" else "reference", "stream_max_s": clip_seconds}
     if clip == "reference":
         clip_cfg["max_frames"] = 3  # the released training's cap (evaluation uses 8): REFERENCE.md section 1
-    model_key = model_cache_key(gq, model_name)
+    model_key = model_cache_key(gq)
     result = None
     for i, st in enumerate(stages):
         sub = out if len(stages) == 1 else out / f"stage{st}"

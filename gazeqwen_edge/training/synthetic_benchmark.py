@@ -117,6 +117,11 @@ def scene_seeds(seed: int, n_videos: int) -> dict[str, list[int]]:
     return out
 
 
+# Objects 1.6x the device layer's default size (radius 11-18 % of the shorter side): at the demo model's pixel budget
+# one object covers about one merged video token, the scale at which tiny random encoders still tell colours apart
+DEFAULT_OBJECT_SCALE = 1.6
+
+
 def scene_n_objects(scene_seed: int, n_objects: tuple[int, int] = DEFAULT_OBJECTS) -> int:
     """How many objects the scene of `scene_seed` holds: drawn from [lo, hi] by a generator seeded with the scene."""
     lo, hi = n_objects
@@ -130,6 +135,7 @@ def make_scene(
     height: int = DEFAULT_SIZE[1],
     fps: int = DEFAULT_FPS,
     n_objects: tuple[int, int] = DEFAULT_OBJECTS,
+    object_scale: float = 1.0,
 ):
     """The `SyntheticScene` behind `synth_<scene_seed>.mp4` of a benchmark built with these parameters (the
     manifest's "params"): its ground truth (`looked_at`, `object_at`, `visible_intervals`) is the questions'."""
@@ -142,6 +148,7 @@ def make_scene(
         height=height,
         fps=fps,
         n_objects=scene_n_objects(scene_seed, n_objects),
+        object_scale=object_scale,
     )
 
 
@@ -681,6 +688,7 @@ def build_synthetic_benchmark(
     n_objects: tuple[int, int] = DEFAULT_OBJECTS,
     per_task: int = QUESTIONS_PER_TASK,
     progress: Callable[[int, int], None] | None = None,
+    object_scale: float = DEFAULT_OBJECT_SCALE,
 ) -> dict:
     """Write the synthetic benchmark into `out_dir` (see the module docstring for the layout) and return the
     manifest (also written as manifest.json).
@@ -693,6 +701,8 @@ def build_synthetic_benchmark(
         width, height, fps: frame size (px, >= 32) and whole frame rate (1 .. MAX_FPS) of the videos.
         n_objects: (lo, hi) objects per scene, 4 <= lo <= hi <= 8 (4 options need 4 objects for OI-E).
         per_task: questions per scene and task (at most; fewer when fewer times qualify).
+        object_scale: object size factor of the scenes (SyntheticScene; DEFAULT_OBJECT_SCALE: objects about as large
+            as a 224-px model frame's merged video token, so a tiny model can tell them apart).
         progress: called as progress(videos_done, n_videos) after each video.
     Raises ConfigError for a parameter out of range.
     """
@@ -729,6 +739,7 @@ def build_synthetic_benchmark(
         "fps": fps,
         "n_objects": [lo, hi],
         "per_task": per_task,
+        "object_scale": float(object_scale),
     }
     counts: dict[str, dict[str, int]] = {}
     items: dict[str, int] = {}
@@ -738,7 +749,7 @@ def build_synthetic_benchmark(
     for split in SPLITS:
         entries: list[dict] = []
         for s in splits[split]:
-            scene = make_scene(s, duration_s, width, height, fps, (lo, hi))
+            scene = make_scene(s, duration_s, width, height, fps, (lo, hi), object_scale)
             tr = SceneTruth(scene)
             stem = video_stem(s)
             n_frames = write_video(scene, out / "videos" / f"{stem}.mp4")

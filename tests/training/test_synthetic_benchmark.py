@@ -72,6 +72,7 @@ class Bench:
                 height=p["height"],
                 fps=p["fps"],
                 n_objects=len(s["objects"]),
+                object_scale=p["object_scale"],
             )
             assert [o.name for o in scene.objects] == s["objects"]
             self.scenes[f"synth_{s['seed']}.mp4"] = scene
@@ -178,7 +179,13 @@ def test_fixation_csvs_have_streamgaze_columns_and_the_scene_fixations(tiny):
         assert rows[0] == STREAMGAZE_COLUMNS
         body = [dict(zip(rows[0], map(float, r), strict=True)) for r in rows[1:]]
         scene = SyntheticScene(
-            s["seed"], p["duration_s"], p["width"], p["height"], p["fps"], n_objects=len(s["objects"])
+            s["seed"],
+            p["duration_s"],
+            p["width"],
+            p["height"],
+            p["fps"],
+            n_objects=len(s["objects"]),
+            object_scale=p["object_scale"],
         )
         last = (scene.frame_ts_ns[-1] - scene.start_ns) / 1e9
         fix = [f for f in scene.fixations if (f.end_ns - scene.start_ns) / 1e9 <= last]  # those within the video
@@ -203,7 +210,15 @@ def test_the_streamgaze_reader_takes_a_video_with_its_csv(tiny):
     out, manifest = tiny
     p = manifest["params"]
     s = manifest["scenes"][0]
-    scene = SyntheticScene(s["seed"], p["duration_s"], p["width"], p["height"], p["fps"], n_objects=len(s["objects"]))
+    scene = SyntheticScene(
+        s["seed"],
+        p["duration_s"],
+        p["width"],
+        p["height"],
+        p["fps"],
+        n_objects=len(s["objects"]),
+        object_scale=p["object_scale"],
+    )
     src = StreamGazeSource(out / s["video"], fixations=out / s["fixations"])
     assert src.scene_size == (p["width"], p["height"])
     got = src.fixations
@@ -222,7 +237,15 @@ def test_videos_decode_with_the_scene_frames(tiny):
         assert (info.n_frames, info.width, info.height) == (int(p["duration_s"] * p["fps"]), p["width"], p["height"])
         assert info.fps == p["fps"]
     s = manifest["scenes"][0]
-    scene = SyntheticScene(s["seed"], p["duration_s"], p["width"], p["height"], p["fps"], n_objects=len(s["objects"]))
+    scene = SyntheticScene(
+        s["seed"],
+        p["duration_s"],
+        p["width"],
+        p["height"],
+        p["fps"],
+        n_objects=len(s["objects"]),
+        object_scale=p["object_scale"],
+    )
     frames = list(iter_video_frames(out / s["video"]))
     for k in (0, len(frames) // 2, len(frames) - 1):  # the right frame at the right index (lossy: compare roughly)
         want = scene.render(int(scene.frame_ts_ns[k])).astype(float)
@@ -259,7 +282,7 @@ def test_every_task_occurs_and_the_manifest_counts_the_files(bench):
     for task in ALL_TASKS:
         assert sum(m["questions"][s][task] for s in ("train", "val", "test")) > 0, task
         assert len(bench.of(task)) == sum(m["questions"][s][task] for s in ("train", "val", "test"))
-    assert m["params"] == {**{k: v for k, v in SMALL.items()}, "n_objects": [4, 6], "per_task": 3}
+    assert m["params"] == {**{k: v for k, v in SMALL.items()}, "n_objects": [4, 6], "per_task": 3, "object_scale": 1.6}
     assert m["version"] and all({"task", "reason", "scenes"} == set(s) for s in m["skipped"])
     per_scene = {(s["scene"], s["task"]) for s in m["skipped_scenes"]}
     for _, video, q in bench.questions:  # a skipped (scene, task) has no question
@@ -425,3 +448,4 @@ def test_cli_defaults_are_the_generators():
     )
     assert d.DEFAULT_SIZE == "{}x{}".format(*sb.DEFAULT_SIZE)
     assert (d.DEFAULT_FPS, d.MAX_FPS, d.DEFAULT_PER_TASK) == (sb.DEFAULT_FPS, sb.MAX_FPS, sb.QUESTIONS_PER_TASK)
+    assert d.DEFAULT_OBJECT_SCALE == sb.DEFAULT_OBJECT_SCALE
