@@ -76,38 +76,49 @@ def demo(
     """The main job on a built-in demo: a synthetic egocentric session (a table scene, a wearer whose gaze moves
     between objects, 200 Hz gaze, 30 fps video) replayed through the streaming session with the demo model. Scripted
     questions ask what the wearer is looking at, with the ground truth from the scene generator; answers stream, and
-    every stage is timed. Until the training issue ships the trained demo checkpoint the demo model is random, so its
-    answers are noise: the plumbing and the timings are real."""
+    every stage is timed. The demo model is a tiny GazeQwen trained by our own pipeline on the synthetic gaze benchmark
+    (`make demo-model` rebuilds it); it answers in words, so multiple-choice questions are scored by the likelihood
+    of each option's text."""
     import tempfile
 
+    from gazeqwen_edge.cli.runtime import model_window_s
     from gazeqwen_edge.device.synthetic import SyntheticScene
-    from gazeqwen_edge.runtime.demo import demo_questions
+    from gazeqwen_edge.runtime.demo import DEMO_QUESTION, demo_free_question, demo_questions
     from gazeqwen_edge.runtime.models import load_model
-    from gazeqwen_edge.runtime.questions import ScheduledQuestion
     from gazeqwen_edge.runtime.replay import replay
     from gazeqwen_edge.runtime.session import SessionConfig
     from gazeqwen_edge.runtime.sinks import TerminalSink
+    from gazeqwen_edge.training.synthetic_benchmark import DEFAULT_OBJECT_SCALE
 
-    scene = SyntheticScene(seed=seed, duration_s=duration, width=320, height=240)
-    questions = demo_questions(scene) + [ScheduledQuestion(round(duration - 1.0, 2), "What am I looking at?")]
+    scene = SyntheticScene(seed=seed, duration_s=duration, width=320, height=240, object_scale=DEFAULT_OBJECT_SCALE)
+    questions = demo_questions(scene) + demo_free_question(scene, DEMO_QUESTION)
     console.print(
         f"[bold]demo session[/]: {duration:g} s synthetic scene {scene.width}x{scene.height}, seed {seed}; objects: "
         f"{', '.join(o.name for o in scene.objects)}; {len(questions)} scripted questions"
     )
-    console.print("[dim]demo model: tiny and untrained, so its answers are noise; the stages and timings are real[/]")
     gq = load_model("demo", sampling_fps=2.0)
+    trained = (gq.meta or {}).get("val_accuracy")
+    console.print(
+        "[dim]demo model: a tiny GazeQwen trained on the synthetic gaze benchmark by `make demo-model`"
+        + (f" (validation accuracy {100 * trained:.1f} %)" if trained is not None else "")
+        + f"; context window {model_window_s(gq):g} s[/]"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         result = replay(
             scene,
             gq,
-            SessionConfig(max_new_tokens=max_new_tokens),
+            SessionConfig(max_new_tokens=max_new_tokens, window_s=model_window_s(gq)),
             out or Path(tmp) / "demo",
             questions,
             sinks=[TerminalSink(console)],
         )
     scored = [q for q in questions if q.options]
     right = sum(1 for r in result.records if r.options and r.answer == r.meta.get("answer"))
+    free = [r for r in result.records if not r.options and r.meta.get("truth")]
+    free_right = sum(1 for r in free if (r.answer or "").strip() == r.meta["truth"])
+    n_opts = len(scored[0].options) if scored else 4
     console.print(
-        f"\nscripted multiple-choice questions answered right: {right} of {len(scored)} (chance {100 / 4:.0f} %)"
+        f"\nscripted multiple-choice questions answered right: {right} of {len(scored)} (chance {100 / n_opts:.0f} %)"
+        + (f"; open questions named the object: {free_right} of {len(free)}" if free else "")
     )
     console.print(gq.timer.table("stage timings (demo model, this machine)"))

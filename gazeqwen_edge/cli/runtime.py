@@ -22,7 +22,14 @@ MODEL = typer.Option("demo", help=MODEL_HELP)
 CHECKPOINT = typer.Option(None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint).")
 FPS = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera")
 CHUNK = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk")
-WINDOW = float_option(60.0, "--window", min=0.0, max=86400.0, help="Seconds of video kept in context, 0 = all")
+WINDOW = float_option(
+    None,
+    "--window",
+    min=0.0,
+    max=86400.0,
+    help="Seconds of video kept in context, 0 = all; default: the span the model was trained on (the demo model: "
+    "4), else 60",
+)
 MAX_NEW_TOKENS = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens.")
 FIXATIONS = typer.Option(
     "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's own)."
@@ -33,14 +40,22 @@ TORCH_DEVICE = typer.Option(
 )
 
 
-def session_config(fps: float, chunk: float, window: float, max_new_tokens: int, fixations: str, prompt: str):
-    """The SessionConfig of the options run and replay share (window 0 = keep all)."""
+def model_window_s(gq) -> float:
+    """The context window a model runs best with: the longest clip it was trained on (its model directory's train
+    config), else 60 s (StreamGaze's present-task window)."""
+    clip = ((getattr(gq, "meta", None) or {}).get("train_config") or {}).get("clip") or {}
+    return float(clip.get("stream_max_s", 60.0)) if clip.get("policy") == "stream" else 60.0
+
+
+def session_config(fps: float, chunk: float, window, max_new_tokens: int, fixations: str, prompt: str):
+    """The SessionConfig of the options run and replay share (window 0 = keep all; None = the model's, set once the
+    model is loaded: model_window_s)."""
     from gazeqwen_edge.runtime.session import SessionConfig
 
     return SessionConfig(
         fps=fps,
         chunk_s=chunk,
-        window_s=window or None,
+        window_s=(window or None) if window is not None else 60.0,
         max_new_tokens=max_new_tokens,
         fixations=fixations,
         prompt=prompt,
@@ -122,6 +137,7 @@ def replay(
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
         gq = load(model, checkpoint, torch_device_, fps)
+        cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
         result = run_replay(
             src, gq, cfg, out or default_out_dir("replay"), qf, pace, [TerminalSink(console)], wearer, source
         )
@@ -175,6 +191,8 @@ def run(
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     gq = None if status_only else load(model, checkpoint, torch_device_, fps)  # before connecting: it takes a while
+    if gq is not None and window is None:
+        cfg.window_s = model_window_s(gq)
     with dev as neon:
         connect_banner(neon)
         if gq is None:

@@ -171,7 +171,10 @@ def train_cmd(
     model: str = typer.Option("tiny", help=MODEL_HELP),
     checkpoint: str = typer.Option(None, help="Start from this gaze checkpoint (with a Qwen2.5-VL --model)."),
     gaze_encoding: str = typer.Option(
-        "spatial", callback=choice("reference", "spatial"), help="Resampler gaze encoding of a new tiny model."
+        None,
+        callback=choice("reference", "spatial"),
+        help="Resampler gaze encoding: of a new tiny model (default spatial), or switched on a loaded one (both "
+        "encodings share the resampler's parameters).",
     ),
     max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model (224x224)."),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
@@ -186,6 +189,15 @@ def train_cmd(
     eval_every: int = typer.Option(0, min=0, help="Validate every N optimizer steps (0: every epoch)."),
     seed: int = seed_option(0, "--seed", help="Seed of shuffling, augmentation and initialisation."),
     no_gaze: bool = typer.Option(False, "--no-gaze", help="Train without feeding the scanpath (baselines)."),
+    variant: str = typer.Option(
+        "gazeqwen",
+        callback=choice("gazeqwen", "no_gaze", "visual_prompt", "gaze_text"),
+        help="How gaze reaches the model in training (baselines get the same training): gazeqwen | no_gaze | "
+        "visual_prompt | gaze_text.",
+    ),
+    free_text: float = float_option(
+        0.0, "--free-text", min=0.0, max=1.0, help="Share of items asked without options (answer objective)"
+    ),
     mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
     dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device (one process)."),
@@ -198,7 +210,9 @@ def train_cmd(
     vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
     train_items = _load_items(qa, None, None, None, None)
     val_items = _load_items(vals, None, None, None, None) if vals is not None else None
-    gq = _model(model, checkpoint, dev, gaze_encoding, "stream", max_pixels)
+    gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels)
+    if gaze_encoding is not None and gq.resampler is not None:
+        gq.resampler.config.gaze_encoding = gaze_encoding
     bar, update = _progress("train")
     with bar:
         result = train_stages(
@@ -217,6 +231,8 @@ def train_cmd(
             eval_every=eval_every,
             seed=seed,
             gaze=not no_gaze,
+            free_text_p=free_text,
+            variant=variant,
             mixed_precision=mixed_precision,
             cache_dir=cache_dir,
             model_name=model,

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from gazeqwen_edge.runtime.questions import ScheduledQuestion
 
-DEMO_QUESTION = "Which object am I looking at?"
+# The synthetic benchmark's wording of present object identification (training/synthetic_benchmark.py), the question
+# the demo model was trained on
+DEMO_QUESTION = "Which object is the user currently gazing at?"
 
 
 def demo_questions(scene, n: int = 4, min_t_s: float = 2.0) -> list[ScheduledQuestion]:
@@ -27,3 +29,15 @@ def demo_questions(scene, n: int = 4, min_t_s: float = 2.0) -> list[ScheduledQue
         meta = {"answer": letters[names.index(name)], "truth": name, "task_type": "present_object_identification"}
         out.append(ScheduledQuestion(round(t, 2), DEMO_QUESTION, options, meta))
     return out
+
+
+def demo_free_question(scene, text: str, min_t_s: float = 2.0) -> list[ScheduledQuestion]:
+    """One open question (no options) asked in the middle of the last fixation on an object that ends at least 1 s
+    before the scene does, answered in words; `meta["truth"]` is the object's name. [] when there is none."""
+    start, end = scene.start_ns, scene.end_ns
+    picks = [(s, e, n) for s, e, n in scene.looked_at if (s + e) / 2 - start >= min_t_s * 1e9 and e <= end - 1e9]
+    if not picks:
+        return []
+    s, e, name = picks[-1]
+    t = round(((s + e) / 2 - start) / 1e9, 2)
+    return [ScheduledQuestion(t, text, None, {"truth": name, "task_type": "present_object_identification"})]

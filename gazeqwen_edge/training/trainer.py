@@ -43,7 +43,11 @@ class TrainConfig:
     1.0, label smoothing 0.1, scanpath augmentation (xy noise sigma 0.02, fixation drop p 0.1), 3 epochs, LoRA rank 8
     alpha 16. `max_steps` caps optimizer steps (0: none); `eval_every`: optimizer steps between validations (0: each
     epoch); `save_every`: optimizer steps between saves of `last/` (and at each epoch's end); `gaze`: feed the scanpath
-    through the resampler (False for the no-gaze pre-stage). Resuming needs the same settings except max_steps,
+    through the resampler (False for the no-gaze pre-stage); `free_text_p`: with the "answer" objective, the
+    probability that an item is asked without its options (the bare question, answered with the option's words) so
+    the model also answers open questions such as the runtime's "What am I looking at?"; `variant`: how gaze
+    reaches the model (training.evaluate.EVAL_VARIANTS: "gazeqwen" through the resampler, "no_gaze", "visual_prompt"
+    drawn on the frames, "gaze_text" in the prompt), so baselines get the same training as GazeQwen. Resuming needs the same settings except max_steps,
     eval_every and save_every."""
 
     stage: str = "1"
@@ -66,12 +70,16 @@ class TrainConfig:
     prompt: str = "reference"
     gaze: bool = True
     mixed_precision: str = "no"
+    free_text_p: float = 0.0
+    variant: str = "gazeqwen"
     save_every: int = 50
     clip: dict = field(default_factory=dict)
 
     def validate(self) -> None:
         if self.stage not in STAGES:
             raise ConfigError(f"stage must be one of {', '.join(STAGES)}, got {self.stage!r}")
+        if self.variant not in ("gazeqwen", "no_gaze", "visual_prompt", "gaze_text"):
+            raise ConfigError(f"unknown training variant {self.variant!r}")
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.epochs < 1 or self.batch_size < 1 or self.grad_accum < 1 or not self.lr > 0:
@@ -170,9 +178,25 @@ def one_cycle_cosine(optimizer, total_steps: int, warmup_steps: int):
     return torch.optim.lr_scheduler.LambdaLR(optimizer, f)
 
 
-def batch_loss(gq, encs: list[Encoded], items: list[QAItem], cfg: TrainConfig, use_gaze: bool) -> torch.Tensor:
-    """Mean loss over the batch under the configured objective."""
-    prompts = [item_prompt(it, cfg.prompt) for it in items]
+def batch_loss(
+    gq,
+    encs: list[Encoded],
+    items: list[QAItem],
+    cfg: TrainConfig,
+    use_gaze: bool,
+    rng: np.random.Generator | None = None,
+    gaze_texts: list[str] | None = None,
+) -> torch.Tensor:
+    """Mean loss over the batch under the configured objective (free-text prompts drawn from `rng`; `gaze_texts`:
+    the gaze-as-text baseline's fixation lists, put before each question)."""
+    gt = gaze_texts or [None] * len(items)
+    prompts = [item_prompt(it, cfg.prompt, g) for it, g in zip(items, gt, strict=True)]
+    if cfg.objective == "answer" and cfg.free_text_p > 0 and rng is not None:
+        free = rng.random(len(items)) < cfg.free_text_p
+        prompts = [
+            (it.question if g is None else f"{g}\n{it.question}", "") if f else p
+            for it, p, f, g in zip(items, prompts, free, gt, strict=True)
+        ]
     if cfg.objective == "letter":
         inputs = build_inputs(gq, encs, prompts)
         out = forward(gq, encs, inputs, use_gaze, logits_to_keep=1)
@@ -266,6 +290,14 @@ class Trainer:
         self.encoder = ItemEncoder(gq, ClipConfig(**cfg.clip), cache_dir, model_key)
         self.lora_config = None
 
+    def _encode(self, items: Sequence[QAItem]) -> tuple[list[Encoded], list[str] | None]:
+        """The items' encodings under the variant (frames drawn for visual_prompt) and the gaze_text prompts."""
+        from gazeqwen_edge.training.baselines import gaze_as_text
+
+        encs = [self.encoder.encode(it, draw_gaze=self.cfg.variant == "visual_prompt") for it in items]
+        texts = [gaze_as_text(e.scanpath) for e in encs] if self.cfg.variant == "gaze_text" else None
+        return encs, texts
+
     def evaluate(self, items: Sequence[QAItem], batch_size: int = 16) -> float:
         """Accuracy on items under the objective's protocol (letter logits / option-text likelihood)."""
         if not items:
@@ -275,9 +307,10 @@ class Trainer:
         right = 0
         for i in range(0, len(items), batch_size):
             chunk = list(items[i : i + batch_size])
-            encs = [self.encoder.encode(it) for it in chunk]
+            encs, texts = self._encode(chunk)
+            use_gaze = self.cfg.gaze and self.cfg.variant == "gazeqwen"
             for it, sc in zip(
-                chunk, predict(self.gq, encs, chunk, protocol, self.cfg.prompt, self.cfg.gaze), strict=True
+                chunk, predict(self.gq, encs, chunk, protocol, self.cfg.prompt, use_gaze, texts), strict=True
             ):
                 right += max(sc, key=sc.get) == it.answer
         return right / len(items)
@@ -311,7 +344,7 @@ class Trainer:
         self.gq.qwen.train() if cfg.stage == "lm" else self.gq.qwen.eval()
         if self.gq.resampler is not None:
             self.gq.resampler.train(cfg.stage in ("1", "2"))
-        use_gaze = cfg.gaze and cfg.stage != "lm"
+        use_gaze = cfg.gaze and cfg.stage != "lm" and cfg.variant == "gazeqwen"
         t_start = time.perf_counter()
         n_seen = 0
         while state["step"] < total:
@@ -328,8 +361,8 @@ class Trainer:
                 items = [shard[int(i)] for i in b]
                 rng = np.random.default_rng([cfg.seed, 11, state["epoch"], bi])
                 encs = []
-                for it in items:
-                    e = self.encoder.encode(it)
+                raw, texts = self._encode(items)
+                for e in raw:
                     if use_gaze and len(e.scanpath):
                         e = Encoded(
                             e.vision,
@@ -341,7 +374,7 @@ class Trainer:
                         )
                     encs.append(e)
                 with acc.autocast():
-                    loss = batch_loss(self.gq, encs, items, cfg, use_gaze) / cfg.grad_accum
+                    loss = batch_loss(self.gq, encs, items, cfg, use_gaze, rng, texts) / cfg.grad_accum
                 acc.backward(loss)
                 losses.append(loss.item() * cfg.grad_accum)
                 n_seen += len(items)

@@ -217,3 +217,32 @@ def test_stage_2_lora_merges_to_what_peft_computed(toy_items, tmp_path):
     got = predict(merged, encs, items, "option_text", "reference", True)
     for g, w in zip(got, want, strict=True):
         np.testing.assert_allclose(list(g.values()), list(w.values()), atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["no_gaze", "visual_prompt", "gaze_text"])
+def test_baseline_variants_train_without_the_resampler(toy_items, tmp_path, variant, monkeypatch):
+    """Baselines get the same training as GazeQwen, their gaze through their own channel: the resampler never
+    trains, visual_prompt encodes drawn frames, gaze_text puts the fixation list in every prompt."""
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.training import trainer as tr
+
+    gq = build_tiny_gazeqwen(seed=0, min_pixels=56 * 56, max_pixels=56 * 56, injected_layers=(0, 1))
+    before = _params(gq).clone()
+    seen = {"draw": set(), "prompts": []}
+    real_encode, real_prompt = ItemEncoder.encode, tr.item_prompt
+
+    def encode(self, item, draw_gaze=False):
+        seen["draw"].add(draw_gaze)
+        return real_encode(self, item, draw_gaze)
+
+    def prompt(item, name, gaze_text=None):
+        seen["prompts"].append(real_prompt(item, name, gaze_text)[0])
+        return real_prompt(item, name, gaze_text)
+
+    monkeypatch.setattr(ItemEncoder, "encode", encode)
+    monkeypatch.setattr(tr, "item_prompt", prompt)
+    Trainer(gq, toy_items, [], _cfg(stage="2", epochs=1, variant=variant), tmp_path, lambda *a: None).run()
+    assert torch.equal(_params(gq), before)  # no gaze through the resampler
+    assert seen["draw"] == {variant == "visual_prompt"}
+    with_text = [p for p in seen["prompts"] if "Gaze fixations (x, y" in p]
+    assert (len(with_text) == len(seen["prompts"])) if variant == "gaze_text" else not with_text
