@@ -465,6 +465,7 @@ class Trainer:
         val = right / n if n else float("nan")
         self.gq.qwen.train(was)
         rec["val_accuracy"] = round(val, 5)
+        rec["val_items"] = int(n)  # all of them, whatever the number of processes
         state["validated_at"] = state["step"]
         better = state["best_val"] is None or (not math.isnan(val) and val > state["best_val"])
         if better:
