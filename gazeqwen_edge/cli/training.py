@@ -202,7 +202,7 @@ def train_cmd(
     best/ holds the model with the best validation accuracy.
 
     Several GPUs (data parallel): `accelerate launch --num_processes N -m gazeqwen_edge.training --torch-device cuda
-    [these options]` (or `torchrun --nproc_per_node N -m gazeqwen_edge.training ...`). Each process takes every N-th
+    --qa ... --out ...` (or `torchrun --nproc_per_node N -m gazeqwen_edge.training ...`). Each process takes every N-th
     item of each epoch's shuffled order (cut to a multiple of N items), so --batch-size is per process (global batch
     N x batch x grad-accum); gradients are averaged over processes; only the first process prints, logs and saves. Several CPU processes:
     `accelerate launch --multi_gpu --num_processes N ... --torch-device cpu` (plain `--cpu --num_processes N` starts
