@@ -54,6 +54,24 @@ def test_epoch_order_gives_every_process_as_many_items_in_the_single_order(world
             epoch_order(world - 1, 3, 1, 0, world)
 
 
+def test_each_launched_process_takes_its_own_gpu(monkeypatch):
+    from gazeqwen_edge.errors import ConfigError
+    from gazeqwen_edge.training.distributed import LaunchEnv, launch_env, process_device
+
+    for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(k, raising=False)
+    assert launch_env() == LaunchEnv(0, 0, 1) and launch_env().is_main
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    env = launch_env()
+    assert env == LaunchEnv(3, 1, 4) and not env.is_main
+    assert process_device("cuda", env) == "cuda:1" and process_device("cpu", env) == "cpu"
+    assert process_device("cuda:1", LaunchEnv(0, 0, 1)) == "cuda:1"  # one process: as given
+    with pytest.raises(ConfigError, match="its own GPU"):
+        process_device("cuda:0", env)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
