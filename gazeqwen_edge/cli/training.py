@@ -20,8 +20,9 @@ MODEL_HELP = (
 )
 
 
-def _progress(what: str):
-    """A rich progress bar on stderr (none when stderr is not a terminal); returns (bar, update(done, total))."""
+def _progress(what: str, show: bool = True):
+    """A rich progress bar on stderr (none when stderr is not a terminal or `show` is False); returns (bar,
+    update(done, total))."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -30,7 +31,7 @@ def _progress(what: str):
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console_err,
-        disable=not console_err.is_terminal,
+        disable=not (show and console_err.is_terminal),
         transient=False,
     )
     task = bar.add_task(what, total=None)
@@ -41,7 +42,9 @@ def _progress(what: str):
     return bar, update
 
 
-def _load_items(qa: Path, videos: Path | None, fixations: Path | None, split: Path | None, which: str | None):
+def _load_items(
+    qa: Path, videos: Path | None, fixations: Path | None, split: Path | None, which: str | None, quiet: bool = False
+):
     from gazeqwen_edge.training.streamgaze import load_streamgaze, read_split_file, select_split
 
     vids = videos if videos is not None else qa.parent / "videos"
@@ -53,6 +56,8 @@ def _load_items(qa: Path, videos: Path | None, fixations: Path | None, split: Pa
     items = load_streamgaze(qa, vids, fix)
     if split is not None:
         items = select_split(items, read_split_file(split), which or "test")
+    if quiet:
+        return items
     for p in items.problems[:10]:
         console_err.print(f"[yellow]skipped[/] {escape(str(p))}", highlight=False)
     if len(items.problems) > 10:
@@ -200,20 +205,35 @@ def train_cmd(
     ),
     mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
-    dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device (one process)."),
+    dev: str = typer.Option(
+        "cpu",
+        "--torch-device",
+        callback=torch_device,
+        help="Torch device. Under accelerate launch, cuda means each process's own GPU (cuda:LOCAL_RANK).",
+    ),
 ) -> None:
     """Train GazeQwen (REFERENCE.md section 1 defaults: AdamW 3e-4, wd 1e-2, 20 warm-up steps, batch 1 x 8, clip 1.0,
     label smoothing 0.1, scanpath noise 0.02 / drop 0.1, 3 epochs). Rerun with the same --out to resume from last/;
-    best/ holds the model with the best validation accuracy. Runs unchanged under `accelerate launch`."""
+    best/ holds the model with the best validation accuracy.
+
+    Several GPUs (data parallel): `accelerate launch --num_processes N -m gazeqwen_edge.training --torch-device cuda
+    --qa ... --out ...` (or `torchrun --nproc_per_node N -m gazeqwen_edge.training ...`). Each process takes every N-th
+    item of each epoch's shuffled order (cut to a multiple of N items), so --batch-size is per process (global batch
+    N x batch x grad-accum); gradients are averaged over processes; only the first process prints, logs and saves. Several CPU processes:
+    `accelerate launch --multi_gpu --num_processes N ... --torch-device cpu` (plain `--cpu --num_processes N` starts
+    one process)."""
+    from gazeqwen_edge.training.distributed import launch_env, process_device
     from gazeqwen_edge.training.run import train_stages
 
+    main = launch_env().is_main  # the other processes of a launch print nothing
+    dev = process_device(dev)
     vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
-    train_items = _load_items(qa, None, None, None, None)
-    val_items = _load_items(vals, None, None, None, None) if vals is not None else None
+    train_items = _load_items(qa, None, None, None, None, quiet=not main)
+    val_items = _load_items(vals, None, None, None, None, quiet=not main) if vals is not None else None
     gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding
-    bar, update = _progress("train")
+    bar, update = _progress("train", show=main)
     with bar:
         result = train_stages(
             gq,
@@ -239,6 +259,8 @@ def train_cmd(
             progress=update,
             log=lambda rec: console.print(json.dumps(rec), highlight=False),
         )
+    if not main:
+        return
     best = "none (no validation items)" if result.best_val is None else f"{100 * result.best_val:.1f} %"
     console.print(f"{result.steps} optimizer steps; best validation accuracy {best}; model in {escape(str(out))}/best")
 

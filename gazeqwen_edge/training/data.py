@@ -19,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
+import socket
 from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -249,7 +251,9 @@ class ItemEncoder:
             self._mem[key] = enc
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
+            # a name of this process's own (host and pid): processes of a data-parallel run that encode the same
+            # item each write their own file, and the atomic rename lets the last (identical) one win
+            tmp = path.parent / f"{path.name}.{socket.gethostname()}-{os.getpid()}.tmp"
             torch.save(enc.__dict__, tmp)
             tmp.replace(path)
         return enc

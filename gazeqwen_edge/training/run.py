@@ -1,5 +1,6 @@
 """Running training stages end to end: configs, the metrics log, saving, stage 1 then 2. Used by `gazeqwen-edge
-train` and by `python -m gazeqwen_edge.training` (e.g. under `accelerate launch`)."""
+train` and by `python -m gazeqwen_edge.training` (e.g. under `accelerate launch --num_processes N`, data parallel:
+training/distributed.py, trainer.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from gazeqwen_edge.training.distributed import launch_env
 from gazeqwen_edge.training.tasks import QAItem
 from gazeqwen_edge.training.trainer import TrainConfig, Trainer, TrainResult
 
@@ -82,7 +84,13 @@ def train_stages(
 ) -> TrainResult:
     """Train `gq` in place through `stage` ("lm", "1", "2" or "1+2": stage 1 into OUT/stage1, then stage 2 from its
     best resampler into OUT/stage2). hparams: TrainConfig fields (epochs, lr, batch_size, ...). The result's
-    best_dir is a model directory (model/model_dir.py) that run, replay and eval load with --model."""
+    best_dir is a model directory (model/model_dir.py) that run, replay and eval load with --model.
+
+    Data parallel: run the same call in every process of `accelerate launch --num_processes N -m
+    gazeqwen_edge.training ...` (or torchrun), each with the same model on its own device (training.distributed.
+    process_device). Each process trains on every N-th item of each epoch's order, so batch_size is per process (the
+    global batch is N x batch_size x grad_accum); only the main process writes metrics.jsonl, TensorBoard events,
+    the checkpoints and the stage link, and stage 2 starts only after stage 1's best/ is written."""
     from gazeqwen_edge.model.model_dir import load_model_dir
     from gazeqwen_edge.training.data import model_cache_key
 
@@ -94,23 +102,25 @@ def train_stages(
     if clip == "reference":
         clip_cfg["max_frames"] = 3  # the released training's cap (evaluation uses 8): REFERENCE.md section 1
     model_key = model_cache_key(gq)
+    main = launch_env().is_main
     result = None
     for i, st in enumerate(stages):
         sub = out if len(stages) == 1 else out / f"stage{st}"
         cfg = TrainConfig(stage=st, objective=objective, clip=clip_cfg, gaze=hparams.pop("gaze", True), **hparams)
-        metrics = MetricsLog(sub, log)
+        metrics = MetricsLog(sub, log) if main else None  # the other processes of a launch log nothing
         try:
             trainer = Trainer(
                 gq, train, val, cfg, sub, _saver(gq, model_name, save_llm), cache_dir, model_key, metrics, progress
             )
             result = trainer.run()
         finally:
-            metrics.close()
+            if metrics is not None:
+                metrics.close()
         if i + 1 < len(stages) and result.best_dir is not None:  # stage 2 starts from stage 1's best resampler
             best = load_model_dir(result.best_dir)
             gq.resampler.load_state_dict(best.resampler.state_dict())
         hparams["gaze"] = cfg.gaze
-    if len(stages) > 1 and result is not None and result.best_dir is not None:
+    if main and len(stages) > 1 and result is not None and result.best_dir is not None:
         link = out / "best"
         if not link.exists():
             link.symlink_to(result.best_dir.relative_to(out), target_is_directory=True)

@@ -9,7 +9,22 @@ turn written as the answer; for small models, scored with the option-text protoc
 Reproducible (seeded shuffling, augmentation and initialisation), resumable (`last/` holds the trainable weights,
 optimizer, scheduler, step and random states; a rerun with the same OUT continues from it), best checkpoint by
 validation accuracy (`best/`), metrics in `metrics.jsonl` (and TensorBoard when installed), accelerate for devices,
-mixed precision and data parallelism (gradients of the trainable parameters averaged over processes).
+mixed precision and data parallelism.
+
+Data parallelism (`accelerate launch --num_processes N -m gazeqwen_edge.training ...`, training/distributed.py): every
+process builds the same model and holds the same trainable weights (broadcast from the main process before the first
+step). Each epoch's shuffled order of the N items (seeded by seed and epoch, the same on every process) is cut to a
+multiple of P processes (the last N mod P items of that epoch's order are left out: every process then runs the same
+number of micro-batches and optimizer steps, which the all-reduce needs); process i takes the items at positions
+i, i+P, i+2P, ... of it. So micro-batch k of the P processes together (P x batch_size items) is micro-batch k of a
+single process with batch P x batch_size over the same order, and the scanpath augmentation is seeded per item
+(seed, epoch, item), not per batch: with the "letter" objective (a mean of per-item losses) P processes at batch b
+train as one process at batch P x b does, to rounding. With the "answer" objective the loss is a mean over answer
+tokens, which each process takes over its own items, so items with short answers weigh a little more than in the
+single-process batch. Gradients are averaged over the processes (one all-reduce) before clipping and the optimizer
+step; validation items are split the same way and the right/total counts summed, so every process reaches the same
+accuracy and best-checkpoint decision; the logged loss is the mean over processes; only the main process logs,
+reports progress and writes last/ and best/, and all wait for it at the end of a run.
 """
 
 from __future__ import annotations
@@ -28,6 +43,13 @@ import torch
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.model.gazeqwen import mc_prompt, option_letters, option_texts
 from gazeqwen_edge.training.data import ClipConfig, Encoded, ItemEncoder
+from gazeqwen_edge.training.distributed import (
+    average_gradients,
+    broadcast_parameters,
+    check_in_sync,
+    reduce_mean,
+    reduce_sum,
+)
 from gazeqwen_edge.training.forward import answer_logprobs, build_inputs, forward, letter_ids
 from gazeqwen_edge.training.tasks import QAItem
 
@@ -184,15 +206,14 @@ def batch_loss(
     items: list[QAItem],
     cfg: TrainConfig,
     use_gaze: bool,
-    rng: np.random.Generator | None = None,
+    free: list[bool] | None = None,
     gaze_texts: list[str] | None = None,
 ) -> torch.Tensor:
-    """Mean loss over the batch under the configured objective (free-text prompts drawn from `rng`; `gaze_texts`:
-    the gaze-as-text baseline's fixation lists, put before each question)."""
+    """Mean loss over the batch under the configured objective (`free`: per item, ask it without its options, the
+    answer objective only; `gaze_texts`: the gaze-as-text baseline's fixation lists, put before each question)."""
     gt = gaze_texts or [None] * len(items)
     prompts = [item_prompt(it, cfg.prompt, g) for it, g in zip(items, gt, strict=True)]
-    if cfg.objective == "answer" and cfg.free_text_p > 0 and rng is not None:
-        free = rng.random(len(items)) < cfg.free_text_p
+    if cfg.objective == "answer" and free is not None:
         prompts = [
             (it.question if g is None else f"{g}\n{it.question}", "") if f else p
             for it, p, f, g in zip(items, prompts, free, gt, strict=True)
@@ -262,9 +283,26 @@ class TrainResult:
     history: list[dict]
 
 
+def epoch_order(n_items: int, seed: int, epoch: int, rank: int = 0, world: int = 1) -> np.ndarray:
+    """The indices (into the training items) that process `rank` of `world` trains on in `epoch`, in order: the
+    epoch's seeded permutation of range(n_items), cut to a multiple of `world` (its last n_items mod world entries
+    left out), every world-th from position `rank`. One process (world 1) gets the whole permutation. Raises
+    InputError when there are fewer items than processes."""
+    if n_items < world:
+        raise InputError(None, f"{n_items} training items for {world} processes", hint="launch fewer processes")
+    order = np.random.default_rng([seed, 7, epoch]).permutation(n_items)
+    return order[: n_items - n_items % world][rank::world]
+
+
 class Trainer:
     """Train `gq` on `train` items, validating on `val` (see the module docstring). `save(gq, path, meta)` writes a
-    checkpoint or model directory; `log` receives each metrics record; `progress(done, total)` is called per step."""
+    checkpoint or model directory; `log` receives each metrics record; `progress(done, total)` is called per step
+    (both on the main process only).
+
+    Under `accelerate launch --num_processes N -m gazeqwen_edge.training ...` (or torchrun) every process runs the
+    same Trainer on the same items and model (on its own device: the model's device decides, a CPU model runs with
+    gloo, a GPU one with NCCL and must sit on accelerate's device, cuda:LOCAL_RANK); the data-parallel split is in the
+    module docstring."""
 
     def __init__(
         self,
@@ -299,9 +337,14 @@ class Trainer:
         return encs, texts
 
     def evaluate(self, items: Sequence[QAItem], batch_size: int = 16) -> float:
-        """Accuracy on items under the objective's protocol (letter logits / option-text likelihood)."""
+        """Accuracy on items under the objective's protocol (letter logits / option-text likelihood); nan for none."""
+        right, n = self.count_right(items, batch_size)
+        return right / n if n else float("nan")
+
+    def count_right(self, items: Sequence[QAItem], batch_size: int = 16) -> tuple[int, int]:
+        """(items answered right, items) under the objective's protocol."""
         if not items:
-            return float("nan")
+            return 0, 0
         self.gq.qwen.eval()
         protocol = "letter" if self.cfg.objective == "letter" else "option_text"
         right = 0
@@ -313,13 +356,20 @@ class Trainer:
                 chunk, predict(self.gq, encs, chunk, protocol, self.cfg.prompt, use_gaze, texts), strict=True
             ):
                 right += max(sc, key=sc.get) == it.answer
-        return right / len(items)
+        return right, len(items)
 
     def run(self, resume: bool = True) -> TrainResult:
         from accelerate import Accelerator
 
         cfg = self.cfg
-        acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+        # the model's device decides: a CPU model trains on the CPU (gloo between processes) even where GPUs exist
+        acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=self.gq.device.type == "cpu")
+        here, there = self.gq.device, acc.device
+        if acc.num_processes > 1 and (here.type != there.type or (here.index or 0) != (there.index or 0)):
+            raise ConfigError(
+                f"process {acc.process_index}'s model is on {here}, accelerate gave the process {there}",
+                hint="under accelerate launch pass --torch-device cuda (each process then uses cuda:LOCAL_RANK)",
+            )
         torch.manual_seed(cfg.seed)
         if cfg.stage == "2" and not any("lora_" in n for n, _ in self.gq.qwen.named_parameters()):
             self.lora_config = inject_lora(self.gq, cfg.lora_r, cfg.lora_alpha)
@@ -330,9 +380,10 @@ class Trainer:
             + [(f"resampler.{n}", p) for n, p in (self.gq.resampler.named_parameters() if self.gq.resampler else [])]
         }
         opt = torch.optim.AdamW(param_groups([(names.get(id(p), ""), p) for p in params], cfg.weight_decay), lr=cfg.lr)
-        # this process's share of the items (data parallel): every process sees the same shuffled order
-        shard = self.train[acc.process_index :: acc.num_processes]
-        steps_per_epoch = max(1, math.ceil(len(shard) / (cfg.batch_size * cfg.grad_accum)))
+        # this process's share of each epoch's items (epoch_order): the same count on every process
+        rank, world = acc.process_index, acc.num_processes
+        n_local = len(epoch_order(len(self.train), cfg.seed, 0, rank, world))
+        steps_per_epoch = max(1, math.ceil(n_local / (cfg.batch_size * cfg.grad_accum)))
         total = steps_per_epoch * cfg.epochs
         if cfg.max_steps:
             total = min(total, cfg.max_steps)
@@ -341,6 +392,7 @@ class Trainer:
         last = self.out / "last"
         if resume and (last / "trainer.pt").is_file():
             state = self._load_last(last, params, opt, sched)
+        broadcast_parameters(params, acc)  # the main process's initial (or resumed) weights everywhere
         self.gq.qwen.train() if cfg.stage == "lm" else self.gq.qwen.eval()
         if self.gq.resampler is not None:
             self.gq.resampler.train(cfg.stage in ("1", "2"))
@@ -348,9 +400,9 @@ class Trainer:
         t_start = time.perf_counter()
         n_seen = 0
         while state["step"] < total:
-            # the order of an epoch depends on (seed, epoch), a batch's augmentation on (seed, epoch, batch): a run
+            # the order of an epoch depends on (seed, epoch), an item's augmentation on (seed, epoch, item): a run
             # resumed in the middle of an epoch continues exactly as the uninterrupted run would have
-            order = np.random.default_rng([cfg.seed, 7, state["epoch"]]).permutation(len(shard))
+            order = epoch_order(len(self.train), cfg.seed, state["epoch"], rank, world)
             skip = state.get("skip", 0)
             batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
             micro = 0
@@ -358,12 +410,12 @@ class Trainer:
             for bi, b in enumerate(batches):
                 if bi < skip:
                     continue
-                items = [shard[int(i)] for i in b]
-                rng = np.random.default_rng([cfg.seed, 11, state["epoch"], bi])
+                items = [self.train[int(i)] for i in b]
                 encs = []
                 raw, texts = self._encode(items)
-                for e in raw:
+                for i, e in zip(b, raw, strict=True):
                     if use_gaze and len(e.scanpath):
+                        rng = np.random.default_rng([cfg.seed, 11, state["epoch"], int(i)])
                         e = Encoded(
                             e.vision,
                             e.grid,
@@ -374,19 +426,29 @@ class Trainer:
                         )
                     encs.append(e)
                 with acc.autocast():
-                    loss = batch_loss(self.gq, encs, items, cfg, use_gaze, rng, texts) / cfg.grad_accum
+                    free = None
+                    if cfg.free_text_p > 0:  # per item, like the augmentation: the same under any sharding
+                        free = [
+                            np.random.default_rng([cfg.seed, 13, state["epoch"], int(i)]).random() < cfg.free_text_p
+                            for i in b
+                        ]
+                    loss = batch_loss(self.gq, encs, items, cfg, use_gaze, free, texts) / cfg.grad_accum
                 acc.backward(loss)
                 losses.append(loss.item() * cfg.grad_accum)
                 n_seen += len(items)
                 micro += 1
                 if micro % cfg.grad_accum and bi != len(batches) - 1:
                     continue
-                if acc.num_processes > 1:
-                    for p in params:
-                        if p.grad is not None:
-                            p.grad = acc.reduce(p.grad, reduction="mean")
+                average_gradients(params, acc)
+                scaler = getattr(acc, "scaler", None)  # fp16: acc.backward scaled the loss; unscale before clipping
+                if scaler is not None:
+                    scaler.unscale_(opt)
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                if scaler is not None:
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    opt.step()
                 sched.step()
                 opt.zero_grad(set_to_none=True)
                 state["step"] += 1
@@ -394,9 +456,9 @@ class Trainer:
                 rec = {
                     "step": state["step"],
                     "epoch": state["epoch"],
-                    "loss": round(float(np.mean(losses)), 5),
+                    "loss": round(reduce_mean(float(np.mean(losses)), acc), 5),
                     "lr": sched.get_last_lr()[0],
-                    "samples_per_s": round(n_seen / max(1e-9, time.perf_counter() - t_start), 3),
+                    "samples_per_s": round(world * n_seen / max(1e-9, time.perf_counter() - t_start), 3),
                 }
                 losses = []
                 if cfg.eval_every and state["step"] % cfg.eval_every == 0:
@@ -406,7 +468,8 @@ class Trainer:
                 state["history"].append(rec)
                 if cfg.save_every and state["step"] % cfg.save_every == 0:
                     self._save_last(last, params, opt, sched, state, acc)
-                self.progress(state["step"], total)
+                if acc.is_main_process:
+                    self.progress(state["step"], total)
                 if state["step"] >= total:
                     break
             else:
@@ -426,6 +489,8 @@ class Trainer:
             if acc.is_main_process:
                 self.log(rec)
         self._save_last(last, params, opt, sched, state, acc)
+        check_in_sync(params, acc)
+        acc.wait_for_everyone()  # last/ and best/ are written before any process goes on (stage 2 reads best/)
         best = self.out / "best"
         return TrainResult(best if best.exists() else None, state["best_val"], state["step"], state["history"])
 
@@ -438,15 +503,20 @@ class Trainer:
         }
 
     def _validate(self, state: dict, rec: dict, acc) -> None:
+        """Each process scores its share of the validation items (every P-th); the summed counts give every process
+        the same accuracy, hence the same best decision and state; only the main process writes best/."""
         was = self.gq.qwen.training
-        val = self.evaluate(self.val) if self.val else float("nan")
+        right, n = reduce_sum(list(self.count_right(self.val[acc.process_index :: acc.num_processes])), acc)
+        val = right / n if n else float("nan")
         self.gq.qwen.train(was)
         rec["val_accuracy"] = round(val, 5)
+        rec["val_items"] = int(n)  # all of them, whatever the number of processes
         state["validated_at"] = state["step"]
         better = state["best_val"] is None or (not math.isnan(val) and val > state["best_val"])
-        if better and acc.is_main_process:
+        if better:
             state["best_val"] = None if math.isnan(val) else val
-            self.save(self.gq, self.out / "best", self._meta(state), self._lora())
+            if acc.is_main_process:
+                self.save(self.gq, self.out / "best", self._meta(state), self._lora())
             rec["best"] = True
 
     def _lora(self):
