@@ -147,6 +147,33 @@ def new_output_dir(ctx: typer.Context, param: typer.CallbackParam, value: Path |
     return value
 
 
+def run_output_dir(*markers: str):
+    """A typer callback for a resumable run's output directory (`eval`, `train`): `output_dir`, and new, empty, or
+    one that holds one of `markers` (what the command itself writes there, e.g. items.jsonl), so a rerun resumes but
+    the run never writes into a directory of something else (a dataset, another command's output)."""
+
+    def check(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+        value = output_dir(ctx, param, value)
+        d = None if value is None else value.expanduser()
+        if d is not None and d.is_dir() and any(d.iterdir()) and not any((d / m).exists() for m in markers):
+            raise bad(
+                ctx,
+                param,
+                f"'{value}' is not empty and holds no earlier run of this command (no {' or '.join(markers)}); "
+                "give a new directory, or the one of the run to resume",
+            )
+        return value
+
+    return check
+
+
+def output_file(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
+    """Typer callback for a file the command will write: `output_path`, and not an existing directory."""
+    if value is not None and value.expanduser().is_dir():
+        raise bad(ctx, param, f"'{value}' is a directory; give a file name")
+    return output_path(ctx, param, value)
+
+
 def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """Typer callback for a path the command will create (a directory or a file): refused at once when it cannot be,
     because something on the way is a file or cannot be written, instead of failing after the work is done."""

@@ -10,7 +10,14 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
-from gazeqwen_edge.cli.options import choice, float_option, seed_option, torch_device
+from gazeqwen_edge.cli.options import (
+    choice,
+    float_option,
+    output_file,
+    run_output_dir,
+    seed_option,
+    torch_device,
+)
 from gazeqwen_edge.errors import InputError
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
@@ -88,7 +95,12 @@ def eval_cmd(
     fixations: Path = typer.Option(
         None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
     ),
-    out: Path = typer.Option(..., "--out", help="Output directory: items.jsonl (resumable), results.json, results.md."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        callback=run_output_dir("items.jsonl"),
+        help="Output directory: items.jsonl (resumable), results.json, results.md.",
+    ),
     protocol: str = typer.Option(
         "auto",
         callback=choice("auto", "reference", "generation", "option_text"),
@@ -164,7 +176,12 @@ def eval_cmd(
 def train_cmd(
     qa: Path = typer.Option(..., "--qa", help="Training QA JSON (e.g. a synthetic benchmark's train.json)."),
     val: Path = typer.Option(None, "--val", help="Validation QA JSON (default: val.json beside --qa, if any)."),
-    out: Path = typer.Option(..., "--out", help="Output directory: best/, last/ (resume), metrics.jsonl."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        callback=run_output_dir("last", "metrics.jsonl", "stage1"),
+        help="Output directory: best/, last/ (resume), metrics.jsonl.",
+    ),
     stage: str = typer.Option(
         "1", callback=choice("lm", "1", "2", "1+2"), help="lm | 1 | 2 | 1+2 (one after the other)."
     ),
@@ -268,7 +285,7 @@ def train_cmd(
 @app.command("eval-table", short_help="One table of several evaluations (variants side by side).")
 def eval_table(
     results: list[Path] = typer.Argument(..., help="Output directories of `eval` (or their results.json files)."),
-    out: Path = typer.Option(None, "--out", help="Also write the table to this markdown file."),
+    out: Path = typer.Option(None, "--out", callback=output_file, help="Also write the table to this markdown file."),
 ) -> None:
     """Put the results of several `eval` runs side by side, one row per run (named by its variant, or by its model
     when two runs share a variant): accuracy per task, overall, control tasks, and proactive precision/recall/F1.

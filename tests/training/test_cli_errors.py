@@ -1,0 +1,54 @@
+"""Bad input to `train`, `eval`, `eval-table`: one `error:` line (and a hint), exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.helpers import cli
+
+
+def _assert_user_error(rc: int, err: str, *needles: str) -> None:
+    assert rc == 2, err
+    assert "Traceback" not in err
+    assert err.count("error:") == 1, err
+    for n in needles:
+        assert n in " ".join(err.split()), err
+
+
+@pytest.mark.parametrize("command", ["eval", "train"])
+def test_out_that_is_a_file_or_inside_one_is_refused(capsys, tmp_path, command):
+    qa = tmp_path / "qa.json"
+    qa.write_text("[]")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, _, err = cli(capsys, command, "--qa", qa, "--out", afile)
+    _assert_user_error(rc, err, "is a file; give a directory")
+    rc, _, err = cli(capsys, command, "--qa", qa, "--out", afile / "sub")
+    _assert_user_error(rc, err, "is a file, not a directory")
+
+
+@pytest.mark.parametrize(("command", "mine"), [("eval", "items.jsonl"), ("train", "metrics.jsonl")])
+def test_out_holding_something_else_is_refused_and_an_earlier_run_is_not(capsys, tmp_path, command, mine):
+    qa = tmp_path / "qa.json"
+    qa.write_text("[]")
+    other = tmp_path / "dataset"
+    other.mkdir()
+    (other / "train.json").write_text("[]")
+    rc, _, err = cli(capsys, command, "--qa", qa, "--out", other)
+    _assert_user_error(rc, err, "holds no earlier run of this command")
+    (other / mine).write_text("")  # an earlier run's output: accepted (the command goes on to read --qa)
+    rc, _, err = cli(capsys, command, "--qa", qa, "--out", other)
+    assert "holds no earlier run" not in err
+
+
+def test_eval_table_out_that_is_a_directory_or_inside_a_file_is_refused(capsys, tmp_path):
+    res = tmp_path / "results.json"
+    res.write_text(json.dumps({"schema": 1, "items": []}))
+    rc, _, err = cli(capsys, "eval-table", res, "--out", tmp_path)
+    _assert_user_error(rc, err, "is a directory; give a file name")
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    rc, _, err = cli(capsys, "eval-table", res, "--out", afile / "table.md")
+    _assert_user_error(rc, err, "is a file, not a directory")
