@@ -110,7 +110,17 @@ def train_stages(
         metrics = MetricsLog(sub, log) if main else None  # the other processes of a launch log nothing
         try:
             trainer = Trainer(
-                gq, train, val, cfg, sub, _saver(gq, model_name, save_llm), cache_dir, model_key, metrics, progress
+                gq,
+                train,
+                val,
+                cfg,
+                sub,
+                _saver(gq, model_name, save_llm),
+                cache_dir,
+                model_key,
+                metrics,
+                progress,
+                identity={"model": model_name},
             )
             result = trainer.run()
         finally:

@@ -29,6 +29,7 @@ reports progress and writes last/ and best/, and all wait for it at the end of a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -294,10 +295,26 @@ def epoch_order(n_items: int, seed: int, epoch: int, rank: int = 0, world: int =
     return order[: n_items - n_items % world][rank::world]
 
 
+IDENTITY_WORDS = {
+    "train_items": "training items",
+    "val_items": "validation items",
+    "encoders": "frozen encoders",
+    "model": "model (--model)",
+}
+
+
+def items_digest(items: Sequence[QAItem]) -> str:
+    """16 hex digits identifying a set of items by their item_ids (order-free): what a resumed run checks it trains
+    and validates on the same items as the run that wrote last/."""
+    return hashlib.sha256("\n".join(sorted(i.item_id for i in items)).encode()).hexdigest()[:16]
+
+
 class Trainer:
     """Train `gq` on `train` items, validating on `val` (see the module docstring). `save(gq, path, meta)` writes a
     checkpoint or model directory; `log` receives each metrics record; `progress(done, total)` is called per step
-    (both on the main process only).
+    (both on the main process only). A rerun resumes from out_dir/last/ only when it has the same config, the same
+    training and validation items (items_digest), frozen encoders (`model_key`) and `identity` (e.g. {"model": its
+    name}); otherwise InputError.
 
     Under `accelerate launch --num_processes N -m gazeqwen_edge.training ...` (or torchrun) every process runs the
     same Trainer on the same items and model (on its own device: the model's device decides, a CPU model runs with
@@ -316,6 +333,7 @@ class Trainer:
         model_key: str = "",
         log: Callable[[dict], None] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        identity: dict | None = None,
     ):
         cfg.validate()
         if not train:
@@ -327,6 +345,14 @@ class Trainer:
         self.progress = progress or (lambda done, total: None)
         self.encoder = ItemEncoder(gq, ClipConfig(**cfg.clip), cache_dir, model_key)
         self.lora_config = None
+        # what a resumed run must share with the one that wrote last/ besides the config: the items and the model
+        # (`identity`, e.g. the model's name; model_key fingerprints its frozen encoders)
+        self.identity = {
+            "train_items": items_digest(self.train),
+            "val_items": items_digest(self.val),
+            "encoders": model_key,
+            **(identity or {}),
+        }
 
     def _encode(self, items: Sequence[QAItem]) -> tuple[list[Encoded], list[str] | None]:
         """The items' encodings under the variant (frames drawn for visual_prompt) and the gaze_text prompts."""
@@ -534,6 +560,7 @@ class Trainer:
             "scheduler": sched.state_dict(),
             "state": state,
             "config": asdict(self.cfg),
+            "identity": self.identity,
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
@@ -552,6 +579,14 @@ class Trainer:
                 last,
                 "was written by a run with other settings",
                 hint="use another --out, or the same options as that run to resume it",
+            )
+        was = blob.get("identity", self.identity)  # a last/ from before identities were kept: not checked
+        changed = [k for k in sorted(set(was) | set(self.identity)) if was.get(k) != self.identity.get(k)]
+        if changed:
+            raise InputError(
+                last,
+                f"was written by a run on other {', '.join(IDENTITY_WORDS.get(k, k) for k in changed)}",
+                hint="use another --out, or the same --qa, --val and --model as that run to resume it",
             )
         with torch.no_grad():
             for p, v in zip(params, blob["params"], strict=True):

@@ -52,3 +52,21 @@ def test_eval_table_out_that_is_a_directory_or_inside_a_file_is_refused(capsys, 
     afile.write_text("x")
     rc, _, err = cli(capsys, "eval-table", res, "--out", afile / "table.md")
     _assert_user_error(rc, err, "is a file, not a directory")
+
+
+def test_train_resume_on_other_items_or_another_model_is_refused(capsys, tmp_path):
+    from tests.training.conftest import write_toy_set
+
+    qa = write_toy_set(tmp_path / "toy", n_videos=2)
+    fewer = qa.with_name("fewer.json")
+    fewer.write_text(json.dumps(json.loads(qa.read_text())[:1]))
+    out = tmp_path / "run"
+    one_step = ["--out", out, "--max-steps", "1", "--epochs", "1", "--grad-accum", "1", "--max-pixels", "3136"]
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step)
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "train", "--qa", fewer, *one_step)
+    _assert_user_error(rc, err, "was written by a run on other training items", "the same --qa")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--model", "demo")
+    _assert_user_error(rc, err, "model (--model)")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step[:3], "2", *one_step[4:])  # same run, 2 steps: resumes
+    assert rc == 0, err
