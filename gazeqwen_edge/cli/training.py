@@ -292,13 +292,18 @@ def eval_table(
     Runs on different items (another QA file or limit) are refused: a table compares variants on the same items."""
     from gazeqwen_edge.training.results import markdown_table, read_results, summarise
 
-    summaries, item_sets = {}, {}
+    summaries, item_sets, seen = {}, {}, set()
     for r in results:
         path = r / "results.json" if r.is_dir() else r
+        if path.resolve() in seen:
+            raise InputError(r, "is given twice", hint="list each run once")
+        seen.add(path.resolve())
         doc, items = read_results(path)
         name = str(doc.get("variant", path.parent.name))
         if name in summaries:
             name = f"{name} ({doc.get('model', path.parent.name)})"
+        if name in summaries:  # the same variant of the same model twice: the runs' own paths tell them apart
+            name = f"{doc.get('variant', path.parent.name)} ({r})"
         summaries[name] = summarise(items)
         item_sets[name] = {i.item_id for i in items}
     first = next(iter(item_sets.values()))

@@ -70,3 +70,18 @@ def test_train_resume_on_other_items_or_another_model_is_refused(capsys, tmp_pat
     _assert_user_error(rc, err, "model (--model)")
     rc, _, err = cli(capsys, "train", "--qa", qa, *one_step[:3], "2", *one_step[4:])  # same run, 2 steps: resumes
     assert rc == 0, err
+
+
+def test_eval_table_keeps_one_row_per_run_when_runs_share_variant_and_model(capsys, tmp_path):
+    doc = {"schema": 1, "variant": "no_gaze", "model": "demo", "items": []}
+    runs = []
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(doc))
+        runs.append(tmp_path / name)
+    rc, out, err = cli(capsys, "eval-table", *runs)
+    assert rc == 0, err
+    rows = [line for line in out.splitlines() if line.startswith("| no_gaze")]
+    assert len(rows) == 3, out  # the third run's row replaced the second's
+    rc, _, err = cli(capsys, "eval-table", runs[0], runs[0], runs[0])
+    _assert_user_error(rc, err, "is given twice")
