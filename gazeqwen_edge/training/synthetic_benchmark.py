@@ -694,7 +694,7 @@ def build_synthetic_benchmark(
     manifest (also written as manifest.json).
 
     Args:
-        out_dir: a new or empty directory (InputError when it holds anything, or is a file).
+        out_dir: a new or empty directory (InputError when it holds anything, is a file, or cannot be created).
         n_videos: scenes in all, split train/val/test 4:1:1 (at least 1 each, so >= 3).
         seed: draws the scene seeds (`scene_seeds`); the scenes and their questions follow from those.
         duration_s: length of each scene, s (MIN_DURATION_S .. MAX_DURATION_S).
@@ -728,8 +728,11 @@ def build_synthetic_benchmark(
         raise ConfigError(f"frame sides must be >= 32 px and per_task >= 1, got {width}x{height}, {per_task}")
     splits = scene_seeds(seed, n_videos)
 
-    (out / "videos").mkdir(parents=True, exist_ok=True)
-    (out / "fixations").mkdir(exist_ok=True)
+    try:
+        (out / "videos").mkdir(parents=True, exist_ok=True)
+        (out / "fixations").mkdir(exist_ok=True)
+    except OSError as e:
+        raise InputError(out, f"cannot be created ({e.strerror or e})", hint="give a directory you can write") from None
     params = {
         "n_videos": n_videos,
         "seed": seed,

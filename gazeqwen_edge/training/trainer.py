@@ -535,7 +535,7 @@ class Trainer:
         right, n = reduce_sum(list(self.count_right(self.val[acc.process_index :: acc.num_processes])), acc)
         val = right / n if n else float("nan")
         self.gq.qwen.train(was)
-        rec["val_accuracy"] = round(val, 5)
+        rec["val_accuracy"] = None if math.isnan(val) else round(val, 5)  # no validation items: null, not NaN (JSON)
         rec["val_items"] = int(n)  # all of them, whatever the number of processes
         state["validated_at"] = state["step"]
         better = state["best_val"] is None or (not math.isnan(val) and val > state["best_val"])

@@ -62,8 +62,12 @@ def test_train_resume_on_other_items_or_another_model_is_refused(capsys, tmp_pat
     fewer.write_text(json.dumps(json.loads(qa.read_text())[:1]))
     out = tmp_path / "run"
     one_step = ["--out", out, "--max-steps", "1", "--epochs", "1", "--grad-accum", "1", "--max-pixels", "3136"]
-    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step)
+    rc, out_text, err = cli(capsys, "train", "--qa", qa, *one_step)
     assert rc == 0, err
+    records = [line for line in out_text.splitlines() if line.startswith("{")]
+    assert any('"val_accuracy"' in r for r in records), out_text  # no validation items: null, not NaN (JSON)
+    for r in records:
+        json.loads(r, parse_constant=lambda c, r=r: pytest.fail(f"{c} in a metrics record: {r}"))
     rc, _, err = cli(capsys, "train", "--qa", fewer, *one_step)
     _assert_user_error(rc, err, "was written by a run on other training items", "the same --qa")
     rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--model", "demo")
@@ -85,3 +89,15 @@ def test_eval_table_keeps_one_row_per_run_when_runs_share_variant_and_model(caps
     assert len(rows) == 3, out  # the third run's row replaced the second's
     rc, _, err = cli(capsys, "eval-table", runs[0], runs[0], runs[0])
     _assert_user_error(rc, err, "is given twice")
+
+
+def test_dataset_synthetic_into_a_directory_that_cannot_be_created(capsys, tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    def read_only(self, *a, **kw):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)  # as root, no permission bit stops a mkdir
+    rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "syn", "--videos", "3", "--duration", "8")
+    _assert_user_error(rc, err, "cannot be created (Read-only file system)")
