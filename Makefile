@@ -30,7 +30,7 @@ lint: setup
 bench: setup
 	for b in benchmarks/*.py; do case $$b in *soak.py) continue;; esac; $(PY) $$b || exit 1; done
 
-# The shipped demo model, rebuilt from scratch by our own pipeline (about an hour on 2 CPU cores): the synthetic gaze
+# The shipped demo model, rebuilt from scratch by our own pipeline (about 75 minutes on one CPU core): the synthetic gaze
 # benchmark, the tiny LLM's no-gaze pre-stage, then stage 2 (resampler + LoRA) with gaze; best by validation.
 DM := build/demo-model
 GE := $(VENV)/bin/gazeqwen-edge
@@ -38,9 +38,9 @@ demo-model: setup
 	rm -rf $(DM) && mkdir -p $(DM)
 	$(GE) dataset synthetic $(DM)/data --videos 120 --seed 0
 	$(GE) train --qa $(DM)/data/train.json --out $(DM)/lm --model tiny --stage lm --objective answer \
-		--clip-seconds 2 --epochs 2 --lr 2e-3 --batch-size 16 --grad-accum 1 --seed 0 --cache-dir $(DM)/cache
+		--epochs 2 --lr 2e-3 --batch-size 16 --grad-accum 1 --seed 0 --cache-dir $(DM)/cache
 	$(GE) train --qa $(DM)/data/train.json --out $(DM)/s2 --model $(DM)/lm/best --stage 2 --objective answer \
-		--clip-seconds 4 --epochs 2 --lr 2e-3 --batch-size 16 --grad-accum 1 --free-text 0.2 --seed 0 \
+		--epochs 2 --lr 2e-3 --batch-size 16 --grad-accum 1 --free-text 0.2 --seed 0 \
 		--cache-dir $(DM)/cache
 	$(GE) eval --qa $(DM)/data/test.json --model $(DM)/s2/best --out $(DM)/eval-test
 	rm -rf gazeqwen_edge/assets/demo_model && cp -r $(DM)/s2/best gazeqwen_edge/assets/demo_model

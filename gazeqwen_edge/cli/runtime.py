@@ -27,8 +27,7 @@ WINDOW = float_option(
     "--window",
     min=0.0,
     max=86400.0,
-    help="Seconds of video kept in context, 0 = all; default: the span the model was trained on (the demo model: "
-    "4), else 60",
+    help="Seconds of video kept in context, 0 = all; default: the span the model was trained on (its model directory), else 60",
 )
 MAX_NEW_TOKENS = typer.Option(64, min=1, max=4096, help="Longest generated answer, in tokens.")
 FIXATIONS = typer.Option(

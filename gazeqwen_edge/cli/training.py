@@ -260,6 +260,7 @@ def train_cmd(
             stage=stage,
             objective=objective,
             clip=clip,
+            clip_seconds=clip_seconds,
             epochs=epochs,
             lr=lr,
             batch_size=batch_size,

@@ -154,6 +154,8 @@ def test_train_and_eval_commands_end_to_end(toy_qa, tmp_path):
     )
     assert r.exit_code == 0, r.output
     assert (out / "best" / "gazeqwen.json").is_file() and (out / "metrics.jsonl").is_file()
+    meta = json.loads((out / "best" / "gazeqwen.json").read_text())["meta"]
+    assert meta["train_config"]["clip"]["stream_max_s"] == 3.0  # --clip-seconds reaches the trainer
     ev = tmp_path / "eval"
     args = ["eval", "--qa", str(toy_qa), "--out", str(ev), "--model", str(out / "best"), "--limit", "6"]
     r = runner.invoke(app, args)
