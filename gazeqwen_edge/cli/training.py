@@ -183,7 +183,9 @@ def train_cmd(
         help="Output directory: best/, last/ (resume), metrics.jsonl.",
     ),
     stage: str = typer.Option(
-        "1", callback=choice("lm", "1", "2", "1+2"), help="lm | 1 | 2 | 1+2 (one after the other)."
+        "1",
+        callback=choice("lm", "1", "2", "1+2", "joint"),
+        help="lm | 1 | 2 | 1+2 (one after the other) | joint (LLM + resampler: small models from scratch).",
     ),
     objective: str = typer.Option(
         "letter",

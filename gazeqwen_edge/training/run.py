@@ -96,7 +96,7 @@ def train_stages(
 
     out = Path(out)
     n_llm = sum(p.numel() for p in gq.qwen.model.language_model.parameters())
-    save_llm = stage == "lm" or n_llm <= SMALL_LLM_PARAMS
+    save_llm = stage in ("lm", "joint") or n_llm <= SMALL_LLM_PARAMS
     stages = ["1", "2"] if stage == "1+2" else [stage]
     clip_cfg = {"policy": clip, "scanpath": "stream" if clip == "stream" else "reference", "stream_max_s": clip_seconds}
     if clip == "reference":

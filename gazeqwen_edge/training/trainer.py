@@ -54,7 +54,7 @@ from gazeqwen_edge.training.distributed import (
 from gazeqwen_edge.training.forward import answer_logprobs, build_inputs, forward, letter_ids
 from gazeqwen_edge.training.tasks import QAItem
 
-STAGES = ("lm", "1", "2")
+STAGES = ("lm", "1", "2", "joint")
 OBJECTIVES = ("letter", "answer")
 LORA_TARGETS = r".*language_model\.layers\.\d+\.self_attn\.(q_proj|v_proj)"  # the LLM only (REFERENCE.md section 6)
 
@@ -132,14 +132,16 @@ def item_prompt(item: QAItem, prompt: str, gaze_text: str | None = None) -> tupl
 
 def trainable_parameters(gq, stage: str) -> list[torch.nn.Parameter]:
     """Freeze everything, then unfreeze what the stage trains: "1" the resampler; "2" the resampler and the LoRA
-    matrices (inject_lora first); "lm" the LLM's decoder and embeddings (not the vision tower)."""
+    matrices (inject_lora first); "lm" the LLM's decoder and embeddings (not the vision tower); "joint" the LLM and
+    the resampler together (small models trained from scratch: on a toy task the resampler learned only with the LLM
+    trainable)."""
     for p in gq.qwen.parameters():
         p.requires_grad_(False)
     if gq.video_encoder is not None:
         for p in gq.video_encoder.parameters():
             p.requires_grad_(False)
     params: list[torch.nn.Parameter] = []
-    if stage in ("1", "2"):
+    if stage in ("1", "2", "joint"):
         if gq.resampler is None:
             raise ConfigError(f"stage {stage} trains the gaze resampler, but the model has none")
         for p in gq.resampler.parameters():
@@ -152,13 +154,13 @@ def trainable_parameters(gq, stage: str) -> list[torch.nn.Parameter]:
         for p in lora:
             p.requires_grad_(True)
         params += lora
-    if stage == "lm":
+    if stage in ("lm", "joint"):
         lm = gq.qwen.model.language_model
         for p in list(lm.parameters()) + list(gq.qwen.lm_head.parameters()):
             if not p.requires_grad:
                 p.requires_grad_(True)
                 params.append(p)
-        if gq.resampler is not None:
+        if gq.resampler is not None and stage == "lm":
             for p in gq.resampler.parameters():
                 p.requires_grad_(False)
     return params
@@ -419,9 +421,9 @@ class Trainer:
         if resume and (last / "trainer.pt").is_file():
             state = self._load_last(last, params, opt, sched)
         broadcast_parameters(params, acc)  # the main process's initial (or resumed) weights everywhere
-        self.gq.qwen.train() if cfg.stage == "lm" else self.gq.qwen.eval()
+        self.gq.qwen.train() if cfg.stage in ("lm", "joint") else self.gq.qwen.eval()
         if self.gq.resampler is not None:
-            self.gq.resampler.train(cfg.stage in ("1", "2"))
+            self.gq.resampler.train(cfg.stage in ("1", "2", "joint"))
         use_gaze = cfg.gaze and cfg.stage != "lm" and cfg.variant == "gazeqwen"
         t_start = time.perf_counter()
         n_seen = 0

@@ -246,3 +246,14 @@ def test_baseline_variants_train_without_the_resampler(toy_items, tmp_path, vari
     assert seen["draw"] == {variant == "visual_prompt"}
     with_text = [p for p in seen["prompts"] if "Gaze fixations (x, y" in p]
     assert (len(with_text) == len(seen["prompts"])) if variant == "gaze_text" else not with_text
+
+
+def test_joint_stage_trains_the_llm_and_the_resampler_together(toy_gq):
+    from gazeqwen_edge.training.trainer import trainable_parameters
+
+    ids = {id(p) for p in trainable_parameters(toy_gq, "joint")}
+    assert all(id(p) in ids for p in toy_gq.resampler.parameters())
+    assert all(id(p) in ids for p in toy_gq.qwen.model.language_model.parameters())
+    assert not any(id(p) in ids for p in toy_gq.qwen.model.visual.parameters())
+    lm = {id(p) for p in trainable_parameters(toy_gq, "lm")}
+    assert not any(id(p) in lm for p in toy_gq.resampler.parameters())
