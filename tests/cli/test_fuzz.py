@@ -180,18 +180,27 @@ def _snapshot(*roots: Path) -> dict[str, float]:
 
 
 def invoke(argv: list[str], limit_s: float) -> tuple[int, bool]:
-    """main(argv) with a Ctrl-C (SIGINT to the main thread) after `limit_s`: (exit code, interrupted)."""
+    """main(argv) with a Ctrl-C (SIGINT to the main thread) after `limit_s`, repeated every `limit_s` while main
+    has not returned (as a user presses Ctrl-C again: on a loaded machine the first one can land while a library
+    is still importing and swallows it): (exit code, interrupted)."""
     main_id = threading.main_thread().ident
     lock = threading.Lock()
     state = {"armed": True, "fired": False}
+    stop = threading.Event()
 
     def fire():
-        with lock:
-            if state["armed"]:
+        while not stop.wait(limit_s):
+            with lock:
+                if not state["armed"]:
+                    return
                 state["fired"] = True
                 signal.pthread_kill(main_id, signal.SIGINT)
 
-    timer = threading.Timer(limit_s, fire)
+    class _Timer(threading.Thread):
+        def cancel(self):
+            stop.set()
+
+    timer = _Timer(target=fire, daemon=True)
     rc = None
     try:
         timer.start()
