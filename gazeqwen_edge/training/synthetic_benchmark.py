@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gazeqwen_edge.device.streamgaze import FILTERED_SUFFIX  # the file GazeQwen's loader reads
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.training.tasks import ALL_TASKS, PRESENT_WINDOW_S, clip_window, is_proactive
 
@@ -81,7 +82,6 @@ CSV_COLUMNS = (
     "fixation_id",
     "duration_seconds",
 )
-FIXATION_SUFFIX = "_fixation_filtered.csv"  # what GazeQwen's loader reads (device/streamgaze.py FILTERED_SUFFIX)
 
 
 def mmss(t_s: float) -> str:
@@ -756,7 +756,7 @@ def build_synthetic_benchmark(
             tr = SceneTruth(scene)
             stem = video_stem(s)
             n_frames = write_video(scene, out / "videos" / f"{stem}.mp4")
-            (out / "fixations" / f"{stem}{FIXATION_SUFFIX}").write_text(fixation_csv_text(tr), encoding="utf-8")
+            (out / "fixations" / f"{stem}{FILTERED_SUFFIX}").write_text(fixation_csv_text(tr), encoding="utf-8")
             made, skips = scene_questions(tr, s, per_task)
             entries += made
             skipped += [{"scene": s, "split": split, "task": t, "reason": r} for t, r in skips]
@@ -765,7 +765,7 @@ def build_synthetic_benchmark(
                     "seed": s,
                     "split": split,
                     "video": f"videos/{stem}.mp4",
-                    "fixations": f"fixations/{stem}{FIXATION_SUFFIX}",
+                    "fixations": f"fixations/{stem}{FILTERED_SUFFIX}",
                     "n_frames": n_frames,
                     "objects": [o.name for o in scene.objects],
                     "n_fixations": len(tr.fix),
