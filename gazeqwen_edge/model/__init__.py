@@ -4,7 +4,7 @@ preprocessing, checkpoints, and tiny random-weight configs for tests and the dem
 from gazeqwen_edge.model.config import GazeQwenConfig, ResamplerConfig, VideoEncoderConfig
 from gazeqwen_edge.model.gaze_encoding import GazeInputs
 from gazeqwen_edge.model.gazeqwen import GazeQwen, Video
-from gazeqwen_edge.model.injection import HookInjector, Injector
+from gazeqwen_edge.model.injection import FusedInjector, HookInjector, Injector
 from gazeqwen_edge.model.resampler import GazeResampler
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "GazeQwen",
     "GazeQwenConfig",
     "GazeResampler",
+    "FusedInjector",
     "HookInjector",
     "Injector",
     "ResamplerConfig",

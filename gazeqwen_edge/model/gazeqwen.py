@@ -23,7 +23,7 @@ import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath, step_times
-from gazeqwen_edge.model.injection import HookInjector, Injector, video_token_positions
+from gazeqwen_edge.model.injection import Injector, make_injector, video_token_positions
 from gazeqwen_edge.model.positions import rope_position_ids
 from gazeqwen_edge.model.preprocessing import (
     FPS_MAX_FRAMES,
@@ -211,6 +211,16 @@ def check_model_source(src: str) -> bool:
 
 
 class GazeQwen:
+    """Qwen2.5-VL + video encoder + gaze resampler + injector, assembled.
+
+    qwen: a transformers Qwen2_5_VLForConditionalGeneration; tokenizer: its tokenizer; video_encoder / resampler:
+    None for plain Qwen2.5-VL (no gaze path); injector: how residuals reach the decoder layers (default built by name
+    from `injection`: "hooks", the reference forward hooks, or "fused", the residual add fused into the injected
+    layers' forward; numerically equal, model/injection.py); min/max_pixels, max_frames, sampling_fps: the video
+    budget (qwen-vl-utils' defaults); timer: where stage timings go; mc_protocol: "letter" or "option_text".
+    Raises ConfigError when the resampler does not fit the LLM or the video encoder.
+    """
+
     def __init__(
         self,
         qwen,
@@ -219,6 +229,7 @@ class GazeQwen:
         resampler=None,
         *,
         injector: Injector | None = None,
+        injection: str = "hooks",
         min_pixels: int = VIDEO_MIN_PIXELS,
         max_pixels: int = VIDEO_MAX_PIXELS,
         max_frames: int = FPS_MAX_FRAMES,
@@ -255,7 +266,7 @@ class GazeQwen:
                 raise ConfigError(
                     f"resampler expects {rc.d_vjepa}-d video features, the video encoder gives {video_encoder.hidden_size}"
                 )
-            self.injector = injector if injector is not None else HookInjector(rc.injected_layers)
+            self.injector = injector if injector is not None else make_injector(injection, rc.injected_layers)
             self.injector.attach(qwen)
         else:
             self.injector = None

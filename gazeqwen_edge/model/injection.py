@@ -8,9 +8,18 @@ Interface (`Injector`): `attach(model)` once, then
 
 Each injected layer fires once per `inject` (so a `generate()` call inside the block injects in its prefill only);
 outside the block nothing is added: cached token-by-token decoding never sees residuals, the gaze effect lives in the
-KV cache of the video tokens. `HookInjector` does this with forward hooks on
-`model.model.language_model.layers[l]` (transformers 5: the layers return a tensor); a fused implementation (export)
-can replace it behind the same interface.
+KV cache of the video tokens. Two implementations behind that interface:
+
+- `HookInjector` (the reference): forward hooks on `model.model.language_model.layers[l]` (transformers 5: the layers
+  return a tensor).
+- `FusedInjector` (the edge runtime's default): the injected decoder layers themselves become a subclass of their own
+  class whose `forward` adds the residual after the layer's computation. No hooks are registered, so every layer keeps
+  PyTorch's fast module call path; parameter names and the state dict are unchanged (only `__class__` is swapped, and
+  `detach` swaps it back); a decoded token costs each injected layer one attribute test; positions are checked once
+  per `inject`, not per layer (no host sync inside the forward). Numerically it is the same `index_put` as the hooks
+  (tests/model/test_fused_injection.py: equal logits in full prefill, chunked streaming prefill and decode).
+
+`make_injector(kind, layers)` builds either by name (`INJECTIONS`).
 """
 
 from __future__ import annotations
@@ -103,6 +112,18 @@ class Injector(ABC):
         return hidden.index_put((bidx, pos.to(hidden.device)), res.to(hidden.device, hidden.dtype), accumulate=True)
 
 
+INJECTIONS = ("fused", "hooks")
+
+
+def make_injector(kind: str, layers: Sequence[int]) -> Injector:
+    """An injector by name: "fused" (FusedInjector) or "hooks" (HookInjector). Raises ValueError for another name."""
+    if kind == "fused":
+        return FusedInjector(layers)
+    if kind == "hooks":
+        return HookInjector(layers)
+    raise ValueError(f"injection must be one of {', '.join(INJECTIONS)}, got {kind!r}")
+
+
 class HookInjector(Injector):
     """The reference behaviour: a forward hook on each injected decoder layer."""
 
@@ -133,3 +154,87 @@ class HookInjector(Injector):
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+class _GazeResidualLayer:
+    """Mixin placed in front of a decoder layer's class by FusedInjector: after the layer's own forward, add the
+    pending residual (set by `FusedInjector.inject`, consumed by the first forward) at the video-token positions."""
+
+    _gaze_injector: FusedInjector
+    _gaze_layer: int
+
+    def forward(self, *args, **kwargs):
+        out = super().forward(*args, **kwargs)
+        inj = self._gaze_injector
+        if not inj._pending:  # decode and plain forwards: nothing armed
+            return out
+        if isinstance(out, tuple):  # older transformers returned (hidden, ...)
+            new = inj._apply(self._gaze_layer, out[0])
+            return out if new is None else (new, *out[1:])
+        new = inj._apply(self._gaze_layer, out)
+        return out if new is None else new
+
+
+_FUSED_CLASSES: dict[type, type] = {}
+
+
+def _fused_class(cls: type) -> type:
+    """The subclass of decoder-layer class `cls` with the residual add fused into its forward (one per class)."""
+    if cls not in _FUSED_CLASSES:
+        _FUSED_CLASSES[cls] = type(f"GazeFused{cls.__name__}", (_GazeResidualLayer, cls), {})
+    return _FUSED_CLASSES[cls]
+
+
+class FusedInjector(Injector):
+    """Residual injection fused into the injected decoder layers' forward (see the module docstring): no hooks, the
+    state dict unchanged, one bounds check per `inject` (the largest position) instead of a host sync per layer.
+    Works with autograd (the add is out of place), the KV cache, chunked streaming prefill and torch.compile."""
+
+    def __init__(self, layers: Sequence[int]):
+        super().__init__(layers)
+        self._modules: list[torch.nn.Module] = []
+        self._max_pos = -1
+
+    def attach(self, model) -> FusedInjector:
+        self.detach()
+        mods = decoder_layers(model)
+        bad = [x for x in self.layers if not 0 <= x < len(mods)]
+        if bad:
+            raise ValueError(f"injected layers {bad} do not exist in an LLM of {len(mods)} layers")
+        for layer in self.layers:
+            mod = mods[layer]
+            if isinstance(mod, _GazeResidualLayer):
+                raise ValueError(f"decoder layer {layer} already has a fused injector attached")
+            mod.__class__ = _fused_class(type(mod))
+            mod._gaze_injector = self
+            mod._gaze_layer = layer
+            self._modules.append(mod)
+        return self
+
+    def detach(self) -> None:
+        for mod in self._modules:
+            mod.__class__ = mod.__class__.__mro__[2]  # (GazeFused<cls>, _GazeResidualLayer, <cls>, ...)
+            del mod._gaze_injector, mod._gaze_layer
+        self._modules = []
+
+    @contextmanager
+    def inject(self, residuals: torch.Tensor | None, positions: torch.Tensor | None) -> Iterator[None]:
+        """As Injector.inject; the largest position is read once here (one host sync per forward, not per layer)."""
+        self._max_pos = int(positions.max()) if positions is not None and positions.numel() > 0 else -1
+        with super().inject(residuals, positions):
+            yield
+
+    def _apply(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        item = self._pending.pop(layer, None)
+        if item is None:
+            return None
+        res, pos = item
+        b, length, _ = hidden.shape
+        if pos.shape[0] != b or self._max_pos >= length:
+            raise ValueError(
+                f"injection positions {tuple(pos.shape)} (max {self._max_pos}) do not fit hidden states "
+                f"{tuple(hidden.shape)}; residuals must be injected in the forward that holds the video tokens"
+            )
+        bidx = torch.arange(b, device=hidden.device).unsqueeze(1).expand_as(pos)
+        self.fired.append(layer)
+        return hidden.index_put((bidx, pos.to(hidden.device)), res.to(hidden.device, hidden.dtype), accumulate=True)
