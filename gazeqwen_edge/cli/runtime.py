@@ -34,6 +34,15 @@ FIXATIONS = typer.Option(
     "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's own)."
 )
 PROMPT = typer.Option("reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction.")
+BUNDLE = typer.Option(
+    None, "--bundle", help="An edge bundle made by `gazeqwen-edge export` (verified before loading; replaces --model)."
+)
+INJECTION = typer.Option(
+    "fused",
+    "--injection",
+    callback=choice("fused", "hooks"),
+    help="How gaze residuals reach the LLM: fused (inside the decoder layers) | hooks (forward hooks, the reference).",
+)
 TORCH_DEVICE = typer.Option(
     "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
 )
@@ -81,11 +90,17 @@ def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> 
     console.print(timer.table("stage timings"))
 
 
-def load(model: str, checkpoint: str | None, torch_device: str, fps: float):
-    from gazeqwen_edge.runtime.models import load_model
+def load(
+    model: str, checkpoint: str | None, torch_device: str, fps: float, bundle: Path | None = None, injection="fused"
+):
+    """The session's GazeQwen: a bundle (--bundle, checked first) or --model/--checkpoint."""
+    from gazeqwen_edge.errors import ConfigError
+    from gazeqwen_edge.runtime.models import DEMO_MODEL, load_model
 
+    if bundle is not None and (model not in (None, DEMO_MODEL) or checkpoint is not None):
+        raise ConfigError("--bundle brings its own model: leave out --model and --checkpoint")
     with console_err.status("loading the model ...") if console_err.is_terminal else _Null():
-        return load_model(model, checkpoint, device=torch_device, sampling_fps=fps)
+        return load_model(model, checkpoint, device=torch_device, sampling_fps=fps, bundle=bundle, injection=injection)
 
 
 class _Null:
@@ -112,6 +127,8 @@ def replay(
     ),
     model: str = MODEL,
     checkpoint: str = CHECKPOINT,
+    bundle: Path = BUNDLE,
+    injection: str = INJECTION,
     wearer: str = typer.Option(
         None, help="Apply this wearer's stored offset (calibrate offset) instead of the source's."
     ),
@@ -135,7 +152,7 @@ def replay(
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
-        gq = load(model, checkpoint, torch_device_, fps)
+        gq = load(model, checkpoint, torch_device_, fps, bundle, injection)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
         result = run_replay(
             src, gq, cfg, out or default_out_dir("replay"), qf, pace, [TerminalSink(console)], wearer, source
@@ -169,6 +186,8 @@ def run(
     ),
     model: str = MODEL,
     checkpoint: str = CHECKPOINT,
+    bundle: Path = BUNDLE,
+    injection: str = INJECTION,
     fps: float = FPS,
     chunk: float = CHUNK,
     window: float = WINDOW,
@@ -189,7 +208,9 @@ def run(
 
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
-    gq = None if status_only else load(model, checkpoint, torch_device_, fps)  # before connecting: it takes a while
+    gq = (
+        None if status_only else load(model, checkpoint, torch_device_, fps, bundle, injection)
+    )  # before connecting: it takes a while
     if gq is not None and window is None:
         cfg.window_s = model_window_s(gq)
     with dev as neon:

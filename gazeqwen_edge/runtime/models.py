@@ -21,6 +21,8 @@ def load_model(
     dtype: str = "auto",
     sampling_fps: float | None = None,
     timer=None,
+    bundle: str | Path | None = None,
+    injection: str = "fused",
 ) -> GazeQwen:
     """The GazeQwen a session runs.
 
@@ -28,8 +30,11 @@ def load_model(
     local directory; checkpoint: our
     checkpoint directory (convert the authors' with `convert-checkpoint`), None for plain Qwen2.5-VL; device: "cpu",
     "cuda", "cuda:1"...; dtype: "auto" (bf16 on CUDA, fp32 on CPU), "float32", "bfloat16", "float16";
-    sampling_fps: the frame rate of clips re-encoded per question (reference regime). Raises InputError for sources
-    that cannot be loaded, ConfigError for a bad dtype or a checkpoint given with the demo model.
+    sampling_fps: the frame rate of clips re-encoded per question (reference regime); bundle: an edge bundle made
+    by `gazeqwen-edge export` (export/bundle.py: verified, then loaded; model and checkpoint are then ignored);
+    injection: "fused" (residuals added inside the decoder layers, the default) or "hooks" (the reference hooks).
+    Raises InputError for sources that cannot be loaded (BundleError for a bundle that fails its checks),
+    ConfigError for a bad dtype or a checkpoint given with the demo model.
     """
     import torch
 
@@ -40,6 +45,12 @@ def load_model(
         torch_dtype = dtypes[dtype]
     else:
         raise ConfigError(f"--dtype must be auto, {', '.join(dtypes)}; got {dtype!r}")
+    if bundle is not None:
+        from gazeqwen_edge.export.bundle import load_bundle
+
+        return load_bundle(
+            bundle, device=device, dtype=torch_dtype, injection=injection, timer=timer, sampling_fps=sampling_fps
+        )
     if model in (None, DEMO_MODEL):
         if checkpoint is not None:
             raise ConfigError(
@@ -50,11 +61,23 @@ def load_model(
 
         if is_model_dir(DEMO_MODEL_DIR):
             return load_model_dir(
-                DEMO_MODEL_DIR, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps
+                DEMO_MODEL_DIR,
+                device=device,
+                dtype=torch_dtype,
+                timer=timer,
+                sampling_fps=sampling_fps,
+                injection=injection,
             )
         from gazeqwen_edge.model.tiny import build_tiny_gazeqwen  # until the trained demo model is shipped
 
-        gq = build_tiny_gazeqwen(seed=0, gaze_encoding="spatial", perturb=0.05, timer=timer, sampling_fps=sampling_fps)
+        gq = build_tiny_gazeqwen(
+            seed=0,
+            gaze_encoding="spatial",
+            perturb=0.05,
+            timer=timer,
+            sampling_fps=sampling_fps,
+            injection=injection,
+        )
         gq.qwen.to(device)
         gq.video_encoder.to(device)
         gq.resampler.to(device)
@@ -66,8 +89,11 @@ def load_model(
             raise ConfigError(
                 "a model directory brings its own gaze checkpoint; --checkpoint is for a Qwen2.5-VL --model"
             )
-        return load_model_dir(model, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps)
+        return load_model_dir(
+            model, device=device, dtype=torch_dtype, timer=timer, sampling_fps=sampling_fps, injection=injection
+        )
     kw = {"timer": timer} if timer is not None else {}
+    kw["injection"] = injection
     return GazeQwen.from_pretrained(
         model, checkpoint=checkpoint, dtype=torch_dtype, device=device, sampling_fps=sampling_fps, **kw
     )
