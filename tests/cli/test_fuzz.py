@@ -65,6 +65,7 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "calibrate camera": (["{tmp}/calibration.bin"], []),
     "calibrate fixations": (["synthetic"], ["--show", "2"]),
     "dataset synthetic": (["{tmp}/out/bench"], ["--videos", "3", "--duration", "8", "--size", "64x48", "--fps", "2"]),
+    "export": (["{tmp}/out/bundle"], ["--quant", "none", "--no-onnx", "--no-verify"]),
 }
 TIME_LIMIT_S = {"simulate": 3.0, "run": 3.0}  # then Ctrl-C; other commands get DEFAULT_LIMIT_S
 DEFAULT_LIMIT_S = 20.0
