@@ -67,7 +67,8 @@ def info() -> None:
     extras = {
         "device": ["pupil_labs.realtime_api", "pupil_labs.neon_recording", "av", "cv2", "scipy"],
         "onnx": ["onnx", "onnxruntime"],
-        "gpu": ["bitsandbytes", "tensorrt"],
+        "quant": ["bitsandbytes"],
+        "gpu": ["onnxruntime", "tensorrt"],
         "speech": ["faster_whisper"],
         "train": ["peft", "accelerate"],
     }
