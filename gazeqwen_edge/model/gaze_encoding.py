@@ -98,15 +98,19 @@ def step_times(n_steps: int, sampling_fps: float, temporal_patch: int = 2, clip_
     return clip_start + np.arange(n_steps) * temporal_patch / sampling_fps
 
 
+def sincos_axis(values: torch.Tensor, half: int, temperature: float = 1e4, scale: float = 1.0) -> torch.Tensor:
+    """The code of ONE coordinate axis: (...) values -> (..., half) with dim_t[i] = temperature^(2*floor(i/2)/half),
+    sin of (scale*v)/dim_t on even i, cos on odd i, interleaved (half of `sincos_encoding`, bit for bit)."""
+    i = torch.arange(half, device=values.device, dtype=torch.float32)
+    dim_t = temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / half)
+    pos = values.float().unsqueeze(-1) * scale / dim_t  # (..., half)
+    return torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)
+
+
 def sincos_encoding(coords: torch.Tensor, dim: int, temperature: float = 1e4, scale: float = 1.0) -> torch.Tensor:
     """DETR-style code of (..., 2) [x, y] coordinates -> (..., dim): dim/2 for x then dim/2 for y; within each,
     dim_t[i] = temperature^(2*floor(i/2)/(dim/2)), sin of (scale*v)/dim_t on even i, cos on odd i, interleaved."""
-    half = dim // 2
-    i = torch.arange(half, device=coords.device, dtype=torch.float32)
-    dim_t = temperature ** (2 * torch.div(i, 2, rounding_mode="floor") / half)
-    pos = coords.float().unsqueeze(-1) * scale / dim_t  # (..., 2, half)
-    enc = torch.stack((pos[..., 0::2].sin(), pos[..., 1::2].cos()), dim=-1).flatten(-2)  # (..., 2, half)
-    return enc.flatten(-2)  # x code then y code
+    return sincos_axis(coords, dim // 2, temperature, scale).flatten(-2)  # x code then y code
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int) -> torch.Tensor:
@@ -130,6 +134,45 @@ def token_centres(h: int, w: int, device=None) -> torch.Tensor:
     return torch.stack([gx.reshape(-1), gy.reshape(-1)], dim=-1)
 
 
+def spatial_gaze_parts(
+    points: torch.Tensor,
+    mask: torch.Tensor,
+    grid_hw: tuple[int, int],
+    dim: int,
+    sigma: float = 0.1,
+    temperature: float = 1e4,
+    scale: float = 2 * math.pi,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The spatial encoding in its separable form: what `spatial_gaze_encoding` computes, without materialising a
+    code per token and fixation.
+
+    A token's code is [x code of its column's offset, y code of its row's offset] (each the mean over the active
+    fixations), so the x half depends on the column only and the y half on the row only: h + w codes per step
+    describe all h*w tokens, and a linear map of the code (the resampler's g_proj) splits into one map per half
+    applied to w + h vectors, broadcast over the grid. The bias -(dx^2 + dy^2) / (2 sigma^2) is a row term plus a
+    column term per fixation (its log-mean-exp over fixations is not separable and is formed per token: (K, h, w)).
+    points (B, T, K, 2), mask (B, T, K) -> code_x (B, T, w, dim/2), code_y (B, T, h, dim/2), bias (B, T, h*w);
+    steps without an active fixation get zero codes and zero bias.
+    """
+    h, w = grid_hw
+    half = dim // 2
+    xs = (torch.arange(w, device=points.device, dtype=torch.float32) + 0.5) / w  # token_centres' columns, exactly
+    ys = (torch.arange(h, device=points.device, dtype=torch.float32) + 0.5) / h
+    pts = points.float()
+    off_x = xs - pts[..., 0:1]  # (B, T, K, w)
+    off_y = ys - pts[..., 1:2]  # (B, T, K, h)
+    code_x = _masked_mean(sincos_axis(off_x, half, temperature, scale), mask, dim=2)  # (B, T, w, half)
+    code_y = _masked_mean(sincos_axis(off_y, half, temperature, scale), mask, dim=2)  # (B, T, h, half)
+    # -(dx^2 + dy^2) / (2 sigma^2) per fixation and token, in the per-token formula's order: (B, T, K, h, w)
+    logit = -((off_x**2).unsqueeze(-2) + (off_y**2).unsqueeze(-1)) / (2 * sigma**2)
+    logit = logit.flatten(-2)  # (B, T, K, N) in Qwen's row-major token order
+    logit = torch.where(mask.unsqueeze(-1), logit, torch.full_like(logit, -1e4))
+    count = mask.sum(-1, keepdim=True).clamp(min=1).to(logit.dtype)  # (B, T, 1)
+    bias = torch.logsumexp(logit, dim=2) - count.log()
+    bias = torch.where(mask.any(-1, keepdim=True), bias, torch.zeros_like(bias))
+    return code_x, code_y, bias
+
+
 def spatial_gaze_encoding(
     points: torch.Tensor,
     mask: torch.Tensor,
@@ -144,15 +187,13 @@ def spatial_gaze_encoding(
     Each token (centre c on the h x w grid, normalised) gets the sine/cosine code of its offset c - g from each
     active gaze point g (mean over active fixations), and a bias log(mean_k exp(-|c - g_k|^2 / (2 sigma^2))) that is
     -d^2/(2 sigma^2) for a single fixation. Steps without an active fixation get zero code and zero bias.
-    points (B, T, K, 2), mask (B, T, K) -> code (B, T, N, dim), bias (B, T, N).
+    points (B, T, K, 2), mask (B, T, K) -> code (B, T, N, dim), bias (B, T, N). The resampler uses the separable
+    form (`spatial_gaze_parts`) and never builds the (B, T, N, dim) code; this expands it.
     """
     h, w = grid_hw
-    c = token_centres(h, w, points.device)  # (N, 2)
-    off = c[None, None, None] - points.float().unsqueeze(-2)  # (B, T, K, N, 2)
-    code = _masked_mean(sincos_encoding(off, dim, temperature, scale), mask, dim=2)  # (B, T, N, dim)
-    logit = -(off**2).sum(-1) / (2 * sigma**2)  # (B, T, K, N)
-    logit = torch.where(mask.unsqueeze(-1), logit, torch.full_like(logit, -1e4))
-    count = mask.sum(-1, keepdim=True).clamp(min=1).to(logit.dtype)  # (B, T, 1)
-    bias = torch.logsumexp(logit, dim=2) - count.log()
-    bias = torch.where(mask.any(-1, keepdim=True), bias, torch.zeros_like(bias))
-    return code, bias
+    code_x, code_y, bias = spatial_gaze_parts(points, mask, grid_hw, dim, sigma, temperature, scale)
+    b, t, _, half = code_x.shape
+    code = torch.cat(
+        [code_x.unsqueeze(2).expand(b, t, h, w, half), code_y.unsqueeze(3).expand(b, t, h, w, half)], dim=-1
+    )
+    return code.reshape(b, t, h * w, 2 * half), bias

@@ -210,6 +210,16 @@ def check_model_source(src: str) -> bool:
     return False
 
 
+def module_device(module) -> torch.device:
+    """The device a module's inputs go to: its own `device` (the video encoders, the ONNX runners of
+    gazeqwen_edge.export, which hold no parameters), else its first parameter's, else the CPU."""
+    dev = getattr(module, "device", None)
+    if dev is not None:
+        return torch.device(dev)
+    p = next(iter(module.parameters()), None) if hasattr(module, "parameters") else None
+    return p.device if p is not None else torch.device("cpu")
+
+
 class GazeQwen:
     """Qwen2.5-VL + video encoder + gaze resampler + injector, assembled.
 
@@ -439,7 +449,7 @@ class GazeQwen:
             raise InputError(None, f"a batch with gaze needs one video size, got grids {sorted(grids)}")
         t, h, w = grids.pop()
         merged = (t, h // self.merge, w // self.merge)
-        dev = next(self.resampler.parameters()).device
+        dev = module_device(self.resampler)
         with self.timer.stage("vjepa"):
             if self.regime == "reference":
                 feats = self.video_encoder.features([s.frames for s in batch.samples], merged)

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from gazeqwen_edge.model.config import ResamplerConfig
-from gazeqwen_edge.model.gaze_encoding import reference_gaze_encoding, spatial_gaze_encoding
+from gazeqwen_edge.model.gaze_encoding import reference_gaze_encoding, spatial_gaze_parts
 
 
 class GazeResampler(nn.Module):
@@ -68,16 +68,30 @@ class GazeResampler(nn.Module):
         gaze_points = gaze_points.to(features.device)
         gaze_mask = gaze_mask.to(features.device)
 
+        # The gaze enters the keys as g_proj(G) on the video tokens and g_proj(0) = g_proj.bias on the latents.
+        # Neither the per-token key code nor its zero rows for the latents are built: reference: one g_proj(G) per
+        # step, broadcast over the tokens; spatial: g_proj split into its x and y halves, applied to the w column and
+        # h row codes (spatial_gaze_parts) and broadcast over the grid. Same sums as the literal formula.
         bias = None
         if c.gaze_encoding == "reference":
-            g = reference_gaze_encoding(gaze_points, gaze_mask, d, c.temperature).to(dtype)  # (B, T, d)
-            key_gaze = torch.cat([g.reshape(bt, 1, d).expand(bt, n, d), x_in.new_zeros(bt, nl, d)], dim=1)
+            g = reference_gaze_encoding(gaze_points, gaze_mask, d, c.temperature).to(dtype).reshape(bt, 1, d)
+
+            def token_gaze(proj: nn.Linear) -> torch.Tensor:  # (BT, 1, d): the same for every token
+                return proj(g)
+
         else:
-            code, tok_bias = spatial_gaze_encoding(
+            half = d // 2
+            code_x, code_y, tok_bias = spatial_gaze_parts(
                 gaze_points, gaze_mask, (h, w), d, c.spatial_sigma, c.temperature, c.spatial_scale
             )
-            key_gaze = torch.cat([code.reshape(bt, n, d).to(dtype), x_in.new_zeros(bt, nl, d)], dim=1)
+            code_x = code_x.reshape(bt, w, half).to(dtype)
+            code_y = code_y.reshape(bt, h, half).to(dtype)
             bias = torch.cat([tok_bias.reshape(bt, 1, n).to(dtype), x_in.new_zeros(bt, 1, nl)], dim=2)
+
+            def token_gaze(proj: nn.Linear) -> torch.Tensor:  # (BT, N, d), row-major over the h x w grid
+                gx = F.linear(code_x, proj.weight[:, :half], proj.bias)  # (BT, w, d)
+                gy = F.linear(code_y, proj.weight[:, half:])  # (BT, h, d)
+                return (gx.unsqueeze(1) + gy.unsqueeze(2)).reshape(bt, n, d)
 
         scale = 1.0 / math.sqrt(d)
         sample_gain = None
@@ -90,7 +104,9 @@ class GazeResampler(nn.Module):
             for i in range(c.n_blocks):
                 xl = torch.cat([x, lat], dim=1)
                 q = self.q_projs[m][i](lat)
-                k = self.k_projs[m][i](xl) + self.g_projs[m][i](key_gaze)
+                g_proj = self.g_projs[m][i]
+                k_proj = self.k_projs[m][i]
+                k = torch.cat([k_proj(x) + token_gaze(g_proj), k_proj(lat) + g_proj.bias], dim=1)
                 v = self.v_projs[m][i](xl)
                 logits = torch.matmul(q, k.transpose(1, 2)) * scale
                 if bias is not None:

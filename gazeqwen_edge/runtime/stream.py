@@ -35,7 +35,15 @@ import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.model.gaze_encoding import GazeInputs, check_scanpath
-from gazeqwen_edge.model.gazeqwen import VIDEO_PAD, GazeQwen, Reply, mc_prompt, option_letters, option_texts
+from gazeqwen_edge.model.gazeqwen import (
+    VIDEO_PAD,
+    GazeQwen,
+    Reply,
+    mc_prompt,
+    module_device,
+    option_letters,
+    option_texts,
+)
 from gazeqwen_edge.model.positions import after_video_position, text_position_ids, video_position_ids
 from gazeqwen_edge.model.preprocessing import resize_frames, smart_resize
 
@@ -199,7 +207,7 @@ class VideoStream:
             with gq.timer.stage("vjepa"):
                 feats = gq.video_encoder.stream_features(self._windows(first_step, k, win), self.merged_hw)
             gaze = GazeInputs.from_scanpaths([sp], vi.step_times[None], gq.gaze_span_s(vi.second_per_grid_t))
-            rdev = next(gq.resampler.parameters()).device
+            rdev = module_device(gq.resampler)
             with gq.timer.stage("resampler"):
                 residuals = gq.resampler(feats[None].to(rdev), gaze.points, gaze.mask, gaze.has_gaze.to(rdev))
         elif window is not None and gq.resampler is not None:

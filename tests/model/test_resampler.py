@@ -231,3 +231,72 @@ def test_stream_steps_take_the_fixations_of_their_whole_span():
     assert mask.sum() == 1 and np.allclose(pts[0, mask[0]], [0.2, 0.3])
     g = GazeInputs.from_scanpaths([scan, scan], [[0.0, 1.0], [0.0, 1.0]], span_s=[0.0, 1.0])
     assert g.mask[0].sum() == 0 and g.mask[1, 0].sum() == 1 and g.mask[1, 1].sum() == 1
+
+
+def per_token_spatial(points, mask, grid_hw, dim, sigma=0.1, temperature=1e4, scale=2 * math.pi):
+    """The spatial encoding as first written: a code per token AND fixation (B, T, K, N, dim), then the mean."""
+    h, w = grid_hw
+    c = token_centres(h, w)
+    off = c[None, None, None] - points.float().unsqueeze(-2)  # (B, T, K, N, 2)
+    m = mask.float()[..., None, None]
+    code = (sincos_encoding(off, dim, temperature, scale) * m).sum(2) / m.sum(2).clamp(min=1.0)
+    logit = -(off**2).sum(-1) / (2 * sigma**2)
+    logit = torch.where(mask.unsqueeze(-1), logit, torch.full_like(logit, -1e4))
+    bias = torch.logsumexp(logit, dim=2) - mask.sum(-1, keepdim=True).clamp(min=1).float().log()
+    return code, torch.where(mask.any(-1, keepdim=True), bias, torch.zeros_like(bias))
+
+
+def per_token_forward(r, feats, points, mask, has_gaze):
+    """The resampler as first written: the key gaze code materialised for every token and latent row ((BT, N+L, d),
+    zeros on the latents) and projected by g_proj there; the reference for the separable, broadcast form."""
+    c = r.config
+    b, t, h, w, dv = feats.shape
+    n, bt, d, nl = h * w, b * t, c.d_latent, c.n_latents
+    x_in = feats.reshape(bt, n, dv)
+    bias = None
+    if c.gaze_encoding == "reference":
+        g = reference_gaze_encoding(points, mask, d, c.temperature)
+        key_gaze = torch.cat([g.reshape(bt, 1, d).expand(bt, n, d), torch.zeros(bt, nl, d)], dim=1)
+    else:
+        code, tok_bias = per_token_spatial(points, mask, (h, w), d, c.spatial_sigma, c.temperature, c.spatial_scale)
+        key_gaze = torch.cat([code.reshape(bt, n, d), torch.zeros(bt, nl, d)], dim=1)
+        bias = torch.cat([tok_bias.reshape(bt, 1, n), torch.zeros(bt, 1, nl)], dim=2)
+    gain = has_gaze.float().view(b, 1).expand(b, t).reshape(bt, 1, 1)
+    outs = []
+    for m, layer in enumerate(c.injected_layers):
+        x = r.proj_ins[m](x_in)
+        lat = r.latents[m].unsqueeze(0).expand(bt, nl, d)
+        for i in range(c.n_blocks):
+            xl = torch.cat([x, lat], dim=1)
+            k = r.k_projs[m][i](xl) + r.g_projs[m][i](key_gaze)
+            logits = r.q_projs[m][i](lat) @ k.transpose(1, 2) / math.sqrt(d)
+            if bias is not None:
+                logits = logits + bias
+            lat = lat + F.softmax(logits, dim=-1) @ r.v_projs[m][i](xl)
+            lat = r.block_norms[m][i](lat + r.ff_blocks[m][i](lat))
+        rr = F.softmax(x @ lat.transpose(1, 2) / math.sqrt(d), dim=-1) @ lat
+        outs.append(r.proj_outs[m](rr * r.amplitude[layer] * gain).reshape(b, t, n, c.d_llm))
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("enc", ["reference", "spatial"])
+def test_separable_form_equals_the_per_token_formula(enc):
+    """The resampler's lean form (g_proj of the gaze per step / per row and column, broadcast; no per-token code) and
+    spatial_gaze_parts give what the per-token formula gives, to float rounding: several fixations, steps without
+    any, a sample without gaze, a non-square grid."""
+    r = perturbed(small_cfg(enc, d_latent=32), seed=5)
+    torch.manual_seed(2)
+    feats = torch.randn(3, 4, 3, 7, 24)
+    points = torch.rand(3, 4, 3, 2)
+    mask = torch.rand(3, 4, 3) < 0.6
+    mask[0, 1] = False
+    has = torch.tensor([True, True, False])
+    with torch.no_grad():
+        got = r(feats, points, mask, has)
+        want = per_token_forward(r, feats, points, mask, has)
+    scale = want.abs().max()
+    assert scale > 0.1
+    assert (got - want).abs().max() < 1e-6 * scale  # float32 rounding of outputs up to ~4 (ulp 4.8e-7)
+    code, bias = spatial_gaze_encoding(points, mask, (3, 7), 32)
+    code_old, bias_old = per_token_spatial(points, mask, (3, 7), 32)
+    assert (code - code_old).abs().max() < 1e-6 and (bias - bias_old).abs().max() < 1e-6
