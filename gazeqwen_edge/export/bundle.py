@@ -116,6 +116,107 @@ def compare_models(reference, candidate, max_new_tokens: int = 8) -> dict[str, A
     }
 
 
+# Scene-camera frame sizes (height, width) whose token grids get a resampler graph: the Neon scene camera (4:3, as the
+# synthetic scenes and EGTEA Gaze+) and 16:9 video (HoloAssist, EgoExoLearn, most phone video). Other grids run the
+# bundle's PyTorch resampler.
+GRAPH_FRAME_SIZES = ((1200, 1600), (720, 1280))
+
+
+def merged_grid(gq, frame_hw: tuple[int, int]) -> tuple[int, int]:
+    """The LLM's merged video-token grid (H, W) for frames of frame_hw under gq's pixel budget (as VideoStream)."""
+    from gazeqwen_edge.model.preprocessing import smart_resize
+
+    factor = gq.patch_size * gq.merge
+    h, w = smart_resize(int(frame_hw[0]), int(frame_hw[1]), factor, gq.min_pixels, gq.max_pixels)
+    return h // factor, w // factor
+
+
+def export_gaze_graphs(gq, out_dir: Path, tolerance: float = 1e-4, frame_sizes=GRAPH_FRAME_SIZES) -> dict[str, Any]:
+    """Export gq's video encoder and, for the token grid of each frame size, its resampler to ONNX under out_dir, each
+    verified against PyTorch (batch 1 and 3, two temporal lengths; export/onnx_graphs.py). Returns the manifest's
+    "onnx" section: {name: GraphInfo dict (file relative to the bundle, inputs, outputs, max_abs_diff, config)}.
+    Raises ExportVerificationError above `tolerance`, MissingDependencyError without the onnx extra."""
+    from gazeqwen_edge.export.onnx_graphs import export_resampler, export_video_encoder
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    graphs: dict[str, Any] = {}
+    info = export_video_encoder(gq.video_encoder, out_dir / "video_encoder.onnx", tol=tolerance)
+    graphs["video_encoder"] = {**info.to_dict(), "file": f"{out_dir.name}/video_encoder.onnx"}
+    for hw in dict.fromkeys(merged_grid(gq, fs) for fs in frame_sizes):
+        name = f"resampler_{hw[0]}x{hw[1]}"
+        info = export_resampler(gq.resampler, out_dir / f"{name}.onnx", hw, tol=tolerance)
+        graphs[name] = {**info.to_dict(), "file": f"{out_dir.name}/{name}.onnx", "grid_hw": list(hw)}
+    return graphs
+
+
+class GridResampler(torch.nn.Module):
+    """The bundle's resampler: the ONNX graph exported for the features' token grid when there is one, else the
+    PyTorch resampler (same weights). Same forward and `config` as GazeResampler; `onnx_calls` / `torch_calls` count
+    which ran (the session's stage timings show the time either way)."""
+
+    def __init__(self, graphs: dict[tuple[int, int], Any], fallback: torch.nn.Module):
+        super().__init__()
+        self.graphs = graphs
+        self.fallback = fallback
+        self.config = fallback.config
+        self.onnx_calls = 0
+        self.torch_calls = 0
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def forward(self, features, gaze_points, gaze_mask, has_gaze=None):
+        """As GazeResampler.forward: features (B, T, H, W, d_vjepa) -> residuals (M, B, T, H*W, d_llm)."""
+        graph = self.graphs.get((int(features.shape[2]), int(features.shape[3])))
+        if graph is None:
+            self.torch_calls += 1
+            return self.fallback(features, gaze_points, gaze_mask, has_gaze)
+        self.onnx_calls += 1
+        return graph(features, gaze_points, gaze_mask, has_gaze)
+
+
+def attach_onnx_gaze_path(gq, bundle_dir: Path, graphs: dict[str, Any]) -> None:
+    """Replace gq's video encoder and resampler by the bundle's ONNX graphs run by onnxruntime (providers TensorRT ->
+    CUDA -> CPU, whichever are available; TensorRT engines cached under bundle/tensorrt/ort-cache). Raises
+    ImportError-derived MissingDependencyError without onnxruntime."""
+    from gazeqwen_edge.export.onnx_graphs import OnnxResampler, OnnxVideoEncoder
+
+    cache = bundle_dir / "tensorrt" / "ort-cache"
+    enc = OnnxVideoEncoder(bundle_dir / graphs["video_encoder"]["file"], trt_cache_dir=cache)
+    res = {
+        tuple(g["grid_hw"]): OnnxResampler(bundle_dir / g["file"], trt_cache_dir=cache)
+        for name, g in graphs.items()
+        if name.startswith("resampler_")
+    }
+    gq.video_encoder = enc
+    gq.resampler = GridResampler(res, gq.resampler)
+
+
+def build_bundle_engines(bundle_dir: Path, graphs: dict[str, Any]) -> dict[str, Any]:
+    """Build a TensorRT engine (FP16, one optimisation profile over batch, steps and gaze points:
+    export/tensorrt.py default_profiles) for every ONNX graph of the bundle, for this machine's GPU, into
+    tensorrt/<engine_key>/<graph>.engine. Returns the manifest's "tensorrt" section {key: {gpu, tensorrt, files}}.
+    Raises MissingDependencyError without tensorrt, DeviceError without a CUDA GPU, InputError without ONNX graphs."""
+    from gazeqwen_edge.errors import DeviceError
+    from gazeqwen_edge.export.onnx_graphs import GraphInfo
+    from gazeqwen_edge.export.tensorrt import _trt, build_engine, default_profiles
+
+    trt = _trt()
+    if not torch.cuda.is_available():
+        raise DeviceError("--tensorrt builds engines for this machine's GPU, and torch sees no CUDA GPU")
+    if not graphs:
+        raise InputError(bundle_dir, "TensorRT engines are built from the ONNX graphs: leave out --no-onnx")
+    gpu = torch.cuda.get_device_name(0)
+    key = engine_key(gpu, trt.__version__)
+    files = []
+    for name, g in graphs.items():
+        rel = f"tensorrt/{key}/{name}.engine"
+        build_engine(bundle_dir / g["file"], bundle_dir / rel, profiles=default_profiles(GraphInfo.from_dict(g)))
+        files.append(rel)
+    return {key: {"gpu": gpu, "tensorrt": trt.__version__, "files": files}}
+
+
 def write_bundle(
     gq,
     out: str | Path,
@@ -159,14 +260,10 @@ def write_bundle(
     shutil.rmtree(staged)
     graphs: dict[str, Any] = {}
     if onnx:
-        from gazeqwen_edge.export.onnx_graphs import export_gaze_graphs
-
         say("exporting the V-JEPA encoder and the resampler to ONNX and verifying them against PyTorch")
         graphs = export_gaze_graphs(gq, out / "onnx", tolerance=onnx_tolerance)
     engines: dict[str, Any] = {}
     if tensorrt:
-        from gazeqwen_edge.export.tensorrt import build_bundle_engines
-
         say("building TensorRT engines")
         engines = build_bundle_engines(out, graphs)
     rc, tc = gq.resampler.config, gq.qwen.config.text_config
@@ -285,12 +382,12 @@ def _load(path: Path, manifest, *, device, dtype, injection, gaze_backend, timer
     backend = "torch"
     graphs = manifest.get("onnx") or {}
     if gaze_backend in ("auto", "onnx") and graphs:
-        from gazeqwen_edge.export.onnx_graphs import attach_onnx_gaze_path
+        from gazeqwen_edge.errors import MissingDependencyError
 
         try:
-            attach_onnx_gaze_path(gq, path / "onnx", graphs)
+            attach_onnx_gaze_path(gq, path, graphs)
             backend = "onnx"
-        except ImportError:
+        except MissingDependencyError:
             if gaze_backend == "onnx":
                 raise
     elif gaze_backend == "onnx":

@@ -221,3 +221,43 @@ def test_nf4_without_bitsandbytes_is_exit_4(tmp_path, capsys, monkeypatch, nf4_b
     assert rc == 4 and "bitsandbytes" in err and "gazeqwen-edge[quant]" in err
     rc, out, err = cli(capsys, "export", tmp_path / "x", "--no-onnx")
     assert rc == 4 and "bitsandbytes" in err
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(source, tmp_path_factory):
+    pytest.importorskip("onnxruntime", reason="the ONNX gaze path needs the onnx extra")
+    out = tmp_path_factory.mktemp("b") / "onnx"
+    write_bundle(source, out, source={"model": "demo"}, rebuild="gazeqwen-edge export onnx", quant="none", onnx=True)
+    return out
+
+
+def test_onnx_bundle_runs_the_gaze_path_on_onnxruntime(onnx_bundle, source):
+    """The bundle's encoder and resampler graphs (4:3 and 16:9 token grids) verified at export to 1e-4; loaded, they
+    run a 4:3 stream through onnxruntime and give the source model's question logits (1e-4); another grid runs the
+    bundle's PyTorch resampler."""
+    import numpy as np
+
+    from gazeqwen_edge.runtime.stream import VideoStream
+
+    m = json.loads((onnx_bundle / MANIFEST).read_text())
+    assert {"video_encoder", "resampler_3x4", "resampler_3x5"} <= set(m["onnx"])
+    assert all(0 <= v <= 1e-4 for g in m["onnx"].values() for v in g["max_abs_diff"].values())
+    assert m["verification"]["gaze_backend"] == "onnx" and m["verification"]["llm_vs_source"]["answer_equal"]
+    gq = load_bundle(onnx_bundle)
+    assert gq.meta["backend"] == "onnx" and type(gq.video_encoder).__name__ == "OnnxVideoEncoder"
+    rng = np.random.default_rng(0)
+    scanpath = np.array([[0.3, 0.4, 0.5, 0.8], [0.6, 0.5, 2.0, 1.0]])
+    for hw, calls in (((240, 320), (1, 0)), ((200, 200), (1, 1))):
+        frames = rng.integers(0, 256, (6, *hw, 3), dtype=np.uint8)
+        logits = []
+        for model in (source, gq):
+            vs = VideoStream(model, frame_hw=hw, fps=2.0)
+            vs.prefill_steps(frames, np.arange(6) / 2.0, 0, scanpath)
+            logits.append(vs.question_logits("What am I looking at?"))
+        torch.testing.assert_close(logits[1], logits[0], rtol=0, atol=1e-4)
+        assert (gq.resampler.onnx_calls, gq.resampler.torch_calls) == calls
+
+
+def test_gaze_backend_torch_ignores_the_graphs(onnx_bundle):
+    gq = load_bundle(onnx_bundle, gaze_backend="torch")
+    assert gq.meta["backend"] == "torch" and type(gq.resampler).__name__ == "GazeResampler"
