@@ -16,7 +16,8 @@ KV cache of the video tokens. Two implementations behind that interface:
   class whose `forward` adds the residual after the layer's computation. No hooks are registered, so every layer keeps
   PyTorch's fast module call path; parameter names and the state dict are unchanged (only `__class__` is swapped, and
   `detach` swaps it back); a decoded token costs each injected layer one attribute test; positions are checked once
-  per `inject`, not per layer (no host sync inside the forward). Numerically it is the same `index_put` as the hooks
+  per `inject`, not per layer (no host sync inside the forward), and contiguous video tokens (every stream chunk, any
+unpadded prompt) get a slice add instead of a scatter. Numerically it is the same `index_put` as the hooks
   (tests/model/test_fused_injection.py: equal logits in full prefill, chunked streaming prefill and decode).
 
 `make_injector(kind, layers)` builds either by name (`INJECTIONS`).
@@ -194,6 +195,7 @@ class FusedInjector(Injector):
         super().__init__(layers)
         self._modules: list[torch.nn.Module] = []
         self._max_pos = -1
+        self._span: tuple[int, int] | None = None  # the video tokens' [start, end) when one slice holds them all
 
     def attach(self, model) -> FusedInjector:
         self.detach()
@@ -220,7 +222,13 @@ class FusedInjector(Injector):
     @contextmanager
     def inject(self, residuals: torch.Tensor | None, positions: torch.Tensor | None) -> Iterator[None]:
         """As Injector.inject; the largest position is read once here (one host sync per forward, not per layer)."""
-        self._max_pos = int(positions.max()) if positions is not None and positions.numel() > 0 else -1
+        self._max_pos, self._span = -1, None
+        if positions is not None and positions.numel() > 0:
+            self._max_pos = int(positions.max())
+            first = positions[:, :1]
+            steps = torch.arange(positions.shape[1], device=positions.device)
+            if bool((positions == first + steps).all()) and bool((first == first[0]).all()):
+                self._span = (int(first[0, 0]), int(first[0, 0]) + positions.shape[1])  # one slice for every sample
         with super().inject(residuals, positions):
             yield
 
@@ -235,6 +243,13 @@ class FusedInjector(Injector):
                 f"injection positions {tuple(pos.shape)} (max {self._max_pos}) do not fit hidden states "
                 f"{tuple(hidden.shape)}; residuals must be injected in the forward that holds the video tokens"
             )
-        bidx = torch.arange(b, device=hidden.device).unsqueeze(1).expand_as(pos)
         self.fired.append(layer)
-        return hidden.index_put((bidx, pos.to(hidden.device)), res.to(hidden.device, hidden.dtype), accumulate=True)
+        res = res.to(hidden.device, hidden.dtype)
+        if self._span is not None:  # contiguous video tokens (a stream chunk, an unpadded prompt): a slice add
+            a, z = self._span
+            if not torch.is_grad_enabled():  # the layer's output is a fresh tensor nobody else holds: add in place
+                hidden[:, a:z].add_(res)
+                return hidden
+            return torch.cat([hidden[:, :a], hidden[:, a:z] + res, hidden[:, z:]], dim=1)
+        bidx = torch.arange(b, device=hidden.device).unsqueeze(1).expand_as(pos)
+        return hidden.index_put((bidx, pos.to(hidden.device)), res, accumulate=True)

@@ -179,3 +179,17 @@ def test_fused_under_torch_compile_equals_eager(clip, scanpath):
     torch.testing.assert_close(compiled, eager, rtol=0, atol=1e-5)
     plain = gq.collate([gq.prepare(clip, None, "What am I looking at?")])
     assert (gq.prefill(plain, logits_to_keep=0).logits - compiled).abs().max() > 1e-4
+
+
+def test_left_padded_batch_equals_hooks(pair, clip, scanpath):
+    """Samples of different lengths (left padding: the video tokens start at different indices, the scatter path)
+    and one sample (contiguous: the slice path) give the hooks' scores."""
+    scores = []
+    for gq in pair:
+        samples = [
+            gq.prepare(clip, scanpath, "What am I looking at?"),
+            gq.prepare(clip, scanpath[1:], "Which object is the user looking at right now? red or blue"),
+        ]
+        scores.append((gq.score_batch(samples, list("ABCD")), gq.score_batch(samples[:1], list("ABCD"))))
+    torch.testing.assert_close(scores[1][0], scores[0][0], rtol=0, atol=1e-5)
+    torch.testing.assert_close(scores[1][1], scores[0][1], rtol=0, atol=1e-5)
