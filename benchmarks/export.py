@@ -4,8 +4,8 @@
   residuals injected at 4 of 8 layers) and per-token cached decode, for no gaze (plain Qwen), forward hooks and the
   fused injection. Target: fused within 2 % of no gaze on both. Model: a random Qwen2.5-VL text model of 8 layers,
   hidden 256 (the tiny config scaled up; fp32, CPU, 1 thread), residuals precomputed (the resampler is timed below).
-  Rounds interleave the three variants (none, hooks, fused, none, ...) and report the median, so a busy machine
-  slows all three alike.
+  Rounds run the three variants back to back in a shuffled order; the ratio is the median of per-round ratios,
+  so drift and a busy machine slow all three alike.
 - the encoder + resampler on onnxruntime vs eager PyTorch (benchmarks/export_onnx.py; target >= 1.5x faster, both
   gaze encodings).
 
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import argparse
+import random
 import statistics
 import sys
 import time
@@ -77,8 +78,12 @@ def overhead_rows(rounds: int, decode_tokens: int) -> list[dict]:
     residuals = torch.randn(len(INJECTED), 1, n_video, HIDDEN) * 0.01
     variants = {"none": None, "hooks": HookInjector(INJECTED), "fused": FusedInjector(INJECTED)}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
+    order = list(variants)
+    rng = random.Random(0)
     for r in range(rounds + 1):  # round 0 warms up
-        for name, inj in variants.items():
+        rng.shuffle(order)  # no variant always runs first or last in a round
+        for name in order:
+            inj = variants[name]
             if inj is not None:
                 inj.attach(qwen)
             try:
@@ -88,16 +93,15 @@ def overhead_rows(rounds: int, decode_tokens: int) -> list[dict]:
                     inj.detach()
             if r:
                 times[name].append(t)
-    med = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in times.items()}
     rows = []
     for i, what in enumerate(("TTFT", "decode/token")):
-        base = med["none"][i]
         for name in ("none", "hooks", "fused"):
-            ratio = med[name][i] / base
+            # the median of per-round ratios: each round's variants ran back to back, so drift cancels
+            ratio = statistics.median(a[i] / b[i] for a, b in zip(times[name], times["none"], strict=True))
             rows.append(
                 {
                     "figure": f"{what} {name}",
-                    "value": f"{med[name][i] * 1e3:.2f} ms",
+                    "value": f"{statistics.median(t[i] for t in times[name]) * 1e3:.2f} ms",
                     "ratio": f"{ratio:.3f}x none",
                     "target": "<= 1.02x none" if name == "fused" else "",
                     "ok": ratio <= 1.02 if name == "fused" else None,
@@ -115,7 +119,7 @@ def print_rows(title: str, rows: list[dict]) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--decode-tokens", type=int, default=32)
     ap.add_argument("--no-onnx", action="store_true", help="leave out the onnxruntime vs PyTorch rows")
     ap.add_argument("--quick", action="store_true", help="3 rounds, 8 decoded tokens (a smoke run)")
@@ -124,7 +128,7 @@ def main(argv=None) -> int:
         args.rounds, args.decode_tokens = 3, 8
     print(f"torch {torch.__version__}, 1 thread for the overhead rows; CPU")
     print(f"model: Qwen2.5-VL text, {LAYERS} layers, hidden {HIDDEN}, injected at {list(INJECTED)}; "
-          f"{STEPS * GRID[0] * GRID[1]} video tokens + 24 text tokens; {args.rounds} interleaved rounds, median")  # fmt: skip
+          f"{STEPS * GRID[0] * GRID[1]} video tokens + 24 text tokens; {args.rounds} shuffled rounds, median of per-round ratios")  # fmt: skip
     print_rows("gaze overhead (no gaze / hooks / fused)", overhead_rows(args.rounds, args.decode_tokens))
     if not args.no_onnx:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
