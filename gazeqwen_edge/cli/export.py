@@ -30,6 +30,12 @@ def export(
         callback=choice("bfloat16", "float16", "float32"),
         help="dtype the NF4 matmuls compute in (float16 on Jetson Orin / Turing, bfloat16 on Ampere+).",
     ),
+    source_dtype: str = typer.Option(
+        "float32",
+        "--source-dtype",
+        callback=choice("float32", "bfloat16", "float16"),
+        help="dtype the source model is loaded in (bfloat16 for a 7B: in float32 it takes ~33 GB of host memory).",
+    ),
     onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export and verify the encoder + resampler ONNX graphs."),
     tensorrt: bool = typer.Option(
         False, "--tensorrt", help="Also build TensorRT engines for this machine's GPU (needs tensorrt + CUDA)."
@@ -61,9 +67,9 @@ def export(
 
     rebuild = "gazeqwen-edge export " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     if not sys.argv[2:] or sys.argv[1] != "export":  # called as a function (tests): rebuild from the options
-        rebuild = _rebuild_command(out, model, checkpoint, quant, compute_dtype, onnx, tensorrt)
+        rebuild = _rebuild_command(out, model, checkpoint, quant, compute_dtype, onnx, tensorrt, source_dtype)
     say = (lambda msg: console_err.print(f"[dim]{escape(msg)} ...[/]")) if console_err.is_terminal else None
-    gq = load_model(model, checkpoint, device="cpu", dtype="float32", injection="hooks")
+    gq = load_model(model, checkpoint, device="cpu", dtype=source_dtype, injection="hooks")
     manifest = write_bundle(
         gq,
         out,
@@ -79,8 +85,10 @@ def export(
     _print_summary(out, manifest)
 
 
-def _rebuild_command(out, model, checkpoint, quant, compute_dtype, onnx, tensorrt) -> str:
+def _rebuild_command(out, model, checkpoint, quant, compute_dtype, onnx, tensorrt, source_dtype) -> str:
     parts = ["gazeqwen-edge", "export", str(out), "--model", model, "--quant", quant, "--compute-dtype", compute_dtype]
+    if source_dtype != "float32":
+        parts += ["--source-dtype", source_dtype]
     if checkpoint:
         parts += ["--checkpoint", checkpoint]
     if not onnx:

@@ -53,7 +53,7 @@ def quiet_bitsandbytes() -> None:
 def quantize_llm(src: str | Path, dst: str | Path, quant: str = "nf4", compute_dtype: str = "bfloat16") -> dict:
     """Load the Qwen2.5-VL saved at `src` (save_pretrained directory with its tokenizer), quantise its decoder
     Linears to NF4 on the CPU (bitsandbytes' CPU backend; on a CUDA machine the result is the same format) and save
-    it pre-quantised to `dst` with the tokenizer. quant "none" copies it in full precision. Returns the manifest's
+    it pre-quantised to `dst` with the tokenizer. quant "none" copies it in the dtype it was saved in. Returns the manifest's
     quantisation record: method, double_quant, compute_dtype, skip_modules, and the number of quantised Linears.
     Raises InputError for an unknown quant or unreadable source, MissingDependencyError without bitsandbytes."""
     from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
@@ -65,7 +65,7 @@ def quantize_llm(src: str | Path, dst: str | Path, quant: str = "nf4", compute_d
         raise InputError(None, f"compute dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {compute_dtype!r}")
     hf_logging.disable_progress_bar()
     src, dst = Path(src), Path(dst)
-    kwargs: dict = {"dtype": COMPUTE_DTYPES[compute_dtype] if quant == "nf4" else torch.float32}
+    kwargs: dict = {"dtype": COMPUTE_DTYPES[compute_dtype] if quant == "nf4" else "auto"}  # none: as saved
     if quant == "nf4":
         kwargs.update(quantization_config=bnb_config(compute_dtype), device_map="cpu")
     try:

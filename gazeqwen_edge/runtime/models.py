@@ -78,7 +78,7 @@ def load_model(
             sampling_fps=sampling_fps,
             injection=injection,
         )
-        gq.qwen.to(device)
+        gq.qwen.to(device, torch_dtype)
         gq.video_encoder.to(device)
         gq.resampler.to(device)
         return gq

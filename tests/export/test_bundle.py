@@ -196,6 +196,17 @@ def test_export_cli_writes_a_bundle_replay_loads(tmp_path, capsys):
     assert rc == 2 and "already exists and is not empty" in err
 
 
+def test_export_from_a_bf16_source_keeps_bf16(tmp_path, capsys):
+    """--source-dtype bfloat16 (how a 7B is exported on a machine without 33 GB for fp32): the unquantised LLM is
+    saved in bf16, and the rebuild command says so."""
+    rc, out, err = cli(capsys, "export", tmp_path / "b", "--quant", "none", "--no-onnx", "--source-dtype", "bfloat16")
+    assert rc == 0, err
+    m = verify_bundle(tmp_path / "b")
+    assert "--source-dtype bfloat16" in m["rebuild"]
+    cfg = json.loads((tmp_path / "b/model/qwen/config.json").read_text())
+    assert cfg.get("dtype", cfg.get("torch_dtype")) == "bfloat16"
+
+
 @pytest.mark.parametrize(
     "argv, message, code",
     [
