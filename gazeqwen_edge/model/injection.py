@@ -80,6 +80,14 @@ class Injector(ABC):
     @abstractmethod
     def detach(self) -> None: ...
 
+    def _layer_modules(self, model) -> torch.nn.ModuleList:
+        """The model's decoder layers, after checking every injected layer index exists (ValueError if not)."""
+        mods = decoder_layers(model)
+        bad = [x for x in self.layers if not 0 <= x < len(mods)]
+        if bad:
+            raise ValueError(f"injected layers {bad} do not exist in an LLM of {len(mods)} layers")
+        return mods
+
     @contextmanager
     def inject(self, residuals: torch.Tensor | None, positions: torch.Tensor | None) -> Iterator[None]:
         """residuals (M, B, P, D) (or (M, B, T, N, D)) and positions (B, P); None or an empty P: inject nothing."""
@@ -134,10 +142,7 @@ class HookInjector(Injector):
 
     def attach(self, model) -> HookInjector:
         self.detach()
-        mods = decoder_layers(model)
-        bad = [x for x in self.layers if not 0 <= x < len(mods)]
-        if bad:
-            raise ValueError(f"injected layers {bad} do not exist in an LLM of {len(mods)} layers")
+        mods = self._layer_modules(model)
         for layer in self.layers:
             self._handles.append(mods[layer].register_forward_hook(self._make_hook(layer)))
         return self
@@ -199,10 +204,7 @@ class FusedInjector(Injector):
 
     def attach(self, model) -> FusedInjector:
         self.detach()
-        mods = decoder_layers(model)
-        bad = [x for x in self.layers if not 0 <= x < len(mods)]
-        if bad:
-            raise ValueError(f"injected layers {bad} do not exist in an LLM of {len(mods)} layers")
+        mods = self._layer_modules(model)
         for layer in self.layers:
             mod = mods[layer]
             if isinstance(mod, _GazeResidualLayer):
