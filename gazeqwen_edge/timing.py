@@ -6,11 +6,15 @@
     timer.summary()  # {"vision": {"count": 1, "total_ms": ..., "mean_ms": ..., "p50_ms": ..., "p95_ms": ..., "max_ms": ...}}
 
 Stages keep a bounded window of recent durations so a long-running session does not grow without bound.
-With `cuda_sync=True` the timer synchronises CUDA before reading the clock, so GPU work is attributed to its stage.
+CPU work is timed with `time.perf_counter()` (this machine's monotonic clock). With `cuda_sync=True` and a CUDA device,
+a stage is timed with CUDA events recorded on the current stream around it and synchronised at its end, so the GPU
+work it launched is attributed to it (not to whatever synchronises next). Thread-safe: a session's ingest and model
+threads add to one timer.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
@@ -20,53 +24,87 @@ import numpy as np
 
 
 class StageTimer:
+    """Durations of named stages (seconds in, milliseconds out).
+
+    window: recent durations kept per stage for the percentiles (counts and totals cover every call); cuda_sync: time
+    stages with CUDA events (see the module docstring) when CUDA is available, else perf_counter.
+    """
+
     def __init__(self, window: int = 4096, cuda_sync: bool = False):
         self.window = window
         self.cuda_sync = cuda_sync
         self._durations: OrderedDict[str, deque[float]] = OrderedDict()
         self._counts: dict[str, int] = {}
         self._totals: dict[str, float] = {}
+        self._lock = threading.Lock()
 
-    def _sync(self) -> None:
+    @property
+    def clock(self) -> str:
+        """"cuda_events" when stages are timed on the GPU, else "perf_counter"."""
         if self.cuda_sync:
             import torch
 
             if torch.cuda.is_available():
-                torch.cuda.synchronize()
+                return "cuda_events"
+        return "perf_counter"
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
-        self._sync()
+        """Time the body of the `with` block as one call of stage `name`."""
+        if self.clock == "cuda_events":
+            import torch
+
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            try:
+                yield
+            finally:
+                end.record()
+                end.synchronize()
+                self.add(name, start.elapsed_time(end) / 1e3)
+            return
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            self._sync()
             self.add(name, time.perf_counter() - t0)
 
     def add(self, name: str, seconds: float) -> None:
-        if name not in self._durations:
-            self._durations[name] = deque(maxlen=self.window)
-            self._counts[name] = 0
-            self._totals[name] = 0.0
-        self._durations[name].append(seconds)
-        self._counts[name] += 1
-        self._totals[name] += seconds
+        """Count one call of stage `name` that took `seconds`."""
+        with self._lock:
+            if name not in self._durations:
+                self._durations[name] = deque(maxlen=self.window)
+                self._counts[name] = 0
+                self._totals[name] = 0.0
+            self._durations[name].append(seconds)
+            self._counts[name] += 1
+            self._totals[name] += seconds
 
     def totals(self) -> dict[str, float]:
         """{stage: total seconds so far} (the difference of two snapshots is the time spent in between)."""
-        return dict(self._totals)
+        with self._lock:
+            return dict(self._totals)
 
     def last(self, name: str) -> float:
-        return self._durations[name][-1]
+        """Seconds of the latest call of stage `name` (KeyError if it never ran)."""
+        with self._lock:
+            return self._durations[name][-1]
+
+    def durations(self, name: str) -> np.ndarray:
+        """(n,) float64 seconds of the recent calls of stage `name` (at most `window`; empty if it never ran)."""
+        with self._lock:
+            return np.asarray(self._durations.get(name, ()), dtype=np.float64)
 
     def summary(self) -> dict[str, dict[str, float]]:
+        """{stage: {count, total_ms, mean_ms, p50_ms, p95_ms, max_ms}} in the order stages first ran."""
+        with self._lock:
+            items = [(name, list(d), self._counts[name], self._totals[name]) for name, d in self._durations.items()]
         out: dict[str, dict[str, float]] = {}
-        for name, d in self._durations.items():
+        for name, d, count, total in items:
             a = np.asarray(d) * 1e3
             out[name] = {
-                "count": self._counts[name],
-                "total_ms": self._totals[name] * 1e3,
+                "count": count,
+                "total_ms": total * 1e3,
                 "mean_ms": float(a.mean()),
                 "p50_ms": float(np.percentile(a, 50)),
                 "p95_ms": float(np.percentile(a, 95)),

@@ -18,7 +18,8 @@ ALLOWED = {
     "runtime": {"model", "device", "calibration", "export"},
     "export": {"model"},
     "training": {"model", "device", "calibration"},
-    "cli": {"model", "device", "calibration", "runtime", "export", "training"},
+    "profiling": {"model", "device", "calibration", "runtime", "export"},
+    "cli": {"model", "device", "calibration", "runtime", "export", "training", "profiling"},
 }
 
 

@@ -28,6 +28,7 @@ from gazeqwen_edge.cli import runtime as _runtime  # noqa: E402,F401  isort: ski
 from gazeqwen_edge.cli import training as _training  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import dataset as _dataset  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import export as _export  # noqa: E402,F401  isort: skip
+from gazeqwen_edge.cli import profile as _profile  # noqa: E402,F401  isort: skip
 
 PROG = "gazeqwen-edge"
 

@@ -91,16 +91,32 @@ def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> 
 
 
 def load(
-    model: str, checkpoint: str | None, torch_device: str, fps: float, bundle: Path | None = None, injection="fused"
+    model: str,
+    checkpoint: str | None,
+    torch_device: str,
+    fps: float,
+    bundle: Path | None = None,
+    injection="fused",
+    cuda_sync: bool = False,
 ):
-    """The session's GazeQwen: a bundle (--bundle, checked first) or --model/--checkpoint."""
+    """The session's GazeQwen: a bundle (--bundle, checked first) or --model/--checkpoint. cuda_sync: time its
+    stages with CUDA events (the profiler; timing.StageTimer)."""
     from gazeqwen_edge.errors import ConfigError
     from gazeqwen_edge.runtime.models import DEMO_MODEL, load_model
+    from gazeqwen_edge.timing import StageTimer
 
     if bundle is not None and (model not in (None, DEMO_MODEL) or checkpoint is not None):
         raise ConfigError("--bundle brings its own model: leave out --model and --checkpoint")
     with console_err.status("loading the model ...") if console_err.is_terminal else _Null():
-        return load_model(model, checkpoint, device=torch_device, sampling_fps=fps, bundle=bundle, injection=injection)
+        return load_model(
+            model,
+            checkpoint,
+            device=torch_device,
+            sampling_fps=fps,
+            bundle=bundle,
+            injection=injection,
+            timer=StageTimer(cuda_sync=cuda_sync),
+        )
 
 
 class _Null:

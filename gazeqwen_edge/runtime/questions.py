@@ -39,7 +39,9 @@ class Question:
 
     text: the question; t_ns: when it was asked, on the device clock (unix ns; for speech, when the speech started);
     source: typed | file | voice | watch; options: multiple-choice options ("A. box" or plain texts) or None for a
-    generated answer; meta: free data carried into the answer record (e.g. a file's ground truth, task type).
+    generated answer; meta: free data carried into the answer record (e.g. a file's ground truth, task type);
+    arrived_s: when the session received it (`time.perf_counter()` seconds, this machine's monotonic clock: the start of
+    its time to first token).
     """
 
     text: str
@@ -48,14 +50,18 @@ class Question:
     options: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     id: int = 0
+    arrived_s: float = 0.0
 
 
 @dataclass
 class AnswerRecord:
     """One line of `answers.jsonl`: the question, when it was asked (`t` seconds from the session's first record, `t_ns`
     unix ns on the device clock), the answer (generated text, or the chosen letter with every letter's logit), time
-    to first token (ms, from the question's arrival at the model, its prefill included), per-stage times (ms) spent on
-    it, the fixations it saw (rows [x, y, mid_t, dur], mid_t in seconds from the session's first record), the span of
+    to first token (`ttft_ms`: from the question's arrival at the session to its first token, or to the chosen letter,
+    the wait for the model and the question's prefill included), the part of it spent waiting for the model
+    (`queued_ms`: the chunk in flight, or in lockstep the chunks ahead) with the stage times the model spent meanwhile
+    (`queue_stages_ms`), per-stage times (ms) spent on it, the KV cache length before its prefill (`context_tokens`:
+    system turn + video; streamed sessions only), the fixations it saw (rows [x, y, mid_t, dur], mid_t in seconds from the session's first record), the span of
     video in the model's context (seconds), and an error message when it could not be answered."""
 
     id: int
@@ -67,7 +73,10 @@ class AnswerRecord:
     options: list[str] | None = None
     scores: dict[str, float] | None = None
     ttft_ms: float | None = None
+    queued_ms: float | None = None
+    queue_stages_ms: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)
+    context_tokens: int | None = None
     n_tokens: int = 0
     fixations: list[list[float]] = field(default_factory=list)
     video_s: list[float] | None = None

@@ -60,11 +60,13 @@ def replay(
     wearer: str | None = None,
     spec: str = "",
     label: str = "replay",
+    timeout_s: float | None = None,
 ) -> ReplayResult:
     """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
     a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
     lines of the questions file are reported to the sinks as notices and skipped. Returns when the source has ended and
-    every question is answered, or at Ctrl-C (`interrupted`: what was recorded and answered is kept)."""
+    every question is answered, after `timeout_s` wall seconds (a live source, which never ends: the questions already
+asked are still answered), or at Ctrl-C (`interrupted`: what was recorded and answered is kept)."""
     if isinstance(questions, str | Path):
         questions = load_replay_questions(questions, source)
     if isinstance(questions, QuestionsFile):
@@ -92,7 +94,7 @@ def replay(
     interrupted = False
     try:
         session.start()
-        session.wait()
+        session.wait(timeout_s)
     except KeyboardInterrupt:
         interrupted = True
     finally:

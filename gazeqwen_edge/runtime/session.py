@@ -45,6 +45,9 @@ from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
 
 FIXATION_SOURCES = ("auto", "detector", "source")
+# stages the ingest thread times (per record, beside the model's work): not model work, so not in timings.csv or in a
+# question's wait
+INGEST_STAGES = frozenset({"fixation_detection", "device_to_buffer_gaze", "device_to_buffer_scene"})
 
 
 def check_creatable(path: Path) -> None:
@@ -327,6 +330,8 @@ class Session:
             q = Question(text, int(t_ns if t_ns is not None else self._device_now()), source, options)
             q.meta = dict(meta or {})
             q.id = self._next_id
+            q.arrived_s = time.perf_counter()
+            q.meta["_timer_at_arrival"] = self.gq.timer.totals()
             with self._scan_lock:
                 q.meta["_rows"] = self._rows(q.t_ns)
             if self.config.lockstep:
@@ -391,6 +396,11 @@ class Session:
         n_keep = (self.gq.video_encoder.n_frames if self.gq.video_encoder is not None else 0) + 2 * cfg.chunk_steps
         self._pending: list[tuple[int, np.ndarray, float]] = []  # model frames not yet handed to the model
         self._ring: deque[tuple[int, np.ndarray]] = deque(maxlen=max(n_keep, 2))  # for the V-JEPA windows
+        timer = self.gq.timer
+        # a live source's clock (the phone's, as its records are stamped): now - a record's time stamp is how long
+        # the record took from the device's sensor to this session's buffers (network, decoding, the client's queues)
+        now = getattr(self.source, "now_ns", None)
+        device_now = now if callable(now) and self.source.end_ns is None else None
         try:
             for r in self._records():
                 if self._stop.is_set():
@@ -412,12 +422,19 @@ class Session:
                     if r.kind == "sensor_missing" and ("scene" in r.message or "world" in r.message):
                         self._no_scene_video = True
                 elif self.scanpath is not None:
+                    t0 = time.perf_counter()
                     with self._scan_lock:
                         if self._use_source_fixations:
                             if isinstance(r, Fixation):
                                 self.scanpath.add(r)
                         else:
                             self.scanpath.push_record(r)
+                    if isinstance(r, GazeSample):
+                        timer.add("fixation_detection", time.perf_counter() - t0)
+                if device_now is not None and isinstance(r, GazeSample | SceneFrame):
+                    lag_s = (device_now() - r.ts_ns) / 1e9
+                    if 0 <= lag_s < 60:  # a clock step or a replayed record is not a latency
+                        timer.add("device_to_buffer_gaze" if isinstance(r, GazeSample) else "device_to_buffer_scene", lag_s)
                 if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
                     base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
                     next_frame_ns = base + period_ns
@@ -573,7 +590,7 @@ class Session:
     def _log_timings(self, before: dict[str, float]) -> dict[str, float]:
         """Stage times spent since `before` (a timer snapshot), in ms; also written to the session's timings.csv."""
         after = self.gq.timer.totals()
-        spent = {k: (v - before.get(k, 0.0)) for k, v in after.items() if v != before.get(k)}
+        spent = {k: (v - before.get(k, 0.0)) for k, v in after.items() if v != before.get(k) and k not in INGEST_STAGES}
         if self.recorder is not None:
             for stage, seconds in spent.items():
                 try:
@@ -597,17 +614,21 @@ class Session:
         self.stats.chunks_prefilled += 1
 
     def _answer(self, q: Question) -> None:
+        started = time.perf_counter()
+        before = self.gq.timer.totals()
+        at_arrival = q.meta.pop("_timer_at_arrival", before)
         rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
         t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
         rec = AnswerRecord(q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta))
         rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
-        self._emit("question", q, t_s or 0.0)
-        if self.recorder is not None:
-            try:
-                self.recorder.write(Event(q.t_ns, "question", q.text))
-            except RuntimeError:  # the recorder closed under a stopping session
-                pass
-        before = self.gq.timer.totals()
+        rec.queued_ms = round((started - q.arrived_s) * 1e3, 3) if q.arrived_s else None
+        rec.queue_stages_ms = {
+            k: round((v - at_arrival.get(k, 0.0)) * 1e3, 3)
+            for k, v in before.items()
+            if v != at_arrival.get(k) and k not in INGEST_STAGES
+        }
+        with self.gq.timer.stage("log_question"):
+            self._emit("question", q, t_s or 0.0)
         try:
             if q.meta.pop("_late", None):
                 raise InputError(None, q.meta.get("late", "asked after the source ended"))
@@ -626,7 +647,11 @@ class Session:
                 self.stream.cut_back()
         rec.stages_ms = self._log_timings(before)
         if self.recorder is not None:
+            # the question's event is written with its answer, not before it: the recorder's lock is often held by
+            # the ingest thread encoding a scene frame (a few ms), which the profile showed as a third of the time
+            # to first token of the demo model
             try:
+                self.recorder.write(Event(q.t_ns, "question", q.text))
                 self.recorder.write(Event(q.t_ns, "answer", rec.answer if not rec.error else f"error: {rec.error}"))
             except RuntimeError:  # the recorder closed under a stopping session
                 pass
@@ -642,6 +667,7 @@ class Session:
     def _answer_stream(self, q: Question, rows, rec: AnswerRecord) -> None:
         if self.stream is None:
             raise self._no_video_error()
+        rec.context_tokens = self.stream.video_end
         self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
 
     def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:
@@ -666,8 +692,9 @@ class Session:
     def _answer_with(self, q: Question, rec: AnswerRecord, score, generate, span) -> None:
         """Fill `rec` from the model: `score(text, options, prompt)` -> {letter: score} under the model's
         mc_protocol (letter logits or option-text log-likelihoods) for a multiple-choice question, else the pieces of `generate(text, max_new_tokens, reply, stop)` streamed to the sinks; `span` is
-        the (first, last) second of video in context."""
-        t0 = time.perf_counter()
+        the (first, last) second of video in context. Time to first token counts from the question's arrival
+        (`q.arrived_s`), the wait for the model included."""
+        t0 = q.arrived_s or time.perf_counter()
         if q.options:
             scores = score(q.text, q.options, self.config.prompt)
             rec.ttft_ms = round((time.perf_counter() - t0) * 1e3, 3)
@@ -676,8 +703,9 @@ class Session:
             self._emit("piece", q, rec.answer)
         else:
             reply = Reply()
+            started = time.perf_counter()  # reply.ttft_s counts from here (the generator's first step)
             for piece in generate(q.text, self.config.max_new_tokens, reply, self._stop.is_set):
                 self._emit("piece", q, piece)
             rec.answer, rec.n_tokens = reply.text, reply.n_tokens
-            rec.ttft_ms = None if reply.ttft_s is None else round(reply.ttft_s * 1e3, 3)
+            rec.ttft_ms = None if reply.ttft_s is None else round((started - t0 + reply.ttft_s) * 1e3, 3)
         rec.video_s = [round(span[0], 3), round(span[1], 3)]

@@ -257,7 +257,8 @@ class VideoStream:
         """Prefill the question's tokens after the video; returns (logits of its last position, next position)."""
         if not self.chunks:
             raise InputError(None, "no video has arrived yet", hint="ask again once the scene camera delivers frames")
-        _, suffix = prompt_pieces(self.gq, text, assistant)
+        with self.gq.timer.stage("question_tokens"):
+            _, suffix = prompt_pieces(self.gq, text, assistant)
         first = after_video_position(
             self.first_video_pos, self.n_steps, self.merged_hw, self.tokens_per_second, self.second_per_grid_t
         )
