@@ -126,7 +126,7 @@ def rows(quick: bool, device: str = "cpu") -> list[dict]:
     out = []
     for name, stream, target in (("gaze", "gaze", TARGET_GAZE_P95_MS), ("frame", "world", TARGET_FRAME_P95_MS)):
         st, d = s.get(f"{name}: sent -> delivered"), m["streams"][stream]
-        fig = f"{'gaze sample' if name == 'gaze' else 'scene frame 640x480'}, sent -> got, p95"
+        fig = f"{'gaze sample' if name == 'gaze' else 'frame 640x480'}, sent -> got, p95"
         if st is None:  # nothing delivered: not measured
             raise RuntimeError(f"no {name} delivered by the simulator in the measured window")
         out.append(
