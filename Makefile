@@ -26,9 +26,11 @@ lint: setup
 	$(VENV)/bin/ruff check gazeqwen_edge tests benchmarks
 	$(VENV)/bin/ruff format --check gazeqwen_edge tests benchmarks
 
-# every benchmark but the 30-minute soak (run it on its own: $(PY) benchmarks/soak.py)
+# the performance suite: every side-by-side figure in one table (benchmarks/suite.py; BENCH_ARGS=--quick for a smoke
+# run). The 30-minute soak is not in it: $(PY) benchmarks/soak.py
+BENCH_ARGS ?=
 bench: setup
-	for b in benchmarks/*.py; do case $$b in *soak.py) continue;; esac; $(PY) $$b || exit 1; done
+	$(PY) benchmarks/suite.py $(BENCH_ARGS)
 
 # The shipped demo model, rebuilt from scratch by our own pipeline (about 75 minutes on one CPU core): the synthetic gaze
 # benchmark, the tiny LLM's no-gaze pre-stage, then stage 2 (resampler + LoRA) with gaze; best by validation.

@@ -27,16 +27,29 @@ LAYERS, HIDDEN, INJECTED = 8, 256, (1, 3, 5, 7)
 STEPS, GRID = 8, (6, 8)  # 8 temporal steps of 6 x 8 merged tokens = 384 video tokens
 
 
-def build():
-    """The benchmark's Qwen2.5-VL and a prompt of text + video placeholder tokens + question (input ids (1, L))."""
+MODEL = (
+    f"gaze overhead: random Qwen2.5-VL text model, {LAYERS} layers, hidden {HIDDEN}, fp32, residuals at layers "
+    f"{list(INJECTED)}, {STEPS * GRID[0] * GRID[1]} video + 24 text tokens"
+)
+
+
+def build(device: str = "cpu"):
+    """The benchmark's Qwen2.5-VL (on `device`) and a prompt of text + video placeholder tokens + question (input ids
+    (1, L) on `device`)."""
     from gazeqwen_edge.model.tiny import tiny_qwen, tiny_tokenizer
 
     tok = tiny_tokenizer()
-    qwen = tiny_qwen(seed=0, tokenizer=tok, n_layers=LAYERS, hidden=HIDDEN)
+    qwen = tiny_qwen(seed=0, tokenizer=tok, n_layers=LAYERS, hidden=HIDDEN).to(device)
     vid = qwen.config.video_token_id
     n_video = STEPS * GRID[0] * GRID[1]
     ids = [1, 2, 3, 4] + [vid] * n_video + list(range(5, 25))
-    return qwen, torch.tensor([ids]), vid
+    return qwen, torch.tensor([ids], device=device), vid
+
+
+def _sync(device) -> None:
+    """Wait for queued CUDA work so that the clock reads the time it took (a no-op on the CPU)."""
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize()
 
 
 def time_variant(qwen, ids, vid, injector, residuals, decode_tokens: int) -> tuple[float, float]:
@@ -46,11 +59,13 @@ def time_variant(qwen, ids, vid, injector, residuals, decode_tokens: int) -> tup
 
     from gazeqwen_edge.model.injection import video_token_positions
 
+    dev = ids.device
     pos = video_token_positions(ids, vid)
     emb = qwen.get_input_embeddings()(ids)
-    position_ids = torch.arange(ids.shape[1]).view(1, 1, -1).expand(3, 1, -1)
+    position_ids = torch.arange(ids.shape[1], device=dev).view(1, 1, -1).expand(3, 1, -1)
     cache = DynamicCache(config=qwen.config)
     with torch.no_grad():
+        _sync(dev)
         t0 = time.perf_counter()
         kw = dict(inputs_embeds=emb, position_ids=position_ids, cache=cache, use_cache=True, logits_to_keep=1)
         if injector is None:
@@ -59,23 +74,30 @@ def time_variant(qwen, ids, vid, injector, residuals, decode_tokens: int) -> tup
             with injector.inject(residuals, pos):
                 out = qwen(**kw)
         tok = out.logits[:, -1].argmax(-1, keepdim=True)
+        _sync(dev)
         ttft = time.perf_counter() - t0
         nxt = ids.shape[1]
         t1 = time.perf_counter()
         for i in range(decode_tokens):
-            o = qwen(input_ids=tok, position_ids=torch.full((3, 1, 1), nxt + i), cache=cache, use_cache=True)
+            o = qwen(
+                input_ids=tok, position_ids=torch.full((3, 1, 1), nxt + i, device=dev), cache=cache, use_cache=True
+            )
             tok = o.logits[:, -1].argmax(-1, keepdim=True)
+        _sync(dev)
         decode = (time.perf_counter() - t1) / decode_tokens
     return ttft, decode
 
 
-def overhead_rows(rounds: int, decode_tokens: int) -> list[dict]:
+def overhead_rows(rounds: int, decode_tokens: int, device: str = "cpu") -> list[dict]:
+    """Time no gaze, hooks and fused injection (module docstring) on `device` (1 CPU thread). One dict per (TTFT,
+    decode/token) x variant: figure, variant, ms (median of the rounds), x_none (median of per-round ratios to no
+    gaze), the same as text (value, ratio), target text and ok (fused only: x_none <= 1.02; None otherwise)."""
     from gazeqwen_edge.model.injection import FusedInjector, HookInjector
 
     torch.set_num_threads(1)
-    qwen, ids, vid = build()
+    qwen, ids, vid = build(device)
     n_video = int((ids == vid).sum())
-    residuals = torch.randn(len(INJECTED), 1, n_video, HIDDEN) * 0.01
+    residuals = torch.randn(len(INJECTED), 1, n_video, HIDDEN, device=device) * 0.01
     variants = {"none": None, "hooks": HookInjector(INJECTED), "fused": FusedInjector(INJECTED)}
     times: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
     order = list(variants)
@@ -98,16 +120,35 @@ def overhead_rows(rounds: int, decode_tokens: int) -> list[dict]:
         for name in ("none", "hooks", "fused"):
             # the median of per-round ratios: each round's variants ran back to back, so drift cancels
             ratio = statistics.median(a[i] / b[i] for a, b in zip(times[name], times["none"], strict=True))
+            ms = statistics.median(t[i] for t in times[name]) * 1e3
             rows.append(
                 {
                     "figure": f"{what} {name}",
-                    "value": f"{statistics.median(t[i] for t in times[name]) * 1e3:.2f} ms",
+                    "what": what,
+                    "variant": name,
+                    "ms": ms,
+                    "x_none": ratio,
+                    "value": f"{ms:.2f} ms",
                     "ratio": f"{ratio:.3f}x none",
                     "target": "<= 1.02x none" if name == "fused" else "",
                     "ok": ratio <= 1.02 if name == "fused" else None,
                 }
             )
     return rows
+
+
+def rows(quick: bool, device: str = "cpu") -> list[dict]:
+    """The gaze-overhead figures as benchmarks/suite.py rows: no gaze in ms, hooks and fused as a multiple of no gaze
+    (fused: target <= 1.02x). quick: 3 rounds, 8 decoded tokens (else 15 and 32)."""
+    out = []
+    for r in overhead_rows(3 if quick else 15, 8 if quick else 32, device):
+        base = {"group": "gaze overhead", "figure": r["figure"], "target": r["target"], "ok": r["ok"]}
+        if r["variant"] == "none":
+            out.append({**base, "value": r["ms"], "unit": "ms", "shown": f"{r['ms']:.2f} ms"})
+        else:
+            shown = f"{r['x_none']:.3f}x none ({r['ms']:.2f} ms)"
+            out.append({**base, "value": r["x_none"], "unit": "x none", "shown": shown})
+    return out
 
 
 def print_rows(title: str, rows: list[dict]) -> None:

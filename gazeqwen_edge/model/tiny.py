@@ -164,10 +164,12 @@ def build_tiny_gazeqwen(
     regime: str = "stream",
     injected_layers: tuple[int, ...] = (1, 3),
     vjepa_crop: int | None = None,
+    device: str = "cpu",
     **kwargs,
 ):
-    """A complete tiny GazeQwen (random weights). perturb > 0 fills the zero-initialised output projections with
-    N(0, perturb) so the gaze path visibly changes the logits (a stand-in for a trained checkpoint)."""
+    """A complete tiny GazeQwen (random weights, the same on any `device`: they are drawn on the CPU, then moved).
+    perturb > 0 fills the zero-initialised output projections with N(0, perturb) so the gaze path visibly changes the
+    logits (a stand-in for a trained checkpoint)."""
     from gazeqwen_edge.model.config import VideoEncoderConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
     from gazeqwen_edge.model.resampler import GazeResampler
@@ -195,4 +197,5 @@ def build_tiny_gazeqwen(
             for p in resampler.proj_outs:
                 p.weight.normal_(0.0, perturb)
     kwargs = {"min_pixels": 56 * 56, "max_pixels": 112 * 112, **kwargs}
+    qwen, encoder, resampler = (m.to(device) for m in (qwen, encoder, resampler))
     return GazeQwen(qwen, tok, encoder, resampler, timer=timer, **kwargs)
