@@ -37,10 +37,12 @@ class StageTimer:
         self._counts: dict[str, int] = {}
         self._totals: dict[str, float] = {}
         self._lock = threading.Lock()
+        # (name, start, end) perf_counter seconds of the recent `stage()` calls: what ran while something waited
+        self._spans: deque[tuple[str, float, float]] = deque(maxlen=1024)
 
     @property
     def clock(self) -> str:
-        """"cuda_events" when stages are timed on the GPU, else "perf_counter"."""
+        """ "cuda_events" when stages are timed on the GPU, else "perf_counter"."""
         if self.cuda_sync:
             import torch
 
@@ -55,23 +57,28 @@ class StageTimer:
             import torch
 
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0 = time.perf_counter()
             start.record()
             try:
                 yield
             finally:
                 end.record()
                 end.synchronize()
-                self.add(name, start.elapsed_time(end) / 1e3)
+                self.add(name, start.elapsed_time(end) / 1e3, span=(t0, time.perf_counter()))
             return
         t0 = time.perf_counter()
         try:
             yield
         finally:
-            self.add(name, time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            self.add(name, t1 - t0, span=(t0, t1))
 
-    def add(self, name: str, seconds: float) -> None:
-        """Count one call of stage `name` that took `seconds`."""
+    def add(self, name: str, seconds: float, span: tuple[float, float] | None = None) -> None:
+        """Count one call of stage `name` that took `seconds`; `span`: its (start, end) perf_counter seconds, kept
+        for `spent_between`."""
         with self._lock:
+            if span is not None:
+                self._spans.append((name, span[0], span[1]))
             if name not in self._durations:
                 self._durations[name] = deque(maxlen=self.window)
                 self._counts[name] = 0
@@ -84,6 +91,18 @@ class StageTimer:
         """{stage: total seconds so far} (the difference of two snapshots is the time spent in between)."""
         with self._lock:
             return dict(self._totals)
+
+    def spent_between(self, t0: float, t1: float) -> dict[str, float]:
+        """{stage: seconds of its `stage()` calls that fell inside [t0, t1]} (perf_counter seconds; a call that was
+        in flight at t0 counts from t0 on). Covers the most recent 1024 calls."""
+        out: dict[str, float] = {}
+        with self._lock:
+            spans = list(self._spans)
+        for name, a, b in spans:
+            overlap = min(b, t1) - max(a, t0)
+            if overlap > 0:
+                out[name] = out.get(name, 0.0) + overlap
+        return out
 
     def last(self, name: str) -> float:
         """Seconds of the latest call of stage `name` (KeyError if it never ran)."""

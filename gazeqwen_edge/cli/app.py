@@ -70,6 +70,7 @@ def info() -> None:
         "quant": ["bitsandbytes"],
         "gpu": ["onnxruntime", "tensorrt"],
         "speech": ["faster_whisper"],
+        "profile": ["matplotlib"],
         "train": ["peft", "accelerate"],
     }
     for extra, mods in extras.items():

@@ -55,7 +55,11 @@ def profile(
     ),
     speed: str = typer.Option("1", help="Replay pace: 1 = real time (as live; the default), N x, or max (lockstep)."),
     duration: float = float_option(
-        0.0, "--duration", min=0.0, max=86400.0, help="Live sources: seconds to profile (0: until the last question + 8 s)"
+        0.0,
+        "--duration",
+        min=0.0,
+        max=86400.0,
+        help="Seconds: the demo scene's length (0: 20 s) or a live source's run (0: the last question + 8 s)",
     ),
     seed: int = seed_option(0, "--seed", help="Seed of the demo scene."),
     preset: str = typer.Option(
@@ -91,7 +95,7 @@ def profile(
     chosen = resolve_preset(preset, torch_device_)  # an unknown preset fails before the model loads
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     live = source.startswith(LIVE_PREFIXES)
-    with _open(source, seed) as src:
+    with _open(source, seed, duration) as src:
         length = source_duration_s(src)
         if questions is not None:
             qf = load_replay_questions(questions, src)
@@ -132,7 +136,11 @@ def print_profile(doc: dict, out_dir: Path) -> None:
     for col in ("stage", "count", "mean", "p50", "p95", "max"):
         t.add_column(col, justify="left" if col == "stage" else "right")
     for name, s in doc["stages"].items():
-        t.add_row(name, str(s["count"]), *(f"{s[k]:.3f}" if s[k] < 1 else f"{s[k]:.1f}" for k in ("mean", "p50", "p95", "max")))
+        t.add_row(
+            name,
+            str(s["count"]),
+            *(f"{s[k]:.3f}" if s[k] < 1 else f"{s[k]:.1f}" for k in ("mean", "p50", "p95", "max")),
+        )
     console.print(t)
     qs = doc["questions_summary"]
     if qs.get("ttft_ms"):
@@ -199,8 +207,8 @@ class _open:
     """The profiled source: the demo scene, a live one (the simulator serving a source, or Neon glasses), or any
     SOURCE `replay` reads."""
 
-    def __init__(self, spec: str, seed: int):
-        self.spec, self.seed, self.ctx = spec, seed, None
+    def __init__(self, spec: str, seed: int, duration_s: float = 0.0):
+        self.spec, self.seed, self.duration_s, self.ctx = spec, seed, duration_s, None
 
     def __enter__(self):
         if self.spec == "demo":
@@ -208,7 +216,11 @@ class _open:
             from gazeqwen_edge.training.synthetic_benchmark import DEFAULT_OBJECT_SCALE
 
             self.ctx = SyntheticScene(
-                seed=self.seed, duration_s=20.0, width=320, height=240, object_scale=DEFAULT_OBJECT_SCALE
+                seed=self.seed,
+                duration_s=self.duration_s or 20.0,
+                width=320,
+                height=240,
+                object_scale=DEFAULT_OBJECT_SCALE,
             )
             return self.ctx
         if self.spec.startswith(LIVE_PREFIXES):

@@ -37,7 +37,9 @@ PRESETS: dict[str, DevicePreset] = {
         DevicePreset("orin-nano", "Jetson Orin Nano 8GB", 68.0, "REFERENCE.md section 5 (Jetson Orin Nano data sheet)"),
         DevicePreset("orin-nano-super", "Jetson Orin Nano 8GB (super clocks)", 102.0, "REFERENCE.md section 5"),
         DevicePreset("rtx-4090", "GeForce RTX 4090", 1008.0, "REFERENCE.md section 5 (NVIDIA RTX 4090 spec)"),
-        DevicePreset("rtx-4070-laptop", "GeForce RTX 4070 Laptop GPU", 256.0, "NVIDIA RTX 40 laptop spec (128-bit, 16 Gbps)"),
+        DevicePreset(
+            "rtx-4070-laptop", "GeForce RTX 4070 Laptop GPU", 256.0, "NVIDIA RTX 40 laptop spec (128-bit, 16 Gbps)"
+        ),
         DevicePreset("h100", "H100 SXM5 80GB", 3350.0, "NVIDIA H100 data sheet"),
         DevicePreset("h100-pcie", "H100 PCIe 80GB", 2000.0, "NVIDIA H100 data sheet"),
         DevicePreset("h200", "H200 SXM 141GB", 4800.0, "NVIDIA H200 data sheet"),

@@ -43,9 +43,16 @@ def source_duration_s(source) -> float | None:
 
 
 def check_questions(questions: list[ScheduledQuestion], duration_s: float | None, label: str = "") -> None:
-    """InputError when there is no question, or when the source ends before the first one."""
+    """InputError when there is no question (`label`: the questions file they came from; "" for scripted ones), or
+    when the source ends before the first one."""
     if not questions:
-        raise InputError(label or None, "has no questions to profile", hint="give a questions file with at least one")
+        if label:
+            raise InputError(label, "has no questions to profile", hint="give a questions file with at least one")
+        raise InputError(
+            None,
+            f"the source ({duration_s or 0:.1f} s) is too short for a scripted question (the first is asked at 2 s)",
+            hint="profile a longer source",
+        )
     first = min(q.t_s for q in questions)
     if duration_s is not None and first > duration_s:
         raise InputError(
@@ -138,7 +145,9 @@ def profile_session(
         torch.cuda.reset_peak_memory_stats()
     rss_before = _peak_rss_mib()
     with TegraStats() as tegra:
-        result = replay(source, gq, config, out / "session", questions, speed=speed, sinks=list(sinks), timeout_s=timeout_s)
+        result = replay(
+            source, gq, config, out / "session", questions, speed=speed, sinks=list(sinks), timeout_s=timeout_s
+        )
     rows = rp.question_rows(result.records)
     stages = rp.stage_table(gq.timer)
     n_tokens = sum(r["n_tokens"] for r in rows)
@@ -164,7 +173,9 @@ def profile_session(
         } | utilisation(db.total, decode["mean"] / 1e3, peak)
 
     video_s = result.stats.chunks_prefilled * 2 * config.chunk_steps / config.fps
-    chunk_ms = sum(stages[k]["total"] for k in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk") if k in stages)
+    chunk_ms = sum(
+        stages[k]["total"] for k in ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk") if k in stages
+    )
     fix = stages.get("fixation_detection")
     throughput = {
         "decode_tokens_per_s": None if decode is None else 1e3 / decode["mean"],

@@ -72,9 +72,9 @@ def summarise(samples: list[dict]) -> dict | None:
 class TegraStats:
     """Runs `tegrastats --interval MS` in the background while a profile runs and parses its lines.
 
-        with TegraStats() as ts:   # ts.available is False (and nothing runs) where tegrastats is not installed
-            ...
-        ts.summary()               # summarise() of the samples, None when there were none
+    with TegraStats() as ts:   # ts.available is False (and nothing runs) where tegrastats is not installed
+        ...
+    ts.summary()               # summarise() of the samples, None when there were none
     """
 
     def __init__(self, interval_ms: int = 500, command: str = "tegrastats"):

@@ -63,10 +63,10 @@ def replay(
     timeout_s: float | None = None,
 ) -> ReplayResult:
     """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
-    a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
-    lines of the questions file are reported to the sinks as notices and skipped. Returns when the source has ended and
-    every question is answered, after `timeout_s` wall seconds (a live source, which never ends: the questions already
-asked are still answered), or at Ctrl-C (`interrupted`: what was recorded and answered is kept)."""
+        a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
+        lines of the questions file are reported to the sinks as notices and skipped. Returns when the source has ended and
+        every question is answered, after `timeout_s` wall seconds (a live source, which never ends: the questions already
+    asked are still answered), or at Ctrl-C (`interrupted`: what was recorded and answered is kept)."""
     if isinstance(questions, str | Path):
         questions = load_replay_questions(questions, source)
     if isinstance(questions, QuestionsFile):

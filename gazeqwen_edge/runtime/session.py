@@ -45,8 +45,7 @@ from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
 
 FIXATION_SOURCES = ("auto", "detector", "source")
-# stages the ingest thread times (per record, beside the model's work): not model work, so not in timings.csv or in a
-# question's wait
+# stages the ingest thread times (per record, beside the model's work): not model work, so not in timings.csv
 INGEST_STAGES = frozenset({"fixation_detection", "device_to_buffer_gaze", "device_to_buffer_scene"})
 
 
@@ -331,7 +330,6 @@ class Session:
             q.meta = dict(meta or {})
             q.id = self._next_id
             q.arrived_s = time.perf_counter()
-            q.meta["_timer_at_arrival"] = self.gq.timer.totals()
             with self._scan_lock:
                 q.meta["_rows"] = self._rows(q.t_ns)
             if self.config.lockstep:
@@ -434,7 +432,9 @@ class Session:
                 if device_now is not None and isinstance(r, GazeSample | SceneFrame):
                     lag_s = (device_now() - r.ts_ns) / 1e9
                     if 0 <= lag_s < 60:  # a clock step or a replayed record is not a latency
-                        timer.add("device_to_buffer_gaze" if isinstance(r, GazeSample) else "device_to_buffer_scene", lag_s)
+                        timer.add(
+                            "device_to_buffer_gaze" if isinstance(r, GazeSample) else "device_to_buffer_scene", lag_s
+                        )
                 if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
                     base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
                     next_frame_ns = base + period_ns
@@ -616,17 +616,13 @@ class Session:
     def _answer(self, q: Question) -> None:
         started = time.perf_counter()
         before = self.gq.timer.totals()
-        at_arrival = q.meta.pop("_timer_at_arrival", before)
         rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
         t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
         rec = AnswerRecord(q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta))
         rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
         rec.queued_ms = round((started - q.arrived_s) * 1e3, 3) if q.arrived_s else None
-        rec.queue_stages_ms = {
-            k: round((v - at_arrival.get(k, 0.0)) * 1e3, 3)
-            for k, v in before.items()
-            if v != at_arrival.get(k) and k not in INGEST_STAGES
-        }
+        waited = self.gq.timer.spent_between(q.arrived_s, started) if q.arrived_s else {}
+        rec.queue_stages_ms = {k: round(v * 1e3, 3) for k, v in waited.items()}  # model stages (timer.stage) only
         with self.gq.timer.stage("log_question"):
             self._emit("question", q, t_s or 0.0)
         try:

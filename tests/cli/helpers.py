@@ -38,7 +38,8 @@ def cli_subprocess(*argv: str, cwd: Path | None = None, timeout: float = 60.0, e
 
 
 def commands() -> Iterator[tuple[list[str], object]]:
-    """(['calibrate', 'offset'], click command) for every command of the app, from typer's click tree."""
+    """(['calibrate', 'offset'], click command) for every command of the app, from typer's click tree; a group that
+    runs by itself (invoke_without_command, e.g. `profile`) is a command too, with its own options."""
     from typer.main import get_command
 
     def walk(cmd, path):
@@ -46,6 +47,8 @@ def commands() -> Iterator[tuple[list[str], object]]:
         if subs is None:
             yield path, cmd
             return
+        if path and getattr(cmd, "invoke_without_command", False):
+            yield path, cmd
         for name, sub in subs.items():
             yield from walk(sub, [*path, name])
 

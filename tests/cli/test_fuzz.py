@@ -66,10 +66,11 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
     "calibrate fixations": (["synthetic"], ["--show", "2"]),
     "dataset synthetic": (["{tmp}/out/bench"], ["--videos", "3", "--duration", "8", "--size", "64x48", "--fps", "2"]),
     "export": (["{tmp}/out/bundle"], ["--quant", "none", "--no-onnx", "--no-verify"]),
+    "profile": ([], ["--duration", "3", "--speed", "max", "--max-new-tokens", "2", "--out", "{tmp}/out/profile"]),
 }
 TIME_LIMIT_S = {"simulate": 3.0, "run": 3.0}  # then Ctrl-C; other commands get DEFAULT_LIMIT_S
 DEFAULT_LIMIT_S = 20.0
-MAX_EXAMPLES = {"info": 1, "simulate": 3, "run": 3, "export": 1}  # per parameter; the rest: 4
+MAX_EXAMPLES = {"info": 1, "simulate": 3, "run": 3, "export": 1, "profile": 1}  # per parameter; the rest: 4
 
 NUMBERS = ["nan", "NaN", "inf", "-inf", "1e999", "-1", "0", "-0", "1", "0.5", "2", "1e-300", "1e300", "65535",
            "65536", "4294967296", "99999999999999999999", "1.5", "abc", "", " ", "1,5", "0x10", "1_000"]  # fmt: skip
