@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -641,11 +642,12 @@ class GazeQwen:
         raw = getattr(self.tokenizer, "_tokenizer", None)
         ids: list[int] = []
         for step in range(max_new_tokens):
-            if temperature > 0:
-                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
-                tok = int(torch.multinomial(probs[0], 1, generator=gen))
-            else:
-                tok = int(logits[0].argmax())
+            with self.timer.stage("first_token") if step == 0 else nullcontext():
+                if temperature > 0:
+                    probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+                    tok = int(torch.multinomial(probs[0], 1, generator=gen))
+                else:
+                    tok = int(logits[0].argmax())
             if step == 0:
                 reply.ttft_s = time.perf_counter() - t0
                 self.timer.add("time_to_first_token", reply.ttft_s)

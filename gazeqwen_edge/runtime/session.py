@@ -616,14 +616,14 @@ class Session:
     def _answer(self, q: Question) -> None:
         started = time.perf_counter()
         before = self.gq.timer.totals()
-        rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
-        t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
-        rec = AnswerRecord(q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta))
-        rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
-        rec.queued_ms = round((started - q.arrived_s) * 1e3, 3) if q.arrived_s else None
-        waited = self.gq.timer.spent_between(q.arrived_s, started) if q.arrived_s else {}
-        rec.queue_stages_ms = {k: round(v * 1e3, 3) for k, v in waited.items()}  # model stages (timer.stage) only
-        with self.gq.timer.stage("log_question"):
+        with self.gq.timer.stage("question_intake"):  # the answer record started, the question told to the sinks
+            rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
+            t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
+            rec = AnswerRecord(
+                q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta)
+            )
+            rec.fixations = [[round(float(v), 4) for v in row] for row in rows[-self.config.context_fixations :]]
+            rec.queued_ms = round((started - q.arrived_s) * 1e3, 3) if q.arrived_s else None
             self._emit("question", q, t_s or 0.0)
         try:
             if q.meta.pop("_late", None):
@@ -642,6 +642,10 @@ class Session:
             if self.stream is not None:
                 self.stream.cut_back()
         rec.stages_ms = self._log_timings(before)
+        # the model work the question waited for (model stages, timer.stage, only), worked out after the answer so
+        # that the first token does not wait for it
+        waited = self.gq.timer.spent_between(q.arrived_s, started) if q.arrived_s else {}
+        rec.queue_stages_ms = {k: round(v * 1e3, 3) for k, v in waited.items()}
         if self.recorder is not None:
             # the question's event is written with its answer, not before it: the recorder's lock is often held by
             # the ingest thread encoding a scene frame (a few ms), which the profile showed as a third of the time

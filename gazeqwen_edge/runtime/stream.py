@@ -257,16 +257,18 @@ class VideoStream:
         """Prefill the question's tokens after the video; returns (logits of its last position, next position)."""
         if not self.chunks:
             raise InputError(None, "no video has arrived yet", hint="ask again once the scene camera delivers frames")
-        with self.gq.timer.stage("question_tokens"):
-            _, suffix = prompt_pieces(self.gq, text, assistant)
-        first = after_video_position(
-            self.first_video_pos, self.n_steps, self.merged_hw, self.tokens_per_second, self.second_per_grid_t
-        )
         dev = self.gq.device
+        with self.gq.timer.stage("question_prompt"):  # rendered, tokenised, its positions built
+            _, suffix = prompt_pieces(self.gq, text, assistant)
+            first = after_video_position(
+                self.first_video_pos, self.n_steps, self.merged_hw, self.tokens_per_second, self.second_per_grid_t
+            )
+            ids = torch.tensor([suffix], device=dev)
+            positions = text_position_ids(first, len(suffix)).to(dev)
         with self.gq.timer.stage("prefill_question"):
             out = self.gq.qwen(
-                input_ids=torch.tensor([suffix], device=dev),
-                position_ids=text_position_ids(first, len(suffix)).to(dev),
+                input_ids=ids,
+                position_ids=positions,
                 cache=self.cache,
                 use_cache=True,
                 logits_to_keep=1,

@@ -129,9 +129,9 @@ def test_question_path_adds_the_stages_before_the_first_token():
             43.0,
             30.0,
             {"prefill_chunk": 25.0, "time_to_first_token": 9.0},
-            {"question_tokens": 2.0, "prefill_question": 10.0, "time_to_first_token": 13.0, "decode": 50.0},
+            {"question_prompt": 2.0, "prefill_question": 10.0, "time_to_first_token": 13.0, "decode": 50.0},
         ),
-        _record(2, 13.0, 1.0, {}, {"question_tokens": 2.0, "prefill_question": 10.0, "decode": 40.0}),
+        _record(2, 13.0, 1.0, {}, {"question_prompt": 2.0, "prefill_question": 10.0, "decode": 40.0}),
         _record(3, None, None, {}, {}, error="no video"),
     ]
     rows = rp.question_rows(recs)
@@ -139,7 +139,7 @@ def test_question_path_adds_the_stages_before_the_first_token():
     assert rows[0]["path_ms"] == {
         "waiting: prefill_chunk": 25.0,
         "waiting: hand-off": 5.0,
-        "question_tokens": 2.0,
+        "question_prompt": 2.0,
         "prefill_question": 10.0,
     }
     assert rows[0]["decode_ms"] == 50.0
