@@ -82,7 +82,8 @@ def stage_table(timer) -> dict[str, dict]:
 def question_rows(records) -> list[dict]:
     """One row per answered question (AnswerRecords or their dicts): id, t (s), kind (mc / open), ttft_ms (from
     arrival), queued_ms, the path stages before its first token {stage: ms} (the model's work while it waited, the
-    rest of the wait as "waiting: hand-off", then its own stages), decode_ms (after the first token), n_tokens, context_tokens and the answer."""
+    rest of the wait as "waiting: other": the hand-off to the model thread, or a live question's wait for the first
+    video), then its own stages), decode_ms (after the first token), n_tokens, context_tokens and the answer."""
     rows = []
     for r in records:
         r = r if isinstance(r, dict) else r.__dict__
@@ -92,8 +93,9 @@ def question_rows(records) -> list[dict]:
         for k, v in (r.get("queue_stages_ms") or {}).items():
             if k not in NON_ADDITIVE:
                 path[f"waiting: {k}"] = path.get(f"waiting: {k}", 0.0) + v
-        if r.get("queued_ms") is not None:  # the rest of the wait: the hand-off to the model thread, or an idle model
-            path["waiting: hand-off"] = max(0.0, r["queued_ms"] - sum(path.values()))
+        # the rest of the wait: the hand-off to the model thread, or a live question asked before the first video
+        if r.get("queued_ms") is not None:
+            path["waiting: other"] = max(0.0, r["queued_ms"] - sum(path.values()))
         stages = r.get("stages_ms") or {}
         for k, v in stages.items():
             if k not in NON_ADDITIVE and k not in AFTER_FIRST_TOKEN:

@@ -85,7 +85,11 @@ class SessionConfig:
     detector on the gaze), "source" (the source's own fixations, e.g. StreamGaze, Neon recordings) or "auto" (the
     source's own for StreamGaze items, which carry no raw gaze, else the detector); prompt: the multiple-choice
     prompt (model.gazeqwen.MC_PROMPTS); context_fixations: how many recent fixations an answer record lists;
-    first_video_wait_s: how long a live question asked before any video waits for the first chunk.
+    first_video_wait_s: how long a live question asked before any video waits for the first chunk; reorder_window_s:
+    how long a live source holds records to release them in time order across kinds (scene frames arrive after the
+    gaze of the same moment: decoding). The live source's own default, 0.75 s, delayed every gaze sample by 0.75 s
+    on its way to the session (`gazeqwen-edge profile --source simulator`, device_to_buffer_gaze); 0.25 s covers the
+    decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py).
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
@@ -99,6 +103,7 @@ class SessionConfig:
     prompt: str = "reference"
     context_fixations: int = 8
     first_video_wait_s: float = 10.0
+    reorder_window_s: float = 0.25
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -114,6 +119,8 @@ class SessionConfig:
                 f"session window of {self.window_s:g} s holds no temporal step (2 / fps = {2 / self.fps:g} s)",
                 hint="use a window of at least a few seconds, or 0 for no limit",
             )
+        if not (math.isfinite(self.reorder_window_s) and 0 <= self.reorder_window_s <= 10):
+            raise ConfigError(f"reorder window must be 0..10 s, got {self.reorder_window_s!r}")
         if self.fixations not in FIXATION_SOURCES:
             raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
 
@@ -147,6 +154,16 @@ class _ChunkJob:
 
 
 _END = object()
+
+
+def _takes_window(source) -> bool:
+    """Whether `source.records()` takes a reorder window (live Neon sources do)."""
+    import inspect
+
+    try:
+        return "reorder_window_s" in inspect.signature(source.records).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 class Session:
@@ -383,7 +400,9 @@ class Session:
         from gazeqwen_edge.device.pacing import paced
 
         live = src.end_ns is None and not hasattr(src, "gaze_arrays")
-        it = src.records()
+        it = (
+            src.records(reorder_window_s=self.config.reorder_window_s) if live and _takes_window(src) else src.records()
+        )
         return it if live else paced(it, speed=self.speed)
 
     def _ingest(self) -> None:

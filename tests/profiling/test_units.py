@@ -138,7 +138,7 @@ def test_question_path_adds_the_stages_before_the_first_token():
     assert [r["id"] for r in rows] == [1, 2]  # the failed question is not on any path
     assert rows[0]["path_ms"] == {
         "waiting: prefill_chunk": 25.0,
-        "waiting: hand-off": 5.0,
+        "waiting: other": 5.0,
         "question_prompt": 2.0,
         "prefill_question": 10.0,
     }

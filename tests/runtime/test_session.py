@@ -328,3 +328,27 @@ def test_a_streamgaze_qa_file_is_only_for_its_own_videos(tmp_path, shared_dir):
     with pytest.raises(InputError, match="StreamGaze QA file") as e:
         load_questions(shared_dir / "fixtures/streamgaze_sample/sample_qa.json", None)
     assert "OP03-R01-PastaSalad.mp4" in e.value.hint
+
+
+def test_a_live_source_is_read_with_the_session_reorder_window(stream_gq):
+    """The live Neon source holds records 0.75 s by default to order them across kinds, which delayed every gaze
+    sample by 0.75 s on its way to the session (profile --source simulator); the session asks for its own window."""
+    from gazeqwen_edge.device.source import Source
+    from gazeqwen_edge.errors import ConfigError
+
+    asked = []
+
+    class Live(Source):
+        name = "neon"
+
+        def records(self, kinds=None, ordered=True, reorder_window_s=0.75):
+            asked.append(reorder_window_s)
+            yield GazeSample(1_000_000_000, 10.0, 10.0)
+
+    s = Session(Live(), stream_gq, SessionConfig(reorder_window_s=0.2))
+    s.start()
+    s.wait(10)
+    s.stop()
+    assert asked == [0.2]
+    with pytest.raises(ConfigError):
+        SessionConfig(reorder_window_s=float("nan"))
