@@ -88,7 +88,13 @@ def profile(
     (plots; loads nothing from the network) and the session directory OUT/session."""
     if ctx.invoked_subcommand is not None:
         return
-    from gazeqwen_edge.profiling.run import profile_session, resolve_preset, scripted_questions, source_duration_s
+    from gazeqwen_edge.profiling.run import (
+        check_questions,
+        profile_session,
+        resolve_preset,
+        scripted_questions,
+        source_duration_s,
+    )
     from gazeqwen_edge.runtime.replay import load_replay_questions, parse_speed
 
     pace = parse_speed(speed)
@@ -102,11 +108,9 @@ def profile(
             for line, why in qf.problems:
                 console_err.print(f"[yellow]questions file line {line} skipped:[/] {escape(why)}")
             qs = qf.questions
-            from gazeqwen_edge.profiling.run import check_questions
-
-            check_questions(qs, length, str(questions))
         else:
             qs = scripted_questions(length, every)
+        check_questions(qs, length, str(questions) if questions is not None else "")  # before the (slow) model load
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection, cuda_sync=True)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
         timeout = None
@@ -197,10 +201,19 @@ def compare(
     for r in compare_reports(ra, rb):
         t.add_row(
             escape(r["figure"]),
-            *("n/a" if v is None else f"{v:.3f}" if abs(v) < 1 else f"{v:.1f}" for v in (r["a"], r["b"])),
+            *(_number(v) for v in (r["a"], r["b"])),
             "" if r["ratio"] is None else f"{r['ratio']:.2f}x",
         )
     console.print(t)
+
+
+def _number(v: float | None) -> str:
+    """A figure for the compare table: n/a, a whole number as such, else 3 decimals below 1 and 1 above."""
+    if v is None:
+        return "n/a"
+    if float(v).is_integer():
+        return str(int(v))
+    return f"{v:.3f}" if abs(v) < 1 else f"{v:.1f}"
 
 
 class _open:
