@@ -19,7 +19,8 @@ ALLOWED = {
     "export": {"model"},
     "training": {"model", "device", "calibration"},
     "profiling": {"model", "device", "calibration", "runtime", "export"},
-    "cli": {"model", "device", "calibration", "runtime", "export", "training", "profiling"},
+    "voice": {"device", "runtime"},
+    "cli": {"model", "device", "calibration", "runtime", "export", "training", "profiling", "voice"},
 }
 
 

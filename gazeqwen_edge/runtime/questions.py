@@ -62,7 +62,9 @@ class AnswerRecord:
     (`queued_ms`: the chunk in flight, or in lockstep the chunks ahead) with the stage times the model spent meanwhile
     (`queue_stages_ms`), per-stage times (ms) spent on it, the KV cache length before its prefill (`context_tokens`:
     system turn + video; streamed sessions only), the fixations it saw (rows [x, y, mid_t, dur], mid_t in seconds from the session's first record), the span of
-    video in the model's context (seconds), and an error message when it could not be answered."""
+    video in the model's context (seconds), the WAV file the answer was spoken to (`speech`: a name in the directory
+    of `--speak-to`), and an error message when it could not be answered. A spoken question (`source` "voice") has
+    its transcript as `question` and the start of the speech as `t` / `t_ns`."""
 
     id: int
     question: str
@@ -80,6 +82,7 @@ class AnswerRecord:
     n_tokens: int = 0
     fixations: list[list[float]] = field(default_factory=list)
     video_s: list[float] | None = None
+    speech: str | None = None
     error: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 

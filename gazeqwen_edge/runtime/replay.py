@@ -61,6 +61,7 @@ def replay(
     spec: str = "",
     label: str = "replay",
     timeout_s: float | None = None,
+    voice=None,
 ) -> ReplayResult:
     """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
         a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
@@ -91,6 +92,8 @@ def replay(
     )
     for line, why in problems:
         session.notice("bad_question", f"questions file line {line} skipped: {why}")
+    if voice is not None:
+        session.voice = voice(session)
     interrupted = False
     try:
         session.start()

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.device.records import Event, Fixation, GazeSample, Notice, SceneFrame
+from gazeqwen_edge.device.records import AudioChunk, Event, Fixation, GazeSample, Notice, SceneFrame
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError
 from gazeqwen_edge.model.gazeqwen import GazeQwen, Reply, Video
@@ -233,6 +233,9 @@ class Session:
         self._no_scene_video = False  # the source said it has none
         self._flush_requested = threading.Event()  # a live question: prefill the whole steps held for a chunk
         self._deferred: list[tuple[float, Question]] = []  # live questions waiting for the first video (deadline)
+        # spoken questions: an object with push(AudioChunk) and close() (voice.listener.VoiceInput), set before
+        # start(); it calls voice_question / voice_notice / speech_started
+        self.voice = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
@@ -361,6 +364,30 @@ class Session:
             self._cond.notify_all()
         return q
 
+    # ------------------------------------------------------------------ spoken questions
+    def _push_voice(self, chunk: AudioChunk) -> None:
+        try:
+            self.voice.push(chunk)
+        except Exception as e:  # noqa: BLE001 - a failing recogniser must not stop the video and the typed questions
+            self.notice("voice_failed", f"spoken questions stopped ({type(e).__name__}: {e})", chunk.ts_ns)
+            self.voice = None
+
+    def voice_question(self, text: str, t_ns: int, meta: dict | None = None) -> None:
+        """A spoken question (the transcript), asked at `t_ns`: when its speech started, on the device clock. One
+        that cannot be asked (too long) becomes a notice."""
+        try:
+            self.ask(text, None, t_ns, source="voice", meta=meta)
+        except InputError as e:
+            self.notice("not_understood", f"a spoken question was not asked: {e.message}", t_ns)
+
+    def voice_notice(self, kind: str, message: str, t_ns: int | None = None) -> None:
+        """Something the voice input reports (speech not understood, recognition failed)."""
+        self.notice(kind, message, t_ns)
+
+    def speech_started(self, t_ns: int) -> None:
+        """The wearer started speaking: sinks that are speaking stop (barge-in)."""
+        self._emit("speech_started", self.t_s(t_ns))
+
     def _device_now(self) -> int:
         """Now on the device clock: the latest record's time, else the source's own clock (a live Neon's phone
         clock), else this machine's unix time."""
@@ -454,6 +481,8 @@ class Session:
                         timer.add(
                             "device_to_buffer_gaze" if isinstance(r, GazeSample) else "device_to_buffer_scene", lag_s
                         )
+                if self.voice is not None and isinstance(r, AudioChunk):
+                    self._push_voice(r)
                 if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
                     base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
                     next_frame_ns = base + period_ns
@@ -472,6 +501,11 @@ class Session:
                 with self._scan_lock:
                     self.scanpath.flush()
             self.stats.source_dropped = int(getattr(self.source, "dropped", 0) or 0)
+            if self.voice is not None:  # the speech still open and still being recognised becomes questions first
+                try:
+                    self.voice.close(timeout=2.0 if self._stop.is_set() else 120.0)
+                except Exception as e:  # noqa: BLE001 - the session's answers matter more than its voice input
+                    self.notice("voice_failed", f"spoken questions stopped ({type(e).__name__}: {e})", self.now_ns)
             if not self._stop.is_set():
                 self._flush_pending(self.now_ns or 0)  # the last whole steps, however short the last chunk
                 self._ask_due(None)  # questions past the end of the source

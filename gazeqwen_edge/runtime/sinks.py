@@ -30,6 +30,9 @@ class Sink:
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
         """A status change: disconnected, reconnected, not worn, chunks skipped, a question file problem..."""
 
+    def speech_started(self, t_s: float | None) -> None:
+        """The wearer started speaking (barge-in: a sink that is speaking an answer stops)."""
+
     def close(self) -> None:
         """The session ended."""
 
