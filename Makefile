@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= dev,device,onnx,train,quant,profile
+EXTRAS ?= dev,device,onnx,train,quant,profile,speech
 
 .PHONY: setup demo test lint bench clean demo-model
 

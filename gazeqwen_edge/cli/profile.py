@@ -13,6 +13,7 @@ from rich.table import Table
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import float_option, new_output_dir, seed_option
 from gazeqwen_edge.cli.runtime import (
+    ASR_MODEL,
     BUNDLE,
     CHECKPOINT,
     CHUNK,
@@ -22,10 +23,12 @@ from gazeqwen_edge.cli.runtime import (
     MODEL,
     PROMPT,
     TORCH_DEVICE,
+    VOICE,
     WINDOW,
     load,
     model_window_s,
     session_config,
+    voice_factory,
 )
 
 profile_app = typer.Typer(
@@ -79,6 +82,8 @@ def profile(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     torch_device_: str = TORCH_DEVICE,
+    voice: bool = VOICE,
+    asr_model: str = ASR_MODEL,
 ) -> None:
     """Run one session (a replay at real time by default, or live) with scripted questions and time every stage:
     device-to-buffer latency (live), fixation detection, preprocessing, Qwen vision, V-JEPA, resampler, chunk
@@ -111,6 +116,7 @@ def profile(
         else:
             qs = scripted_questions(length, every)
         check_questions(qs, length, str(questions) if questions is not None else "")  # before the (slow) model load
+        voices = voice_factory(voice, asr_model, lockstep=pace is None)
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection, cuda_sync=True)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
         timeout = None
@@ -130,7 +136,7 @@ def profile(
             + (f", {length:.1f} s of source" if length else "")
             + f" at {speed} x; decode judged against {escape(chosen.label)}"
         )
-        doc = profile_session(src, gq, cfg, qs, out_dir, pace, chosen, settings, timeout_s=timeout)
+        doc = profile_session(src, gq, cfg, qs, out_dir, pace, chosen, settings, timeout_s=timeout, voice=voices)
     print_profile(doc, out_dir)
 
 

@@ -38,14 +38,18 @@ STAGES: dict[str, tuple[str, str]] = {
     "score_options": ("question", "a whole multiple-choice scoring (encloses its stages)"),
     "time_to_first_token": ("question", "model side: from the model taking the question to its first token"),
     "decode": ("question", "one decoded token (per-token decode)"),
+    "vad": ("voice", "voice activity detection of one audio chunk"),
+    "speech_recognition": ("voice", "one utterance transcribed (faster-whisper)"),
+    "tts": ("voice", "one sentence of an answer synthesised"),
+    "tts_first_audio": ("voice", "an answer's first piece to its first synthesised sentence"),
 }
 # stages that enclose others (not added up on a question's path) and stages after the first token
-NON_ADDITIVE = frozenset({"time_to_first_token", "score_options"})
-AFTER_FIRST_TOKEN = frozenset({"decode"})
+NON_ADDITIVE = frozenset({"time_to_first_token", "score_options", "tts_first_audio"})
+AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
 NOT_MEASURED = {
-    "speech_recognition": "no spoken questions: voice input is not built yet (issue #12)",
-    "question_to_spoken_answer": "no spoken answers: speech output is not built yet (issue #12)",
+    "speech_recognition": "no speech in the source's audio (or no audio, or the speech extra is not installed)",
+    "question_to_spoken_answer": "not built yet: the profile does not speak its answers (issue #12)",
 }
 
 

@@ -121,6 +121,7 @@ def profile_session(
     sinks=(),
     probe_mb: int = 256,
     timeout_s: float | None = None,
+    voice=None,
 ) -> dict:
     """Run one session of `source` through `gq` with `questions` and return the profile report (also written to
     OUT/profile.json and OUT/profile.html; the session directory is OUT/session).
@@ -128,7 +129,8 @@ def profile_session(
     config: the SessionConfig; speed: replay pace (1 = real time, as live; None = lockstep, as fast as the model
     goes); preset: the device decode bandwidth is judged against (None: "cpu", measured); settings: what the report
     records as the run's settings (model, injection, fps ...: what `compare` lists when two reports differ);
-    timeout_s: wall seconds to run a live source (it never ends); probe_mb: size of the host bandwidth probe.
+    timeout_s: wall seconds to run a live source (it never ends); probe_mb: size of the host bandwidth probe;
+    voice: spoken questions from the source's audio (runtime.replay's `voice`).
     Raises InputError for no questions or a source that ends before the first one.
     """
     import torch
@@ -146,7 +148,15 @@ def profile_session(
     rss_before = _peak_rss_mib()
     with TegraStats() as tegra:
         result = replay(
-            source, gq, config, out / "session", questions, speed=speed, sinks=list(sinks), timeout_s=timeout_s
+            source,
+            gq,
+            config,
+            out / "session",
+            questions,
+            speed=speed,
+            sinks=list(sinks),
+            timeout_s=timeout_s,
+            voice=voice,
         )
     rows = rp.question_rows(result.records)
     stages = rp.stage_table(gq.timer)
@@ -189,7 +199,7 @@ def profile_session(
         "gpu_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "gpu_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20 if cuda else None,
     }
-    not_measured = dict(rp.NOT_MEASURED)
+    not_measured = {k: v for k, v in rp.NOT_MEASURED.items() if k not in stages}
     for name in ("device_to_buffer_gaze", "device_to_buffer_scene"):
         if name not in stages:
             not_measured[name] = "a recorded source: its records were never on a network (profile a live source)"

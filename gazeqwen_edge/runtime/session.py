@@ -45,8 +45,11 @@ from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
 
 FIXATION_SOURCES = ("auto", "detector", "source")
-# stages the ingest thread times (per record, beside the model's work): not model work, so not in timings.csv
-INGEST_STAGES = frozenset({"fixation_detection", "device_to_buffer_gaze", "device_to_buffer_scene"})
+# stages other threads time beside the model's work (the ingest thread per record, the voice input's recogniser):
+# not model work, so not in timings.csv nor in a question's own stages
+INGEST_STAGES = frozenset(
+    {"fixation_detection", "device_to_buffer_gaze", "device_to_buffer_scene", "vad", "speech_recognition"}
+)
 
 
 def check_creatable(path: Path) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import wave
 from pathlib import Path
 
@@ -54,6 +55,14 @@ def segmenter_cls():
     from gazeqwen_edge.voice.vad import SpeechSegmenter
 
     return SpeechSegmenter
+
+
+@pytest.fixture(scope="module")
+def tts():
+    """espeak-ng, the default TTS (CI installs it; skipped where it is not)."""
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (apt install espeak-ng)")
+    return "espeak-ng"
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +182,7 @@ def _session_with_speech(tmp_path: Path, speech_at_s: float) -> Path:
     return out
 
 
-def test_replay_hears_the_question_and_speaks_the_answer(transcriber, segmenter_cls, tmp_path, capsys):
+def test_replay_hears_the_question_and_speaks_the_answer(transcriber, segmenter_cls, tts, tmp_path, capsys):
     from tests.cli.helpers import cli
 
     pytest.importorskip("cv2")
@@ -194,7 +203,7 @@ def test_replay_hears_the_question_and_speaks_the_answer(transcriber, segmenter_
     assert "question,session,What am I looking at" in events
 
 
-def test_live_through_the_simulator_and_the_official_client(transcriber, segmenter_cls, tmp_path):
+def test_live_through_the_simulator_and_the_official_client(transcriber, segmenter_cls, tts, tmp_path):
     """The must-show of spoken questions: speech in the Neon's audio stream (AAC 8 kHz over RTSP, decoded by the
     unmodified pupil-labs-realtime-api client) is detected, transcribed, asked at its start, answered and spoken to a
     file; the session log holds the transcript."""
@@ -240,3 +249,38 @@ def test_live_through_the_simulator_and_the_official_client(transcriber, segment
     assert (tmp_path / "speech" / a["speech"]).exists()
     assert "What am I looking at" in (tmp_path / "live" / "events.csv").read_text()
     assert gq.timer.summary()["speech_recognition"]["count"] == 1
+
+
+def test_speech_starts_before_the_answer_ends_and_barge_in_stops_it(tts, tmp_path):
+    """Sentences are spoken as they complete (the first before the answer is over); a new spoken question kills the
+    sentence being played and drops the ones waiting."""
+    import threading
+    import time
+
+    from gazeqwen_edge.runtime.questions import AnswerRecord, Question
+    from gazeqwen_edge.voice.tts import SpeechSink
+
+    player = tmp_path / "player.sh"  # stands in for aplay: plays "forever"
+    player.write_text("#!/bin/sh\ncat > /dev/null\nsleep 30\n")
+    player.chmod(0o755)
+    sink = SpeechSink(speak_to=tmp_path / "wav")
+    sink.player = str(player)
+    sink._player_thread = threading.Thread(target=sink._play_loop, daemon=True)
+    sink._player_thread.start()
+    q = Question("What is that?", 0, id=7)
+    sink.question(q, 0.0)
+    sink.piece(q, "It is a cup. It is")
+    assert len(sink._audio[7]) == 1  # the first sentence is spoken while the answer still streams
+    sink.piece(q, " red.")  # not complete yet: no sentence end after it
+    deadline = time.monotonic() + 10
+    while (sink._proc is None or sink._proc.poll() is not None) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sink._proc is not None and sink._proc.poll() is None  # playing
+    t0 = time.monotonic()
+    sink.speech_started(1.0)
+    sink._proc.wait(timeout=5)
+    assert time.monotonic() - t0 < 2 and sink._play_q.empty()
+    rec = AnswerRecord(7, "What is that?", 0.0, 0, "voice", answer="It is a cup. It is red.")
+    sink.answered(rec)
+    assert rec.speech == "answer-7.wav" and (tmp_path / "wav" / "answer-7.wav").exists()
+    sink.close()
