@@ -14,7 +14,10 @@ below the table) or blank (no target: shown for context). Rows, in order, from t
 - fixation detector throughput at 200 Hz, push_many and push (>= 20x real time) (benchmarks/fixation_detector.py);
 - Neon simulator -> the live source, gaze and scene frame p95 latency (<= 20 ms, <= 100 ms), and on into the
   streaming session, which reads the live source in time order with its 0.25 s reorder window (the same targets +
-  the window) (benchmarks/neon_latency.py).
+  the window) (benchmarks/neon_latency.py);
+- a spoken question to the first spoken word, by stage: end of speech to the VAD closing the utterance, speech
+  recognition, question to first token, first token to first audio, and the end to end (no targets; needs the
+  speech extra and espeak-ng) (benchmarks/voice_latency.py).
 The 30-minute soak (benchmarks/soak.py) is not part of it. Every model is small and random (sizes in the header);
 `--device cuda` puts the PyTorch models on the GPU, nothing else changes.
 
@@ -73,6 +76,7 @@ PRODUCERS = [
     Producer("replay vs real time", _from("replay_speed")),
     Producer("fixation detector", _from("fixation_detector")),
     Producer("simulator -> live source", _from("neon_latency")),
+    Producer("spoken question", _from("voice_latency")),
 ]
 MODEL_MODULES = ("export", "streaming", "replay_speed", "export_onnx")  # each states its model sizes in MODEL
 

@@ -139,7 +139,8 @@ def test_bad_options(suite, tmp_path, capsys):
 
 def test_every_benchmark_exposes_rows_and_the_soak_stays_out(suite):
     names = {p.rows.__closure__[0].cell_contents for p in suite.PRODUCERS}
-    assert names == {"export", "streaming", "export_onnx", "replay_speed", "fixation_detector", "neon_latency"}
+    assert names == {"export", "streaming", "export_onnx", "replay_speed", "fixation_detector", "neon_latency",
+                     "voice_latency"}  # fmt: skip
     for name in names:
         src = (SUITE.parent / f"{name}.py").read_text()
         assert "\ndef rows(quick: bool, device: str" in src
