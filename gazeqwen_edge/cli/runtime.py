@@ -54,6 +54,14 @@ SPEAK_TO = typer.Option(
     None, "--speak-to", callback=output_dir, help="Write one WAV per spoken answer into DIR (named in answers.jsonl)."
 )
 TTS = typer.Option("espeak-ng", "--tts", callback=choice("espeak-ng", "festival"), help="espeak-ng | festival.")
+WATCH = typer.Option(
+    None,
+    "--watch",
+    help="Alert when the wearer looks at this (repeatable): --watch 'the stove'. Alerts go to OUT/alerts.jsonl.",
+)
+WATCH_HOLD = float_option(
+    1.0, "--watch-hold", min=0.0, max=60.0, help="Seconds of video a watch's 'yes' must hold before it alerts"
+)
 TORCH_DEVICE = typer.Option(
     "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
 )
@@ -88,6 +96,11 @@ def default_out_dir(kind: str) -> Path:
 
 def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> None:
     """The closing lines of a session: counts, where it was written, the stage timings."""
+    if stats.watch_checks or stats.watch_checks_skipped:
+        console.print(
+            f"\nwatches: {stats.alerts} alerts, {stats.watch_checks} checks, {stats.watch_checks_skipped} skipped"
+            + (" (alerts in alerts.jsonl)" if stats.alerts and out_dir is not None else "")
+        )
     console.print(
         f"\n{'stopped: ' if stopped else ''}{stats.answered} of {stats.questions} questions answered "
         f"({stats.failed} could not be); "
@@ -128,6 +141,19 @@ def load(
             injection=injection,
             timer=StageTimer(cuda_sync=cuda_sync),
         )
+
+
+def add_watches(session, targets: list[str] | None, hold_s: float) -> None:
+    """The --watch targets as the session's watches, debounced over `hold_s` seconds."""
+    from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS, Watches
+
+    session.watches = Watches(hold_s=hold_s)
+    for t in targets or []:
+        if not t.strip() or len(t.strip()) > MAX_TARGET_CHARS:
+            from gazeqwen_edge.errors import ConfigError
+
+            raise ConfigError(f"--watch needs a short description (1..{MAX_TARGET_CHARS} characters), got {t!r}")
+        session.watches.add(t.strip())
 
 
 def speech_available() -> bool:
@@ -220,6 +246,8 @@ def replay(
     speak: bool = SPEAK,
     speak_to: Path = SPEAK_TO,
     tts: str = TTS,
+    watch: list[str] = WATCH,
+    watch_hold: float = WATCH_HOLD,
 ) -> None:
     """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
@@ -241,7 +269,17 @@ def replay(
             sink.timer = gq.timer
         sinks = [TerminalSink(console), *speech]
         result = run_replay(
-            src, gq, cfg, out or default_out_dir("replay"), qf, pace, sinks, wearer, source, voice=voices
+            src,
+            gq,
+            cfg,
+            out or default_out_dir("replay"),
+            qf,
+            pace,
+            sinks,
+            wearer,
+            source,
+            voice=voices,
+            setup=lambda session: add_watches(session, watch, watch_hold),
         )
     print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted)
 
@@ -286,6 +324,8 @@ def run(
     speak: bool = SPEAK,
     speak_to: Path = SPEAK_TO,
     tts: str = TTS,
+    watch: list[str] = WATCH,
+    watch_hold: float = WATCH_HOLD,
 ) -> None:
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
@@ -318,6 +358,7 @@ def run(
         session = Session(neon, gq, cfg, out_dir, sinks, wearer=wearer, spec=device, label="run")
         if voices is not None and "audio" in streams:
             session.voice = voices(session)
+        add_watches(session, watch, watch_hold)
         if sys.stdin.isatty():
             console_err.print("type a question and press Enter (Ctrl-C to stop)")
         run_live(session, sys.stdin, duration, on_error=lambda m: console_err.print(f"[red]error:[/] {escape(m)}"))

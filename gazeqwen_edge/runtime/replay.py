@@ -62,6 +62,7 @@ def replay(
     label: str = "replay",
     timeout_s: float | None = None,
     voice=None,
+    setup=None,
 ) -> ReplayResult:
     """Replay `source` through a Session at `speed` (None: lockstep, as fast as the model goes) with the questions of
         a questions file (a path, a loaded QuestionsFile, or a list), writing the session directory `out_dir`. Unusable
@@ -94,6 +95,8 @@ def replay(
         session.notice("bad_question", f"questions file line {line} skipped: {why}")
     if voice is not None:
         session.voice = voice(session)
+    if setup is not None:
+        setup(session)
     interrupted = False
     try:
         session.start()

@@ -43,6 +43,7 @@ from gazeqwen_edge.runtime.questions import (
 )
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
+from gazeqwen_edge.runtime.watches import YES_NO, Alert, AlertsJsonl, Watches, p_yes, parse_command
 
 FIXATION_SOURCES = ("auto", "detector", "source")
 # stages other threads time beside the model's work (the ingest thread per record, the voice input's recogniser):
@@ -92,7 +93,10 @@ class SessionConfig:
     how long a live source holds records to release them in time order across kinds (scene frames arrive after the
     gaze of the same moment: decoding). The live source's own default, 0.75 s, delayed every gaze sample by 0.75 s
     on its way to the session (`gazeqwen-edge profile --source simulator`, device_to_buffer_gaze); 0.25 s covers the
-    decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py).
+    decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py);
+    watch_budget: the share of a chunk's video duration that scoring the watches after it may take (live): watches
+    past the budget, and every watch while chunks wait for the model, are skipped for that chunk (counted), so many
+    watches degrade the alerts, never the video.
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
@@ -107,6 +111,7 @@ class SessionConfig:
     context_fixations: int = 8
     first_video_wait_s: float = 10.0
     reorder_window_s: float = 0.25
+    watch_budget: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -135,7 +140,8 @@ class SessionConfig:
 @dataclass
 class SessionStats:
     """Counts of a session so far: records in by kind, model frames sampled, chunks prefilled / skipped, questions
-    asked / answered / failed, and the live source's own drop count when it reports one."""
+    asked / answered / failed, the live source's own drop count when it reports one, watch checks made / skipped and
+    alerts fired."""
 
     records: dict[str, int] = field(default_factory=dict)
     model_frames: int = 0
@@ -145,6 +151,9 @@ class SessionStats:
     answered: int = 0
     failed: int = 0
     source_dropped: int = 0
+    watch_checks: int = 0
+    watch_checks_skipped: int = 0
+    alerts: int = 0
 
 
 @dataclass
@@ -213,6 +222,7 @@ class Session:
                 out_dir, source, spec=spec, metadata={"session": f"gazeqwen-edge {label}"}
             )
             self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
+            self.sinks.append(AlertsJsonl(Path(out_dir) / "alerts.jsonl"))
         self.out_dir = None if out_dir is None else Path(out_dir)
         self._bad_sinks: set[int] = set()
         self._cond = threading.Condition()
@@ -239,6 +249,8 @@ class Session:
         # spoken questions: an object with push(AudioChunk) and close() (voice.listener.VoiceInput), set before
         # start(); it calls voice_question / voice_notice / speech_started
         self.voice = None
+        self.watches = Watches()  # "tell me when I look at X" (typed, spoken, --watch); scored after each chunk
+        self._watch_notice = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
@@ -641,7 +653,50 @@ class Session:
         except Exception as e:  # noqa: BLE001 - the session goes on with the next chunk
             self.stats.chunks_skipped += 1
             self.notice("chunk_failed", f"a video chunk could not be prefilled ({type(e).__name__}: {e})", self.now_ns)
+        else:
+            self._check_watches(job)
         self._log_timings(before)
+
+    def _check_watches(self, job: _ChunkJob) -> None:
+        """Score every watch on the video so far (the chunk just prefilled), within the budget, and fire alerts."""
+        if not len(self.watches):
+            return
+        if self.gq.regime == "reference" or self.stream is None:
+            if not self._watch_notice:
+                self._watch_notice = True
+                self.notice("watch_unsupported", "watches need a streaming (stream-regime) model", self.now_ns)
+            return
+        watches = self.watches.active()
+        with self._cond:
+            behind = self._n_pending_chunks > 0 and not self.config.lockstep
+        if behind:  # the video comes first: no watch checks while chunks wait for the model
+            self.stats.watch_checks_skipped += len(watches)
+            return
+        budget_s = self.config.watch_budget * len(job.frames) / self.config.fps
+        t0 = time.perf_counter()
+        t_s = float(job.times_s[-1])
+        t_ns = (self.origin_ns or 0) + int(round(t_s * 1e9))
+        for i, w in enumerate(watches):
+            if not self.config.lockstep and i and time.perf_counter() - t0 >= budget_s:
+                self.stats.watch_checks_skipped += len(watches) - i
+                break
+            try:
+                with self.gq.timer.stage("watch_check"):
+                    score = p_yes(self.stream.score_mc(w.question, YES_NO, self.config.prompt))
+            except Exception as e:  # noqa: BLE001 - a failed check must not end the session
+                self.notice("watch_failed", f"watch '{w.target}' could not be checked ({type(e).__name__}: {e})", t_ns)
+                self.stream.cut_back()
+                continue
+            self.stats.watch_checks += 1
+            if self.watches.update(w, score, t_s):
+                self.stats.alerts += 1
+                alert = Alert(w.id, w.target, round(t_s, 3), t_ns, round(score, 5))
+                self._emit("alert", alert)
+                if self.recorder is not None:
+                    try:
+                        self.recorder.write(Event(t_ns, "alert", w.target))
+                    except RuntimeError:
+                        pass
 
     def _log_timings(self, before: dict[str, float]) -> dict[str, float]:
         """Stage times spent since `before` (a timer snapshot), in ms; also written to the session's timings.csv."""
@@ -684,7 +739,10 @@ class Session:
         try:
             if q.meta.pop("_late", None):
                 raise InputError(None, q.meta.get("late", "asked after the source ended"))
-            if self.gq.regime == "reference":
+            command = parse_command(q.text) if not q.options else None
+            if command is not None:
+                self._watch_command(q, rec, *command)
+            elif self.gq.regime == "reference":
                 self._answer_reference(q, rows, rec)
             else:
                 self._answer_stream(q, rows, rec)
@@ -712,6 +770,17 @@ class Session:
             except RuntimeError:  # the recorder closed under a stopping session
                 pass
         self._emit("answered", rec)
+
+    def _watch_command(self, q: Question, rec: AnswerRecord, kind: str, target: str) -> None:
+        """ "Tell me when I look at X" / "Stop watching X": the watch is added or removed, the answer says so."""
+        if kind == "add":
+            w = self.watches.add(target)
+            rec.answer = f"I'll tell you when you look at {w.target}."
+        else:
+            w = self.watches.remove(target)
+            rec.answer = f"Stopped watching {w.target}." if w is not None else f"I wasn't watching {target}."
+        rec.meta["watch"] = {"command": kind, "target": target}
+        self._emit("piece", q, rec.answer)
 
     def _no_video_error(self) -> InputError:
         if self._no_scene_video:

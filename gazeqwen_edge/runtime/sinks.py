@@ -30,6 +30,9 @@ class Sink:
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
         """A status change: disconnected, reconnected, not worn, chunks skipped, a question file problem..."""
 
+    def alert(self, alert) -> None:
+        """A watch fired (runtime.watches.Alert)."""
+
     def speech_started(self, t_s: float | None) -> None:
         """The wearer started speaking (barge-in: a sink that is speaking an answer stops)."""
 
@@ -116,6 +119,16 @@ class TerminalSink(Sink):
                 self._print(f"[bold green]A[/] {escape(record.answer)}{verdict}{timing}")
             else:  # an empty generated answer
                 self._print(f"[bold green]A[/] [dim](empty)[/]{timing}")
+
+    def alert(self, alert) -> None:
+        with self._lock:
+            if self._open:
+                self._print("")
+                self._open = False
+            self._print(
+                f"[bold magenta]alert[/] [dim]{alert.t:7.1f} s[/] you are looking at {escape(printable(alert.watch))} "
+                f"[dim](p(yes) {alert.score:.2f})[/]"
+            )
 
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
         when = f"{t_s:7.1f} s " if t_s is not None else ""

@@ -83,6 +83,7 @@ class SpeechSink(Sink):
         self._audio: dict[int, list[np.ndarray]] = {}
         self._rate = 22050
         self._first: dict[int, float] = {}
+        self._alerts = 0
         self._play_q: queue.Queue = queue.Queue()
         self._proc = None
         self._stopped = threading.Event()
@@ -126,6 +127,17 @@ class SpeechSink(Sink):
             name = f"answer-{record.id}.wav"
             write_wav(self.speak_to / name, np.concatenate(audio), self._rate)
             record.speech = name
+
+    def alert(self, alert) -> None:
+        """Say a watch's alert ("You are looking at the stove."): played, and written as alert-<n>.wav."""
+        pcm, rate = synthesise(f"You are looking at {alert.watch}.", self.engine)
+        self._alerts += 1
+        if self.speak_to is not None:
+            name = f"alert-{self._alerts}.wav"
+            write_wav(self.speak_to / name, pcm, rate)
+            alert.meta["speech"] = name
+        if self.player is not None:
+            self._play_q.put((pcm, rate))
 
     def speech_started(self, t_s: float | None) -> None:
         self.barge_in()

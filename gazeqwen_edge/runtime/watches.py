@@ -1,0 +1,198 @@
+"""Proactive alerts: "tell me when I look at the stove" registers a watch; after every new video chunk each watch is
+scored yes / no on the video so far, and an alert fires when the answer stays yes long enough.
+
+    watches = Watches()
+    w = watches.add("the stove")                      # or parse_command("Tell me when I look at the stove")
+    fired = watches.update(w, p_yes=0.9, t_s=12.5)     # debounced: True once the yes has held for hold_s
+
+A watch is asked the way the model was trained on StreamGaze's proactive tasks (REFERENCE.md section 2; training/
+synthetic_benchmark.py): "Monitor my gaze and alert me when I gaze on the <stove>." with the options "A. Yes" /
+"B. No", scored after the chunk (a short scoring prefill, then the cache is cut back: VideoStream.score_mc); its
+score is p(Yes) = softmax of the two option scores. Debouncing: an armed watch fires when p(Yes) >= threshold has
+held for `hold_s` seconds of video (the first chunk at or above the threshold starts the count, so hold 0 fires at
+once), then stays quiet until p(Yes) < threshold has held for `rearm_s` seconds (re-armed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from gazeqwen_edge.runtime.sinks import Sink
+
+# a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
+# test checks the two agree)
+YES_NO = ["A. Yes", "B. No"]
+
+_ADD = re.compile(
+    r"^\s*(?:please\s+)?(?:tell|alert|notify|warn|remind)\s+me\s+(?:when(?:ever)?|if|once)\s+"
+    r"(?:i\s+(?:look|gaze|glance|am\s+looking)|i'm\s+looking)\s+(?:at|on|towards?)\s+(?P<target>.+?)[\s.!?]*$",
+    re.IGNORECASE,
+)
+_REMOVE = re.compile(
+    r"^\s*(?:please\s+)?(?:stop|quit|cancel)\s+(?:watching|monitoring|alerting\s+me\s+about|watching\s+for)\s+"
+    r"(?P<target>.+?)[\s.!?]*$",
+    re.IGNORECASE,
+)
+MAX_TARGET_CHARS = 80
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """("add", target) for "tell me when I look at X", ("remove", target) for "stop watching X", else None. The
+    target keeps its words ("the stove"); at most MAX_TARGET_CHARS."""
+    for kind, pattern in (("add", _ADD), ("remove", _REMOVE)):
+        m = pattern.match(text)
+        if m and 0 < len(m["target"].strip()) <= MAX_TARGET_CHARS:
+            return kind, m["target"].strip()
+    return None
+
+
+def _object(target: str) -> str:
+    """ "the red cup" -> "red cup" (the benchmark names objects without an article)."""
+    return re.sub(r"^(?:the|a|an|my)\s+", "", target.strip(), flags=re.IGNORECASE)
+
+
+def watch_question(target: str) -> str:
+    """The proactive question a watch is scored with (the synthetic benchmark's GTA wording)."""
+    return f"Monitor my gaze and alert me when I gaze on the <{_object(target)}>."
+
+
+@dataclass
+class Watch:
+    """One watch: id, target (as said: "the stove"), the question it is scored with, threshold (p(Yes)), hold_s and
+    rearm_s (seconds of video), and its state: armed, when the current yes / no run started (s), alerts fired, and
+    the last score."""
+
+    id: int
+    target: str
+    question: str
+    threshold: float = 0.5
+    hold_s: float = 1.0
+    rearm_s: float = 3.0
+    armed: bool = True
+    run_since_s: float | None = None
+    fired: int = 0
+    last_score: float | None = None
+
+
+@dataclass
+class Alert:
+    """One line of `alerts.jsonl`: the watch (id, target), `t` / `t_ns` of the chunk that fired it (its last model
+    frame: seconds from the session's first record, unix ns on the device clock) and its p(Yes)."""
+
+    watch_id: int
+    watch: str
+    t: float
+    t_ns: int
+    score: float
+    meta: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
+
+
+def p_yes(scores: dict[str, float], protocol: str = "letter") -> float:
+    """p(Yes) from {"A": yes score, "B": no score}: softmax of letter logits, or of option-text log-likelihoods."""
+    a, b = scores["A"], scores["B"]
+    m = max(a, b)
+    ea, eb = math.exp(a - m), math.exp(b - m)
+    return ea / (ea + eb)
+
+
+class Watches:
+    """The session's watches (thread-safe: typed and spoken commands add them while the model worker scores them)."""
+
+    def __init__(self, threshold: float = 0.5, hold_s: float = 1.0, rearm_s: float = 3.0):
+        if not (0 < threshold < 1) or hold_s < 0 or rearm_s < 0:
+            from gazeqwen_edge.errors import ConfigError
+
+            raise ConfigError("a watch needs 0 < threshold < 1 and non-negative hold and re-arm times")
+        self.threshold, self.hold_s, self.rearm_s = threshold, hold_s, rearm_s
+        self._lock = threading.Lock()
+        self._watches: dict[int, Watch] = {}
+        self._next = 0
+        self._rr = 0  # round-robin start for budgeted checks
+
+    def add(self, target: str) -> Watch:
+        """Watch `target` (an existing watch of the same target is kept, not doubled)."""
+        with self._lock:
+            for w in self._watches.values():
+                if _object(w.target).lower() == _object(target).lower():
+                    return w
+            self._next += 1
+            w = Watch(self._next, target, watch_question(target), self.threshold, self.hold_s, self.rearm_s)
+            self._watches[w.id] = w
+            return w
+
+    def remove(self, target: str) -> Watch | None:
+        """Stop watching `target`; the removed Watch, or None when there was none."""
+        with self._lock:
+            for i, w in list(self._watches.items()):
+                if _object(w.target).lower() == _object(target).lower():
+                    return self._watches.pop(i)
+        return None
+
+    def active(self) -> list[Watch]:
+        """The watches in round-robin order (each call starts one further on, so a budget that checks only the first
+        few of them still reaches every watch in turn)."""
+        with self._lock:
+            ws = list(self._watches.values())
+            if not ws:
+                return []
+            k = self._rr % len(ws)
+            self._rr += 1
+            return ws[k:] + ws[:k]
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._watches)
+
+    def update(self, w: Watch, score: float, t_s: float) -> bool:
+        """Debounce one score of watch `w` at video time `t_s` (s); True when the watch fires now."""
+        w.last_score = score
+        yes = score >= w.threshold
+        if w.armed:
+            if not yes:
+                w.run_since_s = None
+                return False
+            if w.run_since_s is None:
+                w.run_since_s = t_s
+            if t_s - w.run_since_s >= w.hold_s:
+                w.armed, w.run_since_s = False, None
+                w.fired += 1
+                return True
+            return False
+        if yes:
+            w.run_since_s = None
+            return False
+        if w.run_since_s is None:
+            w.run_since_s = t_s
+        if t_s - w.run_since_s >= w.rearm_s:
+            w.armed, w.run_since_s = True, None
+        return False
+
+
+class AlertsJsonl(Sink):
+    """A sink that appends one Alert per line to `alerts.jsonl`, flushed at once (created at the first alert)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._f = None
+        self._lock = threading.Lock()
+
+    def alert(self, alert: Alert) -> None:
+        with self._lock:
+            if self._f is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._f.write(alert.to_json() + "\n")
+            self._f.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._f is not None and not self._f.closed:
+                self._f.close()

@@ -1,0 +1,139 @@
+"""Proactive alerts: commands, debouncing, the session scoring watches after each chunk (alerts.jsonl, the chunk's
+time, stop watching) and the budget that skips watch checks instead of video."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from gazeqwen_edge.runtime.watches import Watches, p_yes, parse_command, watch_question
+
+
+@pytest.mark.parametrize(
+    "text, want",
+    [
+        ("Tell me when I look at the stove", ("add", "the stove")),
+        ("please alert me whenever I gaze at my phone!", ("add", "my phone")),
+        ("Notify me if I'm looking at the red cup.", ("add", "the red cup")),
+        ("Stop watching the stove.", ("remove", "the stove")),
+        ("cancel monitoring the cup", ("remove", "the cup")),
+        ("What am I looking at?", None),
+        ("Tell me a story", None),
+        ("Tell me when I look at " + "x" * 200, None),
+    ],
+)
+def test_commands(text, want):
+    assert parse_command(text) == want
+
+
+def test_the_watch_is_asked_as_the_model_was_trained():
+    from gazeqwen_edge.runtime.watches import YES_NO
+    from gazeqwen_edge.training.tasks import YES_NO as TRAINED
+
+    assert YES_NO == TRAINED
+    assert watch_question("the red cup") == "Monitor my gaze and alert me when I gaze on the <red cup>."
+
+
+def test_p_yes():
+    assert p_yes({"A": 2.0, "B": 2.0}) == pytest.approx(0.5)
+    assert p_yes({"A": 1000.0, "B": 0.0}) == pytest.approx(1.0)  # no overflow
+    assert p_yes({"A": -3.0, "B": -1.0}) < 0.5
+
+
+def test_debounce_holds_fires_once_and_rearms():
+    ws = Watches(threshold=0.5, hold_s=1.0, rearm_s=2.0)
+    w = ws.add("the stove")
+    assert ws.add("stove") is w and len(ws) == 1  # the same target is not watched twice
+    seq = [(0.0, 0.1), (1.0, 0.9), (1.5, 0.8), (2.0, 0.9), (3.0, 0.9), (4.0, 0.2), (5.0, 0.9), (6.0, 0.9),
+           (7.0, 0.1), (8.0, 0.2), (9.0, 0.3), (10.0, 0.9), (11.0, 0.9)]  # fmt: skip
+    fired = [t for t, s in seq if ws.update(w, s, t)]
+    # yes from 1.0 held 1 s -> fires at 2.0; the short no at 4.0 does not re-arm it (5.0, 6.0 stay quiet); no from
+    # 7.0 held 2 s -> re-armed at 9.0; yes from 10.0 held 1 s -> fires at 11.0
+    assert fired == [2.0, 11.0] and w.fired == 2
+    w2 = Watches(hold_s=0.0).add("cup")
+    assert Watches(hold_s=0.0).update(w2, 0.7, 3.0)  # hold 0 fires at the first yes
+    assert ws.remove("The stove") is w and ws.remove("the stove") is None and len(ws) == 0
+
+
+def _scripted_scores(monkeypatch, yes_from: float, yes_to: float, delay_s: float = 0.0):
+    """VideoStream.score_mc answers Yes while the video's last frame is in [yes_from, yes_to] s."""
+    from gazeqwen_edge.runtime.stream import VideoStream
+
+    calls = []
+
+    def score_mc(self, question, options, prompt="reference"):
+        time.sleep(delay_s)
+        t = self.video_span_s[1]
+        calls.append((question, t))
+        return {"A": 5.0, "B": 0.0} if yes_from <= t <= yes_to else {"A": 0.0, "B": 5.0}
+
+    monkeypatch.setattr(VideoStream, "score_mc", score_mc)
+    return calls
+
+
+def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatch, tmp_path):
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.questions import ScheduledQuestion
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.session import SessionConfig
+
+    calls = _scripted_scores(monkeypatch, 3.0, 5.0)
+    qs = [ScheduledQuestion(1.0, "Tell me when I look at the cup"), ScheduledQuestion(7.0, "Stop watching the cup")]
+    with open_source("synthetic:4", duration_s=10.0, width=160, height=120) as src:
+        r = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qs)
+    alerts = [json.loads(x) for x in (tmp_path / "s" / "alerts.jsonl").read_text().splitlines()]
+    assert len(alerts) == 1 and alerts[0]["watch"] == "the cup" and alerts[0]["score"] > 0.99
+    # yes from 3 s, held 1 s: the alert carries the time of its chunk's last model frame (4.4 s), not the first (3.9)
+    assert 4.0 < alerts[0]["t"] <= 4.6
+    answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
+    assert answers[0]["answer"] == "I'll tell you when you look at the cup."
+    assert answers[1]["answer"] == "Stopped watching the cup."
+    checked = sorted(t for _, t in calls)
+    assert checked and min(checked) >= 1.0 and max(checked) <= 7.5  # scored only while the watch existed
+    assert r.stats.alerts == 1 and r.stats.watch_checks == len(calls)
+    assert ",alert,session,the cup" in (tmp_path / "s" / "events.csv").read_text()
+
+
+def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch):
+    """50 watches at 40 ms each after every 1 s chunk of a real-time session: the budget (half the chunk) lets about
+    a dozen run per chunk; the rest are skipped and counted, and no chunk of video is skipped."""
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.session import SessionConfig
+
+    _scripted_scores(monkeypatch, 100.0, 200.0, delay_s=0.04)
+    with open_source("synthetic:4", duration_s=6.0, width=160, height=120) as src:
+        r = replay(
+            src,
+            stream_gq,
+            SessionConfig(max_new_tokens=2),
+            None,
+            [],
+            speed=1.0,
+            setup=lambda s: [s.watches.add(f"object {i}") for i in range(50)],
+        )
+    assert r.stats.chunks_skipped == 0 and r.stats.chunks_prefilled >= 5
+    assert r.stats.watch_checks_skipped > 0
+    per_chunk = r.stats.watch_checks / r.stats.chunks_prefilled
+    assert 1 <= per_chunk <= 20  # 0.5 s budget / 40 ms, plus the one past it
+
+
+def test_no_watch_checks_while_chunks_wait(stream_gq, monkeypatch):
+    """A live session whose model is behind (chunks waiting) checks no watch after a chunk: it counts them skipped."""
+    import numpy as np
+
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.session import Session, SessionConfig, _ChunkJob
+
+    calls = _scripted_scores(monkeypatch, 0.0, 100.0)
+    with open_source("synthetic:4", duration_s=2.0, width=160, height=120) as src:
+        s = Session(src, stream_gq, SessionConfig())
+    s.stream = object()  # a stream exists (never scored here)
+    for i in range(3):
+        s.watches.add(f"object {i}")
+    job = _ChunkJob(0, np.zeros((2, 8, 8, 3), np.uint8), np.array([0.0, 0.5]), np.zeros((0, 4)), [])
+    s._n_pending_chunks = 1
+    s._check_watches(job)
+    assert calls == [] and s.stats.watch_checks_skipped == 3 and s.stats.watch_checks == 0
