@@ -284,3 +284,20 @@ def test_speech_starts_before_the_answer_ends_and_barge_in_stops_it(tts, tmp_pat
     sink.answered(rec)
     assert rec.speech == "answer-7.wav" and (tmp_path / "wav" / "answer-7.wav").exists()
     sink.close()
+
+
+def test_voice_without_the_speech_extra_names_the_install(monkeypatch, capsys, tmp_path):
+    import importlib.util
+
+    from tests.cli.helpers import cli
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "faster_whisper" else real(name, *a)
+    )
+    monkeypatch.setitem(__import__("sys").modules, "faster_whisper", None)
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "--voice", "--out", tmp_path / "s")
+    assert rc == 4 and "pip install 'gazeqwen-edge[speech]'" in err and err.count("error:") == 1
+    from gazeqwen_edge.cli.runtime import voice_factory
+
+    assert voice_factory(None, "tiny.en", lockstep=True) is None  # by default spoken questions are then just off
