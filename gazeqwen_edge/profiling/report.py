@@ -38,13 +38,14 @@ STAGES: dict[str, tuple[str, str]] = {
     "score_options": ("question", "a whole multiple-choice scoring (encloses its stages)"),
     "time_to_first_token": ("question", "model side: from the model taking the question to its first token"),
     "decode": ("question", "one decoded token (per-token decode)"),
+    "watch_check": ("watch", "one watch scored after a chunk (encloses its prompt and prefill)"),
     "vad": ("voice", "voice activity detection of one audio chunk"),
     "speech_recognition": ("voice", "one utterance transcribed (faster-whisper)"),
     "tts": ("voice", "one sentence of an answer synthesised"),
     "tts_first_audio": ("voice", "an answer's first piece to its first synthesised sentence"),
 }
 # stages that enclose others (not added up on a question's path) and stages after the first token
-NON_ADDITIVE = frozenset({"time_to_first_token", "score_options", "tts_first_audio"})
+NON_ADDITIVE = frozenset({"time_to_first_token", "score_options", "tts_first_audio", "watch_check"})
 AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
 NOT_MEASURED = {

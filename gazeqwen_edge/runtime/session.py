@@ -129,6 +129,8 @@ class SessionConfig:
             )
         if not (math.isfinite(self.reorder_window_s) and 0 <= self.reorder_window_s <= 10):
             raise ConfigError(f"reorder window must be 0..10 s, got {self.reorder_window_s!r}")
+        if not (math.isfinite(self.watch_budget) and 0 < self.watch_budget <= 10):
+            raise ConfigError(f"watch budget must be a share of a chunk in (0, 10], got {self.watch_budget!r}")
         if self.fixations not in FIXATION_SOURCES:
             raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
 
@@ -185,7 +187,9 @@ class Session:
     (None: nothing written); sinks: outputs (answers.jsonl is added when out_dir is set); wearer: a stored wearer
     offset (`calibrate offset`) applied to the gaze instead of the source's own; speed: replay pace (None: as fast as
     possible, 1: real time; live sources ignore it); scheduled: questions asked at times into the source; spec and
-    label: the SOURCE spec and the command ("run", "replay", "demo") written into session.json.
+    label: the SOURCE spec and the command ("run", "replay", "demo") written into session.json. Before start(),
+    `voice` (spoken questions: voice.listener.VoiceInput / LazyVoice) and `watches` (runtime.watches.Watches: alerts
+    into alerts.jsonl) may be set.
     Raises ConfigError / InputError for bad settings before any thread starts.
     """
 
