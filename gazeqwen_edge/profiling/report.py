@@ -50,7 +50,7 @@ AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
 NOT_MEASURED = {
     "speech_recognition": "no speech in the source's audio (or no audio, or the speech extra is not installed)",
-    "question_to_spoken_answer": "not built yet: the profile does not speak its answers (issue #12)",
+    "question_to_spoken_answer": "the profile does not speak its answers (benchmarks/voice_latency.py times that)",
 }
 
 

@@ -301,3 +301,21 @@ def test_voice_without_the_speech_extra_names_the_install(monkeypatch, capsys, t
     from gazeqwen_edge.cli.runtime import voice_factory
 
     assert voice_factory(None, "tiny.en", lockstep=True) is None  # by default spoken questions are then just off
+
+
+def test_a_missing_asr_model_or_a_bad_watch_is_refused_before_the_model_loads(capsys, tmp_path):
+    import time
+
+    from tests.cli.helpers import cli
+
+    pytest.importorskip("faster_whisper")
+    for argv, needle in (
+        (["--asr-model", tmp_path / "nowhere"], "is not a directory of a Whisper model"),
+        (["--watch", "x" * 500], "(500)"),
+        (["--watch", " "], "--watch needs a short description"),
+    ):
+        t0 = time.monotonic()
+        rc, _, err = cli(capsys, "replay", "synthetic:1", *argv, "--out", tmp_path / "s")
+        assert rc == 2 and needle in err and err.count("error:") == 1 and len(err.splitlines()[0]) < 200
+        assert time.monotonic() - t0 < 3  # refused before the model loads and the replay runs
+    assert not (tmp_path / "s").exists()
