@@ -650,7 +650,7 @@ class GazeQwen:
                     tok = int(logits[0].argmax())
             if step == 0:
                 reply.ttft_s = time.perf_counter() - t0
-                self.timer.add("time_to_first_token", reply.ttft_s)
+                self.timer.add("ttft_from_model_start", reply.ttft_s)
             if tok in self._eos_ids or (stop is not None and stop()):
                 break
             reply.n_tokens += 1

@@ -36,7 +36,10 @@ STAGES: dict[str, tuple[str, str]] = {
     "first_token": ("question", "the first token chosen from the question's last logits"),
     "score_continuation": ("question", "one option text scored (option-text protocol)"),
     "score_options": ("question", "a whole multiple-choice scoring (encloses its stages)"),
-    "time_to_first_token": ("question", "model side: from the model taking the question to its first token"),
+    "ttft_from_model_start": (
+        "question",
+        "from the model taking the question to its first token (answers.jsonl ttft_ms counts from its arrival)",
+    ),
     "decode": ("question", "one decoded token (per-token decode)"),
     "watch_check": ("watch", "one watch scored after a chunk (encloses its prompt and prefill)"),
     "vad": ("voice", "voice activity detection of one audio chunk"),
@@ -45,7 +48,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "tts_first_audio": ("voice", "an answer's first piece to its first synthesised sentence"),
 }
 # stages that enclose others (not added up on a question's path) and stages after the first token
-NON_ADDITIVE = frozenset({"time_to_first_token", "score_options", "tts_first_audio", "watch_check"})
+NON_ADDITIVE = frozenset({"ttft_from_model_start", "score_options", "tts_first_audio", "watch_check"})
 AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
 NOT_MEASURED = {

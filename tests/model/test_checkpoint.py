@@ -224,7 +224,7 @@ def test_cli_demo_runs_the_spine_without_warnings(capsys):
     captured = capsys.readouterr()
     out = " ".join(captured.out.split())
     stages = ("preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk", "prefill_question", "decode")
-    for stage in (*stages, "time_to_first_token"):
+    for stage in (*stages, "ttft_from_model_start"):
         assert stage in out
     assert "Which object is the user currently gazing at?" in out and "(truth " in out and "answered right:" in out
     assert [str(w.message) for w in caught] == []
