@@ -195,20 +195,12 @@ def _torch_threads(n: int | None = None) -> int | None:
     return torch.get_num_threads()
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine(device: str) -> dict:
     """What the figures were measured on: CPU model, cores, OMP_NUM_THREADS, Python, torch, CUDA device (or None),
     onnxruntime (or None), the device the PyTorch models ran on."""
     import torch
+
+    from gazeqwen_edge.profiling.presets import cpu_model
 
     try:
         import onnxruntime
@@ -217,7 +209,7 @@ def machine(device: str) -> dict:
     except ImportError:
         ort = None
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
         "python": platform.python_version(),

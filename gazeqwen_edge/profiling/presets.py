@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from gazeqwen_edge.errors import ConfigError
 
@@ -68,6 +69,28 @@ def get_preset(name: str) -> DevicePreset:
     return PRESETS[key]
 
 
+def cpu_model() -> str:
+    """This machine's CPU model ("model name" in /proc/cpuinfo; else what `platform` knows)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def jetson_model() -> str | None:
+    """The board's model from /proc/device-tree/model (e.g. "NVIDIA Jetson AGX Orin Developer Kit"); None where
+    there is none (not a Jetson or other device-tree board)."""
+    try:
+        return Path("/proc/device-tree/model").read_text(encoding="utf-8", errors="replace").strip("\x00\n ")
+    except OSError:
+        return None
+
+
 def detect_preset(torch_device: str = "cpu") -> DevicePreset:
     """The preset of the device the model runs on: a CUDA device by its name (or a Jetson by its device-tree model),
     "cpu" otherwise or when the device is not one of the presets."""
@@ -77,11 +100,8 @@ def detect_preset(torch_device: str = "cpu") -> DevicePreset:
 
         if torch.cuda.is_available():
             names.append(torch.cuda.get_device_name(torch.device(torch_device)))
-        try:
-            with open("/proc/device-tree/model", encoding="utf-8", errors="replace") as f:
-                names.append(f.read().strip("\x00\n "))
-        except OSError:
-            pass
+        if (board := jetson_model()) is not None:
+            names.append(board)
         for text in names:
             low = text.lower()
             for needle, preset in _DETECT:

@@ -21,7 +21,14 @@ import numpy as np
 from gazeqwen_edge.errors import InputError
 from gazeqwen_edge.profiling import report as rp
 from gazeqwen_edge.profiling.bandwidth import decode_bytes, utilisation
-from gazeqwen_edge.profiling.presets import DevicePreset, detect_preset, get_preset, probe_host_bandwidth
+from gazeqwen_edge.profiling.presets import (
+    DevicePreset,
+    cpu_model,
+    detect_preset,
+    get_preset,
+    jetson_model,
+    probe_host_bandwidth,
+)
 from gazeqwen_edge.profiling.tegrastats import TegraStats
 from gazeqwen_edge.runtime.questions import ScheduledQuestion
 
@@ -73,16 +80,8 @@ def machine_info(torch_device: str) -> dict:
 
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {
-        "cpu": cpu,
+    return {
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "os": platform.platform(),
@@ -90,12 +89,8 @@ def machine_info(torch_device: str) -> dict:
         "torch": torch.__version__,
         "torch_device": torch_device,
         "cuda_device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "jetson": jetson_model(),
     }
-    try:
-        info["jetson"] = Path("/proc/device-tree/model").read_text(errors="replace").strip("\x00\n ")
-    except OSError:
-        info["jetson"] = None
-    return info
 
 
 def _peak_rss_mib() -> float:
