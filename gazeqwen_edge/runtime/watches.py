@@ -95,7 +95,7 @@ class Alert:
         return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
 
 
-def p_yes(scores: dict[str, float], protocol: str = "letter") -> float:
+def p_yes(scores: dict[str, float]) -> float:
     """p(Yes) from {"A": yes score, "B": no score}: softmax of letter logits, or of option-text log-likelihoods."""
     a, b = scores["A"], scores["B"]
     m = max(a, b)

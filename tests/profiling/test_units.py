@@ -208,6 +208,7 @@ def test_stage_table_keeps_every_call_count():
     table = rp.stage_table(t)
     assert table["decode"]["count"] == 5 and table["decode"]["max"] == pytest.approx(100.0)
     assert table["decode"]["mean"] == pytest.approx(np.mean([2, 3, 4, 100]))  # the window's recent calls
+    assert table["decode"]["total"] == pytest.approx(110.0)  # every call, like the count (throughput = count / total)
     assert table["my_stage"]["group"] == "other"
 
 
