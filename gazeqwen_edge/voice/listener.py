@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from gazeqwen_edge.voice.asr import Transcriber
@@ -123,7 +124,7 @@ class LazyVoice:
     def __init__(self, make: Callable[[], VoiceInput], sync: bool = False, on_failure=lambda m: None, hold_s=30.0):
         self.make, self.sync, self.on_failure, self.hold_s = make, sync, on_failure, hold_s
         self.voice: VoiceInput | None = None
-        self._held: list = []
+        self._held: deque = deque()
         self._loader: threading.Thread | None = None
         self._failed = False
 
@@ -146,9 +147,9 @@ class LazyVoice:
         if self.voice is None:
             self._held.append(chunk)
             while self._held and (chunk.ts_ns - self._held[0].ts_ns) > self.hold_s * 1e9:
-                self._held.pop(0)
+                self._held.popleft()
             return
-        held, self._held = self._held, []
+        held, self._held = self._held, deque()
         for c in held:
             self.voice.push(c)
         self.voice.push(chunk)
@@ -160,5 +161,5 @@ class LazyVoice:
         if self.voice is not None:
             for c in self._held:
                 self.voice.push(c)
-            self._held = []
+            self._held.clear()
             self.voice.close(timeout)

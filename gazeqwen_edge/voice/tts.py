@@ -55,13 +55,20 @@ def synthesise(text: str, engine: str = "espeak-ng") -> tuple[np.ndarray, int]:
     return pcm, rate
 
 
-def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
-    """int16 mono PCM -> a WAV file."""
-    with wave.open(str(path), "wb") as w:
+def wav_bytes(pcm: np.ndarray, rate: int) -> bytes:
+    """int16 mono PCM at `rate` Hz -> the bytes of a WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(np.asarray(pcm, "<i2").tobytes())
+    return buf.getvalue()
+
+
+def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
+    """int16 mono PCM -> a WAV file."""
+    Path(path).write_bytes(wav_bytes(pcm, rate))
 
 
 class SpeechSink(Sink):
@@ -159,15 +166,9 @@ class SpeechSink(Sink):
             if item is None:
                 return
             pcm, rate = item
-            buf = io.BytesIO()
-            with wave.open(buf, "wb") as w:
-                w.setnchannels(1)
-                w.setsampwidth(2)
-                w.setframerate(rate)
-                w.writeframes(pcm.tobytes())
             self._proc = subprocess.Popen([self.player, "-q", "-"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
             try:
-                self._proc.communicate(buf.getvalue(), timeout=120)
+                self._proc.communicate(wav_bytes(pcm, rate), timeout=120)
             except (subprocess.TimeoutExpired, BrokenPipeError):
                 self._proc.kill()
 
