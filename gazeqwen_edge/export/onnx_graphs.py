@@ -662,11 +662,7 @@ class OnnxResampler(nn.Module):
     ) -> torch.Tensor:
         """As GazeResampler.forward. Raises ValueError for features of another width than d_vjepa (as the module
         does) and InputError for another token grid than the graph's."""
-        if features.dim() != 5:
-            raise ValueError(f"features must be (B, T, H, W, d_vjepa), got {tuple(features.shape)}")
-        b, t, h, w, dv = features.shape
-        if dv != self.config.d_vjepa:
-            raise ValueError(f"features have {dv} channels, the resampler expects d_vjepa={self.config.d_vjepa}")
+        b, t, h, w = self.config.feature_shape(features.shape)
         if (h, w) != self.grid_hw:
             raise InputError(
                 self.path,

@@ -89,6 +89,16 @@ class ResamplerConfig:
         if not self.temperature > 0:
             raise ConfigError(f"resampler config: temperature must be > 0, got {self.temperature}")
 
+    def feature_shape(self, shape) -> tuple:
+        """(B, T, H, W) of resampler input features shaped (B, T, H, W, d_vjepa); ValueError for another rank or
+        width (the module and its ONNX runner refuse the same inputs)."""
+        if len(shape) != 5:
+            raise ValueError(f"features must be (B, T, H, W, d_vjepa), got {tuple(shape)}")
+        b, t, h, w, dv = shape  # kept as given: symbolic sizes stay symbolic under torch.onnx.export
+        if dv != self.d_vjepa:
+            raise ValueError(f"features have {dv} channels, the resampler expects d_vjepa={self.d_vjepa}")
+        return b, t, h, w
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["injected_layers"] = list(self.injected_layers)

@@ -59,9 +59,8 @@ class GazeResampler(nn.Module):
         gaze_mask (B, T, K) bool; has_gaze (B,) bool or None (all True).
         Returns residuals (M, B, T, H*W, d_llm), M = len(injected_layers), tokens row-major like Qwen's video tokens."""
         c = self.config
-        b, t, h, w, dv = features.shape
-        if dv != c.d_vjepa:
-            raise ValueError(f"features have {dv} channels, the resampler expects d_vjepa={c.d_vjepa}")
+        b, t, h, w = c.feature_shape(features.shape)
+        dv = c.d_vjepa
         n, bt, d, nl = h * w, b * t, c.d_latent, c.n_latents
         dtype = self.proj_ins[0].weight.dtype
         x_in = features.reshape(bt, n, dv).to(dtype)

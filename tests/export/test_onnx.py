@@ -167,6 +167,10 @@ def test_runner_refuses_another_grid_and_another_kind(graphs):
     gi = GazeInputs.from_scanpaths([SCANPATH], [0.0])
     with pytest.raises(InputError, match="token grid"):
         r(torch.zeros(1, 1, grid[0] + 1, grid[1], 96), gi.points, gi.mask)
+    with pytest.raises(ValueError, match="expects d_vjepa=96"):  # the module's own check (ResamplerConfig)
+        r(torch.zeros(1, 1, *grid, 95), gi.points, gi.mask)
+    with pytest.raises(ValueError, match=r"\(B, T, H, W, d_vjepa\)"):
+        r(torch.zeros(1, *grid, 96), gi.points, gi.mask)
     with pytest.raises(InputError, match="not a resampler graph"):
         og.OnnxResampler(d / "video_encoder.onnx")
     with pytest.raises(InputError, match="not found"):

@@ -300,3 +300,12 @@ def test_separable_form_equals_the_per_token_formula(enc):
     code, bias = spatial_gaze_encoding(points, mask, (3, 7), 32)
     code_old, bias_old = per_token_spatial(points, mask, (3, 7), 32)
     assert (code - code_old).abs().max() < 1e-6 and (bias - bias_old).abs().max() < 1e-6
+
+
+def test_features_of_another_width_or_rank_are_refused():
+    r = GazeResampler(small_cfg())
+    pts, mask = torch.zeros(1, 2, 1, 2), torch.ones(1, 2, 1, dtype=torch.bool)
+    with pytest.raises(ValueError, match="expects d_vjepa=24"):
+        r(torch.zeros(1, 2, 3, 4, 23), pts, mask)
+    with pytest.raises(ValueError, match=r"\(B, T, H, W, d_vjepa\)"):
+        r(torch.zeros(2, 3, 4, 24), pts, mask)
