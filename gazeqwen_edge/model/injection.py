@@ -106,19 +106,30 @@ class Injector(ABC):
             self._pending = {}
 
     def _apply(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
+        """hidden (B, L, d) with this layer's pending residual added at its positions; None when none is pending.
+        Raises ValueError when the positions do not fit the hidden states (another forward than the video's)."""
         item = self._pending.pop(layer, None)
         if item is None:
             return None
         res, pos = item
         b, length, _ = hidden.shape
-        if pos.shape[0] != b or int(pos.max()) >= length:
+        max_pos = self._max_position(pos)
+        if pos.shape[0] != b or max_pos >= length:
             raise ValueError(
-                f"injection positions {tuple(pos.shape)} (max {int(pos.max())}) do not fit hidden states "
+                f"injection positions {tuple(pos.shape)} (max {max_pos}) do not fit hidden states "
                 f"{tuple(hidden.shape)}; residuals must be injected in the forward that holds the video tokens"
             )
-        bidx = torch.arange(b, device=hidden.device).unsqueeze(1).expand_as(pos)
         self.fired.append(layer)
-        return hidden.index_put((bidx, pos.to(hidden.device)), res.to(hidden.device, hidden.dtype), accumulate=True)
+        return self._add(hidden, res.to(hidden.device, hidden.dtype), pos)
+
+    def _max_position(self, pos: torch.Tensor) -> int:
+        """The largest injection position (a host sync: the hooks read it per layer)."""
+        return int(pos.max())
+
+    def _add(self, hidden: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        """hidden with res (B, N, d) added at positions pos (B, N): a scatter (`index_put`, accumulate)."""
+        bidx = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(1).expand_as(pos)
+        return hidden.index_put((bidx, pos.to(hidden.device)), res, accumulate=True)
 
 
 INJECTIONS = ("fused", "hooks")
@@ -234,24 +245,14 @@ class FusedInjector(Injector):
         with super().inject(residuals, positions):
             yield
 
-    def _apply(self, layer: int, hidden: torch.Tensor) -> torch.Tensor | None:
-        item = self._pending.pop(layer, None)
-        if item is None:
-            return None
-        res, pos = item
-        b, length, _ = hidden.shape
-        if pos.shape[0] != b or self._max_pos >= length:
-            raise ValueError(
-                f"injection positions {tuple(pos.shape)} (max {self._max_pos}) do not fit hidden states "
-                f"{tuple(hidden.shape)}; residuals must be injected in the forward that holds the video tokens"
-            )
-        self.fired.append(layer)
-        res = res.to(hidden.device, hidden.dtype)
+    def _max_position(self, pos: torch.Tensor) -> int:
+        return self._max_pos  # read once per forward in inject()
+
+    def _add(self, hidden: torch.Tensor, res: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
         if self._span is not None:  # contiguous video tokens (a stream chunk, an unpadded prompt): a slice add
             a, z = self._span
             if not torch.is_grad_enabled():  # the layer's output is a fresh tensor nobody else holds: add in place
                 hidden[:, a:z].add_(res)
                 return hidden
             return torch.cat([hidden[:, :a], hidden[:, a:z] + res, hidden[:, z:]], dim=1)
-        bidx = torch.arange(b, device=hidden.device).unsqueeze(1).expand_as(pos)
-        return hidden.index_put((bidx, pos.to(hidden.device)), res, accumulate=True)
+        return super()._add(hidden, res, pos)
