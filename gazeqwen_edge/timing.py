@@ -37,18 +37,22 @@ class StageTimer:
         self._counts: dict[str, int] = {}
         self._totals: dict[str, float] = {}
         self._lock = threading.Lock()
+        self._clock: str | None = None
         # (name, start, end) perf_counter seconds of the recent `stage()` calls: what ran while something waited
         self._spans: deque[tuple[str, float, float]] = deque(maxlen=1024)
 
     @property
     def clock(self) -> str:
-        """ "cuda_events" when stages are timed on the GPU, else "perf_counter"."""
-        if self.cuda_sync:
-            import torch
+        """ "cuda_events" when stages are timed on the GPU, else "perf_counter" (asked of torch once: every stage,
+        each decoded token's too, reads it)."""
+        if self._clock is None:
+            self._clock = "perf_counter"
+            if self.cuda_sync:
+                import torch
 
-            if torch.cuda.is_available():
-                return "cuda_events"
-        return "perf_counter"
+                if torch.cuda.is_available():
+                    self._clock = "cuda_events"
+        return self._clock
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
