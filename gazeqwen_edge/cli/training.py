@@ -172,6 +172,81 @@ def eval_cmd(
     console.print(f"{len(chosen)} items ({len(items.problems)} skipped); results in {escape(str(out))}/results.json")
 
 
+@app.command("eval-alerts", short_help="Gaze-triggered alerts (StreamGaze GTA) through the runtime's watch path.")
+def eval_alerts_cmd(
+    qa: Path = typer.Option(
+        ..., "--qa", help="QA JSON with proactive_gaze_triggered_alert questions (StreamGaze format)."
+    ),
+    videos: Path = typer.Option(None, "--videos", help="Directory of the videos (default: QA file's folder/videos)."),
+    fixations: Path = typer.Option(
+        None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
+    ),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        callback=run_output_dir("videos.jsonl"),
+        help="Output directory: videos.jsonl (resumable), results.json, results.md.",
+    ),
+    model: str = typer.Option("demo", help=MODEL_HELP),
+    checkpoint: str = typer.Option(None, help="Gaze checkpoint directory for a Qwen2.5-VL --model."),
+    threshold: float = float_option(0.5, "--threshold", above=0.0, max=0.99, help="p(Yes) at which a watch says yes."),
+    hold: float = float_option(1.0, "--watch-hold", min=0.0, max=60.0, help="Seconds a yes must hold to alert."),
+    rearm: float = float_option(3.0, "--rearm", min=0.0, max=600.0, help="Seconds of no before a watch re-arms."),
+    delay: float = float_option(
+        1.5, "--delay", min=0.0, max=600.0, help="An alert is on time within this many seconds of the first gaze."
+    ),
+    fps: float = float_option(2.0, "--fps", min=0.1, max=30.0, help="Frames per second the model sees."),
+    limit: int = typer.Option(0, min=0, help="Replay only the first N videos with GTA questions (0: all)."),
+    dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
+) -> None:
+    """Replay each video of a QA file through the streaming session with one watch per gaze-triggered alert (GTA)
+    question ("tell me when I look at X", added when it is asked), exactly as `replay --watch` runs, and score what the
+    wearer would hear: at each test point the watch's last p(Yes) (StreamGaze's precision / recall / F1), and per
+    watch whether its first alert came on time (within --delay of the first gaze at the target), early, late or
+    never. Appearance alerts (OAA) are not watches and are left out. Rerun with the same --out to resume."""
+    from gazeqwen_edge.cli.runtime import model_window_s
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.training.alerts import evaluate_alerts, markdown, watch_cases
+
+    items = _load_items(qa, videos, fixations, None, None)
+    videos_with, _ = watch_cases(items.items)
+    if not videos_with:
+        raise InputError(
+            qa,
+            "holds no gaze-triggered alert question",
+            hint="proactive_gaze_triggered_alert items (dataset synthetic)",
+        )
+    gq = _model(model, checkpoint, dev, "spatial", "stream", None)
+    if limit:
+        keep = {vc.video for vc in videos_with[:limit]}
+        chosen = [it for it in items.items if it.video in keep]
+    else:
+        chosen = items.items
+    config = SessionConfig(fps=fps, window_s=model_window_s(gq), max_new_tokens=16)
+    header = {
+        "model": model if checkpoint is None else f"{model}+{checkpoint}",
+        "qa_file": str(qa.resolve()),
+        "fps": fps,
+        "limit": limit,
+    }
+    bar, update = _progress("alerts")
+    with bar:
+        doc = evaluate_alerts(
+            gq,
+            chosen,
+            out,
+            config,
+            header,
+            threshold=threshold,
+            hold_s=hold,
+            rearm_s=rearm,
+            delay_s=delay,
+            progress=update,
+        )
+    console.print(markdown(doc), highlight=False, markup=False)
+    console.print(f"results in {escape(str(out))}/results.json")
+
+
 @app.command("train", short_help="Train the gaze resampler (stage 1), LoRA (stage 2) or a small LLM's pre-stage.")
 def train_cmd(
     qa: Path = typer.Option(..., "--qa", help="Training QA JSON (e.g. a synthetic benchmark's train.json)."),

@@ -1,0 +1,364 @@
+"""StreamGaze's gaze-triggered alerts (GTA) evaluated through the runtime's own watch path (issue #12).
+
+`gazeqwen-edge eval` scores a proactive question the way the benchmark does: one Yes/No decision per test point, each
+on its own clip. A wearer gets something else: a watch ("tell me when I look at the stove") that the streaming
+session scores after every video chunk and debounces into alerts (runtime/watches.py). This module replays each video
+of a QA file through `runtime.replay.replay`, with one watch per GTA question registered when it is asked, and
+measures what the wearer would have heard:
+
+- test points (the benchmark's decision, taken from the watch path): the decision at a test point at t is the watch's
+  last score at or before t (the chunk ending at or before t), "alert" when it is >= the watch threshold; precision /
+  recall / F1 with the alerting (type 1) points as positives, as StreamGaze counts them;
+- alerts (the debounced events the wearer hears): per watch, the first alert against the question's
+  `first_appearance` (the moment the wearer first gazes at the target, whole seconds in StreamGaze's files): "on time"
+  when it fires at or after that moment and at most `delay_s` after it (1.5 s: the issue's must-show), "early" when
+  before it (a false alarm: nothing was looked at yet), "late" after that, "missed" when a watch whose target is looked
+  at (a type-1 test point) never fires; a watch with no type-1 point that fires is a "false" one, one that stays
+  silent is "silent". Delays are first alert minus first_appearance, in seconds of video.
+
+Only GTA goes through watches: appearance alerts (OAA) ask "when X appears", which no runtime watch does; they are
+counted as left out. Results: `OUT/videos.jsonl` (one line per replayed video; a rerun skips the videos there, so the
+evaluation resumes), then `OUT/results.json` and `OUT/results.md`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import statistics
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gazeqwen_edge.device.streamgaze import parse_mmss
+from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.training.tasks import QAItem
+
+GTA_TASK = "proactive_gaze_triggered_alert"
+DEFAULT_DELAY_S = 1.5  # an alert is on time within this many seconds of the first gaze at the target (issue #12)
+RESULTS_FORMAT = "gazeqwen-edge-alerts"
+RESULTS_VERSION = 1
+LOG_FILE = "videos.jsonl"
+OUTCOMES = ("on_time", "early", "late", "missed", "false", "silent")
+
+
+@dataclass
+class WatchCase:
+    """One GTA question as a watch: its id ("<video stem>/<item>.<question>"), target object, the time it is asked
+    (video s), first_appearance (video s, None when the file has none) and its test points [(t_s, alert_expected)]."""
+
+    case_id: str
+    target: str
+    asked_s: float
+    first_appearance_s: float | None
+    points: list[tuple[float, bool]] = field(default_factory=list)
+
+
+@dataclass
+class VideoCases:
+    """The watches of one video (its file and fixation CSV)."""
+
+    video: Path
+    fixation_csv: Path | None
+    cases: list[WatchCase] = field(default_factory=list)
+
+
+def watch_cases(items: Sequence[QAItem]) -> tuple[list[VideoCases], int]:
+    """Group the GTA test points of `items` into watches per video (videos and watches in first-seen order). Returns
+    them and the number of other proactive test points left out (appearance alerts: no runtime watch asks that).
+    A GTA question without a target_object is an InputError naming it."""
+    videos: dict[Path, VideoCases] = {}
+    by_id: dict[str, WatchCase] = {}
+    left_out = 0
+    for it in items:
+        if it.test_point is None:
+            continue
+        if it.task_type != GTA_TASK:
+            left_out += 1
+            continue
+        case_id = it.item_id.rsplit("/p", 1)[0]
+        case = by_id.get(case_id)
+        if case is None:
+            target = str(it.meta.get("target_object") or "").strip()
+            if not target:
+                raise InputError(
+                    None, f"GTA question {case_id} has no target_object", hint="StreamGaze's GTA items name it"
+                )
+            case = WatchCase(case_id, target, _asked_s(it), _first_appearance_s(it))
+            by_id[case_id] = case
+            videos.setdefault(Path(it.video), VideoCases(Path(it.video), it.fixation_csv)).cases.append(case)
+        case.points.append((float(it.time_s), it.answer == "A"))
+    for v in videos.values():
+        for c in v.cases:
+            c.points.sort()
+    return list(videos.values()), left_out
+
+
+def _first_appearance_s(it: QAItem) -> float | None:
+    """The question's first_appearance in video s; None when it has none or it is not a MM:SS time."""
+    try:
+        return parse_mmss(str(it.meta["first_appearance"]).strip())
+    except (KeyError, ValueError):
+        return None
+
+
+def _asked_s(it: QAItem) -> float:
+    """When a proactive question is asked (video s): its time_stamp, else the start of its response_time span
+    ("[00:00 - 00:08]"), else 0 (StreamGaze asks its GTA questions at 00:00)."""
+    for text in (it.meta.get("time_stamp"), str(it.meta.get("response_time") or "").strip("[]").split("-")[0]):
+        try:
+            if text not in (None, ""):
+                return parse_mmss(str(text).strip())
+        except (ValueError, InputError):
+            continue
+    return 0.0
+
+
+def decisions(checks: Sequence[tuple[float, float]], points: Sequence[tuple[float, bool]], threshold: float):
+    """The watch path's decision at each test point: [(t_s, expected, predicted, score or None)]. `checks` are the
+    watch's (chunk end s, p(Yes)) in time order; a point takes the last check at or before it (none yet: no alert)."""
+    times = [t for t, _ in checks]
+    out = []
+    for t, expected in points:
+        k = bisect.bisect_right(times, t + 1e-6) - 1
+        score = checks[k][1] if k >= 0 else None
+        out.append((t, expected, score is not None and score >= threshold, score))
+    return out
+
+
+def alert_outcome(alerts_s: Sequence[float], case: WatchCase, delay_s: float) -> tuple[str, float | None]:
+    """(outcome, delay s or None) of a watch's alerts (video s, time order) against its first_appearance and test
+    points (see the module docstring). A watch without first_appearance but with type-1 points is judged against its
+    first type-1 point."""
+    looked = any(expected for _, expected in case.points)
+    if not looked:
+        return ("false" if alerts_s else "silent"), None
+    truth = case.first_appearance_s
+    if truth is None:
+        truth = min(t for t, expected in case.points if expected)
+    if not alerts_s:
+        return "missed", None
+    d = alerts_s[0] - truth
+    if d < 0:
+        return "early", d
+    return ("on_time" if d <= delay_s + 1e-9 else "late"), d
+
+
+def prf(tp: int, fp: int, fn: int) -> dict:
+    """Precision, recall, F1 (None where undefined) and the counts."""
+    p = tp / (tp + fp) if tp + fp else None
+    r = tp / (tp + fn) if tp + fn else None
+    f1 = 2 * p * r / (p + r) if p is not None and r is not None and p + r > 0 else (0.0 if p == 0 or r == 0 else None)
+    return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
+    """Test-point P/R/F1 and alert outcomes over the replayed videos' records (`replay_video` output)."""
+    tp = fp = fn = tn = 0
+    outcomes = dict.fromkeys(OUTCOMES, 0)
+    delays = []
+    for v in video_records:
+        for w in v["watches"]:
+            for _, expected, predicted, _ in w["decisions"]:
+                tp += expected and predicted
+                fp += (not expected) and predicted
+                fn += expected and not predicted
+                tn += (not expected) and not predicted
+            outcomes[w["outcome"]] += 1
+            if w["outcome"] in ("on_time", "late"):
+                delays.append(w["delay_s"])
+    n_watches = sum(outcomes.values())
+    looked = outcomes["on_time"] + outcomes["early"] + outcomes["late"] + outcomes["missed"]
+    return {
+        "videos": len(video_records),
+        "watches": n_watches,
+        "test_points": {**prf(tp, fp, fn), "tn": tn, "accuracy": (tp + tn) / max(1, tp + fp + fn + tn)},
+        "alerts": {
+            **outcomes,
+            "on_time_rate": outcomes["on_time"] / looked if looked else None,
+            "delay_s_median": statistics.median(delays) if delays else None,
+            "delay_s_max": max(delays) if delays else None,
+            "delay_window_s": delay_s,
+        },
+    }
+
+
+def replay_video(
+    gq, vc: VideoCases, config, *, threshold: float, hold_s: float, rearm_s: float, delay_s: float
+) -> dict:
+    """Replay one video (StreamGazeSource: its frames and fixation CSV) through the streaming session in lockstep,
+    with a watch per case added when it is asked; returns its record: per watch the checks [(s, p(Yes))], alerts
+    (video s), decisions at the test points, outcome and delay."""
+    from gazeqwen_edge.device.streamgaze import StreamGazeSource
+    from gazeqwen_edge.runtime.questions import ScheduledQuestion
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.sinks import Sink
+    from gazeqwen_edge.runtime.watches import Watches
+
+    source = StreamGazeSource(vc.video, fixations=vc.fixation_csv)
+    origin_ns = source.start_ns  # video time 0 on the source clock
+
+    class Recording(Watches):
+        """The session's watches, logging every score (the session calls update once per check)."""
+
+        def __init__(self):
+            super().__init__(threshold=threshold, hold_s=hold_s, rearm_s=rearm_s)
+            self.checks: dict[int, list[tuple[float, float]]] = {}
+
+        def update(self, w, score, t_s):
+            self.checks.setdefault(w.id, []).append((t_s, float(score)))
+            return super().update(w, score, t_s)
+
+    class Alerts(Sink):
+        def __init__(self):
+            self.alerts = []
+
+        def alert(self, alert):
+            self.alerts.append(alert)
+
+    watches, heard = Recording(), Alerts()
+    pending = sorted(vc.cases, key=lambda c: c.asked_s)
+    ids: dict[str, int] = {}
+    held = {}
+
+    def setup(session):
+        held["session"] = session
+        session.watches = watches
+        # watches asked at the start are there before the first chunk; later ones join at their time (below)
+        for c in pending:
+            if c.asked_s <= 0:
+                ids[c.case_id] = watches.add(c.target).id
+
+    questions = [
+        ScheduledQuestion(c.asked_s, f"Tell me when I look at the {c.target}.", None, {})
+        for c in pending
+        if c.asked_s > 0
+    ]
+    result = replay(source, gq, config, None, questions, sinks=[heard], setup=setup)
+    for c in pending:  # watches added by a question: found by target
+        if c.case_id not in ids:
+            w = watches.add(c.target)
+            ids[c.case_id] = w.id
+    # session seconds count from the session's first record; map them to video seconds
+    session_origin = getattr(held.get("session"), "origin_ns", None)
+    shift = ((session_origin or origin_ns) - origin_ns) / 1e9
+    alerts: dict[int, list[float]] = {}
+    for a in heard.alerts:
+        alerts.setdefault(a.watch_id, []).append(round((a.t_ns - origin_ns) / 1e9, 3))
+    out = []
+    for c in vc.cases:
+        wid = ids[c.case_id]
+        checks = [(round(t + shift, 3), s) for t, s in watches.checks.get(wid, [])]
+        al = sorted(alerts.get(wid, []))
+        outcome, delay = alert_outcome(al, c, delay_s)
+        out.append(
+            {
+                "case": c.case_id,
+                "target": c.target,
+                "asked_s": c.asked_s,
+                "first_appearance_s": c.first_appearance_s,
+                "alerts_s": al,
+                "checks": checks,
+                "decisions": decisions(checks, c.points, threshold),
+                "outcome": outcome,
+                "delay_s": delay,
+            }
+        )
+    return {"video": vc.video.name, "watches": out, "wall_s": round(result.wall_s, 2)}
+
+
+def evaluate_alerts(
+    gq,
+    items: Sequence[QAItem],
+    out_dir: Path,
+    config,
+    header: dict,
+    *,
+    threshold: float = 0.5,
+    hold_s: float = 1.0,
+    rearm_s: float = 3.0,
+    delay_s: float = DEFAULT_DELAY_S,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Replay every video of `items` that has GTA questions (see the module docstring), resuming from
+    `out_dir/videos.jsonl` (a log written with other settings is refused: ConfigError), and write results.json and
+    results.md. Returns results.json's document. ConfigError when `items` hold no GTA question."""
+    if not (0 < threshold < 1) or hold_s < 0 or rearm_s < 0 or not (math.isfinite(delay_s) and delay_s >= 0):
+        raise ConfigError("alerts need 0 < threshold < 1, non-negative hold and re-arm, and a delay window >= 0")
+    videos, left_out = watch_cases(items)
+    if not videos:
+        raise ConfigError(
+            "no gaze-triggered alert (GTA) question among the items",
+            hint="a StreamGaze QA file with proactive_gaze_triggered_alert questions (e.g. dataset synthetic's test.json)",
+        )
+    settings = {"threshold": threshold, "hold_s": hold_s, "rearm_s": rearm_s, "delay_s": delay_s}
+    header = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, **header, **settings}
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = out_dir / LOG_FILE
+    records = _read_log(log, header)
+    done = {r["video"] for r in records}
+    progress = progress or (lambda done, total: None)
+    progress(len(done), len(videos))
+    with open(log, "a", encoding="utf-8") as f:
+        if not log.stat().st_size:
+            f.write(json.dumps({"header": header}) + "\n")
+        for vc in videos:
+            if vc.video.name in done:
+                continue
+            rec = replay_video(gq, vc, config, threshold=threshold, hold_s=hold_s, rearm_s=rearm_s, delay_s=delay_s)
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            records.append(rec)
+            done.add(vc.video.name)
+            progress(len(done), len(videos))
+    doc = {**header, "left_out_test_points": left_out, "summary": summarise(records, delay_s), "videos": records}
+    (out_dir / "results.json").write_text(json.dumps(doc, indent=1))
+    (out_dir / "results.md").write_text(markdown(doc))
+    return doc
+
+
+def _read_log(path: Path, header: dict) -> list[dict]:
+    """The video records of an existing log; ConfigError when it was written for another model, file or setting."""
+    if not path.exists() or not path.stat().st_size:
+        return []
+    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
+    old = lines[0].get("header") if lines else None
+    if old != json.loads(json.dumps(header)):
+        diff = sorted(k for k in set(old or {}) | set(header) if (old or {}).get(k) != header.get(k))
+        raise ConfigError(
+            f"{path} was written by another alerts evaluation (differs in: {', '.join(diff) or 'its header'})",
+            hint="use another --out, or rerun with the same settings to resume",
+        )
+    return [x for x in lines[1:] if "video" in x]
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:.1f}"
+
+
+def markdown(doc: dict) -> str:
+    """results.md: the test-point and alert figures of one alerts evaluation."""
+    s = doc["summary"]
+    tp, al = s["test_points"], s["alerts"]
+    delay = "-" if al["delay_s_median"] is None else f"{al['delay_s_median']:.2f} s (max {al['delay_s_max']:.2f} s)"
+    return "\n".join(
+        [
+            f"# Gaze-triggered alerts through the watch path: {doc.get('model', '?')}",
+            "",
+            f"{s['videos']} videos, {s['watches']} watches; threshold {doc['threshold']}, hold {doc['hold_s']} s, "
+            f"re-arm {doc['rearm_s']} s; {doc['left_out_test_points']} appearance-alert test points left out.",
+            "",
+            "| test points | precision | recall | F1 | accuracy |",
+            "|---|---|---|---|---|",
+            f"| {tp['tp'] + tp['fp'] + tp['fn'] + tp['tn']} | {_pct(tp['precision'])} | {_pct(tp['recall'])} | "
+            f"{_pct(tp['f1'])} | {_pct(tp['accuracy'])} |",
+            "",
+            f"| alerts | on time (<= {al['delay_window_s']:g} s) | early | late | missed | false | silent | median delay |",
+            "|---|---|---|---|---|---|---|---|",
+            f"| {s['watches']} | {al['on_time']} | {al['early']} | {al['late']} | {al['missed']} | {al['false']} | "
+            f"{al['silent']} | {delay} |",
+            "",
+        ]
+    )

@@ -1,0 +1,189 @@
+"""Gaze-triggered alerts evaluated through the runtime's watch path (training/alerts.py): the scoring rules on hand-made
+cases, and a replay of synthetic-benchmark videos whose watch scores are scripted by video time, so every alert and
+decision is known in advance."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gazeqwen_edge.errors import ConfigError
+from gazeqwen_edge.training import alerts as al
+from gazeqwen_edge.training.tasks import QAItem
+
+YN = ["A. Yes", "B. No"]
+
+
+def point(case: str, k: int, t: float, expected: bool, task: str = al.GTA_TASK, **meta) -> QAItem:
+    base = {"target_object": "red circle", "first_appearance": "00:04", "time_stamp": "00:00", **meta}
+    return QAItem(
+        f"{case}/p{k}", Path("v.mp4"), None, "Monitor ...", YN, "A" if expected else "B", task, t, (0.0, t), 2.0,
+        test_point=k - 1, meta=base,
+    )  # fmt: skip
+
+
+def test_watch_cases_group_sort_and_leave_out_appearance_alerts():
+    items = [
+        point("v/1.1", 2, 6.0, True),
+        point("v/1.1", 1, 3.0, False),
+        point("v/2.1", 1, 5.0, True, target_object="blue ring", first_appearance="00:05", time_stamp="00:02"),
+        point("v/3.1", 1, 5.0, True, task="proactive_object_appearance_alert"),
+    ]
+    videos, left_out = al.watch_cases(items)
+    assert left_out == 1
+    assert len(videos) == 1
+    c1, c2 = videos[0].cases
+    assert (c1.case_id, c1.target, c1.asked_s, c1.first_appearance_s) == ("v/1.1", "red circle", 0.0, 4.0)
+    assert c1.points == [(3.0, False), (6.0, True)]
+    assert (c2.target, c2.asked_s, c2.first_appearance_s) == ("blue ring", 2.0, 5.0)
+
+
+def test_a_malformed_first_appearance_falls_back_to_the_first_alerting_point():
+    (vc,), _ = al.watch_cases([point("v/1.1", 1, 3.0, False, first_appearance="soon"), point("v/1.1", 2, 6.0, True)])
+    case = vc.cases[0]
+    assert case.first_appearance_s is None
+    assert al.alert_outcome([6.5], case, 1.5) == ("on_time", 0.5)
+
+
+def test_decisions_take_the_last_check_at_or_before_each_point():
+    checks = [(1.0, 0.2), (2.0, 0.9), (3.0, 0.4)]
+    got = al.decisions(checks, [(0.5, False), (2.0, True), (2.9, True), (9.0, False)], 0.5)
+    assert [(t, p) for t, _, p, _ in got] == [(0.5, False), (2.0, True), (2.9, True), (9.0, False)]
+    assert [s for *_, s in got] == [None, 0.9, 0.9, 0.4]
+
+
+@pytest.mark.parametrize(
+    "alerts, points, outcome, delay",
+    [
+        ([4.0], [(5.0, True)], "on_time", 0.0),
+        ([5.5], [(5.0, True)], "on_time", 1.5),
+        ([5.6], [(5.0, True)], "late", 1.6),
+        ([3.9, 4.5], [(5.0, True)], "early", -0.1),
+        ([], [(5.0, True)], "missed", None),
+        ([2.0], [(5.0, False)], "false", None),
+        ([], [(5.0, False)], "silent", None),
+    ],
+)
+def test_alert_outcomes_against_the_first_gaze(alerts, points, outcome, delay):
+    case = al.WatchCase("v/1.1", "red circle", 0.0, 4.0, points)
+    got = al.alert_outcome(alerts, case, 1.5)
+    assert got[0] == outcome
+    assert got[1] == (None if delay is None else pytest.approx(delay))
+
+
+def test_summary_counts_points_and_outcomes():
+    rec = {
+        "video": "v.mp4",
+        "watches": [
+            {"decisions": [(1, True, True, 0.9), (2, False, True, 0.8), (3, True, False, 0.1), (4, True, True, 0.7)],
+             "outcome": "on_time",
+             "delay_s": 0.5},
+            {"decisions": [(1, False, False, 0.1)], "outcome": "late", "delay_s": 2.5},
+        ],
+    }  # fmt: skip
+    s = al.summarise([rec], 1.5)
+    tp = s["test_points"]
+    assert (tp["tp"], tp["fp"], tp["fn"], tp["tn"]) == (2, 1, 1, 1)
+    assert tp["precision"] == pytest.approx(2 / 3) and tp["recall"] == pytest.approx(2 / 3)
+    assert tp["accuracy"] == pytest.approx(3 / 5)
+    assert s["alerts"]["on_time"] == 1 and s["alerts"]["late"] == 1
+    assert s["alerts"]["on_time_rate"] == 0.5
+    assert s["alerts"]["delay_s_median"] == 1.5
+
+
+# ------------------------------------------------------------------------------ through the session
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    from gazeqwen_edge.training.synthetic_benchmark import build_synthetic_benchmark
+
+    out = tmp_path_factory.mktemp("alerts") / "bench"
+    build_synthetic_benchmark(out, n_videos=3, seed=7, duration_s=8.0, width=160, height=120, fps=5)
+    return out
+
+
+def scripted(monkeypatch, yes_from_s: dict[str, float]):
+    """Watch scores by video time: p(Yes) ~1 once the video reaches yes_from_s[target] (seconds prefilled), ~0
+    before; an absent target never says yes."""
+    from gazeqwen_edge.runtime import stream as stream_mod
+
+    def score_mc(self, question, options, prompt=""):
+        covered = self.n_steps * self.second_per_grid_t
+        target = question.split("<", 1)[1].split(">", 1)[0]
+        yes = covered >= yes_from_s.get(target, float("inf"))
+        return {"A": 8.0, "B": 0.0} if yes else {"A": 0.0, "B": 8.0}
+
+    monkeypatch.setattr(stream_mod.VideoStream, "score_mc", score_mc)
+
+
+def gta_items(bench: Path):
+    from gazeqwen_edge.training.streamgaze import load_streamgaze
+
+    items = load_streamgaze(bench / "test.json", bench / "videos", bench / "fixations").items
+    items += load_streamgaze(bench / "train.json", bench / "videos", bench / "fixations").items
+    videos, _ = al.watch_cases(items)
+    assert videos, "the tiny benchmark has GTA questions"
+    return items, videos
+
+
+def test_alerts_come_from_the_session_at_the_scripted_times(bench, monkeypatch, tmp_path):
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime.session import SessionConfig
+
+    items, videos = gta_items(bench)
+    vc = videos[0]
+    first = vc.cases[0]
+    yes_at = (first.first_appearance_s or 0.0) + 1.0  # the model says yes from 1 s after the first gaze
+    scripted(monkeypatch, {first.target: yes_at})
+    chosen = [it for it in items if it.video == vc.video]
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    doc = al.evaluate_alerts(gq, chosen, tmp_path / "out", SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=0.0)
+    (rec,) = doc["videos"]
+    w = next(w for w in rec["watches"] if w["case"] == first.case_id)
+    checks = w["checks"]
+    assert checks, "the watch was scored after every chunk"
+    # one check per chunk; the first yes is the first check covering yes_at seconds of video, and hold 0 fires there
+    yes_checks = [t for t, s in checks if s > 0.5]
+    assert yes_checks and all(s < 0.5 for t, s in checks if t < yes_checks[0])
+    assert w["alerts_s"][0] == pytest.approx(yes_checks[0], abs=1e-3)
+    assert yes_at - 1.0 <= w["alerts_s"][0] <= yes_at + 1.0  # chunk granularity: 1 s
+    assert w["outcome"] == al.alert_outcome(w["alerts_s"], first, 1.5)[0]
+    # the decisions at the test points follow the scripted scores
+    for t, _expected, predicted, _ in w["decisions"]:
+        assert predicted == any(c <= t + 1e-6 for c in yes_checks)
+    # other watches of the video never say yes: no alert, and their looked-at targets count as missed
+    for other in rec["watches"]:
+        if other["target"] != first.target:
+            assert other["alerts_s"] == [] and other["outcome"] in ("missed", "silent")
+    # files: the resumable log, results.json, results.md
+    out = tmp_path / "out"
+    assert json.loads((out / "results.json").read_text())["summary"] == doc["summary"]
+    assert "on time" in (out / "results.md").read_text()
+
+
+def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_path):
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime import replay as replay_mod
+    from gazeqwen_edge.runtime.session import SessionConfig
+
+    items, videos = gta_items(bench)
+    scripted(monkeypatch, {})
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    first_video = [it for it in items if it.video == videos[0].video]
+    out = tmp_path / "out"
+    al.evaluate_alerts(gq, first_video, out, SessionConfig(fps=2.0), {"model": "tiny"})
+    calls = []
+    real = replay_mod.replay
+    monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    doc = al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"})
+    assert len(calls) == len(videos) - 1  # the first video came from the log
+    assert doc["summary"]["videos"] == len(videos)
+    with pytest.raises(ConfigError, match="hold_s"):
+        al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=2.0)
+
+
+def test_no_gta_question_is_a_config_error():
+    with pytest.raises(ConfigError, match="no gaze-triggered alert"):
+        al.evaluate_alerts(None, [point("v/1.1", 1, 3.0, True, task="proactive_object_appearance_alert")], Path("x"),
+                           None, {})  # fmt: skip
