@@ -214,6 +214,24 @@ def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
     return make
 
 
+def open_microphone(device: str | None):
+    """The --mic input (not started), checked before the model loads: exit 4 without sounddevice / PortAudio, exit 3
+    when the input device is not there. `device`: an index ("3") or part of a device name."""
+    from gazeqwen_edge.errors import DeviceError
+    from gazeqwen_edge.voice.mic import Microphone, load_sounddevice
+
+    sd = load_sounddevice()
+    dev = int(device) if device is not None and device.strip().isdigit() else device
+    try:
+        info = sd.query_devices(dev, "input")
+    except (ValueError, sd.PortAudioError) as e:
+        which = "no default input device" if dev is None else f"no input device {dev!r}"
+        raise DeviceError(f"--mic: {which} ({e})", hint="list the inputs with: python -m sounddevice") from None
+    mic = Microphone(device=dev, sd=sd)
+    mic.name = str(info.get("name", "")) if isinstance(info, dict) else ""
+    return mic
+
+
 def speech_sinks(speak: bool, speak_to: Path | None, tts: str, timer=None) -> list:
     """[SpeechSink] when answers are to be spoken (--speak, --speak-to), else []. Made before the model loads, so a
     missing TTS program fails at once (exit 4); set the sink's `timer` once the model is there."""
@@ -325,6 +343,12 @@ def run(
         False, "--status-only", help="No model: show a live status line (rates, worn, battery)."
     ),
     streams: str = typer.Option("gaze,world,audio,eye_events", help="Streams to receive, comma separated."),
+    mic: bool = typer.Option(
+        False, "--mic", help="Spoken questions from this machine's microphone instead of the glasses' audio."
+    ),
+    mic_device: str = typer.Option(
+        None, "--mic-device", help="With --mic: input device index or part of its name (default: the system's)."
+    ),
     connect_timeout: float = float_option(
         3.0, "--connect-timeout", min=0.1, max=600.0, help="Seconds to wait for (and discover) the device"
     ),
@@ -360,7 +384,12 @@ def run(
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     speech = [] if status_only else speech_sinks(speak, speak_to, tts)
-    voices = None if status_only else voice_factory(voice, asr_model, lockstep=False)
+    if mic and voice is False:
+        from gazeqwen_edge.errors import ConfigError
+
+        raise ConfigError("--mic asks questions by voice; it cannot go with --no-voice", hint="leave one of them out")
+    voices = None if status_only else voice_factory(True if mic else voice, asr_model, lockstep=False)
+    microphone = open_microphone(mic_device) if mic and not status_only else None
     watch = check_watches(watch)
     gq = (
         None if status_only else load(model, checkpoint, torch_device_, fps, bundle, injection)
@@ -377,8 +406,12 @@ def run(
             sink.timer = gq.timer
         sinks = [TerminalSink(console), *speech]
         session = Session(neon, gq, cfg, out_dir, sinks, wearer=wearer, spec=device, label="run")
-        if voices is not None and "audio" in streams:
+        if voices is not None and (microphone is not None or "audio" in streams):
             session.voice = voices(session)
+        if microphone is not None:
+            microphone.clock_ns = neon.now_ns  # the records' clock: a question's time lines up with gaze and video
+            session.audio_input = microphone
+            console_err.print(f"listening on {escape(microphone.name or 'the default microphone')}")
         add_watches(session, watch, watch_hold)
         if sys.stdin.isatty():
             console_err.print("type a question and press Enter (Ctrl-C to stop)")

@@ -188,8 +188,9 @@ class Session:
     offset (`calibrate offset`) applied to the gaze instead of the source's own; speed: replay pace (None: as fast as
     possible, 1: real time; live sources ignore it); scheduled: questions asked at times into the source; spec and
     label: the SOURCE spec and the command ("run", "replay", "demo") written into session.json. Before start(),
-    `voice` (spoken questions: voice.listener.VoiceInput / LazyVoice) and `watches` (runtime.watches.Watches: alerts
-    into alerts.jsonl) may be set.
+    `voice` (spoken questions: voice.listener.VoiceInput / LazyVoice), `audio_input` (a local microphone feeding
+    `voice` instead of the source's audio: voice.mic.Microphone) and `watches` (runtime.watches.Watches: alerts into
+    alerts.jsonl) may be set.
     Raises ConfigError / InputError for bad settings before any thread starts.
     """
 
@@ -253,6 +254,9 @@ class Session:
         # spoken questions: an object with push(AudioChunk) and close() (voice.listener.VoiceInput), set before
         # start(); it calls voice_question / voice_notice / speech_started
         self.voice = None
+        # a local microphone (voice.mic.Microphone: start(push) / stop()), set before start(): spoken questions come
+        # from it instead of the source's audio; started with the ingest, stopped before the voice input closes
+        self.audio_input = None
         self.watches = Watches()  # "tell me when I look at X" (typed, spoken, --watch); scored after each chunk
         self._watch_notice = False
 
@@ -465,6 +469,12 @@ class Session:
         now = getattr(self.source, "now_ns", None)
         device_now = now if callable(now) and self.source.end_ns is None else None
         try:
+            if self.audio_input is not None and self.voice is not None:
+                try:
+                    self.audio_input.start(self._push_voice)
+                except Exception as e:  # noqa: BLE001 - typed questions and the video go on without it
+                    self.notice("mic_failed", f"spoken questions from the microphone are off ({e})", None)
+                    self.audio_input = None
             for r in self._records():
                 if self._stop.is_set():
                     break
@@ -500,7 +510,7 @@ class Session:
                         timer.add(
                             "device_to_buffer_gaze" if isinstance(r, GazeSample) else "device_to_buffer_scene", lag_s
                         )
-                if self.voice is not None and isinstance(r, AudioChunk):
+                if self.voice is not None and self.audio_input is None and isinstance(r, AudioChunk):
                     self._push_voice(r)
                 if isinstance(r, SceneFrame) and (next_frame_ns is None or r.ts_ns >= next_frame_ns - period_ns // 4):
                     base = r.ts_ns if next_frame_ns is None or r.ts_ns - next_frame_ns > period_ns else next_frame_ns
@@ -520,6 +530,11 @@ class Session:
                 with self._scan_lock:
                     self.scanpath.flush()
             self.stats.source_dropped = int(getattr(self.source, "dropped", 0) or 0)
+            if self.audio_input is not None:  # no microphone block may reach the voice input after it closes
+                try:
+                    self.audio_input.stop()
+                except Exception as e:  # noqa: BLE001
+                    self.notice("mic_failed", f"the microphone did not stop cleanly ({type(e).__name__}: {e})", None)
             if self.voice is not None:  # the speech still open and still being recognised becomes questions first
                 try:
                     self.voice.close(timeout=2.0 if self._stop.is_set() else 120.0)
