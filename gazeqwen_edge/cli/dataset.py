@@ -23,7 +23,7 @@ DEFAULT_SIZE = "320x240"
 DEFAULT_FPS, MAX_FPS = 10, 60
 DEFAULT_PER_TASK = 3
 DEFAULT_OBJECT_SCALE = (
-    1.6  # = training.synthetic_benchmark.DEFAULT_OBJECT_SCALE (kept literal: --help imports no torch)
+    2.5  # = training.synthetic_benchmark.DEFAULT_OBJECT_SCALE (kept literal: --help imports no torch)
 )
 
 
@@ -61,6 +61,9 @@ def synthetic(
     object_scale: float = float_option(
         DEFAULT_OBJECT_SCALE, "--object-scale", min=0.25, max=4.0, help="Object size factor (1 = the device layer's)."
     ),
+    objects: str = typer.Option(
+        "4-6", "--objects", help="Objects per scene: N, or LO-HI drawn per scene (4 to 8: OI needs 4 options)."
+    ),
 ) -> None:
     """Render synthetic egocentric scenes (a table with coloured shapes, a panning head camera, a hand, a wearer's
     scanpath) and write them as a StreamGaze-format benchmark: OUT/videos/synth_<seed>.mp4,
@@ -76,6 +79,7 @@ def synthetic(
     from gazeqwen_edge.training.tasks import ALL_TASKS, task_short
 
     width, height = size
+    n_objects = _objects_range(objects)
     bar = (
         TextColumn("[bold]rendering[/]"),
         BarColumn(),
@@ -95,6 +99,7 @@ def synthetic(
             fps=fps,
             per_task=per_task,
             object_scale=object_scale,
+            n_objects=n_objects,
             progress=lambda done, total: progress.update(task, completed=done),
         )
     counts = manifest["questions"]
@@ -114,3 +119,15 @@ def synthetic(
             f"skipped {task_short(skip['task'])} in {skip['scenes']} scene(s): {escape(skip['reason'])}", markup=True
         )
     console.print(f"wrote {escape(str(out))}: {videos} videos, manifest.json")
+
+
+def _objects_range(text: str) -> tuple[int, int]:
+    """--objects "5" -> (5, 5), "4-6" -> (4, 6); ConfigError (exit 2) for anything else (the range itself is checked
+    by the builder)."""
+    from gazeqwen_edge.errors import ConfigError
+
+    parts = text.strip().split("-")
+    if len(parts) in (1, 2) and all(p.strip().isdigit() for p in parts):
+        lo, hi = int(parts[0]), int(parts[-1])
+        return lo, hi
+    raise ConfigError(f"--objects takes N or LO-HI (e.g. 4-6), got {text!r}")

@@ -72,6 +72,28 @@ def _load_items(
     return items
 
 
+def parse_tasks(text: str | None) -> set[str] | None:
+    """--tasks "OI-E,GTA" -> the task types; None for all. ConfigError (exit 2) naming an unknown task."""
+    if text is None:
+        return None
+    from gazeqwen_edge.errors import ConfigError
+    from gazeqwen_edge.training.tasks import ALL_TASKS
+
+    by_short = {short.lower(): t for t, (short, _) in ALL_TASKS.items()}
+    out = set()
+    for name in (x.strip() for x in text.split(",")):
+        if not name:
+            continue
+        t = name if name in ALL_TASKS else by_short.get(name.lower())
+        if t is None:
+            shorts = ", ".join(short for short, _ in ALL_TASKS.values())
+            raise ConfigError(f"unknown task {name!r} in --tasks", hint=f"short names: {shorts}")
+        out.add(t)
+    if not out:
+        raise ConfigError("--tasks names no task", hint="e.g. --tasks OI-E,OI-H,GTA")
+    return out
+
+
 def _model(model: str, checkpoint: str | None, device: str, encoding: str, regime: str, max_pixels: int | None):
     from gazeqwen_edge.runtime.models import load_model
 
@@ -297,6 +319,12 @@ def train_cmd(
     free_text: float = float_option(
         0.0, "--free-text", min=0.0, max=1.0, help="Share of items asked without options (answer objective)"
     ),
+    tasks: str = typer.Option(
+        None,
+        "--tasks",
+        help="Train (and validate) on these tasks only: short names or task types, comma separated "
+        "(e.g. OI-E,OI-H,OAR,GTA,CTL-O,CTL-A; default all).",
+    ),
     mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
     dev: str = typer.Option(
@@ -322,8 +350,15 @@ def train_cmd(
     main = launch_env().is_main  # the other processes of a launch print nothing
     dev = process_device(dev)
     vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
+    chosen = parse_tasks(tasks)  # before anything loads: a typo is exit 2 at once
     train_items = _load_items(qa, None, None, None, None, quiet=not main)
     val_items = _load_items(vals, None, None, None, None, quiet=not main) if vals is not None else None
+    if chosen is not None:
+        train_items.items = [it for it in train_items.items if it.task_type in chosen]
+        if val_items is not None:
+            val_items.items = [it for it in val_items.items if it.task_type in chosen]
+        if not train_items.items:
+            raise InputError(qa, f"holds no item of the tasks {tasks}", hint="see the task counts in its manifest.json")
     gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding

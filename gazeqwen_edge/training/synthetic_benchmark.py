@@ -119,7 +119,7 @@ def scene_seeds(seed: int, n_videos: int) -> dict[str, list[int]]:
 
 # Objects 1.6x the device layer's default size (radius 11-18 % of the shorter side): at the demo model's pixel budget
 # one object covers about one merged video token, the scale at which tiny random encoders still tell colours apart
-DEFAULT_OBJECT_SCALE = 1.6
+DEFAULT_OBJECT_SCALE = 2.5
 
 
 def scene_n_objects(scene_seed: int, n_objects: tuple[int, int] = DEFAULT_OBJECTS) -> int:

@@ -101,3 +101,47 @@ def test_dataset_synthetic_into_a_directory_that_cannot_be_created(capsys, tmp_p
     monkeypatch.setattr(Path, "mkdir", read_only)  # as root, no permission bit stops a mkdir
     rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "syn", "--videos", "3", "--duration", "8")
     _assert_user_error(rc, err, "cannot be created (Read-only file system)")
+
+
+def test_train_tasks_are_checked_before_loading_and_filter_the_items(capsys, tmp_path, monkeypatch):
+    from gazeqwen_edge.cli.training import parse_tasks
+    from gazeqwen_edge.errors import ConfigError
+    from tests.training.conftest import write_toy_set
+
+    assert parse_tasks("OI-E, gta,control_scene_object") == {
+        "present_object_identification_easy",
+        "proactive_gaze_triggered_alert",
+        "control_scene_object",
+    }
+    assert parse_tasks(None) is None
+    with pytest.raises(ConfigError):
+        parse_tasks(" , ")
+    rc, _, err = cli(capsys, "train", "--qa", tmp_path / "missing.json", "--out", tmp_path / "o", "--tasks", "OI-X")
+    _assert_user_error(rc, err, "unknown task 'OI-X'", "OI-E")  # before the QA file is even read
+    qa = write_toy_set(tmp_path / "toy", n_videos=2)  # attribute (OAR) and control (CTL-A) questions
+    rc, _, err = cli(capsys, "train", "--qa", qa, "--out", tmp_path / "o1", "--tasks", "GTA")
+    _assert_user_error(rc, err, "holds no item of the tasks GTA")
+    seen = {}
+
+    def fake_train(gq, train, val, out, **kw):
+        from types import SimpleNamespace
+
+        seen["train"], seen["val"] = {it.task_type for it in train}, {it.task_type for it in val}
+        return SimpleNamespace(steps=0, best_val=None, best_dir=None)
+
+    monkeypatch.setattr("gazeqwen_edge.training.run.train_stages", fake_train)
+    rc, _, err = cli(capsys, "train", "--qa", qa, "--val", qa, "--out", tmp_path / "o2", "--tasks", "OAR")
+    assert rc == 0, err
+    assert seen == {"train": {"present_object_attribute_recognition"}, "val": {"present_object_attribute_recognition"}}
+
+
+def test_dataset_objects_option(capsys, tmp_path):
+    rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "a", "--objects", "4to6")
+    _assert_user_error(rc, err, "--objects takes N or LO-HI")
+    rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "b", "--objects", "3")
+    _assert_user_error(rc, err, "4 <= lo <= hi <= 8")
+    assert not (tmp_path / "b").exists()
+    rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "c", "--objects", "5", "--videos", "3",
+                     "--duration", "8", "--size", "64x48", "--fps", "2")  # fmt: skip
+    assert rc == 0, err
+    assert json.loads((tmp_path / "c" / "manifest.json").read_text())["params"]["n_objects"] == [5, 5]
