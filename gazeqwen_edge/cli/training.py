@@ -145,6 +145,9 @@ def eval_cmd(
     split: Path = typer.Option(None, "--split", help="Split file (train/val/test video lists) to select from."),
     which: str = typer.Option("test", callback=choice("train", "val", "test"), help="Which split of --split."),
     limit: int = typer.Option(0, min=0, help="Evaluate only the first N items (0: all)."),
+    tasks: str = typer.Option(
+        None, "--tasks", help="Evaluate these tasks only: short names or task types, comma separated (default all)."
+    ),
     batch_size: int = typer.Option(8, min=1, max=512, help="Items per forward (scoring protocols)."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Keep the frozen encoders' outputs here."),
     dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
@@ -156,7 +159,10 @@ def eval_cmd(
     from gazeqwen_edge.training.evaluate import evaluate_items
     from gazeqwen_edge.training.results import markdown_table
 
+    only = parse_tasks(tasks)
     items = _load_items(qa, videos, fixations, split, which)
+    if only is not None:
+        items.items = [it for it in items.items if it.task_type in only]
     chosen = items.items[:limit] if limit else items.items
     if not chosen:
         raise InputError(qa, "holds no usable item", hint="see the skipped items above")

@@ -282,7 +282,7 @@ def test_every_task_occurs_and_the_manifest_counts_the_files(bench):
     for task in ALL_TASKS:
         assert sum(m["questions"][s][task] for s in ("train", "val", "test")) > 0, task
         assert len(bench.of(task)) == sum(m["questions"][s][task] for s in ("train", "val", "test"))
-    assert m["params"] == {**{k: v for k, v in SMALL.items()}, "n_objects": [4, 6], "per_task": 3, "object_scale": 1.6}
+    assert m["params"] == {**{k: v for k, v in SMALL.items()}, "n_objects": [4, 6], "per_task": 3, "object_scale": 2.5}
     assert m["version"] and all({"task", "reason", "scenes"} == set(s) for s in m["skipped"])
     per_scene = {(s["scene"], s["task"]) for s in m["skipped_scenes"]}
     for _, video, q in bench.questions:  # a skipped (scene, task) has no question
