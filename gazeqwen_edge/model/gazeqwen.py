@@ -558,6 +558,33 @@ class GazeQwen:
             out.append(lp)
         return out
 
+    @torch.no_grad()
+    def greedy_continuation(self, logits: torch.Tensor, cache, next_pos: int, max_tokens: int) -> tuple[list, float]:
+        """The greedy continuation of a prefilled prompt (logits (1, vocab) of its last position, its KV cache, the
+        next position), up to and including the end-of-turn token or `max_tokens` tokens: (token ids, the sum of
+        their log-probabilities). Untimed (a helper of scoring, not an answer); the cache is cut back to the
+        prompt."""
+        ids, lp, n_fed = [], 0.0, 0
+        cur = logits[0].float()
+        try:
+            for step in range(max_tokens):
+                lps = torch.log_softmax(cur, dim=-1)
+                tok = int(lps.argmax())
+                ids.append(tok)
+                lp += float(lps[tok])
+                if tok in self._eos_ids or step == max_tokens - 1:
+                    break
+                pos = torch.full((3, 1, 1), next_pos + step, device=self.device)
+                o = self.qwen(
+                    input_ids=torch.tensor([[tok]], device=self.device), position_ids=pos, cache=cache, use_cache=True
+                )
+                n_fed += 1
+                cur = o.logits[0, -1].float()
+        finally:
+            if n_fed:
+                cache.crop(-n_fed)
+        return ids, lp
+
     def score_option_texts(
         self, video: Video, scanpath, question: str, options: Sequence[str], prompt: str = "reference"
     ) -> dict[str, float]:

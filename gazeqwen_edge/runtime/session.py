@@ -43,7 +43,7 @@ from gazeqwen_edge.runtime.questions import (
 )
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
-from gazeqwen_edge.runtime.watches import YES_NO, Alert, AlertsJsonl, Watches, p_yes, parse_command
+from gazeqwen_edge.runtime.watches import Alert, AlertsJsonl, Watches, parse_command, watch_score
 
 FIXATION_SOURCES = ("auto", "detector", "source")
 # stages other threads time beside the model's work (the ingest thread per record, the voice input's recogniser):
@@ -701,7 +701,7 @@ class Session:
                 break
             try:
                 with self.gq.timer.stage("watch_check"):
-                    score = p_yes(self.stream.score_mc(w.question, YES_NO, self.config.prompt))
+                    score = watch_score(self.stream, w, self.config.prompt)
             except Exception as e:  # noqa: BLE001 - a failed check must not end the session
                 self.notice("watch_failed", f"watch '{w.target}' could not be checked ({type(e).__name__}: {e})", t_ns)
                 self.stream.cut_back()

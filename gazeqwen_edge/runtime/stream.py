@@ -318,6 +318,19 @@ class VideoStream:
             self.cut_back()
         return dict(zip(letters, lps, strict=True))
 
+    @torch.no_grad()
+    def answer_logprobs(self, question: str, answer: str, max_guess_tokens: int = 12) -> tuple[float, float]:
+        """After the video so far, with `question` asked without options (the way `answer` asks it): (log p(answer's
+        words + end of turn), log p of the model's own greedy reply, end of turn included). Their difference says
+        how far `answer` is from what the model would say (0 when it is that). One prefill; the cache is cut back."""
+        try:
+            logits, next_pos = self._question_prefill(question)
+            (lp,) = self.gq.continuation_logprobs(logits, self.cache, next_pos, [self.gq.answer_ids(answer)])
+            _, lp_greedy = self.gq.greedy_continuation(logits, self.cache, next_pos, max_guess_tokens)
+        finally:
+            self.cut_back()
+        return lp, lp_greedy
+
     def score_mc(self, question: str, options: Sequence[str], prompt: str = "reference") -> dict[str, float]:
         """{letter: score} under the model's own multiple-choice protocol (`GazeQwen.mc_protocol`)."""
         if self.gq.mc_protocol == "option_text":

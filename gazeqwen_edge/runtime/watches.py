@@ -27,6 +27,12 @@ from gazeqwen_edge.runtime.sinks import Sink
 # a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
 # test checks the two agree)
 YES_NO = ["A. Yes", "B. No"]
+# What a model that answers in words (mc_protocol "option_text", e.g. the demo model) is asked instead of the Yes/No
+# question: the synthetic benchmark's present object identification (a watch's score is then the probability that
+# its answer names the target). The tiny demo model names the gazed object (75 % on held-out scenes) but never learned
+# the Yes/No comparison of GTA (its p(Yes) told alerting from silent test points apart no better than chance, AUC 0.54
+# on validation scenes; closing notes of #12).
+IDENTIFY_QUESTION = "Which object is the user currently gazing at?"
 
 _ADD = re.compile(
     r"^\s*(?:please\s+)?(?:tell|alert|notify|warn|remind)\s+me\s+(?:when(?:ever)?|if|once)\s+"
@@ -93,6 +99,17 @@ class Alert:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
+
+
+def watch_score(stream, w: Watch, prompt: str = "reference") -> float:
+    """A watch's score in [0, 1] on the video so far (runtime.stream.VideoStream; the cache is cut back after). For a
+    model that answers in words: how close the target is to its own answer to IDENTIFY_QUESTION, p(target's words)
+    / p(its greedy answer) capped at 1 (1 when it would name the target; a ratio, so the many names it could say do
+    not make every probability small). Otherwise p(Yes) of the proactive question with Yes / No (p_yes)."""
+    if stream.gq.mc_protocol == "option_text":
+        lp, lp_guess = stream.answer_logprobs(IDENTIFY_QUESTION, _object(w.target))
+        return math.exp(min(0.0, lp - lp_guess))
+    return p_yes(stream.score_mc(w.question, YES_NO, prompt))
 
 
 def p_yes(scores: dict[str, float]) -> float:
