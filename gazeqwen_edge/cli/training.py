@@ -233,8 +233,8 @@ def eval_alerts_cmd(
     watch whether its first alert came on time (within --delay of the first gaze at the target), early, late or
     never. Appearance alerts (OAA) are not watches and are left out. Rerun with the same --out to resume."""
     from gazeqwen_edge.cli.runtime import model_window_s
+    from gazeqwen_edge.runtime.alerts_eval import evaluate_alerts, markdown, watch_cases
     from gazeqwen_edge.runtime.session import SessionConfig
-    from gazeqwen_edge.training.alerts import evaluate_alerts, markdown, watch_cases
 
     items = _load_items(qa, videos, fixations, None, None)
     videos_with, _ = watch_cases(items.items)
@@ -331,6 +331,12 @@ def train_cmd(
         help="Train (and validate) on these tasks only: short names or task types, comma separated "
         "(e.g. OI-E,OI-H,OAR,GTA,CTL-O,CTL-A; default all).",
     ),
+    alert_pairs: bool = typer.Option(
+        False,
+        "--alert-pairs",
+        help="Add two gaze-triggered-alert test points per object-identification item (a Yes about the gazed object, "
+        "a No about another option): balanced data for the watches.",
+    ),
     mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
     cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
     dev: str = typer.Option(
@@ -365,6 +371,10 @@ def train_cmd(
             val_items.items = [it for it in val_items.items if it.task_type in chosen]
         if not train_items.items:
             raise InputError(qa, f"holds no item of the tasks {tasks}", hint="see the task counts in its manifest.json")
+    if alert_pairs:
+        from gazeqwen_edge.training.tasks import alert_pairs as derive_alert_pairs
+
+        train_items.items = train_items.items + derive_alert_pairs(train_items.items, seed)
     gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding

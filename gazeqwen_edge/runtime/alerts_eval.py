@@ -33,8 +33,10 @@ from pathlib import Path
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
 from gazeqwen_edge.errors import ConfigError, InputError
-from gazeqwen_edge.training.tasks import QAItem
 
+# StreamGaze's task type of gaze-triggered alerts (training/tasks.py TASKS; the runtime does not import training, a
+# test checks the two agree). Items are training.tasks.QAItem (duck-typed here: item_id, video, fixation_csv, answer,
+# task_type, time_s, test_point, meta).
 GTA_TASK = "proactive_gaze_triggered_alert"
 DEFAULT_DELAY_S = 1.5  # an alert is on time within this many seconds of the first gaze at the target (issue #12)
 RESULTS_FORMAT = "gazeqwen-edge-alerts"
@@ -64,7 +66,7 @@ class VideoCases:
     cases: list[WatchCase] = field(default_factory=list)
 
 
-def watch_cases(items: Sequence[QAItem]) -> tuple[list[VideoCases], int]:
+def watch_cases(items: Sequence) -> tuple[list[VideoCases], int]:
     """Group the GTA test points of `items` into watches per video (videos and watches in first-seen order). Returns
     them and the number of other proactive test points left out (appearance alerts: no runtime watch asks that).
     A GTA question without a target_object is an InputError naming it."""
@@ -95,7 +97,7 @@ def watch_cases(items: Sequence[QAItem]) -> tuple[list[VideoCases], int]:
     return list(videos.values()), left_out
 
 
-def _first_appearance_s(it: QAItem) -> float | None:
+def _first_appearance_s(it) -> float | None:
     """The question's first_appearance in video s; None when it has none or it is not a MM:SS time."""
     try:
         return parse_mmss(str(it.meta["first_appearance"]).strip())
@@ -103,7 +105,7 @@ def _first_appearance_s(it: QAItem) -> float | None:
         return None
 
 
-def _asked_s(it: QAItem) -> float:
+def _asked_s(it) -> float:
     """When a proactive question is asked (video s): its time_stamp, else the start of its response_time span
     ("[00:00 - 00:08]"), else 0 (StreamGaze asks its GTA questions at 00:00)."""
     for text in (it.meta.get("time_stamp"), str(it.meta.get("response_time") or "").strip("[]").split("-")[0]):
@@ -270,7 +272,7 @@ def replay_video(
 
 def evaluate_alerts(
     gq,
-    items: Sequence[QAItem],
+    items: Sequence,
     out_dir: Path,
     config,
     header: dict,

@@ -47,7 +47,7 @@ import numpy as np
 
 from gazeqwen_edge.device.streamgaze import FILTERED_SUFFIX  # the file GazeQwen's loader reads
 from gazeqwen_edge.errors import ConfigError, InputError
-from gazeqwen_edge.training.tasks import ALL_TASKS, PRESENT_WINDOW_S, clip_window, is_proactive
+from gazeqwen_edge.training.tasks import ALL_TASKS, GTA_QUESTION, PRESENT_WINDOW_S, clip_window, is_proactive
 
 SPLITS = ("train", "val", "test")
 SPLIT_RATIO = (4, 1, 1)  # train : val : test, by scene
@@ -536,7 +536,7 @@ def q_gaze_triggered_alert(tr: SceneTruth, rng, k: int) -> list:
         raise _Skip("no object both looked at and not looked at on whole seconds")
     out = []
     for x, on, off, first in [per_obj[int(i)] for i in sorted(rng.permutation(len(per_obj))[:k])]:
-        question = f"Monitor my gaze and alert me when I gaze on the <{x}>."
+        question = GTA_QUESTION.format(x)
         out.append(_proactive(tr, rng, "proactive_gaze_triggered_alert", question, x, on, off, first))
     return out
 

@@ -104,6 +104,48 @@ class QAItem:
         return None if self.test_point is None else self.answer == "A"
 
 
+GTA_QUESTION = "Monitor my gaze and alert me when I gaze on the <{}>."  # StreamGaze's GTA wording (and the watches')
+IDENTIFICATION_TASKS = ("present_object_identification_easy", "present_object_identification_hard")
+
+
+def alert_pairs(items: list[QAItem], seed: int = 0) -> list[QAItem]:
+    """Gaze-triggered-alert test points derived from present object-identification items, two per item: at the
+    item's time the wearer gazes at its answer Y, so "alert me when I gaze on the <Y>" is a Yes and the same about
+    another of its options Z (not looked at then) is a No, on the item's own clip and scanpath. StreamGaze's GTA
+    questions have few alerting points (the wearer looks at the target briefly) and a model trained on them learns
+    to say No; these pairs are balanced and teach the comparison the watches of the runtime need. Z is drawn with
+    `np.random.default_rng([seed, item index])`. Item ids: "<item id>/alert-yes", "<item id>/alert-no"."""
+    import numpy as np
+
+    out = []
+    for i, it in enumerate(items):
+        if it.task_type not in IDENTIFICATION_TASKS or not it.truth:
+            continue
+        others = [o[2:].strip() for o in it.options if o[2:].strip() != it.truth]
+        if not others:
+            continue
+        other = others[int(np.random.default_rng([seed, i]).integers(len(others)))]
+        for target, answer, tag in ((it.truth, "A", "yes"), (other, "B", "no")):
+            out.append(
+                QAItem(
+                    item_id=f"{it.item_id}/alert-{tag}",
+                    video=it.video,
+                    fixation_csv=it.fixation_csv,
+                    question=GTA_QUESTION.format(target),
+                    options=list(YES_NO),
+                    answer=answer,
+                    task_type="proactive_gaze_triggered_alert",
+                    time_s=it.time_s,
+                    window=it.window,
+                    sampling_fps=it.sampling_fps,
+                    test_point=0,
+                    truth=YES_NO["AB".index(answer)][2:].strip(),
+                    meta={"derived_from": it.item_id, "target_object": target},
+                )
+            )
+    return out
+
+
 @dataclass
 class Problem:
     """An item that cannot be used: where it is (file, item number / question number) and why; `video`: the file name

@@ -1,4 +1,4 @@
-"""Gaze-triggered alerts evaluated through the runtime's watch path (training/alerts.py): the scoring rules on hand-made
+"""Gaze-triggered alerts evaluated through the runtime's watch path (runtime/alerts_eval.py): the scoring rules on hand-made
 cases, and a replay of synthetic-benchmark videos whose watch scores are scripted by video time, so every alert and
 decision is known in advance."""
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gazeqwen_edge.errors import ConfigError
-from gazeqwen_edge.training import alerts as al
+from gazeqwen_edge.runtime import alerts_eval as al
 from gazeqwen_edge.training.tasks import QAItem
 
 YN = ["A. Yes", "B. No"]
@@ -187,3 +187,9 @@ def test_no_gta_question_is_a_config_error():
     with pytest.raises(ConfigError, match="no gaze-triggered alert"):
         al.evaluate_alerts(None, [point("v/1.1", 1, 3.0, True, task="proactive_object_appearance_alert")], Path("x"),
                            None, {})  # fmt: skip
+
+
+def test_the_gta_task_type_is_training_s():
+    from gazeqwen_edge.training.tasks import TASKS
+
+    assert al.GTA_TASK in TASKS and TASKS[al.GTA_TASK][0] == "GTA"
