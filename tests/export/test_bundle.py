@@ -45,13 +45,14 @@ def nf4_bundle(source, tmp_path_factory):
     return out
 
 
-def test_manifest_records_files_and_verification(fp32_bundle):
+def test_manifest_records_files_and_verification(fp32_bundle, source):
     m = json.loads((fp32_bundle / MANIFEST).read_text())
     assert m["format_version"] == FORMAT_VERSION and m["rebuild"] == "gazeqwen-edge export fp32"
     assert m["quantization"] == {"method": "none", "skip_modules": []}
     assert "model/qwen/model.safetensors" in m["files"] and "model/gaze/resampler.safetensors" in m["files"]
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in m["files"].values())
-    assert m["packages"]["torch"] and m["shapes"]["injected_layers"] == [1, 3]
+    assert m["packages"]["torch"]
+    assert m["shapes"]["injected_layers"] == list(source.resampler.config.injected_layers)  # the exported model's
     f = m["verification"]["llm_vs_source"]
     assert f["max_abs_logit_diff"] == 0.0 and f["answer_equal"]
 
@@ -120,10 +121,17 @@ def test_replay_from_an_fp32_bundle_equals_the_unexported_model(tmp_path, capsys
 
 
 def test_replay_from_an_nf4_bundle_is_close(tmp_path, capsys, nf4_bundle, reference_answers):
-    """The NF4 bundle: the same multiple-choice answer, option scores within 0.1 (what 4-bit weights cost here)."""
+    """The NF4 bundle: the same multiple-choice answer, and each option's probability (softmax over the options'
+    scores) within 0.05 of the fp32 model's: what 4-bit weights cost here. (Log-likelihoods of options the trained
+    demo model finds unlikely move by up to ~2 nats; their probabilities stay near 0.)"""
     nf4 = _replay(tmp_path, capsys, "nf4", "--bundle", nf4_bundle)
     assert nf4[1]["answer"] == reference_answers[1]["answer"]
-    assert nf4[1]["scores"] == pytest.approx(reference_answers[1]["scores"], abs=0.1)
+
+    def probs(scores):
+        t = torch.tensor([scores[k] for k in sorted(scores)])
+        return torch.softmax(t, 0).tolist()
+
+    assert probs(nf4[1]["scores"]) == pytest.approx(probs(reference_answers[1]["scores"]), abs=0.05)
     assert nf4[1]["scores"] != pytest.approx(reference_answers[1]["scores"], abs=1e-6)  # really 4-bit
 
 
@@ -248,10 +256,14 @@ def test_onnx_bundle_runs_the_gaze_path_on_onnxruntime(onnx_bundle, source):
     bundle's PyTorch resampler."""
     import numpy as np
 
+    from gazeqwen_edge.model.preprocessing import smart_resize
     from gazeqwen_edge.runtime.stream import VideoStream
 
     m = json.loads((onnx_bundle / MANIFEST).read_text())
-    assert {"video_encoder", "resampler_3x4", "resampler_3x5"} <= set(m["onnx"])
+    f = source.patch_size * source.merge  # the merged grids of a 4:3 and a 16:9 camera under the model's budget
+    grids = {smart_resize(h, w, f, source.min_pixels, source.max_pixels) for h, w in ((1200, 1600), (720, 1280))}
+    assert {"video_encoder", *(f"resampler_{h // f}x{w // f}" for h, w in grids)} <= set(m["onnx"])
+    assert len(grids) == 2
     assert all(0 <= v <= 1e-4 for g in m["onnx"].values() for v in g["max_abs_diff"].values())
     assert m["verification"]["gaze_backend"] == "onnx" and m["verification"]["llm_vs_source"]["answer_equal"]
     gq = load_bundle(onnx_bundle)

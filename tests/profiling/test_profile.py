@@ -12,6 +12,8 @@ from tests.cli.helpers import cli
 
 pytest.importorskip("cv2")
 
+MAX_NEW = 4  # --max-new-tokens of the profiles
+
 
 @pytest.fixture(scope="module")
 def two_profiles(tmp_path_factory):
@@ -21,7 +23,7 @@ def two_profiles(tmp_path_factory):
     from gazeqwen_edge.cli import main
 
     d = tmp_path_factory.mktemp("profiles")
-    common = ["profile", "--duration", "6", "--every", "1.5", "--speed", "max", "--max-new-tokens", "4"]
+    common = ["profile", "--duration", "6", "--every", "1.5", "--speed", "max", "--max-new-tokens", str(MAX_NEW)]
     assert main([*common, "--out", str(d / "fused")]) == 0
     assert main([*common, "--injection", "hooks", "--out", str(d / "hooks")]) == 0
     return d
@@ -48,7 +50,12 @@ def test_the_report_adds_up(two_profiles):
     for name in ("fixation_detection", "preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk",
                  "prefill_question", "decode"):  # fmt: skip
         assert stages[name]["count"] >= 1 and stages[name]["p95"] <= stages[name]["max"]
-    assert stages["decode"]["count"] == sum(r["n_tokens"] - 1 for r in doc["questions"] if r["n_tokens"])
+    # one decode step per token fed back: every chosen token but the last when the answer ran to max_new_tokens, every
+    # one when it ended with the end-of-turn token (chosen, not counted in n_tokens)
+    ended = [r["n_tokens"] < MAX_NEW for r in doc["questions"]]
+    assert stages["decode"]["count"] == sum(
+        r["n_tokens"] if e else r["n_tokens"] - 1 for r, e in zip(doc["questions"], ended, strict=True) if r["n_tokens"]
+    )
     bw = doc["bandwidth"]
     assert bw["tokens_per_s"] == pytest.approx(1e3 / stages["decode"]["mean"])
     assert bw["achieved_gbs"] == pytest.approx(bw["bytes_per_token"]["total"] / bw["seconds_per_token"] / 1e9)
