@@ -5,12 +5,14 @@ scored yes / no on the video so far, and an alert fires when the answer stays ye
     w = watches.add("the stove")                      # or parse_command("Tell me when I look at the stove")
     fired = watches.update(w, p_yes=0.9, t_s=12.5)     # debounced: True once the yes has held for hold_s
 
-A watch is asked the way the model was trained on StreamGaze's proactive tasks (REFERENCE.md section 2; training/
-synthetic_benchmark.py): "Monitor my gaze and alert me when I gaze on the <stove>." with the options "A. Yes" /
-"B. No", scored after the chunk (a short scoring prefill, then the cache is cut back: VideoStream.score_mc); its
-score is p(Yes) = softmax of the two option scores. Debouncing: an armed watch fires when p(Yes) >= threshold has
-held for `hold_s` seconds of video (the first chunk at or above the threshold starts the count, so hold 0 fires at
-once), then stays quiet until p(Yes) < threshold has held for `rearm_s` seconds (re-armed).
+A watch is scored after each chunk with a short scoring prefill, then the cache is cut back (`watch_score`). A model
+that answers with option letters is asked the way it was trained on StreamGaze's proactive tasks (REFERENCE.md
+section 2; training/synthetic_benchmark.py): "Monitor my gaze and alert me when I gaze on the <stove>." with the
+options "A. Yes" / "B. No" (VideoStream.score_mc); its score is p(Yes) = softmax of the two option scores. A model
+that answers in words is asked IDENTIFY_QUESTION, and its score is p(the target's name) / p(its own greedy answer),
+capped at 1. Debouncing: an armed watch fires when the score >= threshold has held for `hold_s` seconds of video
+(the first chunk at or above the threshold starts the count, so hold 0 fires at once), then stays quiet until the
+score < threshold has held for `rearm_s` seconds (re-armed).
 """
 
 from __future__ import annotations
@@ -28,10 +30,10 @@ from gazeqwen_edge.runtime.sinks import Sink
 # test checks the two agree)
 YES_NO = ["A. Yes", "B. No"]
 # What a model that answers in words (mc_protocol "option_text", e.g. the demo model) is asked instead of the Yes/No
-# question: the synthetic benchmark's present object identification (a watch's score is then the probability that
-# its answer names the target). The tiny demo model names the gazed object (75 % on held-out scenes) but never learned
-# the Yes/No comparison of GTA (its p(Yes) told alerting from silent test points apart no better than chance, AUC 0.54
-# on validation scenes; closing notes of #12).
+# question: the synthetic benchmark's present object identification (watch_score compares the target's name with
+# the model's own answer). The tiny demo model names the gazed object (70 % of held-out test questions) but never
+# learned the Yes/No comparison of GTA: its p(Yes) told alerting from silent test points apart no better than chance
+# (AUC 0.54 on validation scenes; the closing notes of #12).
 IDENTIFY_QUESTION = "Which object is the user currently gazing at?"
 
 _ADD = re.compile(
