@@ -40,27 +40,36 @@ class Sink:
         """The session ended."""
 
 
-class JsonlAnswers(Sink):
-    """Appends one AnswerRecord per line to a file (`answers.jsonl`), flushed at once so a killed session keeps every
-    finished answer. The file (and its directory) is created at the first answer."""
+class JsonlSink(Sink):
+    """A sink that appends one JSON line per event to a file, flushed at once so a killed session keeps every line
+    written; the file (and its directory) is created at the first line. Subclasses route their events to `_append`
+    (any object with to_json())."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self._f = None
         self._lock = threading.Lock()
 
-    def answered(self, record: AnswerRecord) -> None:
+    def _append(self, item) -> None:
         with self._lock:
             if self._f is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._f.write(record.to_json() + "\n")
+            self._f.write(item.to_json() + "\n")
             self._f.flush()
 
     def close(self) -> None:
         with self._lock:
             if self._f is not None and not self._f.closed:
                 self._f.close()
+
+
+class JsonlAnswers(JsonlSink):
+    """Appends one AnswerRecord per line to `answers.jsonl` (JsonlSink: a killed session keeps every finished
+    answer)."""
+
+    def answered(self, record: AnswerRecord) -> None:
+        self._append(record)
 
 
 _CONTROL = {c: "\ufffd" for c in range(32) if chr(c) not in "\n\t"} | {127: "\ufffd"}

@@ -22,9 +22,8 @@ import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
-from gazeqwen_edge.runtime.sinks import Sink
+from gazeqwen_edge.runtime.sinks import JsonlSink
 
 # a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
 # test checks the two agree)
@@ -195,23 +194,9 @@ class Watches:
         return False
 
 
-class AlertsJsonl(Sink):
-    """A sink that appends one Alert per line to `alerts.jsonl`, flushed at once (created at the first alert)."""
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._f = None
-        self._lock = threading.Lock()
+class AlertsJsonl(JsonlSink):
+    """A sink that appends one Alert per line to `alerts.jsonl` (JsonlSink: flushed at once, created at the first
+    alert)."""
 
     def alert(self, alert: Alert) -> None:
-        with self._lock:
-            if self._f is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._f = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-            self._f.write(alert.to_json() + "\n")
-            self._f.flush()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._f is not None and not self._f.closed:
-                self._f.close()
+        self._append(alert)
