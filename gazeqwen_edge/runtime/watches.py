@@ -172,26 +172,21 @@ class Watches:
     def update(self, w: Watch, score: float, t_s: float) -> bool:
         """Debounce one score of watch `w` at video time `t_s` (s); True when the watch fires now."""
         w.last_score = score
-        yes = score >= w.threshold
-        if w.armed:
-            if not yes:
-                w.run_since_s = None
-                return False
-            if w.run_since_s is None:
-                w.run_since_s = t_s
-            if t_s - w.run_since_s >= w.hold_s:
-                w.armed, w.run_since_s = False, None
-                w.fired += 1
-                return True
-            return False
-        if yes:
+        # one rule for both states: the answer that would change the state (yes while armed, no while fired) must
+        # hold for the state's time (hold_s to fire, rearm_s to re-arm); any other answer restarts the count
+        changing = (score >= w.threshold) == w.armed
+        if not changing:
             w.run_since_s = None
             return False
         if w.run_since_s is None:
             w.run_since_s = t_s
-        if t_s - w.run_since_s >= w.rearm_s:
-            w.armed, w.run_since_s = True, None
-        return False
+        if t_s - w.run_since_s < (w.hold_s if w.armed else w.rearm_s):
+            return False
+        w.armed, w.run_since_s = not w.armed, None
+        if w.armed:  # re-armed
+            return False
+        w.fired += 1
+        return True
 
 
 class AlertsJsonl(JsonlSink):
