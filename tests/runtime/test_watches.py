@@ -57,6 +57,16 @@ def test_debounce_holds_fires_once_and_rearms():
     assert ws.remove("The stove") is w and ws.remove("the stove") is None and len(ws) == 0
 
 
+def test_rearming_takes_the_rearm_time_not_the_hold_time():
+    ws = Watches(threshold=0.5, hold_s=1.0, rearm_s=2.0)
+    w = ws.add("cup")
+    seq = [(0.0, 0.9), (1.0, 0.9), (1.5, 0.1), (2.5, 0.1), (3.0, 0.9), (4.0, 0.9), (4.5, 0.1), (6.5, 0.1),
+           (7.0, 0.9), (8.0, 0.9)]  # fmt: skip
+    # fires at 1.0; 1 s of "no" (1.5-2.5) is the hold time but not the re-arm time: the yes at 3.0-4.0 stays quiet;
+    # 2 s of "no" (4.5-6.5) re-arms it, and the yes from 7.0 fires at 8.0
+    assert [t for t, s in seq if ws.update(w, s, t)] == [1.0, 8.0]
+
+
 def _scripted_scores(monkeypatch, yes_from: float, yes_to: float, delay_s: float = 0.0):
     """VideoStream.score_mc answers Yes while the video's last frame is in [yes_from, yes_to] s."""
     from gazeqwen_edge.runtime.stream import VideoStream
