@@ -195,7 +195,6 @@ def replay_video(
     from gazeqwen_edge.device.streamgaze import StreamGazeSource
     from gazeqwen_edge.runtime.questions import ScheduledQuestion
     from gazeqwen_edge.runtime.replay import replay
-    from gazeqwen_edge.runtime.sinks import Sink
     from gazeqwen_edge.runtime.watches import Watches
 
     source = StreamGazeSource(vc.video, fixations=vc.fixation_csv)
@@ -212,14 +211,7 @@ def replay_video(
             self.checks.setdefault(w.id, []).append((t_s, float(score)))
             return super().update(w, score, t_s)
 
-    class Alerts(Sink):
-        def __init__(self):
-            self.alerts = []
-
-        def alert(self, alert):
-            self.alerts.append(alert)
-
-    watches, heard = Recording(), Alerts()
+    watches = Recording()
     pending = sorted(vc.cases, key=lambda c: c.asked_s)
     ids: dict[str, int] = {}
     held = {}
@@ -237,7 +229,7 @@ def replay_video(
         for c in pending
         if c.asked_s > 0
     ]
-    result = replay(source, gq, config, None, questions, sinks=[heard], setup=setup)
+    result = replay(source, gq, config, None, questions, setup=setup)
     for c in pending:  # watches added by a question: found by target
         if c.case_id not in ids:
             w = watches.add(c.target)
@@ -246,7 +238,7 @@ def replay_video(
     session_origin = getattr(held.get("session"), "origin_ns", None)
     shift = ((session_origin or origin_ns) - origin_ns) / 1e9
     alerts: dict[int, list[float]] = {}
-    for a in heard.alerts:
+    for a in result.alerts:
         alerts.setdefault(a.watch_id, []).append(round((a.t_ns - origin_ns) / 1e9, 3))
     out = []
     for c in vc.cases:

@@ -30,8 +30,8 @@ def parse_speed(text: str) -> float | None:
 
 @dataclass
 class ReplayResult:
-    """What a replay did: its stats, the session directory, the problems of the questions file, wall seconds, and
-    every answer record in the order they were answered."""
+    """What a replay did: its stats, the session directory, the problems of the questions file, wall seconds, every
+    answer record in the order they were answered, and every alert of its watches (runtime.watches.Alert) in order."""
 
     stats: SessionStats
     out_dir: Path | None
@@ -39,14 +39,19 @@ class ReplayResult:
     wall_s: float
     records: list[AnswerRecord] = field(default_factory=list)
     interrupted: bool = False
+    alerts: list = field(default_factory=list)
 
 
 class _Keep(Sink):
     def __init__(self):
         self.records: list[AnswerRecord] = []
+        self.alerts: list = []
 
     def answered(self, record: AnswerRecord) -> None:
         self.records.append(record)
+
+    def alert(self, alert) -> None:
+        self.alerts.append(alert)
 
 
 def replay(
@@ -105,7 +110,8 @@ def replay(
         interrupted = True
     finally:
         session.stop()
-    return ReplayResult(session.stats, session.out_dir, problems, time.perf_counter() - t0, keep.records, interrupted)
+    wall_s = time.perf_counter() - t0
+    return ReplayResult(session.stats, session.out_dir, problems, wall_s, keep.records, interrupted, keep.alerts)
 
 
 def load_replay_questions(path: str | Path, source) -> QuestionsFile:
