@@ -27,6 +27,12 @@ MODEL_HELP = (
 )
 
 
+VIDEOS_DIR = typer.Option(None, "--videos", help="Directory of the videos (default: QA file's folder/videos).")
+FIXATIONS_DIR = typer.Option(
+    None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
+)
+
+
 def _progress(what: str, show: bool = True):
     """A rich progress bar on stderr (none when stderr is not a terminal or `show` is False); returns (bar,
     update(done, total))."""
@@ -50,8 +56,16 @@ def _progress(what: str, show: bool = True):
 
 
 def _load_items(
-    qa: Path, videos: Path | None, fixations: Path | None, split: Path | None, which: str | None, quiet: bool = False
+    qa: Path,
+    videos: Path | None,
+    fixations: Path | None,
+    split: Path | None,
+    which: str | None,
+    quiet: bool = False,
+    tasks: set[str] | None = None,
 ):
+    """The QAItems of a QA file (its skipped items listed unless `quiet`), of one split of `split` if given, and of
+    the task types in `tasks` only if given (parse_tasks)."""
     from gazeqwen_edge.training.streamgaze import load_streamgaze, read_split_file, select_split
 
     vids = videos if videos is not None else qa.parent / "videos"
@@ -63,6 +77,8 @@ def _load_items(
     items = load_streamgaze(qa, vids, fix)
     if split is not None:
         items = select_split(items, read_split_file(split), which or "test")
+    if tasks is not None:
+        items.items = [it for it in items.items if it.task_type in tasks]
     if quiet:
         return items
     for p in items.problems[:10]:
@@ -113,10 +129,8 @@ def _model(model: str, checkpoint: str | None, device: str, encoding: str, regim
 @app.command("eval", short_help="Evaluate a model variant on StreamGaze or the synthetic benchmark.")
 def eval_cmd(
     qa: Path = typer.Option(..., "--qa", help="QA JSON (StreamGaze format: a list of items with questions)."),
-    videos: Path = typer.Option(None, "--videos", help="Directory of the videos (default: QA file's folder/videos)."),
-    fixations: Path = typer.Option(
-        None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
-    ),
+    videos: Path = VIDEOS_DIR,
+    fixations: Path = FIXATIONS_DIR,
     out: Path = typer.Option(
         ...,
         "--out",
@@ -159,10 +173,7 @@ def eval_cmd(
     from gazeqwen_edge.training.evaluate import evaluate_items
     from gazeqwen_edge.training.results import markdown_table
 
-    only = parse_tasks(tasks)
-    items = _load_items(qa, videos, fixations, split, which)
-    if only is not None:
-        items.items = [it for it in items.items if it.task_type in only]
+    items = _load_items(qa, videos, fixations, split, which, tasks=parse_tasks(tasks))
     chosen = items.items[:limit] if limit else items.items
     if not chosen:
         raise InputError(qa, "holds no usable item", hint="see the skipped items above")
@@ -205,10 +216,8 @@ def eval_alerts_cmd(
     qa: Path = typer.Option(
         ..., "--qa", help="QA JSON with proactive_gaze_triggered_alert questions (StreamGaze format)."
     ),
-    videos: Path = typer.Option(None, "--videos", help="Directory of the videos (default: QA file's folder/videos)."),
-    fixations: Path = typer.Option(
-        None, "--fixations", help="Directory of the fixation CSVs (default: QA folder/fixations, else beside videos)."
-    ),
+    videos: Path = VIDEOS_DIR,
+    fixations: Path = FIXATIONS_DIR,
     out: Path = typer.Option(
         ...,
         "--out",
@@ -363,14 +372,10 @@ def train_cmd(
     dev = process_device(dev)
     vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
     chosen = parse_tasks(tasks)  # before anything loads: a typo is exit 2 at once
-    train_items = _load_items(qa, None, None, None, None, quiet=not main)
-    val_items = _load_items(vals, None, None, None, None, quiet=not main) if vals is not None else None
-    if chosen is not None:
-        train_items.items = [it for it in train_items.items if it.task_type in chosen]
-        if val_items is not None:
-            val_items.items = [it for it in val_items.items if it.task_type in chosen]
-        if not train_items.items:
-            raise InputError(qa, f"holds no item of the tasks {tasks}", hint="see the task counts in its manifest.json")
+    train_items = _load_items(qa, None, None, None, None, quiet=not main, tasks=chosen)
+    val_items = _load_items(vals, None, None, None, None, quiet=not main, tasks=chosen) if vals is not None else None
+    if chosen is not None and not train_items.items:
+        raise InputError(qa, f"holds no item of the tasks {tasks}", hint="see the task counts in its manifest.json")
     if alert_pairs:
         from gazeqwen_edge.training.tasks import alert_pairs as derive_alert_pairs
 
