@@ -215,21 +215,11 @@ def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
 
 
 def open_microphone(device: str | None):
-    """The --mic input (not started), checked before the model loads: exit 4 without sounddevice / PortAudio, exit 3
+    """The --mic input (checked, not started) before the model loads: exit 4 without sounddevice / PortAudio, exit 3
     when the input device is not there. `device`: an index ("3") or part of a device name."""
-    from gazeqwen_edge.errors import DeviceError
-    from gazeqwen_edge.voice.mic import Microphone, load_sounddevice
+    from gazeqwen_edge.voice.mic import Microphone
 
-    sd = load_sounddevice()
-    dev = int(device) if device is not None and device.strip().isdigit() else device
-    try:
-        info = sd.query_devices(dev, "input")
-    except (ValueError, sd.PortAudioError) as e:
-        which = "no default input device" if dev is None else f"no input device {dev!r}"
-        raise DeviceError(f"--mic: {which} ({e})", hint="list the inputs with: python -m sounddevice") from None
-    mic = Microphone(device=dev, sd=sd)
-    mic.name = str(info.get("name", "")) if isinstance(info, dict) else ""
-    return mic
+    return Microphone(device=int(device) if device is not None and device.strip().isdigit() else device).check()
 
 
 def speech_sinks(speak: bool, speak_to: Path | None, tts: str, timer=None) -> list:

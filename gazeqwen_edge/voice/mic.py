@@ -60,19 +60,35 @@ class Microphone:
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
         self._stream = None
         self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
         self.blocks = 0  # delivered
         self.dropped = 0  # found the queue full
         self.overflows = 0  # PortAudio's input overflow flag
         self.name = ""
 
-    def start(self, push: Callable[[AudioChunk], None]) -> Microphone:
-        """Open and start the input stream; blocks go to `push` from a thread of their own. DeviceError (exit 3) when
-        there is no such input device or it cannot be opened; MissingDependencyError (exit 4) without sounddevice."""
-        sd = self._sd or load_sounddevice()
+    def check(self) -> Microphone:
+        """Look the input device up without opening it (sets `name`). DeviceError (exit 3) when there is no such input
+        device; MissingDependencyError (exit 4) without sounddevice or PortAudio."""
+        sd = self._sd = self._sd or load_sounddevice()
         try:
             info = sd.query_devices(self.device, "input")
-            self.name = str(info.get("name", "")) if isinstance(info, dict) else str(info)
+        except (ValueError, sd.PortAudioError) as e:
+            raise self._device_error(e) from None
+        self.name = str(info.get("name", "")) if isinstance(info, dict) else str(info)
+        return self
+
+    def _device_error(self, e: Exception) -> DeviceError:
+        which = "the default input" if self.device is None else f"input device {self.device!r}"
+        return DeviceError(
+            f"cannot open {which} for --mic ({e})",
+            hint="list the inputs with: python -m sounddevice; choose one with --mic-device",
+        )
+
+    def start(self, push: Callable[[AudioChunk], None]) -> Microphone:
+        """Open and start the input stream (after `check`); blocks go to `push` from a thread of their own.
+        DeviceError (exit 3) when the device is not there or cannot be opened; MissingDependencyError (exit 4)
+        without sounddevice."""
+        sd = self.check()._sd
+        try:
             self._stream = sd.InputStream(
                 samplerate=self.rate,
                 blocksize=self.block,
@@ -84,11 +100,7 @@ class Microphone:
             self._stream.start()
         except (ValueError, sd.PortAudioError) as e:
             self._stream = None
-            which = "the default input" if self.device is None else f"input device {self.device!r}"
-            raise DeviceError(
-                f"cannot open {which} for --mic ({e})",
-                hint="list the inputs with: python -m sounddevice; choose one with --mic-device",
-            ) from None
+            raise self._device_error(e) from None
         self._thread = threading.Thread(target=self._run, args=(push,), name="mic", daemon=True)
         self._thread.start()
         return self
