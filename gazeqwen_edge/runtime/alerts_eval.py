@@ -198,7 +198,6 @@ def replay_video(
     from gazeqwen_edge.runtime.watches import Watches
 
     source = StreamGazeSource(vc.video, fixations=vc.fixation_csv)
-    origin_ns = source.start_ns  # video time 0 on the source clock
 
     class Recording(Watches):
         """The session's watches, logging every score (the session calls update once per check)."""
@@ -214,10 +213,8 @@ def replay_video(
     watches = Recording()
     pending = sorted(vc.cases, key=lambda c: c.asked_s)
     ids: dict[str, int] = {}
-    held = {}
 
     def setup(session):
-        held["session"] = session
         session.watches = watches
         # watches asked at the start are there before the first chunk; later ones join at their time (below)
         for c in pending:
@@ -234,16 +231,14 @@ def replay_video(
         if c.case_id not in ids:
             w = watches.add(c.target)
             ids[c.case_id] = w.id
-    # session seconds count from the session's first record; map them to video seconds
-    session_origin = getattr(held.get("session"), "origin_ns", None)
-    shift = ((session_origin or origin_ns) - origin_ns) / 1e9
+    # the session's seconds (checks, alerts' t) count from its source's start_ns, which is this video's time 0
     alerts: dict[int, list[float]] = {}
     for a in result.alerts:
-        alerts.setdefault(a.watch_id, []).append(round((a.t_ns - origin_ns) / 1e9, 3))
+        alerts.setdefault(a.watch_id, []).append(a.t)
     out = []
     for c in vc.cases:
         wid = ids[c.case_id]
-        checks = [(round(t + shift, 3), s) for t, s in watches.checks.get(wid, [])]
+        checks = [(round(t, 3), s) for t, s in watches.checks.get(wid, [])]
         al = sorted(alerts.get(wid, []))
         outcome, delay = alert_outcome(al, c, delay_s)
         out.append(
