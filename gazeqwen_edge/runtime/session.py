@@ -46,6 +46,11 @@ from gazeqwen_edge.runtime.stream import VideoStream
 from gazeqwen_edge.runtime.watches import Alert, AlertsJsonl, Watches, parse_command, watch_score
 
 FIXATION_SOURCES = ("auto", "detector", "source")
+# Chunks a question may re-prefill with the gaze known at its time (VideoStream.refresh_gaze). A step's gaze span
+# runs one step from its first frame, and a chunk is prefilled when its last frame arrives, half a step before its
+# last span ends: the newest chunk lacks that half step's gaze, and so does the chunk before it (prefilled when its
+# own last frame arrived). Older chunks keep the gaze they had when they were last prefilled.
+REFRESH_CHUNKS = 2
 # stages other threads time beside the model's work (the ingest thread per record, the voice input's recogniser):
 # not model work, so not in timings.csv nor in a question's own stages
 INGEST_STAGES = frozenset(
@@ -96,7 +101,10 @@ class SessionConfig:
     decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py);
     watch_budget: the share of a chunk's video duration that scoring the watches after it may take (live): watches
     past the budget, and every watch while chunks wait for the model, are skipped for that chunk (counted), so many
-    watches degrade the alerts, never the video.
+    watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
+    re-prefills the newest chunks whose gaze changed since they were prefilled (VideoStream.refresh_gaze, one or two
+    chunk prefills; False: answer on the gaze the chunks were prefilled with, as before, 15 points worse with the
+    demo model).
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
@@ -112,6 +120,7 @@ class SessionConfig:
     first_video_wait_s: float = 10.0
     reorder_window_s: float = 0.25
     watch_budget: float = 0.5
+    gaze_refresh: bool = True
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -676,6 +685,11 @@ class Session:
             self._check_watches(job)
         self._log_timings(before)
 
+    def _behind(self) -> bool:
+        """Whether chunks wait for the model (live; never in lockstep): then work beyond the video is skipped."""
+        with self._cond:
+            return self._n_pending_chunks > 0 and not self.config.lockstep
+
     def _check_watches(self, job: _ChunkJob) -> None:
         """Score every watch on the video so far (the chunk just prefilled), within the budget, and fire alerts."""
         if not len(self.watches):
@@ -686,9 +700,7 @@ class Session:
                 self.notice("watch_unsupported", "watches need a streaming (stream-regime) model", self.now_ns)
             return
         watches = self.watches.active()
-        with self._cond:
-            behind = self._n_pending_chunks > 0 and not self.config.lockstep
-        if behind:  # the video comes first: no watch checks while chunks wait for the model
+        if self._behind():  # the video comes first: no watch checks while chunks wait for the model
             self.stats.watch_checks_skipped += len(watches)
             return
         budget_s = self.config.watch_budget * len(job.frames) / self.config.fps
@@ -739,8 +751,17 @@ class Session:
             self.stats.chunks_prefilled += 1
             return
         if self.stream is None:
-            self.stream = VideoStream(self.gq, job.frames.shape[1:3], self.config.fps, self.config.window_s)
-        self.stream.prefill_steps(job.frames, job.times_s, job.first_step, job.scanpath, job.window)
+            self.stream = VideoStream(
+                self.gq,
+                job.frames.shape[1:3],
+                self.config.fps,
+                self.config.window_s,
+                refresh_chunks=REFRESH_CHUNKS if self.config.gaze_refresh else 0,
+            )
+        # watches check right after this chunk: the chunks before it first take the gaze known now (one chunk
+        # prefill more at most), unless chunks wait for the model (the video comes first, as for the checks)
+        refresh = len(self.watches) > 0 and not self._behind()
+        self.stream.prefill_steps(job.frames, job.times_s, job.first_step, job.scanpath, job.window, refresh=refresh)
         self.stats.chunks_prefilled += 1
 
     def _answer(self, q: Question) -> None:
@@ -812,6 +833,7 @@ class Session:
         if self.stream is None:
             raise self._no_video_error()
         rec.context_tokens = self.stream.video_end
+        self.stream.refresh_gaze(rows)  # the newest chunks with the gaze up to the question (VideoStream.refresh_gaze)
         self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
 
     def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:

@@ -352,3 +352,28 @@ def test_a_live_source_is_read_with_the_session_reorder_window(stream_gq):
     assert asked == [0.2]
     with pytest.raises(ConfigError):
         SessionConfig(reorder_window_s=float("nan"))
+
+
+def test_a_question_re_prefills_the_newest_chunks_with_the_gaze_known_at_its_time(tmp_path, stream_gq, monkeypatch):
+    """The newest chunks were prefilled before the question; their gaze spans run past their last frame, so the
+    question refreshes them with the scanpath known at its own time (VideoStream.refresh_gaze, equality with one full
+    prefill in test_stream.py)."""
+    from gazeqwen_edge.runtime.stream import VideoStream
+
+    calls = []
+    real = VideoStream.refresh_gaze
+
+    def spy(self, scanpath):
+        n = real(self, scanpath)
+        calls.append((np.array(scanpath, copy=True), self.chunks[-1].t1_s, n))
+        return n
+
+    monkeypatch.setattr(VideoStream, "refresh_gaze", spy)
+    q = ScheduledQuestion(3.3, "Which object?", ["A. red circle", "B. blue box", "C. green cross"])
+    with _synthetic(5.0) as src:
+        replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", [q])
+    (rec,) = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
+    (rows, last_frame_s, n) = calls[0]
+    ends = rows[:, 2] + rows[:, 3] / 2
+    assert last_frame_s <= 3.0 and 3.0 < ends.max() <= 3.3 + 1e-6  # gaze after the last chunk, none after the question
+    assert n >= 1 and "gaze_refresh" in rec["stages_ms"]

@@ -106,3 +106,71 @@ def test_streamed_option_text_scores_equal_the_full_path(stream_gq, model_frames
     want = stream_gq.score_option_texts(Video(frames[:8], 2.0), fixed_scanpath, "Which object?", OPTIONS)
     np.testing.assert_allclose(list(got.values()), list(want.values()), atol=1e-4)
     assert vs.cache.get_seq_length() == vs.video_end  # cut back to the video
+
+
+# Fixations [x, y, mid_t, dur] over 4 steps (spans [0,1) .. [3,4)). Two begin after the last frame (t = s + 0.5) of
+# the step whose span holds them: D (2.7-2.95) in step 2's, C (3.6-3.95) in step 3's.
+LATE_SCANPATH = np.array(
+    [[0.2, 0.3, 0.75, 1.3], [0.7, 0.6, 1.85, 1.3], [0.9, 0.1, 2.825, 0.25], [0.5, 0.8, 3.775, 0.35]], np.float32
+)
+
+
+def _known_at(scanpath, t_s):
+    """The rows a live scanpath holds at t_s: fixations begun by then, the one in progress cut at t_s."""
+    rows = scanpath[scanpath[:, 2] - scanpath[:, 3] / 2 <= t_s].copy()
+    start = rows[:, 2] - rows[:, 3] / 2
+    end = np.minimum(rows[:, 2] + rows[:, 3] / 2, t_s)
+    rows[:, 2], rows[:, 3] = (start + end) / 2, end - start
+    return rows
+
+
+def _live_stream(gq, frames, times, n_steps, refresh_chunks):
+    """One-step chunks, each prefilled with the gaze known when its last frame arrived (as the session does)."""
+    vs = VideoStream(gq, frames.shape[1:3], fps=2.0, refresh_chunks=refresh_chunks)
+    for s in range(n_steps):
+        a, b = 2 * s, 2 * s + 2
+        rows = _known_at(LATE_SCANPATH, times[b - 1])
+        vs.prefill_steps(frames[a:b], times[a:b], s, rows, window=[(i, frames[i]) for i in range(b)])
+    return vs
+
+
+def test_refreshing_the_newest_chunks_gives_the_full_prefill_with_the_gaze_known_at_the_question(
+    stream_gq, model_frames
+):
+    """A question at t = 4 s knows fixations D and C, which begun after their chunks were prefilled: re-prefilling the
+    two newest chunks with that gaze gives the logits of one full prefill with the whole scanpath."""
+    frames, times = model_frames
+    want = _full_logits(stream_gq, frames[:8], LATE_SCANPATH, QUESTION)
+    vs = _live_stream(stream_gq, frames, times, 4, refresh_chunks=2)
+    stale = vs.question_logits(QUESTION)
+    assert (stale - want).abs().max() > 1e-3  # the chunks' own gaze misses D and C
+    assert vs.refresh_gaze(_known_at(LATE_SCANPATH, 4.0)) == 2
+    assert (vs.question_logits(QUESTION) - want).abs().max() < 1e-4
+    assert vs.cache.get_seq_length() == vs.video_end == vs.chunks[-1].end
+    assert vs.refresh_gaze(_known_at(LATE_SCANPATH, 4.0)) == 0  # nothing new: no prefill
+    # the refreshed gaze stays when more video arrives
+    vs.prefill_steps(frames[8:10], times[8:10], 4, LATE_SCANPATH, window=[(i, frames[i]) for i in range(10)])
+    assert (
+        vs.question_logits(QUESTION) - _full_logits(stream_gq, frames[:10], LATE_SCANPATH, QUESTION)
+    ).abs().max() < 1e-4
+
+
+def test_only_the_kept_chunks_are_refreshed(stream_gq, model_frames):
+    frames, times = model_frames
+    want = _full_logits(stream_gq, frames[:8], LATE_SCANPATH, QUESTION)
+    one = _live_stream(stream_gq, frames, times, 4, refresh_chunks=1)
+    assert one.refresh_gaze(LATE_SCANPATH) == 1  # step 3 only: step 2 still lacks D
+    assert (one.question_logits(QUESTION) - want).abs().max() > 1e-3
+    assert [c.inputs is not None for c in one.chunks] == [False, False, False, True]
+    none = _live_stream(stream_gq, frames, times, 4, refresh_chunks=0)
+    assert none.refresh_gaze(LATE_SCANPATH) == 0
+
+
+def test_a_refresh_before_a_chunk_completes_the_older_chunks_gaze(stream_gq, model_frames):
+    """prefill_steps(refresh=True) (watch checks): the chunks before the new one get the gaze known now."""
+    frames, times = model_frames
+    vs = _live_stream(stream_gq, frames, times, 3, refresh_chunks=2)
+    rows = _known_at(LATE_SCANPATH, 3.5)  # D has ended, C not begun
+    vs.prefill_steps(frames[6:8], times[6:8], 3, rows, window=[(i, frames[i]) for i in range(8)], refresh=True)
+    want = _full_logits(stream_gq, frames[:8], rows, QUESTION)
+    assert (vs.question_logits(QUESTION) - want).abs().max() < 1e-4
