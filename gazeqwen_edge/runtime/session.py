@@ -103,8 +103,8 @@ class SessionConfig:
     past the budget, and every watch while chunks wait for the model, are skipped for that chunk (counted), so many
     watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
     re-prefills the newest chunks whose gaze changed since they were prefilled (VideoStream.refresh_gaze, one or two
-    chunk prefills; False: answer on the gaze the chunks were prefilled with, as before, 15 points worse with the
-    demo model).
+    chunk prefills; False: answer on the gaze the chunks were prefilled with: 57.7 % right instead of 61.5 % for
+    the demo model on 104 demo questions).
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
