@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, output_dir, torch_device
+from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
 FIXATION_CHOICES = ("auto", "detector", "source")
@@ -60,7 +61,11 @@ WATCH = typer.Option(
     help="Alert when the wearer looks at this (repeatable): --watch 'the stove'. Alerts go to OUT/alerts.jsonl.",
 )
 WATCH_HOLD = float_option(
-    1.0, "--watch-hold", min=0.0, max=60.0, help="Seconds of video a watch's 'yes' must hold before it alerts"
+    DEFAULT_HOLD_S,
+    "--watch-hold",
+    min=0.0,
+    max=60.0,
+    help="Seconds of video a watch's 'yes' must hold before it alerts (watches are checked once per chunk)",
 )
 TORCH_DEVICE = typer.Option(
     "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."

@@ -19,6 +19,7 @@ from gazeqwen_edge.cli.options import (
     torch_device,
 )
 from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
 MODEL_HELP = (
@@ -227,7 +228,9 @@ def eval_alerts_cmd(
     model: str = typer.Option("demo", help=MODEL_HELP),
     checkpoint: str = typer.Option(None, help="Gaze checkpoint directory for a Qwen2.5-VL --model."),
     threshold: float = float_option(0.5, "--threshold", above=0.0, max=0.99, help="p(Yes) at which a watch says yes."),
-    hold: float = float_option(1.0, "--watch-hold", min=0.0, max=60.0, help="Seconds a yes must hold to alert."),
+    hold: float = float_option(
+        DEFAULT_HOLD_S, "--watch-hold", min=0.0, max=60.0, help="Seconds a yes must hold to alert."
+    ),
     rearm: float = float_option(3.0, "--rearm", min=0.0, max=600.0, help="Seconds of no before a watch re-arms."),
     delay: float = float_option(
         1.5, "--delay", min=0.0, max=600.0, help="An alert is on time within this many seconds of the first gaze."

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
 from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 # StreamGaze's task type of gaze-triggered alerts (training/tasks.py TASKS; the runtime does not import training, a
 # test checks the two agree). Items are training.tasks.QAItem (duck-typed here: item_id, video, fixation_csv, answer,
@@ -265,7 +266,7 @@ def evaluate_alerts(
     header: dict,
     *,
     threshold: float = 0.5,
-    hold_s: float = 1.0,
+    hold_s: float = DEFAULT_HOLD_S,
     rearm_s: float = 3.0,
     delay_s: float = DEFAULT_DELAY_S,
     progress: Callable[[int, int], None] | None = None,

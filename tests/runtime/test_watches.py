@@ -95,8 +95,9 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
         r = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qs)
     alerts = [json.loads(x) for x in (tmp_path / "s" / "alerts.jsonl").read_text().splitlines()]
     assert len(alerts) == 1 and alerts[0]["watch"] == "the cup" and alerts[0]["score"] > 0.99
-    # yes from 3 s, held 1 s: the alert carries the time of its chunk's last model frame (4.4 s), not the first (3.9)
-    assert 4.0 < alerts[0]["t"] <= 4.6
+    # yes from 3 s, the default hold 0: the alert carries the time of its chunk's last model frame (3.4 s), not the
+    # first (2.9 s, before the yes)
+    assert 3.0 < alerts[0]["t"] <= 3.6
     answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0]["answer"] == "I'll tell you when you look at the cup."
     assert answers[1]["answer"] == "Stopped watching the cup."
