@@ -25,6 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,10 @@ class SessionConfig:
     watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
     re-prefills the newest chunks whose gaze changed since they were prefilled (VideoStream.refresh_gaze, one or two
     chunk prefills; False: answer on the gaze the chunks were prefilled with: 57.7 % right instead of 61.5 % for
-    the demo model on 104 demo questions).
+    the demo model on 104 demo questions); question_view: a question asked while the session holds a frame
+    newer than the cache's last (the odd one of the next step) re-pairs the newest steps to end at it for that
+    question (VideoStream.question_view), so the video ends at most one frame before the question, as training clips
+    end at it.
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
@@ -121,6 +125,7 @@ class SessionConfig:
     reorder_window_s: float = 0.25
     watch_budget: float = 0.5
     gaze_refresh: bool = True
+    question_view: bool = True
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -256,6 +261,7 @@ class Session:
         )
         self._threads: list[threading.Thread] = []
         self.stream: VideoStream | None = None
+        self._newest_frame: tuple[int, np.ndarray, float] | None = None  # the newest model frame (index, rgb, t_s)
         self._history: deque = deque()  # reference regime: (frame, t_s) of the window
         self._no_scene_video = False  # the source said it has none
         self._flush_requested = threading.Event()  # a live question: prefill the whole steps held for a chunk
@@ -384,6 +390,9 @@ class Session:
             q.arrived_s = time.perf_counter()
             with self._scan_lock:
                 q.meta["_rows"] = self._rows(q.t_ns)
+            newest = self._newest_frame  # (index, frame, t_s): set by the ingest thread, read once here
+            if newest is not None and self.origin_ns is not None and newest[2] <= self.t_s(q.t_ns) + 0.05:
+                q.meta["_tail"] = newest  # a frame newer than the cache's may end the video at the question
             if self.config.lockstep:
                 self._work.append(q)
             else:  # after the questions already waiting, before any waiting chunk
@@ -526,6 +535,7 @@ class Session:
                     next_frame_ns = base + period_ns
                     self._pending.append((frame_index, r.rgb, self.t_s(r.ts_ns)))
                     self._ring.append((frame_index, r.rgb))
+                    self._newest_frame = (frame_index, r.rgb, self.t_s(r.ts_ns))
                     frame_index += 1
                     self.stats.model_frames += 1
                     if len(self._pending) == 2 * cfg.chunk_steps:
@@ -769,6 +779,7 @@ class Session:
         before = self.gq.timer.totals()
         with self.gq.timer.stage("question_intake"):  # the answer record started, the question told to the sinks
             rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
+            tail = q.meta.pop("_tail", None)
             t_s = self.t_s(q.t_ns) if self.origin_ns is not None else 0.0
             rec = AnswerRecord(
                 q.id, q.text, round(t_s or 0.0, 3), q.t_ns, q.source, options=q.options, meta=dict(q.meta)
@@ -785,7 +796,7 @@ class Session:
             elif self.gq.regime == "reference":
                 self._answer_reference(q, rows, rec)
             else:
-                self._answer_stream(q, rows, rec)
+                self._answer_stream(q, rows, rec, tail)
             self.stats.answered += 1
         except GazeQwenError as e:
             rec.error = e.message
@@ -829,12 +840,21 @@ class Session:
             None, "no scene video has arrived yet", hint="ask again once the scene camera delivers frames"
         )
 
-    def _answer_stream(self, q: Question, rows, rec: AnswerRecord) -> None:
+    def _answer_stream(self, q: Question, rows, rec: AnswerRecord, tail=None) -> None:
+        """Answer on the stream. The video is first brought up to the question: with a model frame newer than the
+        cache's last one (`tail`: the odd frame held for the next step), the newest steps are re-paired to end at it
+        (VideoStream.question_view; gaze re-looked-up with the question's scanpath `rows`); otherwise the newest
+        chunks take the gaze known at the question (VideoStream.refresh_gaze)."""
         if self.stream is None:
             raise self._no_video_error()
-        rec.context_tokens = self.stream.video_end
-        self.stream.refresh_gaze(rows)  # the newest chunks with the gaze up to the question (VideoStream.refresh_gaze)
-        self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
+        view = nullcontext(False)
+        if tail is not None and self.config.question_view:
+            view = self.stream.question_view(*tail, rows)
+        with view as on:
+            if not on:
+                self.stream.refresh_gaze(rows)
+            rec.context_tokens = self.stream.video_end
+            self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
 
     def _answer_reference(self, q: Question, rows, rec: AnswerRecord) -> None:
         """Re-encode the recent frames as one clip, as the released code does (reference-regime checkpoints)."""

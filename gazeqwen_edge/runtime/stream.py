@@ -28,6 +28,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,13 +55,16 @@ class ChunkInputs:
     `VideoStream.refresh_gaze`): embeds (1, k*N, hidden) its Qwen vision embeddings; feats (k, Hm, Wm, D) float32 its
     V-JEPA features, None when it was prefilled before any gaze (then it cannot take gaze later); step_times (k,) the
     first-frame time of each step (seconds from the origin); points (1, k, K, 2) / mask (1, k, K) the gaze it was
-    prefilled with."""
+    prefilled with; frames (2k, H, W, 3) uint8 and times_s (2k,) its model frames (for `VideoStream.question_view`).
+    """
 
     embeds: torch.Tensor
     feats: torch.Tensor | None
     step_times: np.ndarray
     points: torch.Tensor
     mask: torch.Tensor
+    frames: np.ndarray | None = None
+    times_s: np.ndarray | None = None
 
 
 @dataclass
@@ -142,6 +146,7 @@ class VideoStream:
         self._prepared: dict[int, torch.Tensor] = {}  # V-JEPA-ready frames by model frame index
         self.chunks: deque[Chunk] = deque()
         self.evicted_steps = 0
+        self._view_span: tuple[float, float] | None = None  # while a question_view is in place
         from transformers import DynamicCache
 
         self.cache = DynamicCache(config=gq.qwen.config)
@@ -166,17 +171,25 @@ class VideoStream:
     @property
     def video_span_s(self) -> tuple[float, float] | None:
         """(first, last) model-frame time in the cache, seconds from the origin; None before any video."""
+        if self._view_span is not None:
+            return self._view_span
         return (self.chunks[0].t0_s, self.chunks[-1].t1_s) if self.chunks else None
 
-    def _windows(self, first_step: int, n_steps: int, window: Sequence[tuple[int, np.ndarray]]) -> torch.Tensor:
+    def _windows(
+        self, first_step: int, n_steps: int, window: Sequence[tuple[int, np.ndarray]], offset: int = 0
+    ) -> torch.Tensor:
         """(n_steps, n_frames, 3, S, S) causal V-JEPA windows of the chunk's steps from `window`, the stream's model
-        frames (index, (H, W, 3) uint8) that the windows need (frames before the stream's first repeat frame 0)."""
+        frames (index, (H, W, 3) uint8) that the windows need (frames before the stream's first repeat frame 0).
+        offset: the steps' frames start `offset` frames later than the grid's (question_view's steps end one frame
+        later); then frames already prepared count as available too."""
         enc = self.gq.video_encoder
         frames = dict(window)
         lo, hi = min(frames), max(frames)
+        if offset:
+            lo = min(lo, min(self._prepared, default=lo))
         per_step = []
         for s in range(first_step, first_step + n_steps):
-            end = s * self.temporal_patch + self.temporal_patch - 1
+            end = s * self.temporal_patch + self.temporal_patch - 1 + offset
             per_step.append([min(max(i, lo), hi) for i in range(end - enc.n_frames + 1, end + 1)])
         needed = sorted({i for idx in per_step for i in idx})
         missing = [i for i in needed if i not in self._prepared]
@@ -211,7 +224,6 @@ class VideoStream:
         Returns the Chunk; evicts old chunks when a window is set. Raises InputError for malformed frames or a step
         that does not come after the last prefilled one.
         """
-        gq = self.gq
         frames = np.asarray(frames)
         times_s = np.asarray(times_s, dtype=np.float64)
         if frames.ndim != 4 or len(frames) == 0 or len(frames) % self.temporal_patch or frames.shape[-1] != 3:
@@ -225,30 +237,13 @@ class VideoStream:
             self.refresh_gaze(scanpath)
         if tuple(frames.shape[1:3]) != self.frame_hw:
             frames = resize_frames(frames, *self.frame_hw)
-        with gq.timer.stage("preprocess"):
-            vi = gq.preprocess(frames, self.fps, times_s)
-        dev = gq.device
-        with gq.timer.stage("qwen_vision"):
-            vout = gq.qwen.model.get_video_features(
-                vi.pixel_values_videos.to(dev), vi.video_grid_thw.to(dev), return_dict=True
-            )
-            embeds = torch.cat(vout.pooler_output).unsqueeze(0)  # (1, k*N, hidden)
         sp = check_scanpath(scanpath)
-        feats = None
-        if gq.resampler is not None and len(sp):
-            base = first_step * self.temporal_patch
-            win = window if window is not None else [(base + i, f) for i, f in enumerate(frames)]
-            with gq.timer.stage("vjepa"):
-                feats = gq.video_encoder.stream_features(self._windows(first_step, k, win), self.merged_hw)
-        elif window is not None and gq.resampler is not None:
-            self._windows(first_step, k, window)  # keep the V-JEPA frame cache warm for the next chunk
-        step_times = np.asarray(vi.step_times, dtype=np.float64)
-        gaze = self._gaze(sp, step_times)
+        embeds, feats, step_times, gaze = self._encode(frames, times_s, first_step, sp, window)
         start = self.cache.get_seq_length()
         self._prefill_chunk(first_step, embeds, feats, gaze)
         chunk = Chunk(first_step, k, start, self.cache.get_seq_length(), float(times_s[0]), float(times_s[-1]))
         if self.refresh_chunks:
-            chunk.inputs = ChunkInputs(embeds, feats, step_times, gaze.points, gaze.mask)
+            chunk.inputs = ChunkInputs(embeds, feats, step_times, gaze.points, gaze.mask, frames, times_s)
         self.chunks.append(chunk)
         if len(self.chunks) > self.refresh_chunks:
             self.chunks[-1 - self.refresh_chunks].inputs = None  # only the newest chunks can be refreshed
@@ -260,6 +255,30 @@ class VideoStream:
             # model, trained on 2 s clips, named the gazed object in 36 of 64 held-out demo questions, not 40)
             self._evict(chunk.t1_s + 1.0 / self.fps - self.window_s)
         return chunk
+
+    def _encode(self, frames, times_s, first_step: int, sp: np.ndarray, window, offset: int = 0):
+        """Qwen's vision embeddings (1, k*N, hidden), the V-JEPA features (k, Hm, Wm, D) (None without gaze or a
+        resampler), the steps' first-frame times (k,) and their gaze, for 2k model frames (frame_hw) of steps
+        first_step.. whose frames start `offset` frames after the grid's (see _windows)."""
+        gq, k = self.gq, len(frames) // self.temporal_patch
+        with gq.timer.stage("preprocess"):
+            vi = gq.preprocess(frames, self.fps, times_s)
+        dev = gq.device
+        with gq.timer.stage("qwen_vision"):
+            vout = gq.qwen.model.get_video_features(
+                vi.pixel_values_videos.to(dev), vi.video_grid_thw.to(dev), return_dict=True
+            )
+            embeds = torch.cat(vout.pooler_output).unsqueeze(0)  # (1, k*N, hidden)
+        feats = None
+        if gq.resampler is not None and len(sp):
+            base = first_step * self.temporal_patch + offset
+            win = window if window is not None else [(base + i, f) for i, f in enumerate(frames)]
+            with gq.timer.stage("vjepa"):
+                feats = gq.video_encoder.stream_features(self._windows(first_step, k, win, offset), self.merged_hw)
+        elif window is not None and gq.resampler is not None:
+            self._windows(first_step, k, window, offset)  # keep the V-JEPA frame cache warm for the next chunk
+        step_times = np.asarray(vi.step_times, dtype=np.float64)
+        return embeds, feats, step_times, self._gaze(sp, step_times)
 
     def _gaze(self, sp: np.ndarray, step_times: np.ndarray) -> GazeInputs:
         """The resampler's gaze input for steps starting at step_times (seconds from the origin): every fixation of
@@ -354,6 +373,58 @@ class VideoStream:
                 c.end -= n
             self.video_end -= n
             self.evicted_steps += old.n_steps
+
+    @contextmanager
+    def question_view(self, tail_index: int, tail_frame: np.ndarray, tail_time_s: float, scanpath) -> Iterator[bool]:
+        """For one question: the kept chunks' steps re-paired to end at a newer model frame, in place of them until
+        the block ends (then the cache is as before). Yields True when the view is in place, False when nothing was
+        done (no kept chunks, or the frame is not the one right after the cache's last).
+
+        tail_index: the stream's model-frame index of `tail_frame` (H, W, 3) uint8, taken at tail_time_s (seconds from
+        the origin), which must be 2 * n_steps (the odd frame a session holds for its next step); scanpath: (N, 4) rows
+        known at the question.
+
+        Why: the session prefills whole steps of two frames, so the newest frame in the cache is up to one step older
+        than the question (1 s at 2 fps) while training clips end at the question. The kept chunks' frames minus
+        their first, plus the new frame, make as many steps again (same step indices and positions, V-JEPA windows
+        one frame later, gaze re-looked-up with `scanpath`); the video then ends at the newest frame and still spans
+        the same time. Cost: the encoders and one prefill of those steps, plus a copy of their keys and values.
+        """
+        self.cut_back()
+        kept = [c for c in self.chunks if c.inputs is not None and c.inputs.frames is not None]
+        if not kept or kept[-1] is not self.chunks[-1] or tail_index != 2 * self.n_steps:
+            yield False
+            return
+        if any(c.inputs is None for c in list(self.chunks)[-len(kept) :]):
+            yield False
+            return
+        tail = np.asarray(tail_frame)[None]
+        if tuple(tail.shape[1:3]) != self.frame_hw:
+            tail = resize_frames(tail, *self.frame_hw)
+        frames = np.concatenate([c.inputs.frames for c in kept] + [tail])[1:]
+        times = np.concatenate([c.inputs.times_s for c in kept] + [np.array([tail_time_s])])[1:]
+        first, start = kept[0].first_step, kept[0].start
+        window = [(2 * first + 1 + i, f) for i, f in enumerate(frames)]
+        saved = [
+            (layer, layer.keys[..., start:, :].clone(), layer.values[..., start:, :].clone())
+            for layer in self.cache.layers
+            if getattr(layer, "keys", None) is not None
+        ]
+        saved_end, saved_span = self.video_end, self._view_span
+        try:
+            with self.gq.timer.stage("question_view"):
+                self.cache.crop(start - self.cache.get_seq_length())
+                embeds, feats, _, gaze = self._encode(frames, times, first, check_scanpath(scanpath), window, offset=1)
+                self._prefill_chunk(first, embeds, feats, gaze)
+            self.video_end = self.cache.get_seq_length()
+            self._view_span = (float(self.chunks[0].t0_s if kept[0] is not self.chunks[0] else times[0]), tail_time_s)
+            yield True
+        finally:
+            self.cache.crop(start - self.cache.get_seq_length())
+            for layer, k, v in saved:
+                layer.keys = torch.cat([layer.keys, k], dim=-2)
+                layer.values = torch.cat([layer.values, v], dim=-2)
+            self.video_end, self._view_span = saved_end, saved_span
 
     # ------------------------------------------------------------------ questions
     def _question_prefill(self, text: str, assistant: str = ""):

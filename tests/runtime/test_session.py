@@ -371,9 +371,26 @@ def test_a_question_re_prefills_the_newest_chunks_with_the_gaze_known_at_its_tim
     monkeypatch.setattr(VideoStream, "refresh_gaze", spy)
     q = ScheduledQuestion(3.3, "Which object?", ["A. red circle", "B. blue box", "C. green cross"])
     with _synthetic(5.0) as src:
-        replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", [q])
+        # without the question view, which does the same for a question that finds a frame newer than the cache's
+        replay(src, stream_gq, SessionConfig(max_new_tokens=2, question_view=False), tmp_path / "s", [q])
     (rec,) = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     (rows, last_frame_s, n) = calls[0]
     ends = rows[:, 2] + rows[:, 3] / 2
     assert last_frame_s <= 3.0 and 3.0 < ends.max() <= 3.3 + 1e-6  # gaze after the last chunk, none after the question
     assert n >= 1 and "gaze_refresh" in rec["stages_ms"]
+
+
+def test_a_question_between_steps_sees_the_video_up_to_the_newest_frame(tmp_path, stream_gq):
+    """At 3.3 s the whole steps end with the model frame of 2.4 s and the session holds the one of 2.9 s for the next
+    step: the question's view re-pairs the newest steps to end at 2.9 s (VideoStream.question_view; equality with one
+    full prefill in test_stream.py); without the view it answers on video up to 2.4 s."""
+    q = ScheduledQuestion(3.3, "Which object?", ["A. red circle", "B. blue box", "C. green cross"])
+    spans = {}
+    for view in (True, False):
+        with _synthetic(5.0) as src:
+            cfg = SessionConfig(max_new_tokens=2, question_view=view)
+            replay(src, stream_gq, cfg, tmp_path / str(view), [q])
+        (rec,) = [json.loads(x) for x in (tmp_path / str(view) / "answers.jsonl").read_text().splitlines()]
+        spans[view] = (rec["video_s"], "question_view" in rec["stages_ms"])
+    assert spans[True] == ([0.0, 2.9], True)
+    assert spans[False] == ([0.0, 2.4], False)

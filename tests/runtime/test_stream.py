@@ -175,3 +175,37 @@ def test_a_refresh_before_a_chunk_completes_the_older_chunks_gaze(stream_gq, mod
     vs.prefill_steps(frames[6:8], times[6:8], 3, rows, window=[(i, frames[i]) for i in range(8)], refresh=True)
     want = _full_logits(stream_gq, frames[:8], rows, QUESTION)
     assert (vs.question_logits(QUESTION) - want).abs().max() < 1e-4
+
+
+def test_a_question_view_ends_the_video_at_a_newer_frame_and_leaves_the_cache_as_it_was(
+    stream_gq, model_frames, fixed_scanpath
+):
+    """Two one-step chunks (frames 0-3) and the odd frame 4 a session holds: the view re-pairs the kept steps as
+    (1, 2), (3, 4), which must give the logits of one full prefill of the clip of frames 1-4 (frame 0 is made equal
+    to frame 1, so that the stream's causal V-JEPA windows see what the clip's, which repeat its first frame, see);
+    afterwards the cache answers as before the view."""
+    frames, times = model_frames
+    frames = frames.copy()
+    frames[0] = frames[1]
+    vs = VideoStream(stream_gq, frames.shape[1:3], fps=2.0, refresh_chunks=2)
+    for s in range(2):
+        vs.prefill_steps(
+            frames[2 * s : 2 * s + 2],
+            times[2 * s : 2 * s + 2],
+            s,
+            fixed_scanpath,
+            window=list(enumerate(frames[: 2 * s + 2])),
+        )
+    before = vs.question_logits(QUESTION)
+    clip_scanpath = fixed_scanpath.copy()
+    clip_scanpath[:, 2] -= times[1]
+    want = _full_logits(stream_gq, frames[1:5], clip_scanpath, QUESTION)
+    assert (before - want).abs().max() > 1e-3  # the view changes the answer
+    with vs.question_view(4, frames[4], times[4], fixed_scanpath) as on:
+        assert on and vs.video_span_s == (times[1], times[4])
+        got = vs.question_logits(QUESTION)
+    assert (got - want).abs().max() < 1e-4
+    assert (vs.question_logits(QUESTION) - before).abs().max() < 1e-6
+    assert vs.video_span_s == (times[0], times[3]) and vs.cache.get_seq_length() == vs.video_end
+    with vs.question_view(5, frames[5], times[5], fixed_scanpath) as on:  # not the frame after the cache's last
+        assert not on
