@@ -31,6 +31,14 @@ STAGES: dict[str, tuple[str, str]] = {
     "prefill_chunk": ("video", "LLM prefill of one chunk's video tokens (residuals injected)"),
     "prefill": ("question", "full prefill of a re-encoded clip + question (reference regime)"),
     "question_intake": ("question", "the answer record started, the question told to the sinks"),
+    "gaze_refresh": (
+        "question",
+        "the newest chunks prefilled again with the gaze known now (encloses their resampler and prefill)",
+    ),
+    "question_view": (
+        "question",
+        "the newest steps re-paired to end at the newest frame, encoded and prefilled (encloses those stages)",
+    ),
     "question_prompt": ("question", "the question's prompt rendered and tokenised, its positions built"),
     "prefill_question": ("question", "LLM prefill of the question after the video"),
     "first_token": ("question", "the first token chosen from the question's last logits"),
@@ -48,7 +56,9 @@ STAGES: dict[str, tuple[str, str]] = {
     "tts_first_audio": ("voice", "an answer's first piece to its first synthesised sentence"),
 }
 # stages that enclose others (not added up on a question's path) and stages after the first token
-NON_ADDITIVE = frozenset({"ttft_from_model_start", "score_options", "tts_first_audio", "watch_check"})
+NON_ADDITIVE = frozenset(
+    {"ttft_from_model_start", "score_options", "tts_first_audio", "watch_check", "gaze_refresh", "question_view"}
+)
 AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
 NOT_MEASURED = {

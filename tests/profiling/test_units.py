@@ -152,6 +152,15 @@ def test_question_path_adds_the_stages_before_the_first_token():
     assert rp.question_path([]) is None
 
 
+def test_a_question_view_or_gaze_refresh_is_not_counted_twice_on_the_path():
+    """gaze_refresh and question_view enclose the resampler / encoders / chunk prefill they run (timed too)."""
+    stages = {"question_view": 30.0, "qwen_vision": 12.0, "vjepa": 8.0, "prefill_chunk": 9.0, "prefill_question": 5.0}
+    (row,) = rp.question_rows([_record(1, 35.0, 0.0, {}, stages)])
+    assert sum(row["path_ms"].values()) == pytest.approx(34.0) and "question_view" not in row["path_ms"]
+    (row,) = rp.question_rows([_record(1, 20.0, 0.0, {}, {"gaze_refresh": 14.0, "prefill_chunk": 13.0})])
+    assert "gaze_refresh" not in row["path_ms"] and row["path_ms"]["prefill_chunk"] == 13.0
+
+
 def _doc(**kw):
     d = {
         "format": rp.FORMAT,
