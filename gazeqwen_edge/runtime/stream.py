@@ -20,6 +20,11 @@ prefilled with (they attended to the evicted chunks when they were computed), an
 from the system turn than in any full prefill of the kept frames. The logit change it causes is measured in the
 tests and by `benchmarks/streaming.py`.
 
+Live, a chunk is prefilled when its last frame arrives, before all of its gaze is known, and its newest frame can be a
+step older than a question. So the newest chunks keep their inputs (`refresh_chunks`): `refresh_gaze` prefills them
+again with the gaze known later, and `question_view` re-pairs their frames to end at a newer frame for one question
+(both tested equal to one full prefill of what they show the model).
+
 Not thread-safe: one thread (the session's model worker) drives a VideoStream.
 """
 
@@ -330,8 +335,8 @@ class VideoStream:
         """
         self.cut_back()
         sp = check_scanpath(scanpath)
-        kept = [c for c in self.chunks if c.inputs is not None]
-        if self.gq.resampler is None or not kept or any(c.inputs is None for c in list(self.chunks)[-len(kept) :]):
+        kept = self._kept()
+        if self.gq.resampler is None or not kept:
             return 0
         new = [self._gaze(sp, c.inputs.step_times) for c in kept]
         first = next(
@@ -356,6 +361,15 @@ class VideoStream:
                 if self.cache.get_seq_length() != c.end:
                     raise RuntimeError(f"refreshed chunk ends at {self.cache.get_seq_length()}, not {c.end}")
         return len(redo)
+
+    def _kept(self) -> list[Chunk]:
+        """The newest chunks that kept their inputs, oldest first (a suffix of the cache's chunks; [] when none)."""
+        out = []
+        for c in reversed(self.chunks):
+            if c.inputs is None:
+                break
+            out.append(c)
+        return out[::-1]
 
     def _evict(self, before_s: float) -> None:
         """Drop the keys and values of every chunk that began before `before_s` (never the newest); a small tolerance
@@ -391,11 +405,8 @@ class VideoStream:
         the same time. Cost: the encoders and one prefill of those steps, plus a copy of their keys and values.
         """
         self.cut_back()
-        kept = [c for c in self.chunks if c.inputs is not None and c.inputs.frames is not None]
-        if not kept or kept[-1] is not self.chunks[-1] or tail_index != 2 * self.n_steps:
-            yield False
-            return
-        if any(c.inputs is None for c in list(self.chunks)[-len(kept) :]):
+        kept = self._kept()
+        if not kept or tail_index != 2 * self.n_steps:
             yield False
             return
         tail = np.asarray(tail_frame)[None]
