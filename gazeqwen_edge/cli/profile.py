@@ -22,6 +22,7 @@ from gazeqwen_edge.cli.runtime import (
     INJECTION,
     MODEL,
     PROMPT,
+    QUESTION_VIEW,
     TORCH_DEVICE,
     VOICE,
     WINDOW,
@@ -82,6 +83,7 @@ def profile(
     max_new_tokens: int = typer.Option(16, min=1, max=4096, help="Longest generated answer, in tokens."),
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
+    question_view: bool = QUESTION_VIEW,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -105,7 +107,7 @@ def profile(
 
     pace = parse_speed(speed)
     chosen = resolve_preset(preset, torch_device_)  # an unknown preset fails before the model loads
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
     live = source.startswith(LIVE_PREFIXES)
     with _open(source, seed, duration) as src:
         length = source_duration_s(src)

@@ -35,6 +35,11 @@ FIXATIONS = typer.Option(
     "auto", callback=choice(*FIXATION_CHOICES), help="auto | detector | source (the device's own)."
 )
 PROMPT = typer.Option("reference", callback=choice(*PROMPTS), help="Multiple-choice prompt: reference | instruction.")
+QUESTION_VIEW = typer.Option(
+    True,
+    "--question-view/--no-question-view",
+    help="End a question's video at the newest frame (re-encodes the newest steps: more accurate, slower first token).",
+)
 BUNDLE = typer.Option(
     None, "--bundle", help="An edge bundle made by `gazeqwen-edge export` (verified before loading; replaces --model)."
 )
@@ -79,7 +84,9 @@ def model_window_s(gq) -> float:
     return float(clip.get("stream_max_s", 60.0)) if clip.get("policy") == "stream" else 60.0
 
 
-def session_config(fps: float, chunk: float, window, max_new_tokens: int, fixations: str, prompt: str):
+def session_config(
+    fps: float, chunk: float, window, max_new_tokens: int, fixations: str, prompt: str, question_view: bool = True
+):
     """The SessionConfig of the options run and replay share (window 0 = keep all; None = the model's, set once the
     model is loaded: model_window_s)."""
     from gazeqwen_edge.runtime.session import SessionConfig
@@ -91,6 +98,7 @@ def session_config(fps: float, chunk: float, window, max_new_tokens: int, fixati
         max_new_tokens=max_new_tokens,
         fixations=fixations,
         prompt=prompt,
+        question_view=question_view,
     )
 
 
@@ -272,6 +280,7 @@ def replay(
     max_new_tokens: int = MAX_NEW_TOKENS,
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
+    question_view: bool = QUESTION_VIEW,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -290,7 +299,7 @@ def replay(
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     pace = parse_speed(speed)
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts)
@@ -357,6 +366,7 @@ def run(
     max_new_tokens: int = MAX_NEW_TOKENS,
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
+    question_view: bool = QUESTION_VIEW,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -376,7 +386,7 @@ def run(
     from gazeqwen_edge.runtime.session import Session
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     speech = [] if status_only else speech_sinks(speak, speak_to, tts)
     if mic and voice is False:

@@ -214,6 +214,8 @@ def profile_session(
             "chunk_s": config.chunk_s,
             "window_s": config.window_s,
             "max_new_tokens": config.max_new_tokens,
+            "gaze_refresh": config.gaze_refresh,
+            "question_view": config.question_view,
             "speed": "max" if speed is None else speed,
             "preset": preset.name,
         },

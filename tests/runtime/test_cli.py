@@ -60,6 +60,20 @@ def test_replay_of_a_synthetic_session_with_a_questions_file(tmp_path, capsys):
     assert "Q     5.5 s Which object?  [A. red circle | B. blue box]" in out
 
 
+def test_the_question_view_is_on_by_default_and_can_be_turned_off(tmp_path, capsys):
+    """--no-question-view answers on the whole steps only (the first token sooner, the video older)."""
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"t": 3.3, "question": "Which object?", "options": ["A. red circle", "B. blue box"]}\n')
+    spans = []
+    for flag in ([], ["--no-question-view"]):
+        out_dir = tmp_path / ("off" if flag else "on")
+        rc, _, err = cli(capsys, "replay", "synthetic:3", "--questions", q, "--out", out_dir, *flag)
+        assert rc == 0, err
+        (rec,) = _answers(out_dir)
+        spans.append((rec["video_s"][1], "question_view" in rec["stages_ms"]))
+    assert spans[0][1] and not spans[1][1] and spans[0][0] > spans[1][0]
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
