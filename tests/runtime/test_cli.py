@@ -61,17 +61,17 @@ def test_replay_of_a_synthetic_session_with_a_questions_file(tmp_path, capsys):
 
 
 def test_the_question_view_is_on_by_default_and_can_be_turned_off(tmp_path, capsys):
-    """--no-question-view answers on the whole steps only (the first token sooner, the video older)."""
+    """--no-question-view answers on the whole steps only: at 3.3 s the video ends with the frame of 2.4 s (with the
+    view, the default, it ends at 2.9 s: test_session.py, same source and question)."""
+    from gazeqwen_edge.cli.runtime import QUESTION_VIEW
+
+    assert QUESTION_VIEW.default is True
     q = tmp_path / "q.jsonl"
     q.write_text('{"t": 3.3, "question": "Which object?", "options": ["A. red circle", "B. blue box"]}\n')
-    spans = []
-    for flag in ([], ["--no-question-view"]):
-        out_dir = tmp_path / ("off" if flag else "on")
-        rc, _, err = cli(capsys, "replay", "synthetic:3", "--questions", q, "--out", out_dir, *flag)
-        assert rc == 0, err
-        (rec,) = _answers(out_dir)
-        spans.append((rec["video_s"][1], "question_view" in rec["stages_ms"]))
-    assert spans[0][1] and not spans[1][1] and spans[0][0] > spans[1][0]
+    rc, _, err = cli(capsys, "replay", "synthetic:3", "--questions", q, "--out", tmp_path / "s", "--no-question-view")
+    assert rc == 0, err
+    (rec,) = _answers(tmp_path / "s")
+    assert rec["video_s"][1] == 2.4 and "question_view" not in rec["stages_ms"]
 
 
 @pytest.mark.parametrize(
