@@ -766,11 +766,12 @@ class Session:
                 job.frames.shape[1:3],
                 self.config.fps,
                 self.config.window_s,
-                refresh_chunks=REFRESH_CHUNKS if self.config.gaze_refresh else 0,
+                # the newest chunks keep their inputs for either way of bringing them up to a question
+                refresh_chunks=REFRESH_CHUNKS if self.config.gaze_refresh or self.config.question_view else 0,
             )
         # watches check right after this chunk: the chunks before it first take the gaze known now (one chunk
         # prefill more at most), unless chunks wait for the model (the video comes first, as for the checks)
-        refresh = len(self.watches) > 0 and not self._behind()
+        refresh = self.config.gaze_refresh and len(self.watches) > 0 and not self._behind()
         self.stream.prefill_steps(job.frames, job.times_s, job.first_step, job.scanpath, job.window, refresh=refresh)
         self.stats.chunks_prefilled += 1
 
@@ -851,7 +852,7 @@ class Session:
         if tail is not None and self.config.question_view:
             view = self.stream.question_view(*tail, rows)
         with view as on:
-            if not on:
+            if not on and self.config.gaze_refresh:
                 self.stream.refresh_gaze(rows)
             rec.context_tokens = self.stream.video_end
             self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)

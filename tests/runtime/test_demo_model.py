@@ -55,7 +55,7 @@ def test_it_identifies_the_gazed_object_on_held_out_scenes_and_needs_the_gaze(tm
     assert acc["gazeqwen"] >= 0.5 and acc["no_gaze"] <= 0.4, acc
 
 
-def _session_accuracy(gq, seeds, n=8, gaze_refresh=True):
+def _session_accuracy(gq, seeds, n=8):
     """Share of the demo's scripted questions (n per scene) the session answers right, replayed in lockstep with the
     demo's settings (fixation detector, the model's 2 s window)."""
     from gazeqwen_edge.cli.runtime import model_window_s
@@ -69,9 +69,7 @@ def _session_accuracy(gq, seeds, n=8, gaze_refresh=True):
     for seed in seeds:
         scene = SyntheticScene(seed=seed, duration_s=20.0, width=320, height=240, object_scale=DEFAULT_OBJECT_SCALE)
         qs = demo_questions(scene, n=n)
-        res = replay(
-            scene, gq, SessionConfig(window_s=model_window_s(gq), max_new_tokens=4, gaze_refresh=gaze_refresh), None, qs
-        )
+        res = replay(scene, gq, SessionConfig(window_s=model_window_s(gq), max_new_tokens=4), None, qs)
         right += sum(r.answer == r.meta["answer"] for r in res.records if r.options)
         total += len(qs)
     return right / total, total

@@ -394,3 +394,12 @@ def test_a_question_between_steps_sees_the_video_up_to_the_newest_frame(tmp_path
         spans[view] = (rec["video_s"], "question_view" in rec["stages_ms"])
     assert spans[True] == ([0.0, 2.9], True)
     assert spans[False] == ([0.0, 2.4], False)
+    # the view works with the gaze refresh off, and the refresh stays off where no view applies (at 3.5 s the held
+    # frame of 2.9 s has just made a whole step with the one of 3.4 s)
+    late = ScheduledQuestion(3.5, q.text, q.options)
+    for question, want in ((q, [0.0, 2.9]), (late, [0.0, 3.4])):
+        out = tmp_path / f"no-refresh-{question.t_s}"
+        with _synthetic(5.0) as src:
+            replay(src, stream_gq, SessionConfig(max_new_tokens=2, gaze_refresh=False), out, [question])
+        (rec,) = [json.loads(x) for x in (out / "answers.jsonl").read_text().splitlines()]
+        assert rec["video_s"] == want and "gaze_refresh" not in rec["stages_ms"]
