@@ -100,8 +100,12 @@ def test_simple_client_matched_frames_audio_recording_events_and_time_echo(make_
             assert m is not None
             check_frame(src, sim.offset_ns, m.frame.timestamp_unix_ns, m.frame.bgr_pixels[..., ::-1])
             check_gaze(src, sim.offset_ns, m.gaze.timestamp_unix_ns, m.gaze.x, m.gaze.y)
-            # the client matches the gaze sample closest after the frame: within one gaze period
-            assert abs(m.gaze.timestamp_unix_ns - m.frame.timestamp_unix_ns) <= 5_000_000 + 1000
+            # the client pairs a frame with the first gaze sample after it, or, when the gaze
+            # stream has not caught up yet (a loaded machine), with the newest one it has: never
+            # more than one gaze period (5 ms) after the frame, and only a stream lag before it
+            # (well under the simulated 250 ms clock offset, which a wrong clock would show)
+            lag_ns = m.gaze.timestamp_unix_ns - m.frame.timestamp_unix_ns
+            assert -150_000_000 <= lag_ns <= 5_000_000 + 1000
             n_matched += 1
         assert n_matched == 10
         a = device.receive_audio_frame(timeout_seconds=10)

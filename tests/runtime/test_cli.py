@@ -183,7 +183,7 @@ def test_live_run_through_the_real_client_survives_loss_and_a_disconnect(tmp_pat
             "--out",
             tmp_path / "s",
             "--duration",
-            "40",
+            "20",  # session seconds from the connect: the disconnect is at ~6 s, the last question at ~12 s
             "--max-new-tokens",
             "3",
         )
