@@ -128,6 +128,17 @@ def check_options(options: Any) -> list[str] | None:
     return options
 
 
+# A question later than this (s from the source's start: 11.6 days) is no time of any recording; refused where the
+# file is read, before a replay (t x 1e9 ns of a float as large as 1e308 is no integer at all).
+MAX_QUESTION_T_S = 1e6
+
+
+def _check_time(t: float) -> float:
+    if t > MAX_QUESTION_T_S:
+        raise ValueError(f"its time {t:.6g} s is later than any recording ({MAX_QUESTION_T_S:g} s)")
+    return float(t)
+
+
 def _from_jsonl(lines: list[str]) -> QuestionsFile:
     out, problems = [], []
     for n, line in enumerate(lines, 1):
@@ -140,6 +151,7 @@ def _from_jsonl(lines: list[str]) -> QuestionsFile:
             t = obj.get("t")
             if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
                 raise ValueError(f"'t' must be a number of seconds >= 0, got {t!r}")
+            _check_time(t)
             q = check_question_text(obj.get("question"))
             extra = {k: v for k, v in obj.items() if k not in ("t", "question", "options")}
             out.append(ScheduledQuestion(float(t), q, check_options(obj.get("options")), extra))
@@ -169,13 +181,14 @@ def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
                 if q.get("test_info"):  # proactive: one Yes/No question per test point
                     for k, tp in enumerate(q["test_info"]):
                         meta_k = {**meta, "test_point": k, "answer": "A" if tp.get("type") == 1 else "B"}
-                        out.append(ScheduledQuestion(parse_mmss(tp["realtime"]), text, ["A. Yes", "B. No"], meta_k))
+                        t = _check_time(parse_mmss(tp["realtime"]))
+                        out.append(ScheduledQuestion(t, text, ["A. Yes", "B. No"], meta_k))
                 else:
                     opts = check_options(q.get("options"))
                     truth = q.get("answer")
                     if opts and truth is not None and truth not in option_letters(opts):
                         raise ValueError(f"its answer {truth!r} is not one of the options' letters")
-                    out.append(ScheduledQuestion(parse_mmss(q["time_stamp"]), text, opts, meta))
+                    out.append(ScheduledQuestion(_check_time(parse_mmss(q["time_stamp"])), text, opts, meta))
             except (KeyError, TypeError, ValueError) as e:
                 problems.append((where, f"{type(e).__name__}: {e}" if isinstance(e, KeyError) else str(e)))  # type: ignore[arg-type]
     return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
@@ -205,11 +218,17 @@ def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
         videos = (
             sorted({str(i.get("video_path")) for i in items if isinstance(i, dict)}) if isinstance(items, list) else []
         )
+        if not (isinstance(items, list) and any(isinstance(i, dict) and "questions" in i for i in items)):
+            raise InputError(
+                p,
+                "is a JSON list but neither a questions file nor a StreamGaze QA file (a list of items with 'questions')",
+                hint='a questions file has one JSON object per line: {"t": 2.5, "question": "What am I looking at?"}',
+            )
         if video is None:
             raise InputError(
                 p,
                 "is a StreamGaze QA file: its questions (and their ground truth) are about its own videos",
-                hint=f"replay the StreamGaze item it names (video + fixation CSV): {', '.join(videos[:3]) or '?'}",
+                hint=f"replay the StreamGaze item it names (video + fixation CSV): {', '.join(videos[:3])}",
             )
         try:
             qf = _from_streamgaze(items, video)

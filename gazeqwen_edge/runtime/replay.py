@@ -13,18 +13,24 @@ from gazeqwen_edge.runtime.session import Session, SessionConfig, SessionStats
 from gazeqwen_edge.runtime.sinks import Sink
 
 
+# the slowest and fastest paced replay (times real time): 1/20 plays a 10 min recording in 200 min; past 1000x the
+# pacing is no pacing (use max)
+MIN_SPEED, MAX_SPEED = 0.05, 1000.0
+
+
 def parse_speed(text: str) -> float | None:
-    """'max' (or 0) -> None (as fast as the model allows, in lockstep); a positive finite number -> that many times
-    real time. Raises ConfigError."""
+    """'max' (or 0) -> None (as fast as the model allows, in lockstep); a number in [MIN_SPEED, MAX_SPEED] -> that
+    many times real time. Raises ConfigError (a tiny positive speed would replay for ever: refused too)."""
     t = str(text).strip().lower()
     if t in ("max", "0"):
         return None
+    message = f"--speed must be 'max' (or 0) or a number from {MIN_SPEED:g} to {MAX_SPEED:g} like 1 or 4, got {text!r}"
     try:
         v = float(t.rstrip("x"))
     except ValueError:
-        raise ConfigError(f"--speed must be 'max' (or 0) or a positive number like 1 or 4, got {text!r}") from None
-    if not (math.isfinite(v) and v > 0):
-        raise ConfigError(f"--speed must be 'max' (or 0) or a positive number like 1 or 4, got {text!r}")
+        raise ConfigError(message) from None
+    if not (math.isfinite(v) and MIN_SPEED <= v <= MAX_SPEED):
+        raise ConfigError(message)
     return v
 
 

@@ -166,7 +166,8 @@ def test_parse_speed():
     assert parse_speed("max") is None and parse_speed("4") == 4.0 and parse_speed("1x") == 1.0
     from gazeqwen_edge.errors import ConfigError
 
-    for bad in ("0.0.1", "-1", "nan", "inf", "fast"):
+    assert parse_speed("0.05") == 0.05 and parse_speed("1000") == 1000.0
+    for bad in ("0.0.1", "-1", "nan", "inf", "fast", "1e-9", "0.049", "1001"):  # 1e-9: a replay that never ends
         with pytest.raises(ConfigError):
             parse_speed(bad)
 
@@ -319,6 +320,30 @@ def test_a_questions_file_with_a_byte_order_mark_keeps_its_first_question(tmp_pa
     q.write_bytes('\ufeff{"t": 1, "question": "first?"}\r\n{"t": 2, "question": "second?"}\r\n'.encode())
     qf = load_questions(q)
     assert [x.text for x in qf.questions] == ["first?", "second?"] and qf.problems == []
+
+
+def test_a_question_time_no_recording_has_is_a_problem_of_its_line_not_a_crash(tmp_path):
+    """Before: t = 1e308 passed the file check and overflowed t x 1e9 (ns) after the whole replay, losing answers."""
+    q = tmp_path / "q.jsonl"
+    q.write_text(
+        '{"t": 1e308, "question": "huge?"}\n{"t": 1000000, "question": "last second"}\n{"t": 2, "question": "ok?"}\n'
+    )
+    qf = load_questions(q)
+    assert [x.text for x in qf.questions] == ["ok?", "last second"] and [n for n, _ in qf.problems] == [1]
+    assert "later than any recording" in qf.problems[0][1]
+
+
+@pytest.mark.parametrize("text", ["[1, 2, 3]", "[]", '[{"t": 1, "question": "x"}]'])
+def test_a_json_list_that_is_no_streamgaze_file_says_what_a_questions_file_is(tmp_path, text):
+    """Before: called a StreamGaze QA file, with '?' for the video to replay."""
+    from gazeqwen_edge.errors import InputError
+
+    q = tmp_path / "q.json"
+    q.write_text(text)
+    for video in (None, "clip.mp4"):
+        with pytest.raises(InputError, match="neither a questions file nor a StreamGaze QA file") as e:
+            load_questions(q, video)
+        assert '{"t": 2.5' in e.value.hint
 
 
 def test_a_streamgaze_qa_file_is_only_for_its_own_videos(tmp_path, shared_dir):
