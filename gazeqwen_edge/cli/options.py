@@ -189,6 +189,22 @@ def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
         raise bad(ctx, param, f"'{value}' cannot be created: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK):
         raise bad(ctx, param, f"'{value}' cannot be written: no permission to write in {parent}")
+    if not target.exists():  # what access() cannot tell (root in a read-only place, /proc, a full disk): try it
+        made = []
+        p = target
+        while not p.exists():
+            made.append(p)
+            p = p.parent
+        try:
+            target.mkdir(parents=True)
+        except OSError as e:
+            raise bad(ctx, param, f"'{value}' cannot be created ({e.strerror or e})") from None
+        finally:
+            for d in made:  # nothing is left behind: the command creates it when it writes
+                try:
+                    d.rmdir()
+                except OSError:
+                    pass
     return value
 
 

@@ -12,7 +12,6 @@ from gazeqwen_edge.runtime.questions import AnswerRecord, QuestionsFile, Schedul
 from gazeqwen_edge.runtime.session import Session, SessionConfig, SessionStats
 from gazeqwen_edge.runtime.sinks import Sink
 
-
 # the slowest and fastest paced replay (times real time): 1/20 plays a 10 min recording in 200 min; past 1000x the
 # pacing is no pacing (use max)
 MIN_SPEED, MAX_SPEED = 0.05, 1000.0

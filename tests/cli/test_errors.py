@@ -220,3 +220,36 @@ def test_a_failed_zeroconf_announcement_says_so(capsys):
     assert rc == 3, err
     assert "error: cannot announce the simulator with zeroconf" in err and "Too long" in err
     assert "hint: serve without --announce" in err and "ports" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "{out}", "--no-onnx", "--quant", "none"],
+        ["profile", "--duration", "4", "--out", "{out}"],
+        ["eval", "--qa", "{qa}", "--out", "{out}"],
+        ["eval-alerts", "--qa", "{qa}", "--out", "{out}"],
+        ["train", "--qa", "{qa}", "--out", "{out}"],
+        ["replay", "synthetic:1", "--out", "{out}"],
+        ["eval-table", "{qa}", "--out", "{out}/table.md"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_an_output_that_cannot_be_created_is_refused_before_any_work(capsys, tmp_path, monkeypatch, argv):
+    """Before: export, profile and eval wrote into a place that permissions do not stop (root in /proc, a read-only
+    mount) and died with a FileNotFoundError traceback after their work; access() cannot tell, so it is tried."""
+    import errno
+    from pathlib import Path
+
+    qa = tmp_path / "qa.json"
+    qa.write_text("[]")
+
+    def read_only(self, *a, **kw):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    args = [a.replace("{out}", str(tmp_path / "o")).replace("{qa}", str(qa)) for a in argv]
+    started = time.monotonic()
+    rc, out, err = cli(capsys, *args)
+    one_error(rc, err, "cannot be created (Read-only file system)")
+    assert time.monotonic() - started < 5
