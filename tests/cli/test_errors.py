@@ -253,3 +253,31 @@ def test_an_output_that_cannot_be_created_is_refused_before_any_work(capsys, tmp
     rc, out, err = cli(capsys, *args)
     one_error(rc, err, "cannot be created (Read-only file system)")
     assert time.monotonic() - started < 5
+
+
+@pytest.mark.parametrize("resumable", [True, False])
+def test_ctrl_c_inside_a_command_says_so_and_how_to_resume(capsys, tmp_path, monkeypatch, resumable):
+    """Before: typer turned a Ctrl-C inside `eval` (or any command without its own handler) into a silent exit 130;
+    a user saw nothing, not even that the kept work resumes."""
+    import gazeqwen_edge.cli.training as training_cli
+    import gazeqwen_edge.training.synthetic_benchmark as bench
+
+    def ctrl_c(*a, **kw):
+        raise KeyboardInterrupt
+
+    if resumable:
+        qa = tmp_path / "qa.json"
+        qa.write_text("[]")
+        monkeypatch.setattr(training_cli, "_load_items", ctrl_c)
+        argv = ["eval", "--qa", str(qa), "--out", str(tmp_path / "o")]
+    else:
+        monkeypatch.setattr(bench, "build_synthetic_benchmark", ctrl_c)
+        argv = ["dataset", "synthetic", str(tmp_path / "d"), "--videos", "3"]
+    rc, out, err = cli(capsys, *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 130 and lines[0] == "interrupted (Ctrl-C)" and "Traceback" not in err
+    assert (
+        (len(lines) == 2 and "rerun the same command (same --out) to resume" in lines[1])
+        if resumable
+        else len(lines) == 1
+    )

@@ -60,6 +60,21 @@ def test_replay_of_a_synthetic_session_with_a_questions_file(tmp_path, capsys):
     assert "Q     5.5 s Which object?  [A. red circle | B. blue box]" in out
 
 
+def test_a_replay_stopped_before_its_questions_says_how_many_were_not_reached(tmp_path, capsys, monkeypatch):
+    """Before: a Ctrl-C ahead of the questions' times summed up as 'stopped: 0 of 0 questions answered'."""
+    from gazeqwen_edge.runtime.session import Session
+
+    def ctrl_c(self, timeout=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Session, "wait", ctrl_c)
+    q = tmp_path / "q.jsonl"
+    q.write_text("".join(f'{{"t": {t}, "question": "What is it?"}}\n' for t in (7.0, 8.0, 9.0)))
+    rc, out, err = cli(capsys, "replay", "synthetic:3", "--questions", q, "--out", tmp_path / "s")
+    assert rc == 0, err
+    assert "stopped: 0 of 0 questions answered" in out and "; 3 scheduled questions not reached" in out
+
+
 def test_the_question_view_is_on_by_default_and_can_be_turned_off(tmp_path, capsys):
     """--no-question-view answers on the whole steps only: at 3.3 s the video ends with the frame of 2.4 s (with the
     view, the default, it ends at 2.9 s: test_session.py, same source and question)."""

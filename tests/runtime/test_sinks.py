@@ -1,0 +1,56 @@
+"""The terminal sink: a streamed answer stays on one line whatever arrives meanwhile."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from gazeqwen_edge.runtime.questions import AnswerRecord, Question
+from gazeqwen_edge.runtime.sinks import TerminalSink
+from gazeqwen_edge.runtime.watches import Alert
+
+
+def _sink():
+    buf = io.StringIO()
+    return TerminalSink(Console(file=buf, force_terminal=False, width=200), show_questions=False), buf
+
+
+def _lines(buf) -> list[str]:
+    return [line.rstrip() for line in buf.getvalue().splitlines()]
+
+
+def test_a_notice_during_a_streamed_answer_comes_after_its_line():
+    """Before: 'A wh' / 'notice ...' / 'A ite': one answer on two lines, both starting 'A'."""
+    sink, buf = _sink()
+    q = Question("What is it?", 0)
+    sink.piece(q, "wh")
+    sink.notice("chunks_skipped", "the model is behind real time", 3.4)
+    sink.piece(q, "ite")
+    sink.answered(AnswerRecord(1, q.text, 0.0, 0, "typed", answer="white", ttft_ms=12.0))
+    sink.notice("later", "after the answer", 5.0)
+    lines = _lines(buf)
+    assert lines[0] == "A white  (ttft 12 ms)"
+    assert lines[1].startswith("notice") and "chunks_skipped" in lines[1] and "later" in lines[2] and len(lines) == 3
+
+
+def test_an_alert_cuts_an_answer_at_once_and_the_answer_goes_on_marked():
+    sink, buf = _sink()
+    q = Question("What is it?", 0)
+    sink.piece(q, "wh")
+    sink.alert(Alert(0, "the stove", 3.5, 0, 0.9))
+    sink.notice("held", "while the cut answer is unfinished", 3.6)
+    sink.piece(q, "ite")
+    sink.answered(AnswerRecord(1, q.text, 0.0, 0, "typed", answer="white", ttft_ms=12.0))
+    lines = _lines(buf)
+    assert lines[0] == "A wh" and lines[1].startswith("alert") and "the stove" in lines[1]
+    assert lines[2] == "A …ite  (ttft 12 ms)" and lines[3].startswith("notice") and len(lines) == 4
+
+
+def test_notices_held_by_an_unfinished_answer_are_printed_when_the_session_closes():
+    sink, buf = _sink()
+    q = Question("What is it?", 0)
+    sink.piece(q, "wh")
+    sink.notice("stopped", "the session stops", 3.4)
+    sink.close()
+    assert _lines(buf) == ["A wh", "notice     3.4 s stopped: the session stops"]
