@@ -64,6 +64,10 @@ class TargetScene(Source):
                 "TargetScene needs 0 < duration_s <= 3600, width/height 64..4096 px, fps > 0, gaze_hz > 0 (got "
                 f"{duration_s} s, {width}x{height}, {fps} fps, {gaze_hz} Hz)"
             )
+        if abs(offset_px[0]) > width or abs(offset_px[1]) > height:  # every sample would be off the scene image
+            raise ConfigError(
+                f"TargetScene offset must be within the frame (|dx| <= {width}, |dy| <= {height} px), got {offset_px}"
+            )
         self.seed, self.duration_s = int(seed), float(duration_s)
         self.width, self.height, self.fps, self.gaze_hz = int(width), int(height), float(fps), float(gaze_hz)
         self.offset_px = (float(offset_px[0]), float(offset_px[1]))

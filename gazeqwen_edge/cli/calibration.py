@@ -281,6 +281,8 @@ def fixations(
     for f in ours[:limit]:
         t.add_row(f"{(f.start_ns - t0) / 1e9:.3f}", f"{f.duration_ns / 1e6:.0f}", f"{f.x:.1f}", f"{f.y:.1f}")
     console.print(t)
+    if len(ours) > limit:
+        console.print(f"... {len(ours) - limit} more not listed (--show {len(ours)} lists them all)")
     if run.reference:
         a, _ = match_fixations(ours, run.reference, tolerance_ms)
         console.print(f"vs the source's {len(run.reference)} fixations: {a.summary()}")

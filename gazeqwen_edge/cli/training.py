@@ -64,9 +64,11 @@ def _load_items(
     which: str | None,
     quiet: bool = False,
     tasks: set[str] | None = None,
+    listed_in_results: bool = False,
 ):
     """The QAItems of a QA file (its skipped items listed unless `quiet`), of one split of `split` if given, and of
-    the task types in `tasks` only if given (parse_tasks)."""
+    the task types in `tasks` only if given (parse_tasks); listed_in_results: the caller writes every skipped item into
+    its results.json (eval), which the listing then points to."""
     from gazeqwen_edge.training.streamgaze import load_streamgaze, read_split_file, select_split
 
     vids = videos if videos is not None else qa.parent / "videos"
@@ -85,7 +87,9 @@ def _load_items(
     for p in items.problems[:10]:
         console_err.print(f"[yellow]skipped[/] {escape(str(p))}", highlight=False)
     if len(items.problems) > 10:
-        console_err.print(f"[yellow]skipped[/] ... {len(items.problems) - 10} more (all listed in results.json)")
+        # eval's results.json lists them all; with no usable item there is no run and no results.json
+        where = " (all listed in results.json)" if listed_in_results and items.items else ""
+        console_err.print(f"[yellow]skipped[/] ... {len(items.problems) - 10} more{where}")
     return items
 
 
@@ -174,7 +178,7 @@ def eval_cmd(
     from gazeqwen_edge.training.evaluate import evaluate_items
     from gazeqwen_edge.training.results import markdown_table
 
-    items = _load_items(qa, videos, fixations, split, which, tasks=parse_tasks(tasks))
+    items = _load_items(qa, videos, fixations, split, which, tasks=parse_tasks(tasks), listed_in_results=True)
     chosen = items.items[:limit] if limit else items.items
     if not chosen:
         raise InputError(qa, "holds no usable item", hint="see the skipped items above")

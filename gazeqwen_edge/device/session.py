@@ -210,7 +210,11 @@ class Recorder:
         if not existing:
             return []
         if not overwrite:
-            raise InputError(d, "already exists and is not empty", hint="choose a new directory or pass overwrite")
+            raise InputError(
+                d,
+                "already exists and is not empty",
+                hint="choose a new directory, or add --overwrite to replace its session files",
+            )
         real = d.resolve()
         for p in reading:
             rp = p.resolve()

@@ -140,8 +140,10 @@ def find_fixation_csv(video: Path) -> Path:
     raise InputError(
         video,
         "no fixation CSV found beside this video"
-        + (f" ({len(others)} candidates, name one with fixations=)" if others else ""),
-        hint="pass fixations=PATH (columns: " + ",".join(FIXATION_CSV_COLUMNS) + ", ...)",
+        + (f" ({len(others)} fixation CSVs in its folder, none named after it)" if others else ""),
+        hint=f"put its fixation CSV beside it as {video.stem}{FILTERED_SUFFIX} or {video.stem}.csv (columns: "
+        + ",".join(FIXATION_CSV_COLUMNS)
+        + ", ...); from Python, open_source(video, fixations=PATH)",
     )
 
 

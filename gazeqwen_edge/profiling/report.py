@@ -178,6 +178,8 @@ def load_report(path: str | Path) -> dict:
     p = Path(path)
     if p.is_dir():
         p = p / "profile.json"
+        if not p.is_file():
+            raise InputError(path, "holds no profile.json", hint="give a profile's directory or its profile.json")
     try:
         doc = json.loads(p.read_text(encoding="utf-8"))
     except FileNotFoundError:

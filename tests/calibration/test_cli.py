@@ -74,6 +74,8 @@ def test_fixations_command_compares_with_the_device(neon_recording_dir, capsys):
     assert main(["calibrate", "fixations", str(neon_recording_dir), "--show", "2"]) == 0
     out = capsys.readouterr().out
     assert "vs the source's 23 fixations" in out and "F1" in out
+    n = int(out.split(" fixations (ours)")[0].split()[-1])  # the fixations detected, of which 2 are listed
+    assert f"... {n - 2} more not listed (--show {n} lists them all)" in out
 
 
 @pytest.mark.slow

@@ -133,6 +133,7 @@ def test_non_finite_values_are_refused(home, capsys):
         ("calibration-target:offset=nan,1", "finite"),
         ("calibration-target:seconds=inf", "finite"),
         ("calibration-target:glance=2", "0..1"),
+        ("calibration-target:offset=1e308,0", "within the frame"),  # before: numpy warnings, then a wrong error
     ):
         assert main(["calibrate", "offset", "-s", spec, "-w", "x", "-y"]) == 2, spec
         err = capsys.readouterr().err

@@ -205,6 +205,9 @@ def test_reports_are_checked_when_read(tmp_path):
         rp.load_report(p)
     with pytest.raises(InputError, match="does not exist"):
         rp.load_report(tmp_path / "missing.json")
+    (tmp_path / "empty").mkdir()  # before: "does not exist" for a directory that does, without a profile
+    with pytest.raises(InputError, match="holds no profile.json"):
+        rp.load_report(tmp_path / "empty")
 
 
 def test_stage_table_keeps_every_call_count():
