@@ -7,6 +7,7 @@ Each command group lives in its own module of this package and registers itself 
 from __future__ import annotations
 
 import sys
+import warnings
 
 import typer
 from rich.markup import escape
@@ -37,6 +38,19 @@ PROG = "gazeqwen-edge"
 RESUMABLE = frozenset({"eval", "eval-alerts", "train"})
 
 
+def _format_warning(message, category, filename, lineno, line=None) -> str:
+    """A source's warning (device.source.SourceWarning: a recording's unreadable video, ...) as one `warning:` line,
+    not Python's `<file>:0: SourceWarning: ...` form; other warnings as Python formats them."""
+    from gazeqwen_edge.device.source import SourceWarning
+
+    if issubclass(category, SourceWarning):
+        return f"warning: {filename}: {' '.join(str(message).split())}\n"
+    return _PYTHON_FORMATWARNING(message, category, filename, lineno, line)
+
+
+_PYTHON_FORMATWARNING = warnings.formatwarning
+
+
 def _print_error(message: str, hint: str | None = None) -> None:
     # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup
     console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
@@ -65,6 +79,15 @@ def main(argv: list[str] | None = None) -> int:
     a bad option or argument (usage errors: exit 2, with a pointer to the command's --help), and our own errors
     (`GazeQwenError`: exit 2 for input and configuration, 3 for devices, 4 for a missing extra). Ctrl-C exits 130.
     Anything else is a bug and keeps its traceback."""
+    formatted = warnings.formatwarning
+    warnings.formatwarning = _format_warning  # how a shown warning reads (a recorded one is not formatted)
+    try:
+        return _main(argv)
+    finally:
+        warnings.formatwarning = formatted
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         rv = app(args=argv, prog_name=PROG, standalone_mode=False)
     except GazeQwenError as e:

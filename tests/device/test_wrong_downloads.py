@@ -147,3 +147,14 @@ def test_enrichment_download_is_named_as_such(tmp_path, capsys, files, kind):
     assert main(["inspect", str(tmp_path)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "is a Pupil Cloud" in err and "Timeseries Data + Scene Video" in err
+
+
+def test_a_recording_read_gaze_only_warns_in_one_line(neon_recording_dir, tmp_path):
+    """Gaze goes on without the unreadable scene video; the user is told in one `warning:` line. Before: Python's
+    `<path>:0: SourceWarning: ...` form on stderr."""
+    d = _neon_with_lfs_video(neon_recording_dir, tmp_path)
+    r = _cli("inspect", str(d))
+    assert r.returncode == 0, r.stderr
+    warned = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(warned) == 1 and warned[0].startswith(f"warning: {d / 'Neon Scene Camera v1 ps1.mp4'}: "), r.stderr
+    assert "SourceWarning" not in r.stderr and "git lfs pull" in warned[0]
