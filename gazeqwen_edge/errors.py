@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from os import PathLike
+from pathlib import Path
 from types import ModuleType
 
 
@@ -65,3 +66,28 @@ def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
             f"{what} needs the Python module '{module}', which is not installed ({e})",
             hint=f"pip install 'gazeqwen-edge[{extra}]'",
         ) from e
+
+
+def check_creatable(path: Path) -> None:
+    """Raise InputError now, not after the work, when the directory `path` could not be created (a read-only place, a
+    path under a file, /proc ...: what permission bits cannot tell, as root, is tried). Creates nothing: directories
+    made for the test are removed. Used for session directories and every CLI output path."""
+    if path.exists():
+        if not path.is_dir():
+            raise InputError(path, "exists and is not a directory")
+        return
+    made = []
+    p = path
+    while not p.exists():
+        made.append(p)
+        p = p.parent
+    try:
+        path.mkdir(parents=True)
+    except OSError as e:
+        raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another --out directory") from e
+    finally:
+        for d in made:
+            try:
+                d.rmdir()
+            except OSError:
+                pass

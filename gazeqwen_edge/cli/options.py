@@ -23,7 +23,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.device.registry import MAX_SEED, parse_frame_size
-from gazeqwen_edge.errors import ConfigError
+from gazeqwen_edge.errors import ConfigError, InputError, check_creatable
 
 MIN_FRAME_SIDE = 32  # the smallest scene a synthetic source draws
 _HOSTNAME = re.compile(
@@ -190,21 +190,10 @@ def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
     if not os.access(parent, os.W_OK):
         raise bad(ctx, param, f"'{value}' cannot be written: no permission to write in {parent}")
     if not target.exists():  # what access() cannot tell (root in a read-only place, /proc, a full disk): try it
-        made = []
-        p = target
-        while not p.exists():
-            made.append(p)
-            p = p.parent
         try:
-            target.mkdir(parents=True)
-        except OSError as e:
-            raise bad(ctx, param, f"'{value}' cannot be created ({e.strerror or e})") from None
-        finally:
-            for d in made:  # nothing is left behind: the command creates it when it writes
-                try:
-                    d.rmdir()
-                except OSError:
-                    pass
+            check_creatable(target)
+        except InputError as e:
+            raise bad(ctx, param, f"'{value}' {e.problem}") from None
     return value
 
 

@@ -33,7 +33,7 @@ import numpy as np
 
 from gazeqwen_edge.device.records import AudioChunk, Event, Fixation, GazeSample, Notice, SceneFrame
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError
+from gazeqwen_edge.errors import ConfigError, GazeQwenError, InputError, check_creatable
 from gazeqwen_edge.model.gazeqwen import GazeQwen, Reply, Video
 from gazeqwen_edge.runtime.questions import (
     AnswerRecord,
@@ -57,30 +57,6 @@ REFRESH_CHUNKS = 2
 INGEST_STAGES = frozenset(
     {"fixation_detection", "device_to_buffer_gaze", "device_to_buffer_scene", "vad", "speech_recognition"}
 )
-
-
-def check_creatable(path: Path) -> None:
-    """Raise InputError now, not after a whole replay, when the session directory `path` could not be created (a
-    read-only place, a path under a file, /proc ...). Creates nothing: directories made for the test are removed."""
-    if path.exists():
-        if not path.is_dir():
-            raise InputError(path, "exists and is not a directory")
-        return
-    made = []
-    p = path
-    while not p.exists():
-        made.append(p)
-        p = p.parent
-    try:
-        path.mkdir(parents=True)
-    except OSError as e:
-        raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another --out directory") from e
-    finally:
-        for d in made:
-            try:
-                d.rmdir()
-            except OSError:
-                pass
 
 
 @dataclass
