@@ -18,10 +18,32 @@ from gazeqwen_edge.cli.options import (
     seed_option,
     torch_device,
 )
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
+TINY_LLM = (4, 64)  # a new tiny model's LLM: decoder layers, hidden size (model/tiny.py)
+
+
+def parse_llm_size(text: str | None) -> tuple[int, int]:
+    """ "LAYERSxHIDDEN" (e.g. "4x128") -> (layers, hidden) of a new tiny model's LLM; None -> TINY_LLM. ConfigError
+    (exit 2) for anything else: 2-32 layers (the demo model injects into layers 0 and 1), hidden a multiple of 32 in
+    32..1024 (4 attention heads whose size splits into Qwen's 3-D rotary sections)."""
+    if text is None:
+        return TINY_LLM
+    layers, sep, hidden = text.strip().lower().partition("x")
+    try:
+        n, h = int(layers), int(hidden)
+    except ValueError:
+        n = h = -1
+    if not sep or not 2 <= n <= 32 or not (32 <= h <= 1024 and h % 32 == 0):
+        raise ConfigError(
+            f"--tiny-llm {text!r} is not LAYERSxHIDDEN",
+            hint="e.g. --tiny-llm 4x128 (2-32 layers, hidden 32-1024, a multiple of 32)",
+        )
+    return n, h
+
+
 MODEL_HELP = (
     "'demo' (the shipped demo model), 'tiny' (a new random tiny GazeQwen, for training from scratch), a model "
     "directory (gazeqwen.json), or a Qwen2.5-VL hub id / directory (with --checkpoint for its gaze resampler)."
@@ -115,16 +137,31 @@ def parse_tasks(text: str | None) -> set[str] | None:
     return out
 
 
-def _model(model: str, checkpoint: str | None, device: str, encoding: str, regime: str, max_pixels: int | None):
+def _model(
+    model: str,
+    checkpoint: str | None,
+    device: str,
+    encoding: str,
+    regime: str,
+    max_pixels: int | None,
+    llm_size: tuple[int, int] = TINY_LLM,
+):
     from gazeqwen_edge.runtime.models import load_model
 
     if model == "tiny":
         from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
 
         kw = {"max_pixels": max_pixels or TINY_MAX_PIXELS}
-        # injecting into layers 0 and 1 of 4: a residual after the last layer never reaches an answer (tiny.py)
+        # injecting into layers 0 and 1: a residual after the last layer never reaches an answer (tiny.py)
         gq = build_tiny_gazeqwen(
-            seed=0, gaze_encoding=encoding, regime=regime, injected_layers=(0, 1), vjepa_crop=128, **kw
+            seed=0,
+            gaze_encoding=encoding,
+            regime=regime,
+            injected_layers=(0, 1),
+            vjepa_crop=128,
+            hidden=llm_size[1],
+            n_layers=llm_size[0],
+            **kw,
         )
         gq.qwen.to(device)
         return gq
@@ -320,6 +357,9 @@ def train_cmd(
         "encodings share the resampler's parameters).",
     ),
     max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model (224x224)."),
+    tiny_llm: str = typer.Option(
+        None, "--tiny-llm", help="LLM of a new tiny model (--model tiny): LAYERSxHIDDEN, default 4x64."
+    ),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
     clip_seconds: float = float_option(
         60.0, "--clip-seconds", above=0.0, max=3600.0, help="Longest clip of the stream policy, in seconds."
@@ -379,6 +419,11 @@ def train_cmd(
     dev = process_device(dev)
     vals = val if val is not None else (qa.parent / "val.json" if (qa.parent / "val.json").is_file() else None)
     chosen = parse_tasks(tasks)  # before anything loads: a typo is exit 2 at once
+    llm_size = parse_llm_size(tiny_llm)
+    if tiny_llm is not None and model != "tiny":
+        raise ConfigError(
+            f"--tiny-llm sizes a new tiny model, not {model!r}", hint="drop --tiny-llm, or use --model tiny"
+        )
     train_items = _load_items(qa, None, None, None, None, quiet=not main, tasks=chosen)
     val_items = _load_items(vals, None, None, None, None, quiet=not main, tasks=chosen) if vals is not None else None
     if chosen is not None and not train_items.items:
@@ -387,7 +432,7 @@ def train_cmd(
         from gazeqwen_edge.training.tasks import alert_pairs as derive_alert_pairs
 
         train_items.items = train_items.items + derive_alert_pairs(train_items.items, seed)
-    gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels)
+    gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels, llm_size)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding
     bar, update = _progress("train", show=main)

@@ -165,6 +165,8 @@ def build_tiny_gazeqwen(
     injected_layers: tuple[int, ...] = (1, 3),
     vjepa_crop: int | None = None,
     device: str = "cpu",
+    hidden: int = 64,
+    n_layers: int = 4,
     **kwargs,
 ):
     """A complete tiny GazeQwen (random weights, the same on any `device`: they are drawn on the CPU, then moved).
@@ -176,7 +178,7 @@ def build_tiny_gazeqwen(
     from gazeqwen_edge.model.video_encoder import load_video_encoder
 
     tok = tiny_tokenizer()
-    qwen = tiny_qwen(seed, tok)
+    qwen = tiny_qwen(seed, tok, n_layers=n_layers, hidden=hidden)
     if vjepa_crop is None:
         encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
     else:  # the tiny V-JEPA at another input size (more patches per frame: finer features at the gaze)
@@ -190,7 +192,9 @@ def build_tiny_gazeqwen(
         )
     torch.manual_seed(seed + 2)
     resampler = GazeResampler(
-        tiny_resampler_config(gaze_encoding, regime=regime, injected_layers=injected_layers)
+        tiny_resampler_config(
+            gaze_encoding, n_llm_layers=n_layers, d_llm=hidden, regime=regime, injected_layers=injected_layers
+        )
     ).eval()
     if perturb:
         with torch.no_grad():

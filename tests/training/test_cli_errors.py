@@ -145,3 +145,28 @@ def test_dataset_objects_option(capsys, tmp_path):
                      "--duration", "8", "--size", "64x48", "--fps", "2")  # fmt: skip
     assert rc == 0, err
     assert json.loads((tmp_path / "c" / "manifest.json").read_text())["params"]["n_objects"] == [5, 5]
+
+
+def test_train_tiny_llm_sizes_a_new_tiny_model_and_bad_sizes_are_refused(capsys, tmp_path):
+    from gazeqwen_edge.cli.training import parse_llm_size
+    from gazeqwen_edge.errors import ConfigError
+    from gazeqwen_edge.model.model_dir import load_model_dir
+    from tests.training.conftest import write_toy_set
+
+    assert parse_llm_size(None) == (4, 64) and parse_llm_size(" 3X96 ") == (3, 96)
+    for bad in ("4", "4x", "x64", "1x64", "4x48", "4x2048", "ax64", "33x64"):
+        with pytest.raises(ConfigError):
+            parse_llm_size(bad)
+    qa = write_toy_set(tmp_path / "toy", n_videos=2)
+    out = tmp_path / "run"
+    args = ["--qa", qa, "--val", qa, "--out", out, "--max-steps", "1", "--epochs", "1", "--grad-accum", "1"]
+    rc, _, err = cli(capsys, "train", *args, "--max-pixels", "3136", "--tiny-llm", "2x32", "--stage", "joint")
+    assert rc == 0, err
+    gq = load_model_dir(out / "best")
+    text = gq.qwen.config.text_config
+    assert (text.num_hidden_layers, text.hidden_size) == (2, 32)
+    assert gq.resampler.config.d_llm == 32 and gq.resampler.config.n_llm_layers == 2
+    rc, _, err = cli(capsys, "train", *args[:5], tmp_path / "r2", "--tiny-llm", "4x50")
+    _assert_user_error(rc, err, "--tiny-llm '4x50' is not LAYERSxHIDDEN", "e.g. --tiny-llm 4x128")
+    rc, _, err = cli(capsys, "train", *args[:5], tmp_path / "r3", "--tiny-llm", "4x128", "--model", "demo")
+    _assert_user_error(rc, err, "--tiny-llm sizes a new tiny model", "--model tiny")
