@@ -22,7 +22,10 @@ import numpy as np
 
 def gazed_features(gq, scene) -> list[tuple[dict[str, np.ndarray], str]]:
     """(features by encoder name, object name) for each fixation on an object whose middle is at least 2.5 s in and
-    where the gaze point lies on that object."""
+    where the gaze point lies on that object. The clip goes through training.data.encode_clip, the encoders' path of
+    training and evaluation."""
+    from gazeqwen_edge.training.data import Clip, encode_clip
+
     out = []
     w, h = scene.width, scene.height
     for f, name in zip(scene.true_fixations, scene.fixation_targets, strict=True):
@@ -33,16 +36,11 @@ def gazed_features(gq, scene) -> list[tuple[dict[str, np.ndarray], str]]:
             continue
         times = t - np.arange(4)[::-1] / 2.0
         frames = np.stack([scene.render(scene.start_ns + int(x * 1e9)) for x in times])
-        vi = gq.preprocess(frames, 2.0, times - times[0])
-        steps, gh, gw = (int(x) for x in vi.video_grid_thw[0])
-        mh, mw = gh // 2, gw // 2
+        enc = encode_clip(gq, Clip(frames, times - times[0], 2.0, 2.0, float(times[0])), np.zeros((0, 4), np.float32))
+        steps, mh, mw = enc.merged_grid
         r, c = min(mh - 1, int(f.y / h * mh)), min(mw - 1, int(f.x / w * mw))
-        import torch
-
-        with torch.no_grad():
-            out_v = gq.qwen.model.get_video_features(vi.pixel_values_videos, vi.video_grid_thw, return_dict=True)
-            qwen = out_v.pooler_output[0].float().reshape(steps, mh, mw, -1)[-1, r, c].numpy()
-            vj = gq.video_encoder.clip_stream_features(frames, (steps, mh, mw))[0][-1, r, c].float().numpy()
+        qwen = enc.vision.reshape(steps, mh, mw, -1)[-1, r, c].numpy()
+        vj = enc.features[-1, r, c].numpy()
         out.append(({"Qwen vision (merged token)": qwen, "V-JEPA (resampler input)": vj}, name))
     return out
 
