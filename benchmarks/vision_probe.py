@@ -64,11 +64,13 @@ def probe(x_tr: np.ndarray, y_tr: np.ndarray, x_te: np.ndarray, y_te: np.ndarray
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--train", type=int, default=300, help="scenes the probe is fitted on")
     ap.add_argument("--held-out", type=int, default=60, help="scenes it is scored on")
-    ap.add_argument("--quick", action="store_true", help="30 + 10 scenes, a smoke run")
+    ap.add_argument("--quick", action="store_true", help="30 + 10 scenes, a smoke run (instead of --train/--held-out)")
     args = ap.parse_args()
+    if args.train < 1 or args.held_out < 1:
+        ap.error("--train and --held-out need at least 1 scene each")
     if args.quick:
         args.train, args.held_out = 30, 10
 

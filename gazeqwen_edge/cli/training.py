@@ -4,6 +4,7 @@ synthetic benchmark under the reference, generation or option-text protocol, one
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import typer
@@ -25,21 +26,23 @@ TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -
 TINY_LLM = (4, 64)  # a new tiny model's LLM: decoder layers, hidden size (model/tiny.py)
 
 
+LLM_SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")  # "4x128", ASCII digits only (int() takes any Unicode digit)
+
+
 def parse_llm_size(text: str | None) -> tuple[int, int]:
     """ "LAYERSxHIDDEN" (e.g. "4x128") -> (layers, hidden) of a new tiny model's LLM; None -> TINY_LLM. ConfigError
     (exit 2) for anything else: 2-32 layers (the demo model injects into layers 0 and 1), hidden a multiple of 32 in
     32..1024 (4 attention heads whose size splits into Qwen's 3-D rotary sections)."""
     if text is None:
         return TINY_LLM
-    layers, sep, hidden = text.strip().lower().partition("x")
-    try:
-        n, h = int(layers), int(hidden)
-    except ValueError:
-        n = h = -1
-    if not sep or not 2 <= n <= 32 or not (32 <= h <= 1024 and h % 32 == 0):
+    hint = "e.g. --tiny-llm 4x128 (2-32 layers, hidden 32-1024, a multiple of 32)"
+    m = LLM_SIZE.fullmatch(text.strip())
+    if m is None:
+        raise ConfigError(f"--tiny-llm {text!r} is not LAYERSxHIDDEN", hint=hint)
+    n, h = int(m[1]), int(m[2])
+    if not 2 <= n <= 32 or not (32 <= h <= 1024 and h % 32 == 0):
         raise ConfigError(
-            f"--tiny-llm {text!r} is not LAYERSxHIDDEN",
-            hint="e.g. --tiny-llm 4x128 (2-32 layers, hidden 32-1024, a multiple of 32)",
+            f"--tiny-llm {text!r} is not LAYERSxHIDDEN with 2-32 layers and hidden 32-1024, a multiple of 32", hint=hint
         )
     return n, h
 
@@ -358,7 +361,10 @@ def train_cmd(
     ),
     max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame of a new tiny model (224x224)."),
     tiny_llm: str = typer.Option(
-        None, "--tiny-llm", help="LLM of a new tiny model (--model tiny): LAYERSxHIDDEN, default 4x64."
+        None,
+        "--tiny-llm",
+        help="LLM of a new tiny model (--model tiny): LAYERSxHIDDEN, 2-32 layers, hidden 32-1024 and a multiple of "
+        "32; default 4x64.",
     ),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
     clip_seconds: float = float_option(

@@ -154,7 +154,7 @@ def test_train_tiny_llm_sizes_a_new_tiny_model_and_bad_sizes_are_refused(capsys,
     from tests.training.conftest import write_toy_set
 
     assert parse_llm_size(None) == (4, 64) and parse_llm_size(" 3X96 ") == (3, 96)
-    for bad in ("4", "4x", "x64", "1x64", "4x48", "4x2048", "ax64", "33x64"):
+    for bad in ("4", "4x", "x64", "1x64", "4x48", "4x2048", "ax64", "33x64", "\uff14x64", "2_0x64", "+4x64", "4 x 64"):
         with pytest.raises(ConfigError):
             parse_llm_size(bad)
     qa = write_toy_set(tmp_path / "toy", n_videos=2)
