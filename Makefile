@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= dev,device,onnx,train,quant,profile,speech
 
-.PHONY: setup demo test lint bench clean demo-model
+.PHONY: setup demo test lint bench clean demo-model demo-variants
 
 setup: $(VENV)/.installed
 
@@ -54,6 +54,36 @@ demo-model: setup
 	$(GE) eval --qa $(DM)/data/test.json --model $(DM)/alerts/best --tasks $(DM_TASKS) --out $(DM)/eval-test \
 		--cache-dir $(DM)/cache --batch-size 32
 	rm -rf gazeqwen_edge/assets/demo_model && cp -r $(DM)/alerts/best gazeqwen_edge/assets/demo_model
+
+# The five-variant table (README "Training and evaluation"): each baseline trained with demo-model's two commands on
+# its dataset and encoder cache, only how gaze reaches the model differing (--variant, or the resampler's
+# --gaze-encoding), then all scored on the test split beside the demo model's own run ($(DM)/eval-test). Run
+# make demo-model first. About 2.5 h on 2 CPU cores (the visual prompt re-encodes every clip with gaze drawn on it).
+DV := build/demo-variants
+DV_TRAIN_no_gaze := --variant no_gaze
+DV_TRAIN_gaze_text := --variant gaze_text
+DV_TRAIN_visual_prompt := --variant visual_prompt
+DV_TRAIN_reference := --gaze-encoding reference
+DV_EVAL_no_gaze := --variant no_gaze
+DV_EVAL_gaze_text := --variant gaze_text
+DV_EVAL_visual_prompt := --variant visual_prompt
+DV_EVAL_reference :=
+DV_NAMES := no_gaze visual_prompt gaze_text reference
+demo-variants: $(foreach v,$(DV_NAMES),$(DV)/$(v)/eval-test/results.json)
+	$(GE) eval-table $(DM)/eval-test $(foreach v,$(DV_NAMES),$(DV)/$(v)/eval-test) --out $(DV)/table.md
+
+$(DV)/%/eval-test/results.json: | setup
+	@test -f $(DM)/eval-test/results.json || { echo "error: $(DM)/eval-test is missing"; \
+		echo "  hint: run make demo-model first (its dataset, encoder cache and test run)"; exit 2; }
+	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DV)/$*/joint --model tiny \
+		--stage joint --objective answer --tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --lr 2e-3 \
+		--batch-size 16 --grad-accum 1 --epochs 3 --seed 0 --cache-dir $(DM)/cache $(DV_TRAIN_$*)
+	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DV)/$*/alerts \
+		--model $(DV)/$*/joint/best --stage joint --objective answer --tasks $(DM_TASKS) --alert-pairs \
+		--clip-seconds 2 --free-text 0.7 --lr 1e-3 --batch-size 16 --grad-accum 1 --epochs 2 --seed 1 \
+		--cache-dir $(DM)/cache $(DV_TRAIN_$*)
+	$(GE) eval --qa $(DM)/data/test.json --model $(DV)/$*/alerts/best --tasks $(DM_TASKS) \
+		--out $(DV)/$*/eval-test --cache-dir $(DM)/cache --batch-size 32 $(DV_EVAL_$*)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
