@@ -58,7 +58,7 @@ demo-model: setup
 # The five-variant table (README "Training and evaluation"): each baseline trained with demo-model's two commands on
 # its dataset and encoder cache, only how gaze reaches the model differing (--variant, or the resampler's
 # --gaze-encoding), then all scored on the test split beside the demo model's own run ($(DM)/eval-test). Run
-# make demo-model first. About 2.5 h on 2 CPU cores (the visual prompt re-encodes every clip with gaze drawn on it).
+# make demo-model first. About 2 h on 2 CPU cores (the visual prompt re-encodes every clip with gaze drawn on it).
 DV := build/demo-variants
 DV_TRAIN_no_gaze := --variant no_gaze
 DV_TRAIN_gaze_text := --variant gaze_text
