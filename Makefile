@@ -40,19 +40,20 @@ GE := $(VENV)/bin/gazeqwen-edge
 # balanced alert pairs (--alert-pairs). About an hour on 2 CPU cores; the shipped run's figures: README "Training and
 # evaluation".
 DM_TASKS := OI-E,OI-H,OAR,GTA,CTL-O,CTL-A
+# The recipe, shared with demo-variants so the baselines cannot drift from it: both training stages' common options,
+# each stage's own, and the test-split evaluation (add --model and --out).
+DM_TRAIN := $(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --stage joint --objective answer \
+	--tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --batch-size 16 --grad-accum 1 --cache-dir $(DM)/cache
+DM_JOINT := --model tiny --lr 2e-3 --epochs 3 --seed 0
+DM_ALERTS := --alert-pairs --lr 1e-3 --epochs 2 --seed 1
+DM_EVAL := $(GE) eval --qa $(DM)/data/test.json --tasks $(DM_TASKS) --cache-dir $(DM)/cache --batch-size 32
 demo-model: setup
 	rm -rf $(DM) && mkdir -p $(DM)
 	$(GE) dataset synthetic $(DM)/data --videos 1500 --duration 8 --objects 4 --per-task 6 --seed 0
 	$(PY) -c "import json; d = json.load(open('$(DM)/data/val.json')); v = set(sorted({e['video_path'] for e in d})[:60]); json.dump([e for e in d if e['video_path'] in v], open('$(DM)/data/val_small.json', 'w'))"
-	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DM)/joint --model tiny \
-		--stage joint --objective answer --tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --lr 2e-3 \
-		--batch-size 16 --grad-accum 1 --epochs 3 --seed 0 --cache-dir $(DM)/cache
-	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DM)/alerts \
-		--model $(DM)/joint/best --stage joint --objective answer --tasks $(DM_TASKS) --alert-pairs \
-		--clip-seconds 2 --free-text 0.7 --lr 1e-3 --batch-size 16 --grad-accum 1 --epochs 2 --seed 1 \
-		--cache-dir $(DM)/cache
-	$(GE) eval --qa $(DM)/data/test.json --model $(DM)/alerts/best --tasks $(DM_TASKS) --out $(DM)/eval-test \
-		--cache-dir $(DM)/cache --batch-size 32
+	$(DM_TRAIN) $(DM_JOINT) --out $(DM)/joint
+	$(DM_TRAIN) $(DM_ALERTS) --model $(DM)/joint/best --out $(DM)/alerts
+	$(DM_EVAL) --model $(DM)/alerts/best --out $(DM)/eval-test
 	rm -rf gazeqwen_edge/assets/demo_model && cp -r $(DM)/alerts/best gazeqwen_edge/assets/demo_model
 
 # The five-variant table (README "Training and evaluation"): each baseline trained with demo-model's two commands on
@@ -75,15 +76,9 @@ demo-variants: $(foreach v,$(DV_NAMES),$(DV)/$(v)/eval-test/results.json)
 $(DV)/%/eval-test/results.json: | setup
 	@test -f $(DM)/eval-test/results.json || { echo "error: $(DM)/eval-test is missing"; \
 		echo "  hint: run make demo-model first (its dataset, encoder cache and test run)"; exit 2; }
-	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DV)/$*/joint --model tiny \
-		--stage joint --objective answer --tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --lr 2e-3 \
-		--batch-size 16 --grad-accum 1 --epochs 3 --seed 0 --cache-dir $(DM)/cache $(DV_TRAIN_$*)
-	$(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --out $(DV)/$*/alerts \
-		--model $(DV)/$*/joint/best --stage joint --objective answer --tasks $(DM_TASKS) --alert-pairs \
-		--clip-seconds 2 --free-text 0.7 --lr 1e-3 --batch-size 16 --grad-accum 1 --epochs 2 --seed 1 \
-		--cache-dir $(DM)/cache $(DV_TRAIN_$*)
-	$(GE) eval --qa $(DM)/data/test.json --model $(DV)/$*/alerts/best --tasks $(DM_TASKS) \
-		--out $(DV)/$*/eval-test --cache-dir $(DM)/cache --batch-size 32 $(DV_EVAL_$*)
+	$(DM_TRAIN) $(DM_JOINT) --out $(DV)/$*/joint $(DV_TRAIN_$*)
+	$(DM_TRAIN) $(DM_ALERTS) --model $(DV)/$*/joint/best --out $(DV)/$*/alerts $(DV_TRAIN_$*)
+	$(DM_EVAL) --model $(DV)/$*/alerts/best --out $(DV)/$*/eval-test $(DV_EVAL_$*)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
