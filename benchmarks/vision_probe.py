@@ -102,16 +102,14 @@ def main() -> None:
         return col, shp, col * len(shapes) + shp
 
     y_tr, y_te = labels(tr), labels(te)
+    n_classes = (len(colours), len(shapes), len(colours) * len(shapes))  # colour, shape, name
     print(f"{'features at the gaze point':<30} {'dim':>4} {'colour':>7} {'shape':>7} {'name':>7}")
     for enc in tr[0][0]:
         x_tr = np.stack([f[enc] for f, _ in tr])
         x_te = np.stack([f[enc] for f, _ in te])
-        accs = [
-            probe(x_tr, a, x_te, b, k)
-            for a, b, k in zip(y_tr, y_te, (len(colours), len(shapes), len(colours) * len(shapes)), strict=True)
-        ]
+        accs = [probe(x_tr, a, x_te, b, k) for a, b, k in zip(y_tr, y_te, n_classes, strict=True)]
         print(f"{enc:<30} {x_tr.shape[1]:>4} " + " ".join(f"{100 * a:>6.1f}%" for a in accs))
-    print(f"{'chance':<30} {'':>4} {100 / len(colours):>6.1f}% {100 / len(shapes):>6.1f}% {100 / 64:>6.1f}%")
+    print(f"{'chance':<30} {'':>4} " + " ".join(f"{100 / k:>6.1f}%" for k in n_classes))
 
 
 if __name__ == "__main__":
