@@ -3,7 +3,7 @@ point (Qwen's merged video token of the clip's last temporal step, and V-JEPA's 
 fitted on the object-identification fixations of some synthetic scenes and scored on other scenes, for the object's
 colour (8 classes), shape (8) and name (colour x shape, 64). Chance: 12.5 % / 12.5 % / 1.6 %.
 
-    .venv/bin/python benchmarks/vision_probe.py [--train 300] [--held-out 60] [--quick]
+    .venv/bin/python benchmarks/vision_probe.py [--train 300] [--held-out 60] [--quick] [--model demo|DIR]
 
 Clips are the runtime's: 4 model frames at 2 fps ending in the middle of the fixation, the synthetic benchmark's
 scenes (8 s, 4 objects, objects 2.5x, 320 x 240). Probe: multinomial logistic regression on standardised features
@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--train", type=int, default=300, help="scenes the probe is fitted on")
     ap.add_argument("--held-out", type=int, default=60, help="scenes it is scored on")
     ap.add_argument("--quick", action="store_true", help="30 + 10 scenes, a smoke run (instead of --train/--held-out)")
+    ap.add_argument("--model", default="demo", help="the model whose encoders are probed (default: the demo model)")
     args = ap.parse_args()
     if args.train < 1 or args.held_out < 1:
         ap.error("--train and --held-out need at least 1 scene each")
@@ -81,7 +82,7 @@ def main() -> None:
     from gazeqwen_edge.training.synthetic_benchmark import DEFAULT_OBJECT_SCALE, make_scene
 
     torch.set_num_threads(2)
-    gq = load_model("demo")
+    gq = load_model(args.model)
     colours, shapes = list(COLOURS), list(SHAPES)
 
     def rows(seeds):

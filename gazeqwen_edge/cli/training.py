@@ -24,25 +24,28 @@ from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
 TINY_LLM = (4, 64)  # a new tiny model's LLM: decoder layers, hidden size (model/tiny.py)
+TINY_VISION = (2, 32)  # a new tiny model's vision tower: blocks, width (model/tiny.py TINY_VISION; torch-free here)
 
 
 LLM_SIZE = re.compile(r"([0-9]+)[xX]([0-9]+)")  # "4x128", ASCII digits only (int() takes any Unicode digit)
 
 
-def parse_llm_size(text: str | None) -> tuple[int, int]:
-    """ "LAYERSxHIDDEN" (e.g. "4x128") -> (layers, hidden) of a new tiny model's LLM; None -> TINY_LLM. ConfigError
-    (exit 2) for anything else: 2-32 layers (the demo model injects into layers 0 and 1), hidden a multiple of 32 in
-    32..1024 (4 attention heads whose size splits into Qwen's 3-D rotary sections)."""
+def parse_llm_size(text: str | None, option: str = "--tiny-llm", default=TINY_LLM, min_layers: int = 2):
+    """ "LAYERSxHIDDEN" (e.g. "4x128") -> (layers, hidden) of a new tiny model's LLM (or, with option="--tiny-vision",
+    min_layers=1, its vision tower); None -> `default`. ConfigError (exit 2) for anything else: min_layers-32 layers
+    (the demo model injects into LLM layers 0 and 1), hidden a multiple of 32 in 32..1024 (the LLM's 4 attention heads
+    split into Qwen's 3-D rotary sections; the vision tower's heads are 32 wide)."""
     if text is None:
-        return TINY_LLM
-    hint = "e.g. --tiny-llm 4x128 (2-32 layers, hidden 32-1024, a multiple of 32)"
+        return default
+    hint = f"e.g. {option} 4x128 ({min_layers}-32 layers, hidden 32-1024, a multiple of 32)"
     m = LLM_SIZE.fullmatch(text.strip())
     if m is None:
-        raise ConfigError(f"--tiny-llm {text!r} is not LAYERSxHIDDEN", hint=hint)
+        raise ConfigError(f"{option} {text!r} is not LAYERSxHIDDEN", hint=hint)
     n, h = int(m[1]), int(m[2])
-    if not 2 <= n <= 32 or not (32 <= h <= 1024 and h % 32 == 0):
+    if not min_layers <= n <= 32 or not (32 <= h <= 1024 and h % 32 == 0):
         raise ConfigError(
-            f"--tiny-llm {text!r} is not LAYERSxHIDDEN with 2-32 layers and hidden 32-1024, a multiple of 32", hint=hint
+            f"{option} {text!r} is not LAYERSxHIDDEN with {min_layers}-32 layers and hidden 32-1024, a multiple of 32",
+            hint=hint,
         )
     return n, h
 
@@ -148,6 +151,7 @@ def _model(
     regime: str,
     max_pixels: int | None,
     llm_size: tuple[int, int] = TINY_LLM,
+    vision_size: tuple[int, int] = TINY_VISION,
 ):
     from gazeqwen_edge.runtime.models import load_model
 
@@ -164,6 +168,7 @@ def _model(
             vjepa_crop=128,
             hidden=llm_size[1],
             n_layers=llm_size[0],
+            vision=vision_size,
             **kw,
         )
         gq.qwen.to(device)
@@ -472,6 +477,62 @@ def train_cmd(
         return
     best = "none (no validation items)" if result.best_val is None else f"{100 * result.best_val:.1f} %"
     console.print(f"{result.steps} optimizer steps; best validation accuracy {best}; model in {escape(str(out))}/best")
+
+
+@app.command("train-vision", short_help="The tiny model's vision pre-stage: a vision tower that sees shapes.")
+def train_vision_cmd(
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        callback=run_output_dir("metrics.jsonl"),
+        help="Output directory: best/ (a model directory for train --model), metrics.jsonl. A rerun starts over.",
+    ),
+    tiny_llm: str = typer.Option(None, "--tiny-llm", help="LLM of the new tiny model: LAYERSxHIDDEN (default 4x64)."),
+    tiny_vision: str = typer.Option(
+        "4x64",
+        "--tiny-vision",
+        help="Its vision tower: BLOCKSxWIDTH, 1-32 blocks, width 32-1024 and a multiple of 32 (an untrained tiny "
+        "model has 2x32).",
+    ),
+    max_pixels: int = typer.Option(None, min=28 * 28, help="Pixel budget per frame (224x224)."),
+    steps: int = typer.Option(4000, min=1, max=10**6, help="Optimizer steps."),
+    scenes: int = typer.Option(6000, min=1, max=10**6, help="Training scenes (2 samples each, rendered first)."),
+    held_out: int = typer.Option(100, "--held-out", min=1, max=10**5, help="Held-out scenes for the accuracies."),
+    batch_size: int = typer.Option(32, min=1, max=4096, help="Samples (temporal steps) per optimizer step."),
+    lr: float = float_option(2e-3, "--lr", above=0.0, max=1.0, help="Peak learning rate (AdamW, one-cycle)."),
+    seed: int = seed_option(0, "--seed", help="Seed of sample times, batch order and the head."),
+    dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device."),
+) -> None:
+    """Train a new tiny GazeQwen's vision tower to tell the colour and shape of the object under each video token of
+    synthetic scenes no benchmark split holds (training/vision_pretrain.py), standing in for the pretrained tower of
+    the real model; then `train --model OUT/best` trains the LLM and the resampler on top of it, frozen. A random
+    tower keeps colour but not shape (benchmarks/vision_probe.py). About 25 min on 2 CPU cores with the defaults."""
+    from gazeqwen_edge.training.vision_pretrain import VisionPretrainConfig, pretrain_vision
+
+    llm_size = parse_llm_size(tiny_llm)
+    vision_size = parse_llm_size(tiny_vision, "--tiny-vision", TINY_VISION, min_layers=1)
+    cfg = VisionPretrainConfig(steps=steps, scenes=scenes, held_out=held_out, batch_size=batch_size, lr=lr, seed=seed)
+    if batch_size > scenes * cfg.samples_per_scene:  # before anything is built or rendered
+        raise ConfigError(
+            f"--batch-size {batch_size} is larger than the {scenes * cfg.samples_per_scene} training samples",
+            hint="raise --scenes or lower --batch-size",
+        )
+    gq = _model("tiny", None, dev, "spatial", "stream", max_pixels, llm_size, vision_size)
+    bar, update = _progress("render + train")  # one bar: scenes rendered, then optimizer steps
+    with bar:
+        result = pretrain_vision(
+            gq,
+            out,
+            cfg,
+            render_progress=lambda done, _: update(done, scenes + steps),
+            progress=lambda done, _: update(scenes + done, scenes + steps),
+            log=lambda rec: console.print(json.dumps(rec), highlight=False),
+        )
+    console.print(
+        f"held-out object tokens: colour {100 * result.colour_acc:.1f} %, shape {100 * result.shape_acc:.1f} % "
+        f"(chance 12.5 %); model in {escape(str(result.model_dir))}",
+        highlight=False,
+    )
 
 
 @app.command("eval-table", short_help="One table of several evaluations (variants side by side).")

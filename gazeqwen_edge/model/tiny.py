@@ -78,7 +78,13 @@ def tiny_tokenizer(vocab_size: int = 512):
     )
 
 
-def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64):
+TINY_VISION = (2, 32)  # the tiny vision tower: blocks, width (random, the tests' and the first demo models')
+
+
+def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64, vision: tuple[int, int] = TINY_VISION):
+    """The tiny Qwen2.5-VL's config: an LLM of `n_layers` x `hidden` and a vision tower of `vision` = (blocks, width)
+    (MLP 2 x width, heads of 32 channels, at least 2; full attention in every second block, windowed attention of
+    56 px, i.e. 2 x 2 merged tokens, in the others, as Qwen2.5-VL alternates them)."""
     from transformers import Qwen2_5_VLConfig
 
     tok = tokenizer if tokenizer is not None else tiny_tokenizer()
@@ -107,13 +113,13 @@ def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64):
             pad_token_id=ids["<|endoftext|>"],
         ),
         vision_config=dict(
-            depth=2,
-            hidden_size=32,
-            intermediate_size=64,
-            num_heads=2,
+            depth=vision[0],
+            hidden_size=vision[1],
+            intermediate_size=2 * vision[1],
+            num_heads=max(2, vision[1] // 32),
             out_hidden_size=hidden,
             window_size=56,
-            fullatt_block_indexes=[1],
+            fullatt_block_indexes=list(range(1, vision[0], 2)) or [0],
             tokens_per_second=2,
         ),
         image_token_id=ids["<|image_pad|>"],
@@ -123,12 +129,14 @@ def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64):
     )
 
 
-def tiny_qwen(seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64):
+def tiny_qwen(
+    seed: int = 0, tokenizer=None, n_layers: int = 4, hidden: int = 64, vision: tuple[int, int] = TINY_VISION
+):
     """A random Qwen2_5_VLForConditionalGeneration (fp32, eval mode, default sdpa attention)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(tokenizer, n_layers, hidden))
+    model = Qwen2_5_VLForConditionalGeneration(tiny_qwen_config(tokenizer, n_layers, hidden, vision))
     return model.eval()
 
 
@@ -167,6 +175,7 @@ def build_tiny_gazeqwen(
     device: str = "cpu",
     hidden: int = 64,
     n_layers: int = 4,
+    vision: tuple[int, int] = TINY_VISION,
     **kwargs,
 ):
     """A complete tiny GazeQwen (random weights, the same on any `device`: they are drawn on the CPU, then moved).
@@ -178,7 +187,7 @@ def build_tiny_gazeqwen(
     from gazeqwen_edge.model.video_encoder import load_video_encoder
 
     tok = tiny_tokenizer()
-    qwen = tiny_qwen(seed, tok, n_layers=n_layers, hidden=hidden)
+    qwen = tiny_qwen(seed, tok, n_layers=n_layers, hidden=hidden, vision=vision)
     if vjepa_crop is None:
         encoder = load_video_encoder(VideoEncoderConfig(backend="tiny"), seed=seed + 1)
     else:  # the tiny V-JEPA at another input size (more patches per frame: finer features at the gaze)
