@@ -511,12 +511,8 @@ def train_vision_cmd(
 
     llm_size = parse_llm_size(tiny_llm)
     vision_size = parse_llm_size(tiny_vision, "--tiny-vision", TINY_VISION, min_layers=1)
+    # pretrain_vision refuses a batch larger than the training samples before it renders or writes anything
     cfg = VisionPretrainConfig(steps=steps, scenes=scenes, held_out=held_out, batch_size=batch_size, lr=lr, seed=seed)
-    if batch_size > scenes * cfg.samples_per_scene:  # before anything is built or rendered
-        raise ConfigError(
-            f"--batch-size {batch_size} is larger than the {scenes * cfg.samples_per_scene} training samples",
-            hint="raise --scenes or lower --batch-size",
-        )
     gq = _model("tiny", None, dev, "spatial", "stream", max_pixels, llm_size, vision_size)
     bar, update = _progress("render + train")  # one bar: scenes rendered, then optimizer steps
     with bar:

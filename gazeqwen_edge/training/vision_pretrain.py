@@ -186,7 +186,7 @@ def pretrain_vision(
     tower = gq.qwen.model.visual
     torch.manual_seed(cfg.seed)
     head = torch.nn.Linear(gq.qwen.config.vision_config.out_hidden_size, N_COLOUR + N_SHAPE).to(gq.device)
-    params = [p for p in tower.parameters()] + list(head.parameters())
+    params = list(tower.parameters()) + list(head.parameters())
     for p in tower.parameters():
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
