@@ -164,10 +164,16 @@ class GridResampler(torch.nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return torch.device("cpu")
+        """Where callers put the inputs (gazeqwen.module_device): the PyTorch fallback's device, which must get them
+        there; an ONNX graph takes tensors on any device and returns its residuals on theirs. (The CPU here sent
+        CPU features into a CUDA fallback: an NF4 bundle on CUDA failed on every grid without a graph.)"""
+        from gazeqwen_edge.model.gazeqwen import module_device
+
+        return module_device(self.fallback)
 
     def forward(self, features, gaze_points, gaze_mask, has_gaze=None):
-        """As GazeResampler.forward: features (B, T, H, W, d_vjepa) -> residuals (M, B, T, H*W, d_llm)."""
+        """As GazeResampler.forward: features (B, T, H, W, d_vjepa) -> residuals (M, B, T, H*W, d_llm), on the
+        features' device (float32 from a graph, the fallback's dtype from it)."""
         graph = self.graphs.get((int(features.shape[2]), int(features.shape[3])))
         if graph is None:
             self.torch_calls += 1

@@ -281,6 +281,28 @@ def test_onnx_bundle_runs_the_gaze_path_on_onnxruntime(onnx_bundle, source):
         assert (gq.resampler.onnx_calls, gq.resampler.torch_calls) == calls
 
 
+def test_inputs_go_to_the_device_of_the_bundles_torch_resampler():
+    """The bundle's resampler takes its inputs where its PyTorch fallback is (a grid without a graph runs there): CPU
+    features sent to a CUDA fallback failed every NF4 bundle run with --torch-device cuda (seen on an H200). The
+    meta device stands in for the GPU; a graph's call returns on the features' device."""
+    from gazeqwen_edge.export.bundle import GridResampler
+    from gazeqwen_edge.model.gazeqwen import module_device
+    from gazeqwen_edge.model.resampler import GazeResampler
+    from gazeqwen_edge.model.tiny import tiny_resampler_config
+
+    fallback = GazeResampler(tiny_resampler_config()).to("meta")
+    grid = GridResampler({}, fallback)
+    assert module_device(grid) == torch.device("meta")
+    feats = torch.zeros(1, 2, 3, 4, 96, device="meta")
+    pts, mask = torch.zeros(1, 2, 1, 2, device="meta"), torch.ones(1, 2, 1, dtype=torch.bool, device="meta")
+    assert grid(feats, pts, mask).device == torch.device("meta") and grid.torch_calls == 1
+
+    def graph(f, p, m, h):
+        return torch.ones(2, 1, 2, 12, 64, device=f.device)
+
+    assert GridResampler({(3, 4): graph}, fallback)(feats, pts, mask).device == torch.device("meta")
+
+
 def test_gaze_backend_torch_ignores_the_graphs(onnx_bundle):
     gq = load_bundle(onnx_bundle, gaze_backend="torch")
     assert gq.meta["backend"] == "torch" and type(gq.resampler).__name__ == "GazeResampler"
