@@ -90,21 +90,12 @@ def build(device: str, dtype: torch.dtype, small: bool = False, seed: int = 0, t
     from gazeqwen_edge.model.config import ResamplerConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
     from gazeqwen_edge.model.resampler import GazeResampler
-    from gazeqwen_edge.model.tiny import SPECIAL_TOKENS, tiny_tokenizer
+    from gazeqwen_edge.model.tiny import special_token_ids, tiny_tokenizer
     from gazeqwen_edge.model.video_encoder import TransformersVJEPA2Encoder
 
     qcfg, vcfg, rkw = model_configs(small)
     tok = tiny_tokenizer()
-    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
-    qcfg.update(
-        bos_token_id=ids["<|endoftext|>"],
-        eos_token_id=ids["<|im_end|>"],
-        pad_token_id=ids["<|endoftext|>"],
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    qcfg.update(special_token_ids(tok))
     qcfg.pop("vision_token_id", None)
     qcfg.pop("torch_dtype", None)  # the dtype is chosen here (transformers would build bf16 parts into an fp32 model)
     torch.manual_seed(seed)
@@ -349,12 +340,12 @@ def main(argv=None) -> int:
     def save():
         (a.out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
 
+    dt = "bf16" if dtype == torch.bfloat16 else "fp32"
     doc = session(gq, 99, min(a.duration, 6.0), a.every, True, None)  # warm-up (kernels, allocator), in lockstep
-    summary["sessions"][f"{'bf16' if dtype == torch.bfloat16 else 'fp32'}, lockstep warm-up"] = headline(doc)
+    summary["sessions"][f"{dt}, lockstep warm-up"] = headline(doc)
     summary["bare"] = bare_decoder(gq, steps=int(a.duration))
     print("bare decoder", json.dumps(summary["bare"]), flush=True)
     save()
-    dt = "bf16" if dtype == torch.bfloat16 else "fp32"
     for label, view in ((f"{dt}, question view", True), (f"{dt}, no question view", False)):
         doc = session(gq, 0, a.duration, a.every, view, 1.0)
         summary["sessions"][label] = headline(doc)

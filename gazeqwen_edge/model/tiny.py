@@ -81,6 +81,21 @@ def tiny_tokenizer(vocab_size: int = 512):
 TINY_VISION = (2, 32)  # the tiny vision tower: blocks, width (random, the tests' and the first demo models')
 
 
+def special_token_ids(tokenizer) -> dict[str, int]:
+    """The Qwen2.5-VL config keys of `tokenizer`'s special tokens: bos / eos / pad (text config) and the image, video
+    and vision start / end ids (top level), each the id of the token Qwen2.5-VL uses for it."""
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    return {
+        "bos_token_id": ids["<|endoftext|>"],
+        "eos_token_id": ids["<|im_end|>"],
+        "pad_token_id": ids["<|endoftext|>"],
+        "image_token_id": ids["<|image_pad|>"],
+        "video_token_id": ids["<|video_pad|>"],
+        "vision_start_token_id": ids["<|vision_start|>"],
+        "vision_end_token_id": ids["<|vision_end|>"],
+    }
+
+
 def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64, vision: tuple[int, int] = TINY_VISION):
     """The tiny Qwen2.5-VL's config: an LLM of `n_layers` x `hidden` and a vision tower of `vision` = (blocks, width)
     (MLP 2 x width, heads of 32 channels, at least 2; full attention in every second block, windowed attention of
@@ -88,7 +103,7 @@ def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64, vision
     from transformers import Qwen2_5_VLConfig
 
     tok = tokenizer if tokenizer is not None else tiny_tokenizer()
-    ids = {t: tok.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    ids = special_token_ids(tok)
     head_dim = hidden // 4
     return Qwen2_5_VLConfig(
         text_config=dict(
@@ -108,9 +123,9 @@ def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64, vision
                     head_dim // 2 - head_dim // 8 - 3 * head_dim // 16,
                 ],
             },
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
+            bos_token_id=ids["bos_token_id"],
+            eos_token_id=ids["eos_token_id"],
+            pad_token_id=ids["pad_token_id"],
         ),
         vision_config=dict(
             depth=vision[0],
@@ -122,10 +137,10 @@ def tiny_qwen_config(tokenizer=None, n_layers: int = 4, hidden: int = 64, vision
             fullatt_block_indexes=list(range(1, vision[0], 2)) or [0],
             tokens_per_second=2,
         ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        image_token_id=ids["image_token_id"],
+        video_token_id=ids["video_token_id"],
+        vision_start_token_id=ids["vision_start_token_id"],
+        vision_end_token_id=ids["vision_end_token_id"],
     )
 
 
