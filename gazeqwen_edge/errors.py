@@ -83,6 +83,9 @@ def check_creatable(path: Path) -> None:
         p = p.parent
     try:
         path.mkdir(parents=True)
+    except FileExistsError:  # another process made it meanwhile (every rank of `accelerate launch` checks its --out)
+        if not path.is_dir() and path.exists():
+            raise InputError(path, "exists and is not a directory") from None
     except OSError as e:
         raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another --out directory") from e
     finally:

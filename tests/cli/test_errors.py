@@ -281,3 +281,29 @@ def test_ctrl_c_inside_a_command_says_so_and_how_to_resume(capsys, tmp_path, mon
         if resumable
         else len(lines) == 1
     )
+
+
+def test_an_out_directory_another_process_makes_meanwhile_is_not_an_error(tmp_path, monkeypatch):
+    """Every rank of `accelerate launch` checks the same --out: when another one makes it between the existence check
+    and the mkdir (FileExistsError), the path is creatable, not an error (CI saw rank 1 exit 2 with 'File exists');
+    a file made there meanwhile is still refused."""
+    from pathlib import Path
+
+    from gazeqwen_edge.errors import InputError, check_creatable
+
+    real_mkdir = Path.mkdir
+
+    def racing(made_by_other):
+        def mkdir(self, *a, **k):
+            made_by_other(self)
+            raise FileExistsError(17, "File exists", str(self))
+
+        return mkdir
+
+    target = tmp_path / "run" / "out"
+    monkeypatch.setattr(Path, "mkdir", racing(lambda p: real_mkdir(p, parents=True)))
+    check_creatable(target)
+    clash = tmp_path / "clash"
+    monkeypatch.setattr(Path, "mkdir", racing(lambda p: p.write_text("x")))
+    with pytest.raises(InputError, match="not a directory"):
+        check_creatable(clash)
