@@ -38,11 +38,13 @@ class _Console(Console):
         Console.size.fset(self, new_size)
 
 
-# --help written to a pipe or a file: typer's rich help would be laid out for 80 columns and cut long defaults with
-# "..." (e.g. run's --streams default); lay it out wide enough instead (a terminal keeps its own width).
-HELP_WIDTH_PIPED = 160
-if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS"):
-    rich_utils.MAX_WIDTH = HELP_WIDTH_PIPED
+# --help written to a pipe or a file (not a terminal, COLUMNS and TERMINAL_WIDTH not set): click's plain help, as
+# `less` or `grep` expect it: no box drawing, no lines padded with spaces, wrapped at 80 columns. Options and their
+# defaults are never cut (rich's help, laid out for 80 columns, cut run's --streams default with "..."); a command
+# list shortens long summaries as click does (COMMAND --help has them whole). A terminal keeps typer's rich help at
+# its own width. Sub-groups take the root's mode.
+HELP_PIPED = rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+HELP_MARKUP = None if HELP_PIPED else "rich"
 
 app = typer.Typer(
     name="gazeqwen-edge",
@@ -51,6 +53,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode=HELP_MARKUP,
 )
 console = _Console()
 console_err = _Console(stderr=True)

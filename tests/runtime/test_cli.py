@@ -244,11 +244,18 @@ def test_an_existing_session_directory_is_refused_before_anything_runs(tmp_path,
     assert (old / "answers.jsonl").read_text() == "keep me\n"
 
 
-def test_help_written_to_a_pipe_is_not_cut():
-    """Before: `run --help | cat` cut the --streams default to 'gaze,world,audio,eye_ev…' at 80 columns."""
-    p = cli_subprocess("run", "--help")
-    assert p.returncode == 0 and "…" not in p.stdout
-    assert "[default: gaze,world,audio,eye_events]" in p.stdout
+@pytest.mark.parametrize("command", [[], ["run"], ["calibrate", "offset"], ["profile"]])
+def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
+    """`--help | less` reads as click's plain help: no box drawing, no lines padded with spaces to a width, at most 80
+    columns. Before: rich's help cut the --streams default to 'gaze,world,audio,eye_ev…' at 80 columns, and then was
+    laid out 160 columns wide with every line padded to the box's edge."""
+    p = cli_subprocess(*command, "--help")
+    assert p.returncode == 0 and p.stdout.startswith(f"Usage: gazeqwen-edge {' '.join(command)}".rstrip() + " ")
+    lines = p.stdout.splitlines()
+    assert not any(c in p.stdout for c in "…╭│─") and "\x1b[" not in p.stdout, p.stdout
+    assert all(line == line.rstrip() for line in lines) and max(map(len, lines)) <= 80, p.stdout
+    if command == ["run"]:
+        assert "[default: gaze,world,audio,eye_events]" in " ".join(p.stdout.split())
 
 
 def test_a_streamgaze_qa_file_on_another_source_is_refused(tmp_path, capsys, shared_dir):
