@@ -3,6 +3,7 @@ tests that need it skip cleanly where it is absent."""
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = (REPO_ROOT / ".." / "shared").resolve()
 NEON_RECORDING_DIR = SHARED_DIR / "fixtures" / "neon_demo_recording"
+
+
+def pytest_configure(config):
+    """Tests stop commands with Ctrl-C (tests/cli/test_fuzz.py sends SIGINT to the main thread, and children get it
+    too). A suite started in the background by a non-interactive shell (`nohup make test &`) inherits SIGINT as
+    ignored, and Python then installs no KeyboardInterrupt handler, so those Ctrl-Cs were lost and the command ran on
+    (the fuzz once hung 15 min in train-vision, twice in simulate --loop). Python's own handler is put back; children
+    started from here then get SIGINT's default, as from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session")
