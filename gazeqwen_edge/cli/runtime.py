@@ -55,7 +55,12 @@ VOICE = typer.Option(
     help="Spoken questions from the source's audio (default: on when the speech extra is installed).",
 )
 ASR_MODEL = typer.Option("tiny.en", "--asr-model", help="faster-whisper model name or local directory.")
-SPEAK = typer.Option(False, "--speak", help="Read answers aloud as they stream (a local TTS, played with aplay).")
+SPEAK = typer.Option(
+    False, "--speak", help="Read answers aloud as they stream (a local TTS, played with aplay; see --speak-device)."
+)
+SPEAK_DEVICE = typer.Option(
+    None, "--speak-device", help="With --speak: the sound output, an ALSA name from 'aplay -L' (default: ALSA's)."
+)
 SPEAK_TO = typer.Option(
     None, "--speak-to", callback=output_dir, help="Write one WAV per spoken answer into DIR (named in answers.jsonl)."
 )
@@ -237,14 +242,26 @@ def open_microphone(device: str | None):
     return Microphone(device=int(device) if device is not None and device.strip().isdigit() else device).check()
 
 
-def speech_sinks(speak: bool, speak_to: Path | None, tts: str, timer=None) -> list:
+def speech_sinks(speak: bool, speak_to: Path | None, tts: str, timer=None, speak_device: str | None = None) -> list:
     """[SpeechSink] when answers are to be spoken (--speak, --speak-to), else []. Made before the model loads, so a
-    missing TTS program fails at once (exit 4); set the sink's `timer` once the model is there."""
+    missing TTS program fails at once (exit 4), and so does a sound output that cannot be opened (exit 3); set the
+    sink's `timer` once the model is there, and its `notify` once the session is (attach_speech)."""
+    from gazeqwen_edge.errors import ConfigError
+
+    if speak_device is not None and not speak:
+        raise ConfigError("--speak-device needs --speak", hint="add --speak, or drop --speak-device")
     if not speak and speak_to is None:
         return []
     from gazeqwen_edge.voice.tts import SpeechSink
 
-    return [SpeechSink(speak_to=speak_to, play=speak, engine=tts, timer=timer)]
+    return [SpeechSink(speak_to=speak_to, play=speak, engine=tts, timer=timer, output_device=speak_device)]
+
+
+def attach_speech(session, speech: list) -> None:
+    """Route the speech sinks' playback problems (a headset unplugged mid-session) to the session's notices: the
+    terminal and the session log."""
+    for sink in speech:
+        sink.notify = session.notice
 
 
 class _Null:
@@ -287,6 +304,7 @@ def replay(
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
     speak: bool = SPEAK,
+    speak_device: str = SPEAK_DEVICE,
     speak_to: Path = SPEAK_TO,
     tts: str = TTS,
     watch: list[str] = WATCH,
@@ -304,7 +322,7 @@ def replay(
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
-        speech = speech_sinks(speak, speak_to, tts)
+        speech = speech_sinks(speak, speak_to, tts, speak_device=speak_device)
         voices = voice_factory(voice, asr_model, lockstep=pace is None)
         watch = check_watches(watch)
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection)
@@ -323,7 +341,7 @@ def replay(
             wearer,
             source,
             voice=voices,
-            setup=lambda session: add_watches(session, watch, watch_hold),
+            setup=lambda session: (attach_speech(session, speech), add_watches(session, watch, watch_hold)),
         )
     print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted, not_asked=result.not_asked)
 
@@ -373,6 +391,7 @@ def run(
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
     speak: bool = SPEAK,
+    speak_device: str = SPEAK_DEVICE,
     speak_to: Path = SPEAK_TO,
     tts: str = TTS,
     watch: list[str] = WATCH,
@@ -390,7 +409,7 @@ def run(
 
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
-    speech = [] if status_only else speech_sinks(speak, speak_to, tts)
+    speech = [] if status_only else speech_sinks(speak, speak_to, tts, speak_device=speak_device)
     if mic and voice is False:
         from gazeqwen_edge.errors import ConfigError
 
@@ -413,6 +432,7 @@ def run(
             sink.timer = gq.timer
         sinks = [TerminalSink(console), *speech]
         session = Session(neon, gq, cfg, out_dir, sinks, wearer=wearer, spec=device, label="run")
+        attach_speech(session, speech)
         if voices is not None and (microphone is not None or "audio" in streams):
             session.voice = voices(session)
         if microphone is not None:

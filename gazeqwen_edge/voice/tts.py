@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.errors import MissingDependencyError
+from gazeqwen_edge.errors import DeviceError, MissingDependencyError
 from gazeqwen_edge.runtime.sinks import Sink
 
 ENGINES = ("espeak-ng", "festival")
@@ -71,21 +71,80 @@ def write_wav(path: Path, pcm: np.ndarray, rate: int) -> None:
     Path(path).write_bytes(wav_bytes(pcm, rate))
 
 
+def player_command(device: str | None = None) -> list[str]:
+    """The command that plays a WAV read from stdin: aplay (ALSA), quiet, on the PCM `device` (an `aplay -L` name
+    such as 'plughw:1,0'; None: ALSA's default). MissingDependencyError (exit 4) when aplay is not installed."""
+    aplay = shutil.which("aplay")
+    if aplay is None:
+        raise MissingDependencyError("playing spoken answers needs 'aplay'", hint="apt install alsa-utils")
+    return [aplay, "-q", *(["-D", device] if device else []), "-"]
+
+
+_PLAYER_PREFIX = re.compile(r"^(aplay: \w+:\d+: |ALSA lib [\w.]+:\d+:\(\w+\) )")
+
+
+def _player_message(stderr: bytes) -> str:
+    """aplay's reason in a few words: its last line without the source-location prefixes ('aplay: main:831: audio
+    open error: ...'), or ALSA's "cannot find card" when that is the cause (a machine without sound)."""
+    lines = [_PLAYER_PREFIX.sub("", ln.strip()) for ln in stderr.decode(errors="replace").splitlines() if ln.strip()]
+    if not lines:
+        return "the player failed without a message"
+    card = next((ln for ln in lines if ln.startswith("cannot find card")), None)
+    message = lines[-1].replace("audio open error: ", "cannot open the device: ")
+    return (f"no sound card ({card})" if card else message)[:300]
+
+
+def check_output(command: list[str], timeout: float = 10.0) -> None:
+    """Open the sound output the way answers will be played (`command` from player_command) with 50 ms of silence.
+    DeviceError (exit 3) naming the device and the player's reason when it cannot be opened (no sound card, a wrong
+    --speak-device, a device held by another program), so `--speak` fails at the start instead of staying silent."""
+    where = f"'{command[command.index('-D') + 1]}'" if "-D" in command else "ALSA's default output"
+    try:
+        r = subprocess.run(
+            command, input=wav_bytes(np.zeros(800, np.int16), 16000), capture_output=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired:
+        raise DeviceError(
+            f"the sound output ({where}) did not play 50 ms of silence within {timeout:g} s",
+            hint="is another program holding it? pick an output with --speak-device NAME ('aplay -L' lists them)",
+        ) from None
+    if r.returncode != 0:
+        raise DeviceError(
+            f"no sound output for spoken answers on {where}: {_player_message(r.stderr)}",
+            hint="pick an output with --speak-device NAME ('aplay -L' lists them), or write WAVs with --speak-to DIR",
+        )
+
+
 class SpeechSink(Sink):
     """Speaks answers (see the module docstring). speak_to: directory for one `answer-<id>.wav` per spoken answer;
-    play: also play each sentence as it is ready (aplay); engine: espeak-ng | festival; timer: a StageTimer that gets
-    "tts_first_audio" (from an answer's first piece to its first synthesised sentence) and "tts" (per sentence).
-    Raises MissingDependencyError when the engine (or aplay, to play) is missing."""
+    play: also play each sentence as it is ready (aplay, on `output_device`: an ALSA PCM name, None for the default);
+    engine: espeak-ng | festival; timer: a StageTimer that gets "tts_first_audio" (from an answer's first piece to its
+    first synthesised sentence) and "tts" (per sentence).
 
-    def __init__(self, speak_to: str | Path | None = None, play: bool = False, engine: str = "espeak-ng", timer=None):
+    Raises MissingDependencyError when the engine (or aplay, to play) is missing, DeviceError when the sound output
+    cannot be opened (checked here with 50 ms of silence). A sentence that fails to play later (a headset unplugged)
+    is reported once per message through `notify(kind, message)` when it is set (the CLI sets the session's notice:
+    the terminal and the session log), counted in `play_failures`, and the next sentence is tried again."""
+
+    def __init__(
+        self,
+        speak_to: str | Path | None = None,
+        play: bool = False,
+        engine: str = "espeak-ng",
+        timer=None,
+        output_device: str | None = None,
+    ):
         synthesise("ok", engine)  # fail now, not at the first answer
         self.engine, self.timer = engine, timer
         self.speak_to = None if speak_to is None else Path(speak_to)
+        self.player_cmd = player_command(output_device) if play else None
+        if self.player_cmd is not None:
+            check_output(self.player_cmd)
         if self.speak_to is not None:
             self.speak_to.mkdir(parents=True, exist_ok=True)
-        self.player = shutil.which("aplay") if play else None
-        if play and self.player is None:
-            raise MissingDependencyError("playing spoken answers needs 'aplay'", hint="apt install alsa-utils")
+        self.notify = None
+        self.play_failures = 0
+        self._reported: set[str] = set()
         self._text: dict[int, str] = {}
         self._audio: dict[int, list[np.ndarray]] = {}
         self._rate = 22050
@@ -95,7 +154,7 @@ class SpeechSink(Sink):
         self._proc = None
         self._stopped = threading.Event()
         self._player_thread = None
-        if self.player is not None:
+        if self.player_cmd is not None:
             self._player_thread = threading.Thread(target=self._play_loop, name="tts-player", daemon=True)
             self._player_thread.start()
 
@@ -119,7 +178,7 @@ class SpeechSink(Sink):
             if qid in self._first:
                 self.timer.add("tts_first_audio", time.perf_counter() - self._first.pop(qid))
         self._audio.setdefault(qid, []).append(pcm)
-        if self.player is not None and not self._stopped.is_set():
+        if self.player_cmd is not None and not self._stopped.is_set():
             self._play_q.put((pcm, self._rate))
 
     def answered(self, record) -> None:
@@ -143,7 +202,7 @@ class SpeechSink(Sink):
             name = f"alert-{self._alerts}.wav"
             write_wav(self.speak_to / name, pcm, rate)
             alert.meta["speech"] = name
-        if self.player is not None:
+        if self.player_cmd is not None:
             self._play_q.put((pcm, rate))
 
     def speech_started(self, t_s: float | None) -> None:
@@ -166,11 +225,27 @@ class SpeechSink(Sink):
             if item is None:
                 return
             pcm, rate = item
-            self._proc = subprocess.Popen([self.player, "-q", "-"], stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self._proc = proc = subprocess.Popen(
+                self.player_cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
             try:
-                self._proc.communicate(wav_bytes(pcm, rate), timeout=120)
+                _, err = proc.communicate(wav_bytes(pcm, rate), timeout=120)
             except (subprocess.TimeoutExpired, BrokenPipeError):
-                self._proc.kill()
+                proc.kill()
+                _, err = proc.communicate()
+            if proc.returncode != 0 and proc.returncode != -9:  # -9: killed by a barge-in
+                self._play_failed(_player_message(err or b""))
+
+    def _play_failed(self, message: str) -> None:
+        self.play_failures += 1
+        if message in self._reported:
+            return
+        self._reported.add(message)
+        if self.notify is not None:
+            try:
+                self.notify("speech_failed", f"a spoken answer could not be played: {message}")
+            except Exception:  # noqa: BLE001 - the player thread must go on with the next sentence
+                pass
 
     def close(self) -> None:
         if self._player_thread is not None:

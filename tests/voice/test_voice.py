@@ -264,7 +264,7 @@ def test_speech_starts_before_the_answer_ends_and_barge_in_stops_it(tts, tmp_pat
     player.write_text("#!/bin/sh\ncat > /dev/null\nsleep 30\n")
     player.chmod(0o755)
     sink = SpeechSink(speak_to=tmp_path / "wav")
-    sink.player = str(player)
+    sink.player_cmd = [str(player)]
     sink._player_thread = threading.Thread(target=sink._play_loop, daemon=True)
     sink._player_thread.start()
     q = Question("What is that?", 0, id=7)
