@@ -77,7 +77,7 @@ def main() -> None:
 
     import torch
 
-    from gazeqwen_edge.device.synthetic import COLOURS, SHAPES
+    from gazeqwen_edge.device.synthetic import COLOURS, SHAPES, object_classes
     from gazeqwen_edge.runtime.models import load_model
     from gazeqwen_edge.training.synthetic_benchmark import DEFAULT_OBJECT_SCALE, make_scene
 
@@ -98,8 +98,7 @@ def main() -> None:
     print(f"{len(tr)} training / {len(te)} held-out fixations ({time.monotonic() - t0:.0f} s)")
 
     def labels(data):
-        col = np.array([colours.index(n.split()[0]) for _, n in data])
-        shp = np.array([shapes.index(n.split()[1]) for _, n in data])
+        col, shp = np.array([object_classes(n) for _, n in data]).T
         return col, shp, col * len(shapes) + shp
 
     y_tr, y_te = labels(tr), labels(te)

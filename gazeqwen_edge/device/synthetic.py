@@ -58,6 +58,15 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "white": (245, 245, 245),
 }
 SHAPES = ("circle", "square", "triangle", "star", "diamond", "hexagon", "ring", "cross")
+
+
+def object_classes(name: str) -> tuple[int, int]:
+    """(colour index, shape index) in COLOURS / SHAPES order of an object's name 'colour shape' (e.g. 'cyan hexagon'):
+    the class labels of the vision pre-stage and of the vision probe. ValueError for a name of another form."""
+    colour, shape = name.split()
+    return list(COLOURS).index(colour), SHAPES.index(shape)
+
+
 SKIN = (224, 172, 140)
 SLEEVE = (70, 80, 100)
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gazeqwen_edge.device.synthetic import COLOURS, SHAPES
+from gazeqwen_edge.device.synthetic import COLOURS, SHAPES, object_classes
 
 STEP_S = 0.5  # the two frames of a temporal step at the runtime's 2 fps
 TRAIN_SEED0_FACTOR = 1  # training scenes: SCENE_SEED_RANGE * 1 + k
@@ -70,17 +70,15 @@ def token_labels(scene, t_s: float, merged_hw: tuple[int, int]) -> np.ndarray:
     centre at scene time t_s (seconds from the scene's start), row-major; background is (len(COLOURS), len(SHAPES)).
     Token (r, c) covers the frame's r-th of mh rows and c-th of mw columns (Qwen's resize keeps the whole frame)."""
     mh, mw = merged_hw
-    colours, shapes = list(COLOURS), list(SHAPES)
     t_ns = scene.start_ns + int(round(t_s * 1e9))
     out = np.empty((mh, mw, 2), np.int64)
     for r in range(mh):
         for c in range(mw):
             name = scene.object_at((c + 0.5) / mw * scene.width, (r + 0.5) / mh * scene.height, t_ns)
             if name is None:
-                out[r, c] = (len(colours), len(shapes))
+                out[r, c] = (len(COLOURS), len(SHAPES))
             else:
-                colour, shape = name.split()
-                out[r, c] = (colours.index(colour), shapes.index(shape))
+                out[r, c] = object_classes(name)
     return out.reshape(-1, 2)
 
 
