@@ -23,7 +23,8 @@ One run, side by side on one machine:
     python benchmarks/shapes_7b.py --device cuda --out DIR [--nf4] [--duration 20] [--small]
 
 `--small` shrinks every model (2 LLM layers, a 2-block tower) so the script itself can be checked on a CPU in a minute;
-its figures mean nothing. Writes DIR/summary.json (the headline figures, every stage's mean / p50 / p95 / max per session, the watch rows);
+its figures mean nothing. Writes DIR/summary.json ("sessions": the headline figures per session; "session_docs":
+each session's whole record, every stage's mean / p50 / p95 / max under its "stages"; "watches": the watch rows);
 prints one table. Sessions are not recorded (no PyAV needed): profile a recorded or live session with
 `gazeqwen-edge profile` once the weights are at hand.
 """
@@ -349,7 +350,7 @@ def main(argv=None) -> int:
     for label, view in ((f"{dt}, question view", True), (f"{dt}, no question view", False)):
         doc = session(gq, 0, a.duration, a.every, view, 1.0)
         summary["sessions"][label] = headline(doc)
-        summary.setdefault("stages", {})[label] = doc
+        summary.setdefault("session_docs", {})[label] = doc
         print(label, json.dumps(summary["sessions"][label]), flush=True)
         save()
     if not a.no_watches:
@@ -363,7 +364,7 @@ def main(argv=None) -> int:
         print("bare decoder NF4", json.dumps(summary["bare_nf4"]), flush=True)
         doc = session(gq, 0, a.duration, a.every, True, 1.0)
         summary["sessions"]["NF4, question view"] = headline(doc)
-        summary["stages"]["NF4, question view"] = doc
+        summary["session_docs"]["NF4, question view"] = doc
         print("NF4", json.dumps(summary["sessions"]["NF4, question view"]), flush=True)
         save()
     print_table(summary)
