@@ -94,3 +94,17 @@ def check_creatable(path: Path) -> None:
                 d.rmdir()
             except OSError:
                 pass
+
+
+def check_text(text: str, what: str) -> str:
+    """`text` unchanged when it can be written as UTF-8, as the session logs and the tokenizer need; else ValueError
+    naming `what` and the first character that cannot be: a lone surrogate, which is what undecodable bytes become on
+    stdin and in arguments (Python's surrogateescape) and what a JSON escape such as \\ud800 decodes to."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValueError(
+            f"{what} is not valid text: character {e.start + 1} is {ascii(text[e.start])} (bytes that are not UTF-8, "
+            "or a lone surrogate escape)"
+        ) from None
+    return text

@@ -87,7 +87,25 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = formatted
 
 
+def _undecodable_argument(argv: list[str]) -> str | None:
+    """The first command-line argument that is not valid text (bytes that are not UTF-8 arrive as lone surrogates,
+    which no log, JSON file or tokenizer downstream can take), shown as ASCII; None when all are text."""
+    for a in argv:
+        try:
+            str(a).encode("utf-8")
+        except UnicodeEncodeError:
+            return ascii(str(a))
+    return None
+
+
 def _main(argv: list[str] | None) -> int:
+    bad = _undecodable_argument(sys.argv[1:] if argv is None else argv)
+    if bad is not None:
+        _print_error(
+            f"an argument is not valid UTF-8 text: {bad}",
+            "pass names, paths and questions as UTF-8 (rename a file whose name is not)",
+        )
+        return 2
     try:
         rv = app(args=argv, prog_name=PROG, standalone_mode=False)
     except GazeQwenError as e:

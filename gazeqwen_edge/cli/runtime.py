@@ -169,7 +169,7 @@ def check_watches(targets: list[str] | None) -> list[str]:
     from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS
 
     out = []
-    for t in targets or []:
+    for t in targets or []:  # (text that is not UTF-8 is refused with every argument: cli.main)
         if not t.strip() or len(t.strip()) > MAX_TARGET_CHARS:
             shown = t if len(t) <= 40 else t[:40] + "..."
             raise ConfigError(

@@ -17,12 +17,12 @@ from gazeqwen_edge.runtime.session import Session
 def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
     """A typed line -> (question, options or None); None for a blank line. A line starting with '{' must be a JSON
     object {"question": "...", "options": [...]} (options optional) and is refused (ValueError saying why) when it is
-    not one, rather than asked as text; any other line is the question itself."""
+    not one, rather than asked as text; any other line is the question itself (checked: check_question_text)."""
     text = line.strip()
     if not text:
         return None
     if not text.startswith("{"):
-        return text, None
+        return check_question_text(text), None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:

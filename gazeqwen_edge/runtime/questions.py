@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, check_text
 
 QUESTION_SOURCES = ("typed", "file", "voice", "watch")
 MAX_QUESTION_CHARS = 2000  # a spoken or typed question is a sentence or two; a page of text is a mistake
@@ -24,10 +24,11 @@ MAX_OPTIONS = 26  # one letter each, A..Z
 
 
 def check_question_text(text: Any) -> str:
-    """A question's text, stripped: a non-empty string of at most MAX_QUESTION_CHARS characters. ValueError."""
+    """A question's text, stripped: a non-empty string of at most MAX_QUESTION_CHARS characters that is valid text
+    (check_text). ValueError."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("a question must be a non-empty text")
-    text = text.strip()
+    text = check_text(text.strip(), "the question")
     if len(text) > MAX_QUESTION_CHARS:
         raise ValueError(f"a question has at most {MAX_QUESTION_CHARS} characters, this one {len(text)}")
     return text
@@ -110,14 +111,16 @@ class QuestionsFile:
 
 
 def check_options(options: Any) -> list[str] | None:
-    """Multiple-choice options: None, or 1..26 non-empty strings whose letters ("A. box", or A, B, ... by position)
-    are distinct. ValueError."""
+    """Multiple-choice options: None, or 1..26 non-empty strings of valid text (check_text) whose letters ("A. box",
+    or A, B, ... by position) are distinct. ValueError."""
     if options is None:
         return None
     if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
         raise ValueError("options must be a non-empty list of non-empty strings")
     if len(options) > MAX_OPTIONS:
         raise ValueError(f"at most {MAX_OPTIONS} options (one letter each), got {len(options)}")
+    for i, o in enumerate(options):
+        check_text(o, f"option {i + 1}")
     from gazeqwen_edge.errors import InputError
     from gazeqwen_edge.model.gazeqwen import option_letters
 

@@ -142,7 +142,11 @@ class Watches:
         self._rr = 0  # round-robin start for budgeted checks
 
     def add(self, target: str) -> Watch:
-        """Watch `target` (an existing watch of the same target is kept, not doubled)."""
+        """Watch `target` (an existing watch of the same target is kept, not doubled). ValueError for a target that
+        is not valid text (questions.check_text)."""
+        from gazeqwen_edge.errors import check_text
+
+        check_text(target, "the watch")
         with self._lock:
             for w in self._watches.values():
                 if _object(w.target).lower() == _object(target).lower():

@@ -38,7 +38,7 @@ import numpy as np
 
 from gazeqwen_edge.device._io import probe_video, read_json, read_text
 from gazeqwen_edge.device.streamgaze import fixation_csv_candidates, parse_mmss, read_fixation_csv
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, check_text
 from gazeqwen_edge.model.gazeqwen import lettered_options, option_letters
 from gazeqwen_edge.training.tasks import (
     ALL_TASKS,
@@ -173,6 +173,14 @@ class _Loader:
         text = q.get("question")
         if not isinstance(text, str) or not text.strip():
             raise _Skip("question without text")
+        options = q.get("options")
+        try:
+            check_text(text, "the question")
+            for k, o in enumerate(options if isinstance(options, list) else []):
+                if isinstance(o, str):
+                    check_text(o, f"option {k + 1}")
+        except ValueError as e:
+            raise _Skip(str(e)) from None
         task = q.get("task_type")
         if not isinstance(task, str) or task not in ALL_TASKS:
             raise _Skip(f"unknown task type {task!r}")
@@ -187,7 +195,6 @@ class _Loader:
             t = parse_mmss(ts)
         except ValueError:
             raise _Skip(f"malformed time stamp {ts!r}") from None
-        options = q.get("options")
         if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
             raise _Skip(f"options must be a non-empty list of non-empty texts, got {options!r}")
         try:

@@ -307,3 +307,37 @@ def test_an_out_directory_another_process_makes_meanwhile_is_not_an_error(tmp_pa
     monkeypatch.setattr(Path, "mkdir", racing(lambda p: p.write_text("x")))
     with pytest.raises(InputError, match="not a directory"):
         check_creatable(clash)
+
+
+def test_text_that_is_not_utf8_is_refused_where_it_enters(capsys, tmp_path):
+    """Bytes that are not UTF-8 (lone surrogates once decoded: an argument or stdin with surrogateescape, a JSON
+    escape such as \\ud800) cannot be written to the session logs or tokenized. Before: a traceback that ended the
+    session and lost its answers. Now: refused where they enter, with what and where, exit 2."""
+    qf = tmp_path / "q.jsonl"
+    qf.write_text(
+        '{"t": 1, "question": "what is \\ud800 this?"}\n{"t": 2, "question": "ok?", "options": ["\\udc80"]}\n'
+    )
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "--questions", qf, "--no-voice", "--out", tmp_path / "r")
+    one_error(rc, err, "line 1: the question is not valid text: character 9 is '\\ud800'")
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "--watch", "the \udcff cup", "--out", tmp_path / "r")
+    one_error(rc, err, "not valid UTF-8 text: 'the \\udcff cup'")  # an argument: refused before any command runs
+    rc, _, err = cli(capsys, "inspect", tmp_path / "caf\udce9")
+    one_error(rc, err, "not valid UTF-8 text")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_session_refuses_a_question_that_is_not_text_and_goes_on(tmp_path):
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.errors import InputError
+    from gazeqwen_edge.runtime.session import Session, SessionConfig
+    from gazeqwen_edge.runtime.watches import Watches
+
+    with open_source("synthetic:1") as src, Session(src, None, SessionConfig(), tmp_path / "s") as s:
+        with pytest.raises(InputError, match="not valid text"):
+            s.ask("what is \ud800 this?")
+        with pytest.raises(InputError, match="option 1 is not valid text"):
+            s.ask("which?", options=["\udcff", "b"])
+        q = s.ask("what is this?")  # the session still takes questions
+        assert q.id == 1
+    with pytest.raises(ValueError, match="the watch is not valid text"):
+        Watches().add("the \udcff")

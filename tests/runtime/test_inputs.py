@@ -29,6 +29,9 @@ def test_parse_typed_lines():
         ('{"question": "x", "optoins": ["a"]}', "unknown keys"),
         ('{"question": "x", "options": ["A. a", "A. b"]}', "distinct letters"),
         ('{"question": "' + "word " * 1000 + '"}', "at most 2000 characters"),
+        ('{"question": "what is \\ud800 this?"}', "the question is not valid text: character 9"),
+        ('{"question": "x", "options": ["A. a", "B. \\udfff"]}', "option 2 is not valid text"),
+        ("caf\udce9 or tea?", "not valid text: character 4"),  # a byte that is not UTF-8, as stdin decodes it
     ],
 )
 def test_a_json_line_that_is_not_a_question_is_refused_not_asked_as_text(line, why):
@@ -45,10 +48,11 @@ def test_every_line_of_a_pipe_is_asked():
             asked.append((text, options, source))
 
     errors = []
-    done = read_questions(FakeSession(), io.StringIO("first?\n\n{broken\nsecond?\n"), errors.append)
+    lines = "first?\n\n{broken\n\udcff\udcfe\nsecond?\n"  # a line of bytes that are not UTF-8 (surrogateescape)
+    done = read_questions(FakeSession(), io.StringIO(lines), errors.append)
     assert done.wait(5)
     assert asked == [("first?", None, "typed"), ("second?", None, "typed")]
-    assert len(errors) == 1 and errors[0].startswith("question not asked:")
+    assert len(errors) == 2 and all(e.startswith("question not asked:") for e in errors), errors
 
 
 def test_demo_questions_ask_what_the_wearer_fixates_with_the_truth():

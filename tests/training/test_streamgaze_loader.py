@@ -133,6 +133,8 @@ def data(tmp_path_factory) -> Path:
                     ],
                 ),
                 {"question": "Alert me", "task_type": "proactive_gaze_triggered_alert"},  # no test_info
+                {**_mc("past_scene_recall", "00:05"), "question": "What was \ud800 seen?"},  # a lone surrogate
+                {**_mc("past_scene_recall", "00:05"), "options": ["A. box", "B. \udcff", "C. cup", "D. jar"]},
             ],
         },
         {
@@ -201,7 +203,7 @@ def test_proactive_question_becomes_one_yes_no_item_per_test_point(loaded):
 
 def test_malformed_questions_are_named_and_counted(loaded, data):
     reasons = {p.where: p.reason for p in loaded.problems}
-    assert len(loaded.problems) == len(reasons) == 10, reasons
+    assert len(loaded.problems) == len(reasons) == 12, reasons
     assert reasons["qa.json vidB/3.2"] == "malformed time stamp '0:7x'"
     assert reasons["qa.json vidB/3.3"] == "unknown task type 'past_magic_trick'"
     assert "answer 'E' is not among the options' letters (A, B, C, D)" == reasons["qa.json vidB/3.4"]
@@ -209,6 +211,8 @@ def test_malformed_questions_are_named_and_counted(loaded, data):
     assert "test point type 2" in reasons["qa.json vidB/3.6/p2"]
     assert "input_video_clip [0, 8] s is not a span ending by its realtime 5 s" in reasons["qa.json vidB/3.6/p3"]
     assert "without test_info" in reasons["qa.json vidB/3.7"]
+    assert reasons["qa.json vidB/3.8"].startswith("the question is not valid text: character 10 is '\\ud800'")
+    assert reasons["qa.json vidB/3.9"].startswith("option 2 is not valid text")
     missing = str(data / "videos" / "missing.mp4")
     assert missing in reasons["qa.json missing/4.1"] and missing in reasons["qa.json missing/4.2"]
     assert reasons["qa.json missing/4.1"].startswith("video not found")
@@ -218,7 +222,7 @@ def test_malformed_questions_are_named_and_counted(loaded, data):
     )
     assert {p.video for p in loaded.problems} == {"vidB.mp4", "missing.mp4", "broken.mp4"}
     # 8 + 3 + 1 usable on vidA, 2 on vidB; nothing vanished
-    assert len(loaded.items) == 14 and loaded.n_questions == 24
+    assert len(loaded.items) == 14 and loaded.n_questions == 26
 
 
 def test_fixations_beside_the_videos_without_a_fixations_dir(data):
@@ -426,7 +430,7 @@ def test_select_split_keeps_the_items_and_problems_of_its_videos(loaded):
     train, val, test = (select_split(loaded, split, k) for k in ("train", "val", "test"))
     assert {it.video.name for it in train.items} == {"vidA.mp4"} and len(train.items) == 12
     assert len(train.problems) == 2 and {p.video for p in train.problems} == {"missing.mp4"}
-    assert len(val.items) == 2 and len(val.problems) == 7
+    assert len(val.items) == 2 and len(val.problems) == 9
     assert test.items == [] and len(test.problems) == 1
     assert train.n_questions + val.n_questions + test.n_questions == loaded.n_questions
     with pytest.raises(InputError, match="unknown split"):
