@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
-from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, output_dir, torch_device
+from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
@@ -62,7 +62,10 @@ SPEAK_DEVICE = typer.Option(
     None, "--speak-device", help="With --speak: the sound output, an ALSA name from 'aplay -L' (default: ALSA's)."
 )
 SPEAK_TO = typer.Option(
-    None, "--speak-to", callback=output_dir, help="Write one WAV per spoken answer into DIR (named in answers.jsonl)."
+    None,
+    "--speak-to",
+    callback=new_output_dir,
+    help="Write one WAV per spoken answer into DIR, a new or empty directory (named in answers.jsonl).",
 )
 TTS = typer.Option("espeak-ng", "--tts", callback=choice("espeak-ng", "festival"), help="espeak-ng | festival.")
 WATCH = typer.Option(

@@ -341,3 +341,14 @@ def test_a_session_refuses_a_question_that_is_not_text_and_goes_on(tmp_path):
         assert q.id == 1
     with pytest.raises(ValueError, match="the watch is not valid text"):
         Watches().add("the \udcff")
+
+
+def test_speak_to_an_earlier_sessions_wavs_is_refused(capsys, tmp_path):
+    """Before: a second replay with the same --speak-to overwrote answer-1.wav, and the first session's answers.jsonl
+    then named the second session's speech."""
+    wavs = tmp_path / "wavs"
+    wavs.mkdir()
+    (wavs / "answer-1.wav").write_bytes(b"RIFF earlier")
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "--speak-to", wavs, "--no-voice", "--out", tmp_path / "r2")
+    one_error(rc, err, "--speak-to", "already exists and is not empty")
+    assert (wavs / "answer-1.wav").read_bytes() == b"RIFF earlier" and not (tmp_path / "r2").exists()
