@@ -36,6 +36,11 @@ PROG = "gazeqwen-edge"
 
 # commands whose --out a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/)
 RESUMABLE = frozenset({"eval", "eval-alerts", "train"})
+# what other commands leave behind when stopped with Ctrl-C, said with the "interrupted" line
+INTERRUPTED_HINTS = {
+    "train-vision": "no model is kept (best/ is written at the end; metrics.jsonl has the evaluations so far); "
+    "a new run needs a new --out",
+}
 
 
 def _format_warning(message, category, filename, lineno, line=None) -> str:
@@ -131,12 +136,14 @@ def _main(argv: list[str] | None) -> int:
         return 130
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
         words = sys.argv[1:] if argv is None else list(argv)
-        resumable = next((w for w in words if not w.startswith("-")), "") in RESUMABLE
+        command = next((w for w in words if not w.startswith("-")), "")
         console_err.print("interrupted (Ctrl-C)", markup=False)
-        if resumable:
+        if command in RESUMABLE:
             console_err.print(
                 "  hint: what was done is kept; rerun the same command (same --out) to resume", markup=False
             )
+        elif command in INTERRUPTED_HINTS:
+            console_err.print(f"  hint: {INTERRUPTED_HINTS[command]}", markup=False)
     return rv if isinstance(rv, int) else 0
 
 

@@ -193,7 +193,7 @@ def pretrain_vision(
     out.mkdir(parents=True, exist_ok=True)
     order = np.random.default_rng([cfg.seed, 1])
     tower.train()
-    metrics = open(out / "metrics.jsonl", "w")  # a rerun starts over
+    metrics = open(out / "metrics.jsonl", "w")  # the CLI gives a new or empty --out
     try:
         for step in range(1, cfg.steps + 1):
             idx = order.choice(n_train, cfg.batch_size, replace=False)

@@ -124,6 +124,17 @@ def test_train_vision_cli_sizes_the_tower_and_train_starts_from_it(capsys, tmp_p
     assert load_model_dir(tmp_path / "joint" / "best").qwen.config.vision_config.hidden_size == 64
 
 
+def test_train_vision_keeps_an_earlier_runs_directory(capsys, tmp_path):
+    """Before: a rerun into the same --out silently replaced the earlier run's trained tower (half an hour of work),
+    and the refusal of other directories offered to resume, which train-vision cannot."""
+    earlier = tmp_path / "v"
+    (earlier / "best").mkdir(parents=True)
+    (earlier / "metrics.jsonl").write_text('{"step": 500}\n')
+    rc, _, err = cli(capsys, "train-vision", "--out", earlier, "--steps", "2", "--scenes", "2", "--held-out", "1")
+    _assert_user_error(rc, err, "already exists and is not empty; give a new directory")
+    assert "resume" not in err and (earlier / "metrics.jsonl").read_text() == '{"step": 500}\n'
+
+
 @pytest.mark.parametrize(
     ("extra", "needles"),
     [
