@@ -8,6 +8,7 @@ import sys
 import typer
 from rich.console import Console, ConsoleDimensions
 from typer import rich_utils
+from typer.core import TyperGroup
 
 # Width of a line written to a pipe or a file: wide enough that rich never wraps or cuts one (a data line stays one
 # line for grep, awk and log files); a table is still only as wide as its cells.
@@ -40,13 +41,31 @@ class _Console(Console):
 
 # --help written to a pipe or a file (not a terminal, COLUMNS and TERMINAL_WIDTH not set): click's plain help, as
 # `less` or `grep` expect it: no box drawing, no lines padded with spaces, wrapped at 80 columns. Options and their
-# defaults are never cut (rich's help, laid out for 80 columns, cut run's --streams default with "..."); a command
-# list shortens long summaries as click does (COMMAND --help has them whole). A terminal keeps typer's rich help at
-# its own width. Sub-groups take the root's mode.
+# defaults are never cut (rich's help, laid out for 80 columns, cut run's --streams default with "..."), nor are
+# the command summaries (HelpGroup). A terminal keeps typer's rich help at its own width. Sub-groups take the root's
+# mode.
 HELP_PIPED = rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS")
 HELP_MARKUP = None if HELP_PIPED else "rich"
 
+
+class HelpGroup(TyperGroup):
+    """A command group whose plain (piped) help lists each command's summary whole, wrapped, where click cut it to
+    one line with "..." ('info  Show the version, the installed optional stacks...'). Rich help is unchanged. Every
+    group of the command tree is one (cls=HelpGroup)."""
+
+    def format_commands(self, ctx, formatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=10_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 app = typer.Typer(
+    cls=HelpGroup,
     name="gazeqwen-edge",
     help="Gaze-aware Qwen2.5-VL (GazeQwen) on the edge: Pupil Labs Neon live and replay, export, training, evaluation.",
     no_args_is_help=True,

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import typer
 
-from gazeqwen_edge.cli.app import app, console
+from gazeqwen_edge.cli.app import HelpGroup, app, console
 from gazeqwen_edge.cli.options import float_option, host, output_path
 from gazeqwen_edge.errors import ConfigError
 
 calibrate_app = typer.Typer(
-    help="Wearer offset calibration, camera intrinsics and fixation detection.", no_args_is_help=True
+    cls=HelpGroup, help="Wearer offset calibration, camera intrinsics and fixation detection.", no_args_is_help=True
 )
 app.add_typer(calibrate_app, name="calibrate")
 

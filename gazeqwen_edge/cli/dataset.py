@@ -7,11 +7,11 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.app import HelpGroup, app, console, console_err
 from gazeqwen_edge.cli.options import float_option, frame_size, new_output_dir, seed_option
 
 dataset_app = typer.Typer(
-    help="Build datasets in StreamGaze's format: the synthetic gaze benchmark.", no_args_is_help=True
+    cls=HelpGroup, help="Build datasets in StreamGaze's format: the synthetic gaze benchmark.", no_args_is_help=True
 )
 app.add_typer(dataset_app, name="dataset")
 

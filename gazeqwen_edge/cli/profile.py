@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.app import HelpGroup, app, console, console_err
 from gazeqwen_edge.cli.options import float_option, new_output_dir, seed_option
 from gazeqwen_edge.cli.runtime import (
     ASR_MODEL,
@@ -33,6 +33,7 @@ from gazeqwen_edge.cli.runtime import (
 )
 
 profile_app = typer.Typer(
+    cls=HelpGroup,
     help="Profile a session stage by stage (JSON + HTML report), or compare two profiles.",
     no_args_is_help=False,
     subcommand_metavar="[compare A B]",

@@ -254,8 +254,12 @@ def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
     lines = p.stdout.splitlines()
     assert not any(c in p.stdout for c in "…╭│─") and "\x1b[" not in p.stdout, p.stdout
     assert all(line == line.rstrip() for line in lines) and max(map(len, lines)) <= 80, p.stdout
+    flat = " ".join(p.stdout.split())
     if command == ["run"]:
-        assert "[default: gaze,world,audio,eye_events]" in " ".join(p.stdout.split())
+        assert "[default: gaze,world,audio,eye_events]" in flat
+    if command == []:  # command summaries whole, wrapped: click cut them to one line with "..."
+        assert "..." not in p.stdout.split("Commands:")[1]
+        assert "the installed optional stacks (extras) and the compute devices found" in flat
 
 
 def test_a_streamgaze_qa_file_on_another_source_is_refused(tmp_path, capsys, shared_dir):
