@@ -60,7 +60,7 @@ def profile(
         3.0, "--every", above=0.0, max=3600.0, help="Without --questions: an open question every this many seconds"
     ),
     speed: str = typer.Option(
-        "1", help="Replay pace: 1 = real time (as live; the default), N x (0.05 to 1000), or max (lockstep)."
+        "1", help="Replay pace: 1 = real time (as live; the default), N x (0.05 to 1000), or max or 0 (lockstep)."
     ),
     duration: float = float_option(
         0.0,

@@ -284,7 +284,8 @@ def replay(
         None, "--questions", "-q", help="JSONL {t, question, options?} per line, or a StreamGaze QA JSON."
     ),
     speed: str = typer.Option(
-        "max", help="max (as fast as the model goes, nothing skipped) or N x real time, 0.05 to 1000 (1 = live pace)."
+        "max",
+        help="max or 0 (as fast as the model goes, nothing skipped) or N x real time, 0.05 to 1000 (1 = live pace).",
     ),
     out: Path = typer.Option(
         None, "--out", callback=new_output_dir, help="Session directory (default runs/replay-<time>)."

@@ -21,13 +21,15 @@ def parse_speed(text: str) -> float | None:
     """'max' (or 0) -> None (as fast as the model allows, in lockstep); a number in [MIN_SPEED, MAX_SPEED] -> that
     many times real time. Raises ConfigError (a tiny positive speed would replay for ever: refused too)."""
     t = str(text).strip().lower()
-    if t in ("max", "0"):
+    if t == "max":
         return None
     message = f"--speed must be 'max' (or 0) or a number from {MIN_SPEED:g} to {MAX_SPEED:g} like 1 or 4, got {text!r}"
     try:
         v = float(t.rstrip("x"))
     except ValueError:
         raise ConfigError(message) from None
+    if v == 0:  # 0, 0.0, 0x: 'max'
+        return None
     if not (math.isfinite(v) and MIN_SPEED <= v <= MAX_SPEED):
         raise ConfigError(message)
     return v

@@ -167,6 +167,7 @@ def test_parse_speed():
     from gazeqwen_edge.errors import ConfigError
 
     assert parse_speed("0.05") == 0.05 and parse_speed("1000") == 1000.0
+    assert parse_speed("0") is parse_speed("0.0") is parse_speed("-0") is None  # 'max' (or 0), however 0 is written
     for bad in ("0.0.1", "-1", "nan", "inf", "fast", "1e-9", "0.049", "1001"):  # 1e-9: a replay that never ends
         with pytest.raises(ConfigError):
             parse_speed(bad)
