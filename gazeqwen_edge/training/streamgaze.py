@@ -288,8 +288,8 @@ def load_streamgaze(qa_path: str | Path, videos_dir: str | Path, fixations_dir: 
     does not use (target_object, first_appearance, response_time, ...) are kept in meta.
 
     Questions that cannot be used are returned as Problems (a file with no usable question is returned too: the
-    caller decides). Raises InputError for a QA file that is missing, unreadable or not a JSON list, and for a
-    videos_dir / fixations_dir that is not a folder."""
+    caller decides). Raises InputError for a QA file that is missing, unreadable, not a JSON list or a list without
+    a single object, and for a videos_dir / fixations_dir that is not a folder."""
     qa = Path(qa_path)
     if qa.is_dir():
         raise InputError(qa, "is a folder, not a StreamGaze QA file", hint=QA_HINT)
@@ -300,6 +300,11 @@ def load_streamgaze(qa_path: str | Path, videos_dir: str | Path, fixations_dir: 
         raise InputError(qa, f"is not valid JSON ({e.msg} at line {e.lineno} column {e.colno})", hint=QA_HINT) from None
     if not isinstance(data, list):
         raise InputError(qa, f"is not a StreamGaze QA file: a JSON {type(data).__name__}, not a list", hint=QA_HINT)
+    if data and not any(isinstance(e, dict) for e in data):  # checked before the folders: the file is what is wrong
+        kinds = sorted({type(e).__name__ for e in data})
+        raise InputError(
+            qa, f"is not a StreamGaze QA file: a JSON list of {', '.join(kinds)}, not of objects", hint=QA_HINT
+        )
     vdir = Path(videos_dir)
     if not vdir.is_dir():
         raise InputError(vdir, "videos folder not found", hint="the folder holding the QA file's video_path files")

@@ -262,6 +262,7 @@ def test_time_stamps():
         ('{"video_path": "a.mp4", "questions": []}', "a JSON dict, not a list"),
         ("[{", "is not valid JSON"),
         (None, "file is missing"),
+        ('[1, 2, "x"]', "a JSON list of int, str, not of objects"),  # before: "videos folder not found"
     ],
 )
 def test_a_file_that_is_not_a_qa_list_is_refused(tmp_path, content, message):
@@ -269,7 +270,7 @@ def test_a_file_that_is_not_a_qa_list_is_refused(tmp_path, content, message):
     if content is not None:
         qa.write_text(content)
     with pytest.raises(InputError, match=message) as e:
-        load_streamgaze(qa, tmp_path)
+        load_streamgaze(qa, tmp_path / "no_videos_here")
     assert str(qa) in str(e.value)
     if content is not None:
         assert e.value.hint and "JSON list" in e.value.hint
