@@ -81,6 +81,17 @@ def printable(text: str) -> str:
     return text.translate(_CONTROL)
 
 
+def _lettered(options: list[str], letter: str | None = None):
+    """Options as the model was shown them, each with its letter ('box' -> 'A. box'): what a printed letter means;
+    with `letter`, only the option of that letter (the letter itself when none has it)."""
+    from gazeqwen_edge.model.gazeqwen import lettered_options, option_letters
+
+    shown = lettered_options(options)
+    if letter is None:
+        return shown
+    return dict(zip(option_letters(options), shown, strict=True)).get(letter, letter)
+
+
 class TerminalSink(Sink):
     """Prints questions, streams answers and shows notices on a rich Console (no colour or wrapping when the console
     is not a terminal). User text is never read as rich markup."""
@@ -99,7 +110,7 @@ class TerminalSink(Sink):
 
     def question(self, q: Question, t_s: float) -> None:
         if self.show_questions:
-            opts = "  " + escape(f"[{' | '.join(q.options)}]") if q.options else ""
+            opts = "  " + escape(f"[{' | '.join(_lettered(q.options))}]") if q.options else ""
             with self._lock:
                 self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(printable(q.text))}{opts}")
 
@@ -128,7 +139,8 @@ class TerminalSink(Sink):
                     if truth is None
                     else f"  (truth {escape(str(truth))}: {'right' if record.answer == truth else 'wrong'})"
                 )
-                self._print(f"[bold green]A[/] {escape(record.answer)}{verdict}{timing}")
+                chosen = _lettered(record.options, record.answer)
+                self._print(f"[bold green]A[/] {escape(printable(chosen))}{verdict}{timing}")
             else:  # an empty generated answer
                 self._print(f"[bold green]A[/] [dim](empty)[/]{timing}")
 

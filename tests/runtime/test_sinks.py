@@ -54,3 +54,18 @@ def test_notices_held_by_an_unfinished_answer_are_printed_when_the_session_close
     sink.notice("stopped", "the session stops", 3.4)
     sink.close()
     assert _lines(buf) == ["A wh", "notice     3.4 s stopped: the session stops"]
+
+
+def test_a_multiple_choice_line_shows_the_letters_the_model_saw_and_the_chosen_option():
+    """Before: a file's options without letters printed as '[red circle | blue square]', then the answer 'B' alone,
+    which a reader could not map back."""
+    buf = io.StringIO()
+    sink = TerminalSink(Console(file=buf, force_terminal=False, width=200), show_timing=False)
+    options = ["red circle", "blue square", "C) green star"]
+    q = Question("Which?", 0, options=options)
+    sink.question(q, 3.0)
+    sink.answered(AnswerRecord(1, q.text, 3.0, 0, "file", answer="B", options=options, meta={"answer": "C"}))
+    sink.answered(AnswerRecord(2, q.text, 3.0, 0, "file", answer="C", options=options))
+    lines = _lines(buf)
+    assert lines[0].endswith("Which?  [A. red circle | B. blue square | C) green star]")
+    assert lines[1] == "A B. blue square  (truth C: wrong)" and lines[2] == "A C) green star"
