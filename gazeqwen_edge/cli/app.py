@@ -6,7 +6,9 @@ import os
 import sys
 
 import typer
+from rich import box
 from rich.console import Console, ConsoleDimensions
+from rich.table import Table
 from typer import rich_utils
 from typer.core import TyperGroup
 
@@ -20,12 +22,28 @@ class _Console(Console):
 
     On a terminal it is rich's own console (its width, colours when the terminal has them). Written to a pipe or a file
     (not a terminal, COLUMNS not set): no colour codes (rich's own detection), and lines are never wrapped or cut at
-    rich's default 80 columns. Everywhere: no automatic highlighting (rich's ReprHighlighter would style '1600x1200' as
+    rich's default 80 columns, and tables are markdown tables (print). Everywhere: no automatic highlighting (rich's ReprHighlighter would style '1600x1200' as
     the number 160 and the hex number 0x1200, and colour numbers inside data), no ':name:' emoji replacement (in paths
     and specs such as 'synthetic:1'), and long text lines are left for the terminal to wrap (soft_wrap)."""
 
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
+
+    def print(self, *objects, **kw) -> None:
+        """rich's print; written to a pipe or a file, a table is a markdown table ('| a | b |', ASCII, no lines of
+        padding spaces), which grep, awk and markdown viewers read, instead of box-drawing characters."""
+        if self.is_terminal or not any(isinstance(o, Table) for o in objects):
+            super().print(*objects, **kw)
+            return
+        for o in objects:
+            if not isinstance(o, Table):
+                super().print(o, **kw)
+                continue
+            o.box = box.MARKDOWN
+            with self.capture() as captured:
+                super().print(o, **kw)
+            lines = [line.rstrip() for line in captured.get().splitlines()]
+            super().print("\n".join(line for line in lines if line), markup=False, highlight=False)
 
     @property
     def size(self) -> ConsoleDimensions:

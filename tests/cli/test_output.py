@@ -83,6 +83,27 @@ def test_piped_table_is_not_squeezed_to_80_columns(tmp_path):
     assert len(rows[0]) > 80
 
 
+def test_piped_tables_are_ascii_markdown_without_padding_lines(tmp_path, terminal):
+    """Piped: a table is a markdown table (grep, awk and markdown viewers read it): no box-drawing characters and no
+    line of padding spaces. On a terminal the same table keeps rich's box."""
+    from rich.table import Table
+
+    from gazeqwen_edge.cli.app import console
+
+    p = cli_subprocess("inspect", "synthetic:1", "--seconds", "1")
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert not any(c in p.stdout for c in "─━│┃╇┏┡└"), p.stdout
+    assert all(line == line.rstrip() and line for line in lines), p.stdout
+    rows = [line.split("|") for line in lines if "|" in line]
+    assert [c.strip() for c in rows[0]] == ["stream", "count", "rate", "first (s)", "last (s)"], p.stdout
+    assert set(rows[1][0]) == {"-"} and any(r[0].strip() == "gaze" for r in rows[2:]), p.stdout
+    t = Table("a", "b")
+    t.add_row("1", "2")
+    console.print(t)
+    assert "┃" in terminal.getvalue() and "|" not in terminal.getvalue()
+
+
 def test_simulate_with_announce_stops_without_asyncio_noise():
     """Stopping right after a zeroconf announcement left its broadcast task to be destroyed mid-way: asyncio
     printed 'Task was destroyed but it is pending!' on stderr."""

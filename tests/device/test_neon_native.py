@@ -484,4 +484,4 @@ def test_pauses_between_parts_are_reported_and_rates_use_recorded_time(neon_reco
     assert [round(g["duration_s"], 2) for g in summary["gaps"]] == [19.0, 19.0]
     assert main(["inspect", str(d)]) == 0
     out = " ".join(capsys.readouterr().out.split())
-    assert out.count("notice gap: no gaze for 19.00 s") == 2 and f"1788 │ {rate:.1f} Hz" in out
+    assert out.count("notice gap: no gaze for 19.00 s") == 2 and f"1788 | {rate:.1f} Hz" in out
