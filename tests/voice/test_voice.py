@@ -311,6 +311,7 @@ def test_a_missing_asr_model_or_a_bad_watch_is_refused_before_the_model_loads(ca
     pytest.importorskip("faster_whisper")
     for argv, needle in (
         (["--asr-model", tmp_path / "nowhere"], "is not a directory of a Whisper model"),
+        (["--voice", "--asr-model", "tiny.eng"], "tiny.eng: is neither a faster-whisper model name"),  # a typo
         (["--watch", "x" * 500], "(500)"),
         (["--watch", " "], "--watch needs a short description"),
     ):
