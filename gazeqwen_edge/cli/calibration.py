@@ -224,7 +224,9 @@ def show(
 
 @calibrate_app.command("camera")
 def camera(
-    path: Path = typer.Argument(..., help="calibration.bin, a Cloud export's scene_camera.json, or a directory."),
+    path: Path = typer.Argument(
+        ..., metavar="PATH", help="calibration.bin, a Cloud export's scene_camera.json, or a directory."
+    ),
 ) -> None:
     """Read and check scene camera intrinsics (calibration.bin's CRC is verified)."""
     import numpy as np
@@ -249,7 +251,9 @@ def camera(
 
 @calibrate_app.command("fixations")
 def fixations(
-    source: str = typer.Argument(..., help="SOURCE spec: a Neon recording, a Cloud export, synthetic[:SEED], ..."),
+    source: str = typer.Argument(
+        ..., metavar="SOURCE", help="SOURCE spec: a Neon recording, a Cloud export, synthetic[:SEED], ..."
+    ),
     tolerance_ms: float = float_option(
         50.0, "--tolerance-ms", min=0.0, help="Onset tolerance when comparing to the device."
     ),

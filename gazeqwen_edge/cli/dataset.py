@@ -32,7 +32,7 @@ DEFAULT_OBJECT_SCALE = (
 )
 def synthetic(
     out: Path = typer.Argument(
-        ..., callback=new_output_dir, help="New (or empty) directory to write the benchmark into."
+        ..., metavar="OUT", callback=new_output_dir, help="New (or empty) directory to write the benchmark into."
     ),
     videos: int = typer.Option(
         DEFAULT_VIDEOS,

@@ -71,9 +71,12 @@ def synthetic_options(source: str, duration_s: float | None, size: tuple[int, in
 
 @app.command("record", short_help="Write a source (live, recorded or synthetic) to a session directory.")
 def record(
-    source: str = typer.Argument(..., help=SOURCE_HELP),
+    source: str = typer.Argument(..., metavar="SOURCE", help=SOURCE_HELP),
     out_dir: Path = typer.Argument(
-        ..., callback=output_dir, help="New directory to write the session to (must not exist or be empty)."
+        ...,
+        metavar="OUT_DIR",
+        callback=output_dir,
+        help="New directory to write the session to (must not exist or be empty).",
     ),
     duration: float | None = float_option(
         None,
@@ -139,7 +142,7 @@ def record(
 
 @app.command("inspect", short_help="Summarise a source: streams, rates, scene size, intrinsics, gaze offset.")
 def inspect(
-    source: str = typer.Argument(..., help=SOURCE_HELP),
+    source: str = typer.Argument(..., metavar="SOURCE", help=SOURCE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
     decode: bool = typer.Option(False, "--decode", help="Decode every scene frame (checks the video fully)."),
     seconds: float = float_option(

@@ -19,7 +19,10 @@ QUANT_HELP = "LLM weights: nf4 (bitsandbytes 4-bit, double quantisation; vision 
 @app.command("export", short_help="Build an edge bundle (NF4 LLM + ONNX gaze path), or print the memory plan.")
 def export(
     out: Path = typer.Argument(
-        None, callback=new_output_dir, help="The bundle directory to create (new or empty). Not needed with --plan."
+        None,
+        metavar="OUT",
+        callback=new_output_dir,
+        help="The bundle directory to create (new or empty). Not needed with --plan.",
     ),
     model: str = typer.Option("demo", help="Qwen2.5-VL hub id or directory, a model directory, or 'demo'."),
     checkpoint: str = typer.Option(None, help="Gaze checkpoint directory for a Qwen2.5-VL --model."),

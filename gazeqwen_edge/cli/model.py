@@ -28,9 +28,14 @@ def _parse_layers(text: str | None) -> tuple[int, ...] | None:
     short_help="Convert the authors' best_model.pt into a gazeqwen-edge checkpoint directory.",
 )
 def convert_checkpoint(
-    src: Path = typer.Argument(..., help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."),
+    src: Path = typer.Argument(
+        ..., metavar="BEST_MODEL_PT", help="The authors' checkpoint (best_model.pt: a torch.save dict with state_dict)."
+    ),
     dst: Path = typer.Argument(
-        ..., callback=output_dir, help="Output directory (config.json + resampler.safetensors [+ lora files])."
+        ...,
+        metavar="OUT_DIR",
+        callback=output_dir,
+        help="Output directory (config.json + resampler.safetensors [+ lora files]).",
     ),
     injected_layers: str = typer.Option(
         None,
@@ -43,7 +48,7 @@ def convert_checkpoint(
         callback=choice("reference", "spatial"),
         help="Gaze encoding to record in the config: reference or spatial.",
     ),
-    force: bool = typer.Option(False, "--force", help="Write into DST even if it already holds files."),
+    force: bool = typer.Option(False, "--force", help="Write into OUT_DIR even if it already holds files."),
 ) -> None:
     """Convert a GazeQwen reference checkpoint to gazeqwen-edge's format (loaded with weights_only=True; every key
     and shape is checked)."""

@@ -21,7 +21,7 @@ STATS_EVERY_S = 5.0
 
 @app.command("simulate")
 def simulate(
-    source: str = typer.Argument(..., help=SIM_SOURCE_HELP),
+    source: str = typer.Argument(..., metavar="SOURCE", help=SIM_SOURCE_HELP),
     host_: str = typer.Option(
         "127.0.0.1", "--host", callback=host, help="Address to serve on (0.0.0.0 to let other machines connect)."
     ),

@@ -35,7 +35,7 @@ def _name(param) -> str:
     """How the user wrote the parameter: its long option ('--speed') or, for an argument, its metavar ('OUT_DIR')."""
     opts = [o for o in getattr(param, "opts", []) if o.startswith("--")]
     if getattr(param, "param_type_name", "") == "argument" or not opts:
-        return (param.name or "value").upper()
+        return (getattr(param, "metavar", None) or param.name or "value").upper()
     return max(opts, key=len)
 
 

@@ -193,8 +193,8 @@ def print_profile(doc: dict, out_dir: Path) -> None:
 
 @profile_app.command("compare")
 def compare(
-    a: Path = typer.Argument(..., help="The first profile.json (or its directory): the baseline."),
-    b: Path = typer.Argument(..., help="The second profile.json (or its directory)."),
+    a: Path = typer.Argument(..., metavar="A", help="The first profile.json (or its directory): the baseline."),
+    b: Path = typer.Argument(..., metavar="B", help="The second profile.json (or its directory)."),
 ) -> None:
     """Two profiles side by side: the settings in which they differ, then every headline figure of both with the
     ratio B / A (below 1: B is faster or smaller)."""

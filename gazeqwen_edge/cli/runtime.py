@@ -278,7 +278,7 @@ class _Null:
 @app.command("replay", short_help="Replay a recording through the streaming session, asking questions from a file.")
 def replay(
     source: str = typer.Argument(
-        ..., help="A Neon recording, Cloud export, session dir, StreamGaze item, synthetic[:SEED]."
+        ..., metavar="SOURCE", help="A Neon recording, Cloud export, session dir, StreamGaze item, synthetic[:SEED]."
     ),
     questions: Path = typer.Option(
         None, "--questions", "-q", help="JSONL {t, question, options?} per line, or a StreamGaze QA JSON."

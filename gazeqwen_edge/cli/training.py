@@ -540,7 +540,9 @@ def train_vision_cmd(
 
 @app.command("eval-table", short_help="One table of several evaluations (variants side by side).")
 def eval_table(
-    results: list[Path] = typer.Argument(..., help="Output directories of `eval` (or their results.json files)."),
+    results: list[Path] = typer.Argument(
+        ..., metavar="RESULTS", help="Output directories of `eval` (or their results.json files)."
+    ),
     out: Path = typer.Option(None, "--out", callback=output_file, help="Also write the table to this markdown file."),
 ) -> None:
     """Put the results of several `eval` runs side by side, one row per run (named by its variant, or by its model

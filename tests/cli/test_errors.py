@@ -116,9 +116,9 @@ def test_convert_checkpoint_into_a_path_under_a_file(capsys, tmp_path):
     (tmp_path / "afile").write_text("x")
     dst = tmp_path / "afile" / "ckpt"
     rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", dst, "--injected-layers", "1,4")
-    one_error(rc, err, "DST", "is a file, not a directory")
+    one_error(rc, err, "OUT_DIR", "is a file, not a directory")
     rc, _, err = cli(capsys, "convert-checkpoint", tmp_path / "best_model.pt", tmp_path / "afile", "--force")
-    one_error(rc, err, "DST", "is a file; give a directory")
+    one_error(rc, err, "OUT_DIR", "is a file; give a directory")
 
 
 def test_record_into_a_path_under_a_file(capsys, tmp_path):
