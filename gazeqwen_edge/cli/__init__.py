@@ -12,7 +12,7 @@ import warnings
 import typer
 from rich.markup import escape
 
-from gazeqwen_edge.cli.app import app, console_err
+from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console_err
 from gazeqwen_edge.errors import GazeQwenError
 
 try:  # typer >= 0.2x ships its own copy of click
@@ -58,9 +58,13 @@ _PYTHON_FORMATWARNING = warnings.formatwarning
 
 def _print_error(message: str, hint: str | None = None) -> None:
     # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup
-    console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
-    if hint:
-        console_err.print(f"  [yellow]hint:[/] {escape(' '.join(hint.split()))}")
+    try:
+        console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
+        if hint:
+            console_err.print(f"  [yellow]hint:[/] {escape(' '.join(hint.split()))}")
+    except SystemExit as e:  # nobody reads stderr any more: the error's own exit code still tells
+        if e.code != EXIT_READER_GONE:
+            raise
 
 
 def _command_path(argv: list[str]) -> str:
@@ -82,12 +86,19 @@ def main(argv: list[str] | None = None) -> int:
 
     Everything a user can get wrong ends in one `error:` line (and a `hint:` line) on stderr, never a traceback:
     a bad option or argument (usage errors: exit 2, with a pointer to the command's --help), and our own errors
-    (`GazeQwenError`: exit 2 for input and configuration, 3 for devices, 4 for a missing extra). Ctrl-C exits 130.
+    (`GazeQwenError`: exit 2 for input and configuration, 3 for devices, 4 for a missing extra). Ctrl-C exits 130;
+    a closed stdout (`| head -1`) ends the command quietly with 141, as Unix tools do.
     Anything else is a bug and keeps its traceback."""
     formatted = warnings.formatwarning
     warnings.formatwarning = _format_warning  # how a shown warning reads (a recorded one is not formatted)
     try:
         return _main(argv)
+    except SystemExit as e:
+        # the reader of stdout went away (`| head -1`): our consoles end the command with EXIT_READER_GONE
+        # (app._Console.on_broken_pipe); typer's own echo ends it with 1 after making stdout swallow the broken pipe
+        if e.code == EXIT_READER_GONE or (e.code == 1 and type(sys.stdout).__name__ == "PacifyFlushWrapper"):
+            return EXIT_READER_GONE
+        raise
     finally:
         warnings.formatwarning = formatted
 

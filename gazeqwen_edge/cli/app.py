@@ -17,6 +17,9 @@ from typer.core import TyperGroup
 UNWRAPPED_WIDTH = 10_000
 
 
+EXIT_READER_GONE = 141  # 128 + SIGPIPE: the exit status `yes | head -1` or `git log | head -1` give the writer
+
+
 class _Console(Console):
     """A rich Console for people and pipes.
 
@@ -28,6 +31,14 @@ class _Console(Console):
 
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
+
+    def on_broken_pipe(self) -> None:
+        """The reader of this console's stream went away (`gazeqwen-edge inspect X | head -1`): what is still to be
+        written goes to /dev/null and the command ends with EXIT_READER_GONE, quietly, as Unix tools end (rich's own
+        exit 1 read as an error)."""
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.file.fileno())
+        raise SystemExit(EXIT_READER_GONE)
 
     def print(self, *objects, **kw) -> None:
         """rich's print; written to a pipe or a file, a table is a markdown table ('| a | b |', ASCII, no lines of

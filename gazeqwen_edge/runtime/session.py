@@ -325,10 +325,12 @@ class Session:
                 continue
             try:
                 getattr(s, method)(*args)
-            except Exception as e:  # noqa: BLE001 - one broken sink must not stop the session
+            except (Exception, SystemExit) as e:  # noqa: BLE001 - one broken sink must not stop the session
+                # (SystemExit: rich ends a program whose stdout reader went away, `replay ... | head -1`; the
+                # session goes on and records every answer, and the command exits when it next prints)
                 self._bad_sinks.add(i)
                 if method != "notice":
-                    self._emit("notice", "sink_failed", f"{type(s).__name__} stopped: {e}", None)
+                    self.notice("sink_failed", f"{type(s).__name__} stopped: {type(e).__name__} {e}")
 
     def t_s(self, t_ns: int | None) -> float | None:
         """Seconds from the session's first record (its origin) of a device-clock time."""
