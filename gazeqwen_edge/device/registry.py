@@ -86,15 +86,15 @@ def _match_registry(spec: str) -> SourceFactory | None:
 
 
 def accepted_specs() -> str:
-    items = [
-        "'synthetic' or 'synthetic:SEED'",
-        "a session directory (session.json)",
-        "a Neon native recording directory (info.json + *.raw)",
-        "a Pupil Cloud export directory (gaze.csv + world_timestamps.csv)",
-        "a StreamGaze item (video file + fixation CSV, or a directory holding both)",
-    ]
-    items += [f"'{p}'" for p in registered_prefixes() if p != "synthetic"]
-    return "; ".join(items)
+    """What SOURCE can be, in one short line for an error's hint: the same whatever was imported before (the live
+    prefixes' modules are loaded first); the README ("Commands") and each command's --help say more."""
+    if _PLUGIN_MODULES:
+        _load_plugins()
+    prefixes = [f"'{p}HOST:PORT'" if p.endswith("://") else f"'{p}'" for p in registered_prefixes() if p != "synthetic"]
+    return (
+        "synthetic[:SEED]; a directory of a session, a Neon native recording or a Pupil Cloud export; a video with "
+        "its fixation CSV (StreamGaze); " + ", ".join(prefixes)
+    )
 
 
 def _synthetic(spec: str, **kw) -> Source:
@@ -119,14 +119,14 @@ register_source("synthetic", _synthetic)
 def detect_kind(path: Path) -> str:
     """'session' | 'neon' | 'cloud' | 'streamgaze' for a directory or file, or raise InputError saying why not."""
     if not path.exists():
-        raise InputError(path, "does not exist", hint=f"SOURCE can be {accepted_specs()}")
+        raise InputError(path, "does not exist", hint=f"SOURCE is {accepted_specs()}")
     if path.is_file():
         if path.suffix.lower() in VIDEO_SUFFIXES:
             return "streamgaze"
         raise InputError(
             path,
             "is a file that is not a video; expected a recording directory or a video",
-            hint=f"SOURCE can be {accepted_specs()}",
+            hint=f"SOURCE is {accepted_specs()}",
         )
     if not os.access(path, os.R_OK | os.X_OK):
         raise InputError(path, "directory cannot be read (permission denied)")
@@ -155,7 +155,7 @@ def detect_kind(path: Path) -> str:
         path,
         "is not a recording this tool recognises (no session.json, info.json + *.raw, gaze.csv + world_timestamps.csv, "
         "or video + fixation CSV)",
-        hint=f"SOURCE can be {accepted_specs()}",
+        hint=f"SOURCE is {accepted_specs()}",
     )
 
 
@@ -173,7 +173,7 @@ def open_source(spec: str | os.PathLike, **kw) -> Source:
         if factory is not None:
             return factory(spec_s, **kw)
         if "://" in spec_s:
-            raise InputError(None, f"unknown source '{spec_s}'", hint=f"SOURCE can be {accepted_specs()}")
+            raise InputError(None, f"unknown source '{spec_s}'", hint=f"SOURCE is {accepted_specs()}")
     kind = detect_kind(path)
     if kind == "session":
         from gazeqwen_edge.device.session import SessionSource

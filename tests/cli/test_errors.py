@@ -355,3 +355,11 @@ def test_speak_to_an_earlier_sessions_wavs_is_refused(capsys, tmp_path):
     rc, _, err = cli(capsys, "replay", "synthetic:1", "--speak-to", wavs, "--no-voice", "--out", tmp_path / "r2")
     one_error(rc, err, "--speak-to", "already exists and is not empty")
     assert (wavs / "answer-1.wav").read_bytes() == b"RIFF earlier" and not (tmp_path / "r2").exists()
+
+
+def test_a_source_that_is_not_there_gets_one_short_hint_naming_every_kind(capsys, tmp_path):
+    """Before: a hint of 330 characters on one line, whose list of live sources depended on what had been imported."""
+    for argv in (["replay", str(tmp_path / "nosuchdir")], ["inspect", str(tmp_path)], ["record", "x://y", "o"]):
+        rc, _, err = cli(capsys, *argv)
+        one_error(rc, err, "SOURCE is synthetic[:SEED]", "'neon://HOST:PORT'", "'pupil-neon'")
+        assert len(err.splitlines()[1]) <= 220, err
