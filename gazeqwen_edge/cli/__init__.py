@@ -12,7 +12,7 @@ import warnings
 import typer
 from rich.markup import escape
 
-from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console_err
+from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err
 from gazeqwen_edge.errors import GazeQwenError
 
 try:  # typer >= 0.2x ships its own copy of click
@@ -38,8 +38,8 @@ PROG = "gazeqwen-edge"
 RESUMABLE = frozenset({"eval", "eval-alerts", "train"})
 # what other commands leave behind when stopped with Ctrl-C, said with the "interrupted" line
 INTERRUPTED_HINTS = {
-    "train-vision": "no model is kept (best/ is written at the end; metrics.jsonl has the evaluations so far); "
-    "a new run needs a new --out",
+    "train-vision": "no model is kept: best/ is written only when training ends; rerun with an --out that is new or "
+    "empty",
 }
 
 
@@ -115,6 +115,7 @@ def _undecodable_argument(argv: list[str]) -> str | None:
 
 
 def _main(argv: list[str] | None) -> int:
+    console.reader_gone = console_err.reader_gone = False  # (main may run many times in one process: the tests)
     bad = _undecodable_argument(sys.argv[1:] if argv is None else argv)
     if bad is not None:
         _print_error(
@@ -155,7 +156,10 @@ def _main(argv: list[str] | None) -> int:
             )
         elif command in INTERRUPTED_HINTS:
             console_err.print(f"  hint: {INTERRUPTED_HINTS[command]}", markup=False)
-    return rv if isinstance(rv, int) else 0
+    rv = rv if isinstance(rv, int) else 0
+    if rv == 0 and console.reader_gone:  # the reader of stdout left during the command (a session's answers are kept)
+        return EXIT_READER_GONE
+    return rv
 
 
 def run() -> None:

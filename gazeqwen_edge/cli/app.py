@@ -31,11 +31,13 @@ class _Console(Console):
 
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
+        self.reader_gone = False
 
     def on_broken_pipe(self) -> None:
         """The reader of this console's stream went away (`gazeqwen-edge inspect X | head -1`): what is still to be
         written goes to /dev/null and the command ends with EXIT_READER_GONE, quietly, as Unix tools end (rich's own
         exit 1 read as an error)."""
+        self.reader_gone = True  # a session's terminal sink drops out and the session goes on: cli.main reports it
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, self.file.fileno())
         raise SystemExit(EXIT_READER_GONE)
@@ -73,7 +75,11 @@ class _Console(Console):
 # defaults are never cut (rich's help, laid out for 80 columns, cut run's --streams default with "..."), nor are
 # the command summaries (HelpGroup). A terminal keeps typer's rich help at its own width. Sub-groups take the root's
 # mode.
-HELP_PIPED = rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and not os.environ.get("COLUMNS")
+HELP_PIPED = (
+    rich_utils.MAX_WIDTH is None
+    and not (sys.stdout is not None and sys.stdout.isatty())
+    and not os.environ.get("COLUMNS")
+)
 HELP_MARKUP = None if HELP_PIPED else "rich"
 
 

@@ -115,9 +115,11 @@ def default_out_dir(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False, not_asked: int = 0) -> None:
-    """The closing lines of a session: counts (and the scheduled questions a stopped replay never reached), where it
-    was written, the stage timings."""
+def print_summary(
+    stats, out_dir: Path | None, timer, stopped: bool = False, not_asked: int = 0, unusable: int = 0
+) -> None:
+    """The closing lines of a session: counts (and the scheduled questions a stopped replay never reached, and the
+    questions file's lines that could not be asked), where it was written, the stage timings."""
     if stats.watch_checks or stats.watch_checks_skipped:
         console.print(
             f"\nwatches: {stats.alerts} alerts, {stats.watch_checks} checks, {stats.watch_checks_skipped} skipped"
@@ -130,6 +132,11 @@ def print_summary(stats, out_dir: Path | None, timer, stopped: bool = False, not
         f"{stats.records.get('GazeSample', 0)} gaze samples, {stats.records.get('SceneFrame', 0)} scene frames "
         f"({stats.model_frames} to the model)"
         + (f"; {not_asked} scheduled question{'s' * (not_asked != 1)} not reached" if not_asked else "")
+        + (
+            f"; {unusable} line{'s' * (unusable != 1)} of the questions file not asked (bad_question)"
+            if unusable
+            else ""
+        )
     )
     if out_dir is not None and out_dir.exists():
         answers = " (answers in answers.jsonl)" if (out_dir / "answers.jsonl").exists() else ""
@@ -167,12 +174,19 @@ def load(
 
 
 def check_watches(targets: list[str] | None) -> list[str]:
-    """The --watch targets, stripped; ConfigError (exit 2) for an empty or too long one (before the model loads)."""
+    """The --watch targets, stripped; ConfigError (exit 2) for an empty or too long one, or one holding a control
+    character (before the model loads)."""
     from gazeqwen_edge.errors import ConfigError
     from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS
 
     out = []
     for t in targets or []:  # (text that is not UTF-8 is refused with every argument: cli.main)
+        control = next((c for c in t if ord(c) < 32 or 127 <= ord(c) < 160), None)
+        if control is not None:  # a newline or an escape sequence would be sent to the terminal with every alert
+            raise ConfigError(
+                f"--watch holds a control character ({ascii(control)})",
+                hint="describe what to watch in plain words: --watch 'the stove'",
+            )
         if not t.strip() or len(t.strip()) > MAX_TARGET_CHARS:
             shown = t if len(t) <= 40 else t[:40] + "..."
             raise ConfigError(
@@ -235,6 +249,19 @@ def voice_factory(voice: bool | None, asr_model: str, lockstep: bool):
         )
 
     return make
+
+
+def has_audio(src) -> bool:
+    """Whether a (recorded or synthetic) source delivers any audio: its first AudioChunk, read and let go."""
+    from gazeqwen_edge.device.records import AudioChunk
+
+    chunks = src.records([AudioChunk])
+    try:
+        return next(iter(chunks), None) is not None
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def open_microphone(device: str | None):
@@ -328,6 +355,8 @@ def replay(
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts, speak_device=speak_device)
         voices = voice_factory(voice, asr_model, lockstep=pace is None)
+        if voice and not has_audio(src):
+            console_err.print(f"warning: {source} has no audio: --voice will hear no questions", markup=False)
         watch = check_watches(watch)
         gq = load(model, checkpoint, torch_device_, fps, bundle, injection)
         cfg.window_s = cfg.window_s if window is not None else model_window_s(gq)
@@ -347,7 +376,14 @@ def replay(
             voice=voices,
             setup=lambda session: (attach_speech(session, speech), add_watches(session, watch, watch_hold)),
         )
-    print_summary(result.stats, result.out_dir, gq.timer, stopped=result.interrupted, not_asked=result.not_asked)
+    print_summary(
+        result.stats,
+        result.out_dir,
+        gq.timer,
+        stopped=result.interrupted,
+        not_asked=result.not_asked,
+        unusable=len(result.problems),
+    )
 
 
 @app.command("run", short_help="Ask live Neon glasses (or the simulator) questions; answers stream back.")

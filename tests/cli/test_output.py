@@ -154,6 +154,6 @@ def test_a_session_whose_terminal_reader_goes_away_still_records_every_answer(tm
     assert p.stdout.readline().startswith(b"Q ")
     p.stdout.close()  # `| head -1`
     err = p.stderr.read()
-    assert p.wait(timeout=120) in (0, 141), err
+    assert p.wait(timeout=120) == 141, err  # the reader left: reported as `inspect | head -1` is, once all is kept
     answers = [json.loads(line) for line in (tmp_path / "r" / "answers.jsonl").read_text().splitlines()]
     assert [a["question"] for a in answers] == [f"What is it at {t}?" for t in (2, 5, 8)]

@@ -265,3 +265,26 @@ def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
 def test_a_streamgaze_qa_file_on_another_source_is_refused(tmp_path, capsys, shared_dir):
     rc, out, err = cli(capsys, "replay", "synthetic:1", "-q", shared_dir / "fixtures/streamgaze_sample/sample_qa.json")
     assert rc == 2 and "is a StreamGaze QA file" in err and "OP03-R01-PastaSalad.mp4" in err
+
+
+def test_the_summary_counts_the_questions_file_lines_that_were_not_asked(tmp_path, capsys):
+    """Before: '1 of 1 questions answered' for a file of three questions, two of them unusable (their notices had
+    scrolled away)."""
+    qf = tmp_path / "q.jsonl"
+    qf.write_text('{"t": 2, "question": "What is it?"}\n{"t": "x", "question": "bad"}\n{"t": 5}\n')
+    rc, out, err = cli(capsys, "replay", "synthetic:1", "-q", qf, "--no-voice", "--out", tmp_path / "r")
+    assert rc == 0, err
+    assert "1 of 1 questions answered" in out and "2 lines of the questions file not asked (bad_question)" in out
+
+
+def test_voice_on_a_source_without_audio_is_told(tmp_path, capsys):
+    """Before: `replay synthetic:1 --voice` said nothing and heard nothing."""
+    pytest.importorskip("faster_whisper")
+    from gazeqwen_edge.cli.runtime import has_audio
+    from gazeqwen_edge.device.synthetic import SyntheticScene
+
+    assert not has_audio(SyntheticScene(seed=1, duration_s=1.0)) and has_audio(
+        SyntheticScene(seed=1, duration_s=1.0, audio_rate=8000)
+    )
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "--voice", "--out", tmp_path / "r")
+    assert rc == 0 and "warning: synthetic:1 has no audio: --voice will hear no questions" in err, err

@@ -314,6 +314,8 @@ def test_a_missing_asr_model_or_a_bad_watch_is_refused_before_the_model_loads(ca
         (["--voice", "--asr-model", "tiny.eng"], "tiny.eng: is neither a faster-whisper model name"),  # a typo
         (["--watch", "x" * 500], "(500)"),
         (["--watch", " "], "--watch needs a short description"),
+        (["--watch", "the \x1b[31mred cup"], "--watch holds a control character ('\\x1b')"),
+        (["--watch", "cup\nbowl"], "--watch holds a control character ('\\n')"),
     ):
         t0 = time.monotonic()
         rc, _, err = cli(capsys, "replay", "synthetic:1", *argv, "--out", tmp_path / "s")
