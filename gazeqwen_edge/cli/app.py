@@ -24,10 +24,12 @@ class _Console(Console):
     """A rich Console for people and pipes.
 
     On a terminal it is rich's own console (its width, colours when the terminal has them). Written to a pipe or a file
-    (not a terminal, COLUMNS not set): no colour codes (rich's own detection), and lines are never wrapped or cut at
-    rich's default 80 columns, and tables are markdown tables (print). Everywhere: no automatic highlighting (rich's ReprHighlighter would style '1600x1200' as
-    the number 160 and the hex number 0x1200, and colour numbers inside data), no ':name:' emoji replacement (in paths
-    and specs such as 'synthetic:1'), and long text lines are left for the terminal to wrap (soft_wrap)."""
+    (not a terminal, COLUMNS not set): no colour codes (rich's own detection), lines never wrapped or cut at rich's
+    default 80 columns, tables as markdown tables (print), and a reader that goes away ends the command with
+    EXIT_READER_GONE (on_broken_pipe). Everywhere: no automatic highlighting (rich's ReprHighlighter would style
+    '1600x1200' as the number 160 and the hex number 0x1200, and colour numbers inside data), no ':name:' emoji
+    replacement (in paths and specs such as 'synthetic:1'), and long text lines are left for the terminal to wrap
+    (soft_wrap)."""
 
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
