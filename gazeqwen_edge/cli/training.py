@@ -510,7 +510,7 @@ def train_vision_cmd(
     the real model; then `train --model OUT/best` trains the LLM and the resampler on top of it, frozen. A random
     tower keeps colour but not shape (benchmarks/vision_probe.py). About half an hour on 2 CPU cores with the defaults
     (29 min measured)."""
-    from gazeqwen_edge.training.vision_pretrain import VisionPretrainConfig, pretrain_vision
+    from gazeqwen_edge.training.vision_pretrain import EVAL_EVERY, VisionPretrainConfig, pretrain_vision
 
     llm_size = parse_llm_size(tiny_llm)
     vision_size = parse_llm_size(tiny_vision, "--tiny-vision", TINY_VISION, min_layers=1)
@@ -518,7 +518,7 @@ def train_vision_cmd(
     cfg = VisionPretrainConfig(steps=steps, scenes=scenes, held_out=held_out, batch_size=batch_size, lr=lr, seed=seed)
     gq = _model("tiny", None, dev, "spatial", "stream", max_pixels, llm_size, vision_size)
     console_err.print(
-        f"rendering {scenes + held_out} scenes, then {steps} optimizer steps (held-out accuracies every 500 steps)",
+        f"rendering {scenes + held_out} scenes, then {steps} optimizer steps (held-out accuracies every {EVAL_EVERY})",
         markup=False,
     )
     bar, update = _progress("render + train")  # one bar: scenes rendered, then optimizer steps

@@ -23,6 +23,7 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
+from gazeqwen_edge.errors import check_text
 from gazeqwen_edge.runtime.sinks import JsonlSink
 
 # a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
@@ -143,9 +144,7 @@ class Watches:
 
     def add(self, target: str) -> Watch:
         """Watch `target` (an existing watch of the same target is kept, not doubled). ValueError for a target that
-        is not valid text (questions.check_text)."""
-        from gazeqwen_edge.errors import check_text
-
+        is not valid text (errors.check_text)."""
         check_text(target, "the watch")
         with self._lock:
             for w in self._watches.values():

@@ -29,6 +29,7 @@ import torch
 from gazeqwen_edge.device.synthetic import COLOURS, SHAPES, object_classes
 
 STEP_S = 0.5  # the two frames of a temporal step at the runtime's 2 fps
+EVAL_EVERY = 500  # optimizer steps between held-out evaluations (and the last step)
 TRAIN_SEED0_FACTOR = 1  # training scenes: SCENE_SEED_RANGE * 1 + k
 HELD_OUT_SEED0_FACTOR = 2  # held-out scenes: SCENE_SEED_RANGE * 2 + k
 N_COLOUR = len(COLOURS) + 1  # + background
@@ -152,7 +153,7 @@ def pretrain_vision(
     render_progress: Callable[[int, int], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[dict], None] | None = None,
-    eval_every: int = 500,
+    eval_every: int = EVAL_EVERY,
 ) -> VisionPretrainResult:
     """Train `gq`'s Qwen vision tower in place (module docstring), then freeze it and write `gq` as a model directory
     into `out` (its meta records this stage: config and held-out accuracies); `out/metrics.jsonl` gets one record per
