@@ -6,13 +6,15 @@ Each command group lives in its own module of this package and registers itself 
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import warnings
 
 import typer
 from rich.markup import escape
 
-from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err
+from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, stream_failure
 from gazeqwen_edge.errors import GazeQwenError
 
 try:  # typer >= 0.2x ships its own copy of click
@@ -32,6 +34,9 @@ from gazeqwen_edge.cli import export as _export  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import profile as _profile  # noqa: E402,F401  isort: skip
 
 PROG = "gazeqwen-edge"
+# What a disk or stream that stops taking writes raises (full, over quota, file too large, read-only, failing): the
+# command ends with one error line and exit 3, never a traceback.
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 # commands whose --out a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/)
@@ -116,6 +121,7 @@ def _undecodable_argument(argv: list[str]) -> str | None:
 
 def _main(argv: list[str] | None) -> int:
     console.reader_gone = console_err.reader_gone = False  # (main may run many times in one process: the tests)
+    console.write_failure = console_err.write_failure = None
     bad = _undecodable_argument(sys.argv[1:] if argv is None else argv)
     if bad is not None:
         _print_error(
@@ -146,6 +152,13 @@ def _main(argv: list[str] | None) -> int:
     except (typer.Abort, KeyboardInterrupt):  # Ctrl-C, or the end of input at a prompt
         _print_error("aborted")
         return 130
+    except OSError as e:
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        # a write the disk refused, from any command (a results file, a checkpoint, click's own --help to stdout):
+        # the file's path when the error carries one (open() fails carry it, later writes do not)
+        _print_error(*stream_failure(e, str(e.filename) if e.filename else "the output"))
+        return 3
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
         words = sys.argv[1:] if argv is None else list(argv)
         command = next((w for w in words if not w.startswith("-")), "")
@@ -157,10 +170,22 @@ def _main(argv: list[str] | None) -> int:
         elif command in INTERRUPTED_HINTS:
             console_err.print(f"  hint: {INTERRUPTED_HINTS[command]}", markup=False)
     rv = rv if isinstance(rv, int) else 0
+    if rv == 0 and console.write_failure is not None:  # stdout refused an answer while the session went on
+        _print_error(*stream_failure(console.write_failure, "stdout"))
+        return 3
     if rv == 0 and console.reader_gone:  # the reader of stdout left during the command (a session's answers are kept)
         return EXIT_READER_GONE
     return rv
 
 
 def run() -> None:
-    sys.exit(main())
+    rv = main()
+    try:  # what is still buffered for stdout, now rather than in the interpreter's shutdown ("Exception ignored")
+        sys.stdout.flush()
+    except OSError as e:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        if rv == 0 and e.errno in OUTPUT_ERRNOS:
+            _print_error(*stream_failure(e, "stdout"))
+            rv = 3
+    sys.exit(rv)

@@ -12,12 +12,23 @@ from rich.table import Table
 from typer import rich_utils
 from typer.core import TyperGroup
 
+from gazeqwen_edge.errors import DeviceError
+
 # Width of a line written to a pipe or a file: wide enough that rich never wraps or cuts one (a data line stays one
 # line for grep, awk and log files); a table is still only as wide as its cells.
 UNWRAPPED_WIDTH = 10_000
 
 
 EXIT_READER_GONE = 141  # 128 + SIGPIPE: the exit status `yes | head -1` or `git log | head -1` give the writer
+
+
+def stream_failure(e: OSError, where: str) -> tuple[str, str]:
+    """The error line and hint for an output that refused a write (`where`: a file's path, stdout, stderr): a full
+    disk or quota (ENOSPC, EDQUOT, EFBIG), a read-only file system, an I/O error."""
+    return (
+        f"cannot write {where}: {e.strerror or e}",
+        "free space on the disk it goes to, or write it elsewhere; what was written before is kept",
+    )
 
 
 class _Console(Console):
@@ -34,6 +45,7 @@ class _Console(Console):
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
         self.reader_gone = False
+        self.write_failure: OSError | None = None  # the stream refused a write other than a closed pipe (print)
 
     def on_broken_pipe(self) -> None:
         """The reader of this console's stream went away (`gazeqwen-edge inspect X | head -1`): what is still to be
@@ -46,7 +58,23 @@ class _Console(Console):
 
     def print(self, *objects, **kw) -> None:
         """rich's print; written to a pipe or a file, a table is a markdown table ('| a | b |', ASCII, no lines of
-        padding spaces), which grep, awk and markdown viewers read, instead of box-drawing characters."""
+        padding spaces), which grep, awk and markdown viewers read, instead of box-drawing characters.
+
+        A stream that refuses the write (`> /dev/full`, a full disk, an I/O error; a closed pipe is on_broken_pipe's)
+        raises DeviceError, once: what is still to be written goes to /dev/null, `write_failure` keeps the error
+        and cli.main ends the command with it (a session's terminal sink drops out and the session goes on)."""
+        try:
+            self._print(*objects, **kw)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            self.write_failure = e
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.file.fileno())
+            os.close(devnull)
+            raise DeviceError(*stream_failure(e, "stderr" if self.stderr else "stdout")) from e
+
+    def _print(self, *objects, **kw) -> None:
         if self.is_terminal or not any(isinstance(o, Table) for o in objects):
             super().print(*objects, **kw)
             return

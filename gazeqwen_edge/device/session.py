@@ -22,7 +22,9 @@ background thread, so a killed process loses what it was handed in the last flus
 last fragment, `MP4_FRAGMENT_S`), nothing earlier. Nothing is written until the first record arrives: a recording
 whose source fails at once leaves no session behind (and `overwrite` has destroyed nothing); one that fails later is
 marked "failed" in session.json, with what it had recorded kept. `overwrite` replaces only a session of ours
-(session.json with our format), never a directory the source is reading from.
+(session.json with our format), never a directory the source is reading from. A disk that stops taking writes (full,
+over quota, read-only, failing) stops the recording with a `DeviceError` at the next `write`, `flush` or `close`
+(never in the background thread, never silently); what reached the disk before stays readable.
 
 `SessionSource` reads a session back, also one whose writer was killed (partial last lines dropped with a Notice,
 video shorter than its timestamps accepted, time span taken from the data). `CloudExportSource` reads the same
@@ -67,7 +69,7 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, DeviceError, InputError
 
 FORMAT = "gazeqwen-edge session"
 FORMAT_VERSION = 1
@@ -181,6 +183,7 @@ class Recorder:
         self.first_ns: int | None = None
         self.last_ns: int | None = None
         self.error: str | None = None
+        self.write_failure: OSError | None = None  # the first write the disk refused; the recording stops there
         self._lock = threading.RLock()
         self._started = False
         self._closed = False
@@ -316,8 +319,12 @@ class Recorder:
             text = json.dumps(obj, indent=2, allow_nan=False)  # strict JSON: NaN / inf are not JSON
         except ValueError as e:
             raise ConfigError(f"{name}: a value cannot be written as JSON ({e}); check the session metadata") from e
-        tmp.write_text(text)
-        tmp.replace(self.dir / name)  # atomic: a reader never sees half a manifest
+        try:
+            tmp.write_text(text)
+            tmp.replace(self.dir / name)  # atomic: a reader never sees half a manifest
+        except OSError:
+            tmp.unlink(missing_ok=True)  # (a full disk: the old manifest stays, no half-written copy beside it)
+            raise
 
     def _write_manifest(self, state: str) -> None:
         self._write_json("session.json", self._manifest(state))
@@ -353,17 +360,45 @@ class Recorder:
 
     def _flush_loop(self) -> None:
         while not self._stop.wait(self._flush_interval):
-            self.flush()
+            with self._lock:
+                if self.write_failure is not None:
+                    return  # reported by the next write, flush or close, in the thread that records
+                try:
+                    self._flush_files()
+                except OSError as e:
+                    self.write_failure = e
+
+    def _flush_files(self) -> None:
+        if self._closed or not self._started:
+            return
+        for f in self._files.values():
+            f.flush()
+        if self._wav is not None:
+            self._wav.flush()
 
     def flush(self) -> None:
-        """Push everything written so far to the OS (the background thread does this every flush interval)."""
+        """Push everything written so far to the OS (the background thread does this every flush interval).
+
+        Raises DeviceError when the disk refuses the data (or refused an earlier write)."""
         with self._lock:
-            if self._closed or not self._started:
-                return
-            for f in self._files.values():
-                f.flush()
-            if self._wav is not None:
-                self._wav.flush()
+            self._check_disk()
+            try:
+                self._flush_files()
+            except OSError as e:
+                self.write_failure = e
+                self._check_disk()
+
+    def _check_disk(self) -> None:
+        """Raise DeviceError when a write to the session's disk has failed (full, over quota, read-only, I/O
+        error): the recording cannot go on, and saying so beats recording into the void."""
+        e = self.write_failure
+        if e is None:
+            return
+        what = Path(e.filename).name if getattr(e, "filename", None) else "its files"
+        raise DeviceError(
+            f"cannot write the session in {self.dir} ({what}): {e.strerror or e}",
+            hint="free space on that disk, or record to another directory (--out); what was written before is kept",
+        )
 
     # ------------------------------------------------------------------ writing
     def _seen(self, ts: int) -> None:
@@ -373,55 +408,65 @@ class Recorder:
             self.last_ns = ts
 
     def write(self, r: Record) -> None:
+        """Record `r`. Raises RuntimeError after close(), DeviceError when the disk refuses the session's writes,
+        TypeError for what is not a Record."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("Recorder is closed")
-            if not self._started:
-                self._start()
-            rid = self.recording_id
-            dx, dy = self.gaze_offset
-            if isinstance(r, GazeSample):
-                self._files["gaze.csv"].write(
-                    f"{rid},{rid},{r.ts_ns},{_f(r.x + dx)},{_f(r.y + dy)},{1 if r.worn else 0},,,,\n"
-                )
-                self.counts["gaze"] += 1
-                self._seen(r.ts_ns)
-            elif isinstance(r, SceneFrame):
-                self._write_frame(r)
-            elif isinstance(r, Fixation):
-                self._fix_id += 1
-                self._files["fixations.csv"].write(
-                    f"{rid},{rid},{self._fix_id},{r.start_ns},{r.end_ns},{r.duration_ns / 1e6!r},{_f(r.x + dx)},"
-                    f"{_f(r.y + dy)},,,{_csv_field(r.source)}\n"
-                )
-                self.counts["fixations"] += 1
-                self._seen(r.start_ns)
-                self._seen(r.end_ns)
-            elif isinstance(r, Blink):
-                self._blink_id += 1
-                self._files["blinks.csv"].write(
-                    f"{rid},{rid},{self._blink_id},{r.start_ns},{r.end_ns},{(r.end_ns - r.start_ns) / 1e6!r}\n"
-                )
-                self.counts["blinks"] += 1
-                self._seen(r.start_ns)
-                self._seen(r.end_ns)
-            elif isinstance(r, Event):
-                typ = "recording" if r.name.startswith("recording.") else "session"
-                self._files["events.csv"].write(f"{rid},{r.ts_ns},{_csv_field(r.name)},{typ},{_csv_field(r.data)}\n")
-                self.counts["events"] += 1
-                self._seen(r.ts_ns)
-            elif isinstance(r, Notice):
-                self._files["events.csv"].write(
-                    f"{rid},{r.ts_ns},{_csv_field('notice.' + r.kind)},notice.{_csv_field(r.level)},"
-                    f"{_csv_field(r.message)}\n"
-                )
-                self.counts["notices"] += 1
-            elif isinstance(r, AudioChunk):
-                self._write_audio(r)
-            elif isinstance(r, ImuSample):
-                self._write_imu(r)
-            else:
-                raise TypeError(f"Recorder cannot write {type(r).__name__}")
+            self._check_disk()
+            try:
+                self._write(r)
+            except OSError as e:
+                self.write_failure = e
+                self._check_disk()
+
+    def _write(self, r: Record) -> None:
+        if not self._started:
+            self._start()
+        rid = self.recording_id
+        dx, dy = self.gaze_offset
+        if isinstance(r, GazeSample):
+            self._files["gaze.csv"].write(
+                f"{rid},{rid},{r.ts_ns},{_f(r.x + dx)},{_f(r.y + dy)},{1 if r.worn else 0},,,,\n"
+            )
+            self.counts["gaze"] += 1
+            self._seen(r.ts_ns)
+        elif isinstance(r, SceneFrame):
+            self._write_frame(r)
+        elif isinstance(r, Fixation):
+            self._fix_id += 1
+            self._files["fixations.csv"].write(
+                f"{rid},{rid},{self._fix_id},{r.start_ns},{r.end_ns},{r.duration_ns / 1e6!r},{_f(r.x + dx)},"
+                f"{_f(r.y + dy)},,,{_csv_field(r.source)}\n"
+            )
+            self.counts["fixations"] += 1
+            self._seen(r.start_ns)
+            self._seen(r.end_ns)
+        elif isinstance(r, Blink):
+            self._blink_id += 1
+            self._files["blinks.csv"].write(
+                f"{rid},{rid},{self._blink_id},{r.start_ns},{r.end_ns},{(r.end_ns - r.start_ns) / 1e6!r}\n"
+            )
+            self.counts["blinks"] += 1
+            self._seen(r.start_ns)
+            self._seen(r.end_ns)
+        elif isinstance(r, Event):
+            typ = "recording" if r.name.startswith("recording.") else "session"
+            self._files["events.csv"].write(f"{rid},{r.ts_ns},{_csv_field(r.name)},{typ},{_csv_field(r.data)}\n")
+            self.counts["events"] += 1
+            self._seen(r.ts_ns)
+        elif isinstance(r, Notice):
+            self._files["events.csv"].write(
+                f"{rid},{r.ts_ns},{_csv_field('notice.' + r.kind)},notice.{_csv_field(r.level)},"
+                f"{_csv_field(r.message)}\n"
+            )
+            self.counts["notices"] += 1
+        elif isinstance(r, AudioChunk):
+            self._write_audio(r)
+        elif isinstance(r, ImuSample):
+            self._write_imu(r)
+        else:
+            raise TypeError(f"Recorder cannot write {type(r).__name__}")
 
     def _write_frame(self, r: SceneFrame) -> None:
         if self._video is None:
@@ -479,25 +524,38 @@ class Recorder:
             self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
 
     def _finish(self, state: str) -> None:
+        """Close every file (each one tried even when another fails: all that reaches the disk is kept) and write
+        the manifest with `state`; "failed" with the disk's error when a write failed."""
         self._stop.set()
-        for f in self._files.values():
-            f.flush()
-            f.close()
-        if self._wav is not None:
-            self._wav.close()
-        if self._video is not None:
-            self._video.close()
+        closers = [f.close for f in self._files.values()]  # (close flushes first)
+        closers += [w.close for w in (self._wav, self._video) if w is not None]
+        for close in closers:
+            try:
+                close()
+            except OSError as e:
+                self.write_failure = self.write_failure or e
         self._closed = True
-        self._write_manifest(state)
+        if self.write_failure is not None:
+            state = "failed"
+            if self.error is None:
+                self.error = f"{type(self.write_failure).__name__}: {self.write_failure}"
+        try:
+            self._write_manifest(state)
+        except OSError as e:  # the manifest keeps its last state ("recording": read back as not closed)
+            self.write_failure = self.write_failure or e
 
     def close(self) -> None:
-        """Finish the session and mark it closed (an empty one is created if nothing was written). Idempotent."""
+        """Finish the session and mark it closed (an empty one is created if nothing was written). Idempotent.
+
+        Raises DeviceError when the disk refused a write (the session is then marked "failed" where it still can
+        be; every file is closed first)."""
         with self._lock:
             if self._closed:
                 return
             if not self._started:
                 self._start()
             self._finish("closed")
+            self._check_disk()
 
     def abort(self, error: BaseException | str) -> None:
         """End a recording that `error` stopped: when nothing was recorded, leave nothing (an old session that

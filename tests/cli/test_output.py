@@ -157,3 +157,75 @@ def test_a_session_whose_terminal_reader_goes_away_still_records_every_answer(tm
     assert p.wait(timeout=120) == 141, err  # the reader left: reported as `inspect | head -1` is, once all is kept
     answers = [json.loads(line) for line in (tmp_path / "r" / "answers.jsonl").read_text().splitlines()]
     assert [a["question"] for a in answers] == [f"What is it at {t}?" for t in (2, 5, 8)]
+
+
+def _run_to_dev_full(*argv: str) -> tuple[int, str]:
+    """The CLI as a user runs it with stdout on a full disk (`> /dev/full`): (exit code, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.cli.helpers import REPO_ROOT
+
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    code = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from gazeqwen_edge.cli import run; run()"
+    with open("/dev/full", "w") as full:
+        p = subprocess.run(
+            [sys.executable, "-c", code, *map(str, argv)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    return p.returncode, p.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["replay", "--help"], ["inspect", "synthetic:1"]])
+def test_stdout_on_a_full_disk_is_one_error_line_and_exit_3(argv):
+    """`gazeqwen-edge inspect X > /dev/full`: before, a traceback and exit 1; click's own help and our consoles
+    alike now end with the error line, its hint and the device exit code."""
+    rc, err = _run_to_dev_full(*argv)
+    assert rc == 3, err
+    lines = err.splitlines()
+    assert len(lines) == 2 and lines[0].startswith("error: cannot write ") and "No space left on device" in lines[0]
+    assert lines[1].startswith("  hint: free space"), err
+
+
+def test_a_session_whose_stdout_is_full_records_every_answer_and_says_so(tmp_path):
+    """`replay ... > /dev/full`: the terminal sink drops out (a sink_failed notice), the session records every
+    answer, and the command ends with the error line and exit 3, not a silent 0."""
+    import json
+
+    qf = tmp_path / "q.jsonl"
+    qf.write_text("".join(json.dumps({"t": t, "question": f"What is it at {t}?"}) + "\n" for t in (2, 5)))
+    rc, err = _run_to_dev_full("replay", "synthetic:1", "-q", qf, "--no-voice", "--out", tmp_path / "r")
+    assert rc == 3 and err.splitlines()[0] == "error: cannot write stdout: No space left on device", err
+    assert "Traceback" not in err
+    answers = [json.loads(line) for line in (tmp_path / "r" / "answers.jsonl").read_text().splitlines()]
+    assert [a["question"] for a in answers] == ["What is it at 2?", "What is it at 5?"]
+    assert "notice.sink_failed" in (tmp_path / "r" / "events.csv").read_text()
+
+
+def test_a_session_whose_disk_fills_stops_with_one_error_and_keeps_what_it_recorded(tmp_path, monkeypatch, capsys):
+    """The disk under --out fills once the first answer is on it (gaze.csv's next flush fails): the session stops
+    with exit 3 and one error line naming the session, the answer given before is kept, the manifest says
+    "failed". (Filled by an event, not a byte count: how far the gaze gets before an answer depends on the CPU.)"""
+    import json
+
+    from gazeqwen_edge.device.session import Recorder
+    from tests.cli.helpers import cli
+    from tests.device.test_disk_full import filling_open
+
+    out = tmp_path / "r"
+
+    def full() -> bool:
+        p = out / "answers.jsonl"
+        return p.exists() and p.stat().st_size > 0
+
+    monkeypatch.setattr(Recorder, "_open", filling_open({"gaze.csv": full}))
+    qf = tmp_path / "q.jsonl"
+    qf.write_text("".join(json.dumps({"t": t, "question": f"What is it at {t}?"}) + "\n" for t in (2, 9)))
+    rc, _, err = cli(capsys, "replay", "synthetic:1", "-q", qf, "--no-voice", "--speed", "1", "--out", out)
+    assert rc == 3, err
+    assert err.splitlines()[0].startswith(f"error: cannot write the session in {out}"), err
+    assert "No space left on device" in err.splitlines()[0] and "Traceback" not in err
+    answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+    assert answers and answers[0]["question"] == "What is it at 2?" and not answers[0].get("error")
+    assert json.loads((out / "session.json").read_text())["state"] == "failed"

@@ -1,0 +1,133 @@
+"""A disk that stops taking the session's writes (full, over quota, failing) ends the recording with one
+DeviceError in the thread that records, never a traceback in the background flush thread, never silently; what
+reached the disk before stays readable, and the manifest says "failed" where it still can be written."""
+
+from __future__ import annotations
+
+import errno
+import io
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gazeqwen_edge.device import Event, GazeSample
+from gazeqwen_edge.device.session import WRITE_BUFFER_BYTES, Recorder, SessionSource
+from gazeqwen_edge.errors import DeviceError
+
+T0 = 1_700_000_000_000_000_000
+needs_dev_full = pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+
+
+class FillingFile(io.RawIOBase):
+    """A file on a disk that takes `capacity` bytes (or, with a callable, until `capacity()` says it is full), then
+    refuses every write with ENOSPC, as a full disk or an exhausted quota does (what came before reaches the real
+    file)."""
+
+    def __init__(self, path: Path, capacity: int | Callable[[], bool]):
+        self._f = open(path, "wb", buffering=0)  # noqa: SIM115
+        self.capacity = capacity
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        if callable(self.capacity):
+            room = 0 if self.capacity() else len(b)
+        else:
+            room = self.capacity - self._f.tell()
+        if room <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return self._f.write(bytes(b)[:room])
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
+def filling_open(capacity: dict[str, int | Callable[[], bool]]):
+    """A replacement for Recorder._open: the files named in `capacity` live on a disk that fills after that many
+    bytes (or once the callable returns True), the others are opened as the recorder opens them."""
+    original = Recorder._open
+
+    def _open(self, name):
+        if name not in capacity:
+            return original(self, name)
+        raw = FillingFile(self.dir / name, capacity[name])
+        return io.TextIOWrapper(io.BufferedWriter(raw, WRITE_BUFFER_BYTES), encoding="utf-8", newline="")
+
+    return _open
+
+
+def _gaze(i: int) -> GazeSample:
+    return GazeSample(T0 + i * 5_000_000, 100.0 + i, 200.0, True)
+
+
+def test_a_disk_that_fills_mid_recording_stops_it_with_one_device_error(tmp_path, monkeypatch):
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: thread_errors.append(args.exc_value))
+    monkeypatch.setattr(Recorder, "_open", filling_open({"gaze.csv": 4000}))
+    d = tmp_path / "s"
+    rec = Recorder(d, source="test", flush_interval_s=0.02)
+    rec.write(Event(T0, "recording.begin"))
+    for i in range(20):  # about 1,400 bytes: on the disk at the next flush
+        rec.write(_gaze(i))
+    rec.flush()
+    for i in range(20, 200):  # far past the 4,000 bytes the disk takes: the background flush meets the full disk
+        rec.write(_gaze(i))
+    deadline = time.monotonic() + 10
+    while rec.write_failure is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert rec.write_failure is not None and rec.write_failure.errno == errno.ENOSPC
+    assert thread_errors == []  # kept for the recording thread, not a traceback in the flush thread
+    with pytest.raises(DeviceError, match=r"cannot write the session in .*: No space left on device") as e:
+        rec.write(_gaze(200))
+    assert "--out" in e.value.hint
+    with pytest.raises(DeviceError, match="No space left on device"):
+        rec.close()
+    m = json.loads((d / "session.json").read_text())
+    assert m["state"] == "failed" and "No space left on device" in m["error"]
+    back = list(SessionSource(d).records())  # what reached the disk before it filled reads back
+    gaze = [r for r in back if isinstance(r, GazeSample)]
+    assert len(gaze) >= 20 and [g.ts_ns for g in gaze] == [_gaze(i).ts_ns for i in range(len(gaze))]
+    assert Event(T0, "recording.begin") in back
+
+
+@needs_dev_full
+def test_a_disk_full_from_the_start_fails_at_the_first_write_and_leaves_no_half_manifest(tmp_path, monkeypatch):
+    original = Recorder._open
+    monkeypatch.setattr(
+        Recorder, "_open", lambda self, name: open("/dev/full", "w") if name == "events.csv" else original(self, name)
+    )
+    d = tmp_path / "s"
+    rec = Recorder(d, source="test")
+    with pytest.raises(DeviceError, match="No space left on device"):
+        rec.write(_gaze(0))  # the header of every file is flushed at the start: the full disk shows at once
+    with pytest.raises(DeviceError):
+        rec.write(_gaze(1))  # and stays refused, never half-recorded
+    with pytest.raises(DeviceError):
+        rec.close()
+    assert json.loads((d / "session.json").read_text())["state"] == "failed"
+    assert not list(d.glob("*.tmp"))
+
+
+def test_a_manifest_the_disk_refuses_leaves_the_last_one_and_no_tmp_file(tmp_path, monkeypatch):
+    d = tmp_path / "s"
+    rec = Recorder(d, source="test")
+    rec.write(_gaze(0))
+    before = (d / "session.json").read_text()
+
+    def full(self, text, *a, **kw):  # the disk takes the file's first bytes, then is full
+        with open(self, "w") as f:
+            f.write(text[:16])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(DeviceError, match="No space left on device"):
+        rec.close()
+    assert (d / "session.json").read_text() == before  # "recording": read back as a session that was not closed
+    assert not list(d.glob("*.tmp"))
