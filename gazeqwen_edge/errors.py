@@ -108,3 +108,21 @@ def check_text(text: str, what: str) -> str:
             "or a lone surrogate escape)"
         ) from None
     return text
+
+
+def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tmp") -> None:
+    """Write `data` to `path` through `path + tmp_suffix` and an atomic rename, so a reader sees the old file or the
+    whole new one. A disk that refuses the bytes (full, over quota) raises the OSError with its errno, which the CLI
+    reports as one error line (exit 3); the partial temporary file is removed. Serialisers that hide the errno
+    (torch.save raises "unexpected pos", safetensors its own error) write into bytes first and then through here."""
+    path = Path(path)
+    tmp = path.with_name(path.name + tmp_suffix)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if e.filename is None:  # (a failed write names no file; the error line should)
+            e.filename = str(path)
+        raise

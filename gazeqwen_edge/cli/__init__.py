@@ -157,7 +157,11 @@ def _main(argv: list[str] | None) -> int:
             raise
         # a write the disk refused, from any command (a results file, a checkpoint, click's own --help to stdout):
         # the file's path when the error carries one (open() fails carry it, later writes do not)
-        _print_error(*stream_failure(e, str(e.filename) if e.filename else "the output"))
+        message, hint = stream_failure(e, str(e.filename) if e.filename else "the output")
+        words = sys.argv[1:] if argv is None else list(argv)
+        if next((w for w in words if not w.startswith("-")), "") in RESUMABLE:
+            hint = "free space on that disk, then rerun the same command (same --out) to resume where it stopped"
+        _print_error(message, hint)
         return 3
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
         words = sys.argv[1:] if argv is None else list(argv)

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, write_bytes_atomic
 from gazeqwen_edge.model.config import ResamplerConfig, load_json
 from gazeqwen_edge.model.lora import parse_lora_state_dict
 from gazeqwen_edge.model.resampler import GazeResampler
@@ -51,18 +51,23 @@ def save_checkpoint(
     lora_config: dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
 ) -> Path:
-    from safetensors.torch import save_file
+    """Write a gaze checkpoint directory at `path`: the resampler's weights (safetensors, float tensors as they
+    are), its config and `meta` (JSON), and LoRA weights and config when given. Returns the directory. Raises
+    InputError when `path` is a file, OSError (with its errno) when the disk refuses a write; each weights file is
+    replaced atomically, so a failed save leaves the one before."""
+    from safetensors.torch import save  # (into bytes, written by us: a full disk raises its OSError)
 
     d = Path(path)
     if d.exists() and not d.is_dir():
         raise InputError(d, "exists and is not a directory (a checkpoint is a directory)")
     d.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in resampler.state_dict().items()}
-    save_file(state, str(d / WEIGHTS_FILE), metadata={"format": FORMAT})
+    write_bytes_atomic(d / WEIGHTS_FILE, save(state, metadata={"format": FORMAT}))
     cfg = {"format": FORMAT, "resampler": resampler.config.to_dict(), "meta": meta or {}, "lora": bool(lora_state_dict)}
     (d / CONFIG_FILE).write_text(json.dumps(cfg, indent=2) + "\n")
     if lora_state_dict:
-        save_file({k: v.detach().to("cpu").contiguous() for k, v in lora_state_dict.items()}, str(d / LORA_FILE))
+        lora = {k: v.detach().to("cpu").contiguous() for k, v in lora_state_dict.items()}
+        write_bytes_atomic(d / LORA_FILE, save(lora))
         (d / LORA_CONFIG_FILE).write_text(json.dumps(lora_config or {}, indent=2, default=str) + "\n")
     return d
 

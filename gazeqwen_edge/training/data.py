@@ -17,6 +17,7 @@ time, as the live runtime sees it. Our models are trained with "stream".
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import os
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic
 from gazeqwen_edge.model.preprocessing import sample_frame_indices
 from gazeqwen_edge.training.tasks import QAItem
 
@@ -253,9 +254,9 @@ class ItemEncoder:
             path.parent.mkdir(parents=True, exist_ok=True)
             # a name of this process's own (host and pid): processes of a data-parallel run that encode the same
             # item each write their own file, and the atomic rename lets the last (identical) one win
-            tmp = path.parent / f"{path.name}.{socket.gethostname()}-{os.getpid()}.tmp"
-            torch.save(enc.__dict__, tmp)
-            tmp.replace(path)
+            buf = io.BytesIO()
+            torch.save(enc.__dict__, buf)  # (into bytes: a full disk then raises its OSError, not "unexpected pos")
+            write_bytes_atomic(path, buf.getvalue(), tmp_suffix=f".{socket.gethostname()}-{os.getpid()}.tmp")
         return enc
 
     def _compute(self, item: QAItem, draw_gaze: bool) -> Encoded:

@@ -30,6 +30,7 @@ reports progress and writes last/ and best/, and all wait for it at the end of a
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import math
 import random
@@ -41,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic
 from gazeqwen_edge.model.gazeqwen import mc_prompt, option_letters, option_texts
 from gazeqwen_edge.training.data import ClipConfig, Encoded, ItemEncoder
 from gazeqwen_edge.training.distributed import (
@@ -566,9 +567,9 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "python_rng": random.getstate(),
         }
-        tmp = last / "trainer.pt.tmp"
-        torch.save(blob, tmp)
-        tmp.replace(last / "trainer.pt")
+        buf = io.BytesIO()
+        torch.save(blob, buf)  # (into bytes: a full disk then raises its OSError, not torch's "unexpected pos")
+        write_bytes_atomic(last / "trainer.pt", buf.getvalue())
         (last / "state.json").write_text(json.dumps({k: v for k, v in state.items() if k != "history"}) + "\n")
 
     def _load_last(self, last: Path, params, opt, sched) -> dict:

@@ -131,3 +131,64 @@ def test_a_manifest_the_disk_refuses_leaves_the_last_one_and_no_tmp_file(tmp_pat
         rec.close()
     assert (d / "session.json").read_text() == before  # "recording": read back as a session that was not closed
     assert not list(d.glob("*.tmp"))
+
+
+@needs_dev_full
+def test_write_bytes_atomic_on_a_full_disk_raises_its_oserror_and_keeps_the_old_file(tmp_path):
+    from gazeqwen_edge.errors import write_bytes_atomic
+
+    target = tmp_path / "w.bin"
+    target.write_bytes(b"old")
+    (tmp_path / "w.bin.tmp").symlink_to("/dev/full")  # the temporary file lands on a full disk
+    with pytest.raises(OSError) as e:
+        write_bytes_atomic(target, b"new" * 100_000)
+    assert e.value.errno == errno.ENOSPC
+    assert target.read_bytes() == b"old" and not (tmp_path / "w.bin.tmp").exists()
+
+
+@needs_dev_full
+def test_a_gaze_checkpoint_on_a_full_disk_raises_the_disks_error_not_a_serialiser_message(tmp_path):
+    """safetensors' save_file into a file on a full disk raised its own SafetensorError (no errno: the CLI could
+    not tell a full disk from a bug) and torch.save a RuntimeError ("unexpected pos"); both now serialise into
+    bytes that write_bytes_atomic writes, so the disk's OSError reaches the CLI (exit 3)."""
+    from gazeqwen_edge.model.checkpoint import WEIGHTS_FILE, save_checkpoint
+    from gazeqwen_edge.model.config import ResamplerConfig
+    from gazeqwen_edge.model.resampler import GazeResampler
+
+    d = tmp_path / "ck"
+    d.mkdir()
+    (d / (WEIGHTS_FILE + ".tmp")).symlink_to("/dev/full")
+    res = GazeResampler(
+        ResamplerConfig(d_vjepa=16, d_llm=32, n_latents=4, d_latent=16, injected_layers=(0,), n_llm_layers=2)
+    )
+    with pytest.raises(OSError) as e:
+        save_checkpoint(d, res)
+    assert e.value.errno == errno.ENOSPC and not (d / WEIGHTS_FILE).exists()
+
+
+@needs_dev_full
+def test_train_whose_disk_fills_ends_with_one_error_line_and_a_resume_hint(tmp_path, monkeypatch, capsys):
+    """The encoder cache's disk fills during `train`: one error line, exit 3 and the hint to resume, where it was a
+    RuntimeError traceback from torch.save."""
+    import builtins
+
+    import gazeqwen_edge.errors as errors_module
+    from tests.cli.helpers import cli
+    from tests.training.conftest import write_toy_set
+
+    cache = tmp_path / "cache"
+
+    def full_under_cache(file, *a, **kw):  # every write under the cache lands on a full disk
+        return builtins.open("/dev/full" if str(file).startswith(str(cache)) else file, *a, **kw)
+
+    monkeypatch.setattr(errors_module, "open", full_under_cache, raising=False)
+    qa = write_toy_set(tmp_path / "toy", n_videos=2)
+    out = tmp_path / "run"
+    argv = ["--qa", qa, "--out", out, "--max-steps", "1", "--epochs", "1", "--max-pixels", "3136"]
+    rc, _, err = cli(capsys, "train", *argv, "--cache-dir", cache)
+    assert rc == 3, err
+    lines = err.splitlines()
+    assert "Traceback" not in err and sum(line.startswith("error:") for line in lines) == 1, err
+    error = next(line for line in lines if line.startswith("error:"))
+    assert error.startswith(f"error: cannot write {cache}/") and error.endswith("No space left on device"), err
+    assert "rerun the same command (same --out) to resume" in err
