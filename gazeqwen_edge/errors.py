@@ -7,7 +7,9 @@ prints these without a traceback and exits non-zero; anything else is a bug and 
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 from os import PathLike
 from pathlib import Path
 from types import ModuleType
@@ -110,19 +112,50 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
-def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tmp") -> None:
+def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tmp", fsync: bool = False) -> None:
     """Write `data` to `path` through `path + tmp_suffix` and an atomic rename, so a reader sees the old file or the
     whole new one. A disk that refuses the bytes (full, over quota) raises the OSError with its errno, which the CLI
     reports as one error line (exit 3); the partial temporary file is removed. Serialisers that hide the errno
-    (torch.save raises "unexpected pos", safetensors its own error) write into bytes first and then through here."""
+    (torch.save raises "unexpected pos", safetensors its own error) write into bytes first and then through here.
+    fsync: also push the bytes to the disk before the rename (a file system that cannot sync is let be)."""
     path = Path(path)
     tmp = path.with_name(path.name + tmp_suffix)
     try:
         with open(tmp, "wb") as f:
             f.write(data)
+            if fsync:
+                sync(f)
         tmp.replace(path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         if e.filename is None:  # (a failed write names no file; the error line should)
             e.filename = str(path)
         raise
+
+
+# What a disk or stream that stops taking writes raises (full, over quota, file too large, read-only, failing): a
+# device error (exit 3), where other failures to write (no such directory, a file in the way) are the input's (2).
+OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+def write_error(path: str | PathLike, what: str, e: OSError) -> GazeQwenError:
+    """The error to raise when writing `what` at `path` failed with `e`: DeviceError for a disk that refuses writes
+    (OUTPUT_ERRNOS), InputError otherwise."""
+    if e.errno in OUTPUT_ERRNOS:
+        return DeviceError(
+            f"cannot write {what} ({path}): {e.strerror or e}",
+            hint="free space on that disk or write elsewhere, then rerun the same command to resume",
+        )
+    return InputError(path, f"cannot write {what} ({e})")
+
+
+def sync(f) -> None:
+    """Flush the open binary or text file `f` and fsync it. A file system that cannot sync (EINVAL, ENOTSUP) is let
+    be, the data being with the OS all the same; a disk that refuses the data (OUTPUT_ERRNOS, which some network
+    file systems report only here) raises its OSError."""
+    f.flush()
+    try:
+        os.fsync(f.fileno())
+    except OSError as e:
+        if e.errno in OUTPUT_ERRNOS:
+            raise

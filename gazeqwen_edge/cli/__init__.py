@@ -6,7 +6,6 @@ Each command group lives in its own module of this package and registers itself 
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import warnings
@@ -15,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, stream_failure
-from gazeqwen_edge.errors import GazeQwenError
+from gazeqwen_edge.errors import OUTPUT_ERRNOS, GazeQwenError
 
 try:  # typer >= 0.2x ships its own copy of click
     from typer._click import exceptions as _click_errors
@@ -34,9 +33,6 @@ from gazeqwen_edge.cli import export as _export  # noqa: E402,F401  isort: skip
 from gazeqwen_edge.cli import profile as _profile  # noqa: E402,F401  isort: skip
 
 PROG = "gazeqwen-edge"
-# What a disk or stream that stops taking writes raises (full, over quota, file too large, read-only, failing): the
-# command ends with one error line and exit 3, never a traceback.
-OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
 # commands whose --out a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/)

@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, sync, write_bytes_atomic, write_error
 from gazeqwen_edge.training.tasks import CONTROL_TASKS, TASKS, QAItem, is_proactive, task_short
 
 SCHEMA = 1
@@ -219,14 +219,6 @@ def summarise(results: Iterable[ItemResult]) -> dict[str, Any]:
     }
 
 
-def _fsync(fh) -> None:
-    fh.flush()
-    try:
-        os.fsync(fh.fileno())
-    except OSError:  # some file systems cannot sync; the data is flushed to the OS all the same
-        pass
-
-
 class ResultsLog:
     """A resumable per-item results log: JSONL, the first line a header record {"header": {...}}, then one
     ItemResult per line, flushed and fsync'd every `sync_every` items (and on close).
@@ -324,11 +316,11 @@ class ResultsLog:
             fh.truncate(complete)
             fh.seek(complete)
         except OSError as e:
-            raise InputError(self.path, f"cannot write the results log ({e})") from e
+            raise write_error(self.path, "the results log", e) from e
         self._fh = fh
         if found is None:
             fh.write((json.dumps({"header": wanted}) + "\n").encode())
-            _fsync(fh)
+            sync(fh)
         self.header = wanted if found is None else found
         return self
 
@@ -339,13 +331,13 @@ class ResultsLog:
         self._fh.write((json.dumps(result.to_json()) + "\n").encode())
         self._pending += 1
         if self._pending >= self.sync_every:
-            _fsync(self._fh)
+            sync(self._fh)
             self._pending = 0
 
     def close(self) -> None:
         """Sync and close (idempotent)."""
         if self._fh is not None:
-            _fsync(self._fh)
+            sync(self._fh)
             self._fh.close()
             self._fh = None
             self._pending = 0
@@ -358,14 +350,6 @@ class ResultsLog:
 
 
 RESERVED = ("schema", "n_items", "summary", "items")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        _fsync(fh)
-    os.replace(tmp, path)
 
 
 def write_results(
@@ -394,10 +378,10 @@ def write_results(
     lines += [f"- items: {len(rs)} ({summary['errors']} with errors)", "", markdown_table({variant: summary})]
     try:
         out.mkdir(parents=True, exist_ok=True)
-        _atomic_write(json_path, json.dumps(doc, indent=1) + "\n")
-        _atomic_write(md_path, "\n".join(lines))
+        write_bytes_atomic(json_path, (json.dumps(doc, indent=1) + "\n").encode(), fsync=True)
+        write_bytes_atomic(md_path, "\n".join(lines).encode(), fsync=True)
     except OSError as e:
-        raise InputError(out, f"cannot write the results ({e})") from e
+        raise write_error(out, "the results", e) from e
     return json_path, md_path
 
 

@@ -192,3 +192,18 @@ def test_train_whose_disk_fills_ends_with_one_error_line_and_a_resume_hint(tmp_p
     error = next(line for line in lines if line.startswith("error:"))
     assert error.startswith(f"error: cannot write {cache}/") and error.endswith("No space left on device"), err
     assert "rerun the same command (same --out) to resume" in err
+
+
+@needs_dev_full
+def test_eval_results_on_a_full_disk_are_a_device_error_and_leave_no_temporary_file(tmp_path):
+    """An evaluation's results.json on a full disk: DeviceError (exit 3) with the errno's words and a resume hint,
+    where it was an InputError (exit 2) reading like bad input, and the half-written .tmp stayed."""
+    from gazeqwen_edge.training.results import write_results
+
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "results.json.tmp").symlink_to("/dev/full")
+    with pytest.raises(DeviceError, match=r"cannot write the results \(.*\): No space left on device") as e:
+        write_results(out, {"variant": "no_gaze", "model": "demo"}, [])
+    assert e.value.exit_code == 3 and "resume" in e.value.hint
+    assert not (out / "results.json.tmp").exists() and not (out / "results.json").exists()
