@@ -69,3 +69,16 @@ def test_a_multiple_choice_line_shows_the_letters_the_model_saw_and_the_chosen_o
     lines = _lines(buf)
     assert lines[0].endswith("Which?  [A. red circle | B. blue square | C) green star]")
     assert lines[1] == "A B. blue square  (truth C: wrong)" and lines[2] == "A C) green star"
+
+
+def test_control_characters_in_an_answer_never_reach_the_terminal():
+    """A model's byte tokens can decode to ESC sequences or C1 controls (U+009B is a one-character CSI): each is
+    shown as U+FFFD; newlines and tabs of the answer stay."""
+    sink, buf = _sink()
+    q = Question("What is it?", 0)
+    sink.piece(q, "a \x1b[2J red\x9b2J cup\x00\x7f\x85")
+    sink.answered(AnswerRecord(1, q.text, 0.0, 0, "typed", answer="x", ttft_ms=1.0))
+    out = buf.getvalue()
+    assert "red" in out and "cup" in out
+    assert not any(ord(c) < 32 and c not in "\n\t" or 127 <= ord(c) < 160 for c in out), ascii(out)
+    assert out.count("\ufffd") == 5
