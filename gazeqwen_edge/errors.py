@@ -98,6 +98,17 @@ def check_creatable(path: Path) -> None:
                 pass
 
 
+# C0 controls but newline and tab, DEL, and the C1 controls (U+0080..U+009F: U+009B is a one-character CSI, which
+# xterm-compatible terminals in 8-bit mode act on as ESC [ does; ECMA-48 section 5.3)
+_CONTROL = {c: "\ufffd" for c in (*range(32), *range(127, 160)) if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (a NUL, an escape sequence from a model's byte tokens, a C1
+    control such as U+009B) shown as U+FFFD instead of being sent to the terminal."""
+    return text.translate(_CONTROL)
+
+
 def check_text(text: str, what: str) -> str:
     """`text` unchanged when it can be written as UTF-8, as the session logs and the tokenizer need; else ValueError
     naming `what` and the first character that cannot be: a lone surrogate, which is what undecodable bytes become on

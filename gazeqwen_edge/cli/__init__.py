@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, stream_failure
-from gazeqwen_edge.errors import OUTPUT_ERRNOS, GazeQwenError
+from gazeqwen_edge.errors import OUTPUT_ERRNOS, GazeQwenError, printable
 
 try:  # typer >= 0.2x ships its own copy of click
     from typer._click import exceptions as _click_errors
@@ -60,9 +60,9 @@ _PYTHON_FORMATWARNING = warnings.formatwarning
 def _print_error(message: str, hint: str | None = None) -> None:
     # messages carry file names and CSV columns such as 'timestamp [ns]': never read them as rich markup
     try:
-        console_err.print(f"[bold red]error:[/] {escape(' '.join(message.split()))}")
+        console_err.print(f"[bold red]error:[/] {escape(printable(' '.join(message.split())))}")
         if hint:
-            console_err.print(f"  [yellow]hint:[/] {escape(' '.join(hint.split()))}")
+            console_err.print(f"  [yellow]hint:[/] {escape(printable(' '.join(hint.split())))}")
     except SystemExit as e:  # nobody reads stderr any more: the error's own exit code still tells
         if e.code != EXIT_READER_GONE:
             raise

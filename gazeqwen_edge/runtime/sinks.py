@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
+from gazeqwen_edge.errors import printable
 from gazeqwen_edge.runtime.questions import AnswerRecord, Question
 
 
@@ -70,17 +71,6 @@ class JsonlAnswers(JsonlSink):
 
     def answered(self, record: AnswerRecord) -> None:
         self._append(record)
-
-
-# C0 controls but newline and tab, DEL, and the C1 controls (U+0080..U+009F: U+009B is a one-character CSI, which
-# xterm-compatible terminals in 8-bit mode act on as ESC [ does; ECMA-48 section 5.3)
-_CONTROL = {c: "\ufffd" for c in (*range(32), *range(127, 160)) if chr(c) not in "\n\t"}
-
-
-def printable(text: str) -> str:
-    """Text safe for a terminal: control characters (a NUL, an escape sequence from a model's byte tokens, a C1
-    control such as U+009B) shown as U+FFFD instead of being sent to the terminal."""
-    return text.translate(_CONTROL)
 
 
 def _lettered(options: list[str], letter: str | None = None):
@@ -172,7 +162,7 @@ class TerminalSink(Sink):
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
         """Printed at once, or, while an answer streams, right after its line (an answer is never split by one)."""
         when = f"{t_s:7.1f} s " if t_s is not None else ""
-        line = f"[yellow]notice[/] [dim]{when}[/]{escape(kind)}: {escape(message)}"
+        line = f"[yellow]notice[/] [dim]{when}[/]{escape(printable(kind))}: {escape(printable(message))}"
         with self._lock:
             if self._open or self._cut:
                 self._held.append(line)

@@ -363,3 +363,12 @@ def test_a_source_that_is_not_there_gets_one_short_hint_naming_every_kind(capsys
         rc, _, err = cli(capsys, *argv)
         one_error(rc, err, "SOURCE is synthetic[:SEED]", "'neon://HOST:PORT'", "'pupil-neon'")
         assert len(err.splitlines()[1]) <= 220, err
+
+
+def test_an_error_line_never_sends_a_control_character_to_the_terminal(capsys, tmp_path):
+    """A file name holding an escape sequence (`inspect $'a\\x1b[31mred'`) was echoed into the error line raw, so
+    the terminal acted on it; control characters are now shown as U+FFFD."""
+    name = tmp_path / "a\x1b[2Jred\u009b1m"
+    rc, _, err = cli(capsys, "inspect", name)
+    assert rc == 2 and err.startswith("error: ") and "red" in err
+    assert not any(ord(c) < 32 and c != "\n" or 127 <= ord(c) < 160 for c in err), ascii(err)
