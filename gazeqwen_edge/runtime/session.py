@@ -291,13 +291,15 @@ class Session:
         self._close_outputs()
 
     def _close_outputs(self) -> None:
-        if self.recorder is not None:
-            self.recorder.close()
-        for s in self.sinks:
-            try:
-                s.close()
-            except Exception:  # noqa: BLE001 - a sink must not break the shutdown
-                pass
+        try:
+            if self.recorder is not None:
+                self.recorder.close()  # DeviceError when its disk refused a write: raised after the sinks close
+        finally:
+            for s in self.sinks:
+                try:
+                    s.close()
+                except Exception:  # noqa: BLE001 - a sink must not break the shutdown
+                    pass
 
     def _guard(self, fn):
         def run():

@@ -429,3 +429,31 @@ def test_a_question_between_steps_sees_the_video_up_to_the_newest_frame(tmp_path
             replay(src, stream_gq, SessionConfig(max_new_tokens=2, gaze_refresh=False), out, [question])
         (rec,) = [json.loads(x) for x in (out / "answers.jsonl").read_text().splitlines()]
         assert rec["video_s"] == want and "gaze_refresh" not in rec["stages_ms"]
+
+
+def test_a_disk_that_refuses_the_last_writes_still_lets_every_sink_close(stream_gq, tmp_path, monkeypatch):
+    """The session directory's disk fills as the session stops: stop() raises the recorder's DeviceError (the CLI's
+    error line, exit 3), but only after every sink was closed (the terminal's held notices printed, answers.jsonl
+    closed); before, the first failure skipped them."""
+    from gazeqwen_edge.device.session import Recorder
+    from gazeqwen_edge.errors import DeviceError
+    from tests.device.test_disk_full import filling_open
+
+    stopping = []
+    monkeypatch.setattr(Recorder, "_open", filling_open({"gaze.csv": lambda: bool(stopping)}))
+
+    class Closing(Collect):
+        closed = False
+
+        def close(self):
+            self.closed = True
+
+    sink = Closing()
+    with _synthetic(2.0) as src:
+        s = Session(src, stream_gq, SessionConfig(max_new_tokens=2), out_dir=tmp_path / "s", sinks=[sink])
+        s.start()
+        s.wait(60)
+        stopping.append(True)
+        with pytest.raises(DeviceError, match="No space left on device"):
+            s.stop()
+    assert sink.closed
