@@ -6,14 +6,13 @@ Each command group lives in its own module of this package and registers itself 
 
 from __future__ import annotations
 
-import os
 import sys
 import warnings
 
 import typer
 from rich.markup import escape
 
-from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, stream_failure
+from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, silence, stream_failure
 from gazeqwen_edge.errors import OUTPUT_ERRNOS, GazeQwenError, printable
 
 try:  # typer >= 0.2x ships its own copy of click
@@ -66,6 +65,12 @@ def _print_error(message: str, hint: str | None = None) -> None:
     except SystemExit as e:  # nobody reads stderr any more: the error's own exit code still tells
         if e.code != EXIT_READER_GONE:
             raise
+
+
+def _command_name(argv: list[str] | None) -> str:
+    """The command a command line runs ('train' for `train --qa x`; '' for none): the first word not an option."""
+    words = sys.argv[1:] if argv is None else list(argv)
+    return next((w for w in words if not w.startswith("-")), "")
 
 
 def _command_path(argv: list[str]) -> str:
@@ -154,14 +159,12 @@ def _main(argv: list[str] | None) -> int:
         # a write the disk refused, from any command (a results file, a checkpoint, click's own --help to stdout):
         # the file's path when the error carries one (open() fails carry it, later writes do not)
         message, hint = stream_failure(e, str(e.filename) if e.filename else "the output")
-        words = sys.argv[1:] if argv is None else list(argv)
-        if next((w for w in words if not w.startswith("-")), "") in RESUMABLE:
+        if _command_name(argv) in RESUMABLE:
             hint = "free space on that disk, then rerun the same command (same --out) to resume where it stopped"
         _print_error(message, hint)
         return 3
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
-        words = sys.argv[1:] if argv is None else list(argv)
-        command = next((w for w in words if not w.startswith("-")), "")
+        command = _command_name(argv)
         console_err.print("interrupted (Ctrl-C)", markup=False)
         if command in RESUMABLE:
             console_err.print(
@@ -183,8 +186,7 @@ def run() -> None:
     try:  # what is still buffered for stdout, now rather than in the interpreter's shutdown ("Exception ignored")
         sys.stdout.flush()
     except OSError as e:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+        silence(sys.stdout)
         if rv == 0 and e.errno in OUTPUT_ERRNOS:
             _print_error(*stream_failure(e, "stdout"))
             rv = 3

@@ -22,6 +22,14 @@ UNWRAPPED_WIDTH = 10_000
 EXIT_READER_GONE = 141  # 128 + SIGPIPE: the exit status `yes | head -1` or `git log | head -1` give the writer
 
 
+def silence(stream) -> None:
+    """Point the file descriptor under `stream` at /dev/null: what is still to be written to a stream whose reader
+    left or whose disk is full goes nowhere, quietly (also the interpreter's last flush at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
+
+
 def stream_failure(e: OSError, where: str) -> tuple[str, str]:
     """The error line and hint for an output that refused a write (`where`: a file's path, stdout, stderr): a full
     disk or quota (ENOSPC, EDQUOT, EFBIG), a read-only file system, an I/O error."""
@@ -52,8 +60,7 @@ class _Console(Console):
         written goes to /dev/null and the command ends with EXIT_READER_GONE, quietly, as Unix tools end (rich's own
         exit 1 read as an error)."""
         self.reader_gone = True  # a session's terminal sink drops out and the session goes on: cli.main reports it
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, self.file.fileno())
+        silence(self.file)
         raise SystemExit(EXIT_READER_GONE)
 
     def print(self, *objects, **kw) -> None:
@@ -69,9 +76,7 @@ class _Console(Console):
             raise
         except OSError as e:
             self.write_failure = e
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, self.file.fileno())
-            os.close(devnull)
+            silence(self.file)
             raise DeviceError(*stream_failure(e, "stderr" if self.stderr else "stdout")) from e
 
     def _print(self, *objects, **kw) -> None:

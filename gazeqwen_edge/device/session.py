@@ -69,7 +69,7 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import ConfigError, DeviceError, InputError
+from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, write_bytes_atomic
 
 FORMAT = "gazeqwen-edge session"
 FORMAT_VERSION = 1
@@ -314,17 +314,12 @@ class Recorder:
         return m
 
     def _write_json(self, name: str, obj: dict) -> None:
-        tmp = self.dir / (name + ".tmp")
         try:
             text = json.dumps(obj, indent=2, allow_nan=False)  # strict JSON: NaN / inf are not JSON
         except ValueError as e:
             raise ConfigError(f"{name}: a value cannot be written as JSON ({e}); check the session metadata") from e
-        try:
-            tmp.write_text(text)
-            tmp.replace(self.dir / name)  # atomic: a reader never sees half a manifest
-        except OSError:
-            tmp.unlink(missing_ok=True)  # (a full disk: the old manifest stays, no half-written copy beside it)
-            raise
+        # atomic: a reader never sees half a manifest; on a full disk the old one stays, no half-written copy beside it
+        write_bytes_atomic(self.dir / name, text.encode("utf-8"))
 
     def _write_manifest(self, state: str) -> None:
         self._write_json("session.json", self._manifest(state))

@@ -116,17 +116,21 @@ def test_a_disk_full_from_the_start_fails_at_the_first_write_and_leaves_no_half_
 
 
 def test_a_manifest_the_disk_refuses_leaves_the_last_one_and_no_tmp_file(tmp_path, monkeypatch):
+    import builtins
+
+    import gazeqwen_edge.errors as errors_module
+
     d = tmp_path / "s"
     rec = Recorder(d, source="test")
     rec.write(_gaze(0))
     before = (d / "session.json").read_text()
 
-    def full(self, text, *a, **kw):  # the disk takes the file's first bytes, then is full
-        with open(self, "w") as f:
-            f.write(text[:16])
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    def full_for_manifests(file, mode="r", *a, **kw):  # the disk takes a manifest's first 16 bytes, then is full
+        if str(file).endswith("session.json.tmp"):
+            return io.BufferedWriter(FillingFile(Path(file), 16))
+        return builtins.open(file, mode, *a, **kw)
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(errors_module, "open", full_for_manifests, raising=False)
     with pytest.raises(DeviceError, match="No space left on device"):
         rec.close()
     assert (d / "session.json").read_text() == before  # "recording": read back as a session that was not closed
