@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, silence, stream_failure
-from gazeqwen_edge.errors import OUTPUT_ERRNOS, GazeQwenError, printable
+from gazeqwen_edge.errors import OUTPUT_ERRNOS, DeviceError, GazeQwenError, printable
 
 try:  # typer >= 0.2x ships its own copy of click
     from typer._click import exceptions as _click_errors
@@ -65,6 +65,8 @@ def _print_error(message: str, hint: str | None = None) -> None:
     except SystemExit as e:  # nobody reads stderr any more: the error's own exit code still tells
         if e.code != EXIT_READER_GONE:
             raise
+    except DeviceError:  # stderr refuses writes too (`2>/dev/full`, a full disk): the exit code alone tells
+        pass
 
 
 def _command_name(argv: list[str] | None) -> str:

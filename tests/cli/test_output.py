@@ -159,8 +159,9 @@ def test_a_session_whose_terminal_reader_goes_away_still_records_every_answer(tm
     assert [a["question"] for a in answers] == [f"What is it at {t}?" for t in (2, 5, 8)]
 
 
-def _run_to_dev_full(*argv: str) -> tuple[int, str]:
-    """The CLI as a user runs it with stdout on a full disk (`> /dev/full`): (exit code, stderr)."""
+def _run_to_dev_full(*argv: str, stderr_too: bool = False) -> tuple[int, str]:
+    """The CLI as a user runs it with stdout on a full disk (`> /dev/full`; with stderr_too, `2>/dev/full` as
+    well): (exit code, stderr)."""
     import os
     import subprocess
     import sys
@@ -172,9 +173,13 @@ def _run_to_dev_full(*argv: str) -> tuple[int, str]:
     code = f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); from gazeqwen_edge.cli import run; run()"
     with open("/dev/full", "w") as full:
         p = subprocess.run(
-            [sys.executable, "-c", code, *map(str, argv)], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120
+            [sys.executable, "-c", code, *map(str, argv)],
+            stdout=full,
+            stderr=full if stderr_too else subprocess.PIPE,
+            text=True,
+            timeout=120,
         )
-    return p.returncode, p.stderr
+    return p.returncode, p.stderr or ""
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["replay", "--help"], ["inspect", "synthetic:1"]])
@@ -229,3 +234,11 @@ def test_a_session_whose_disk_fills_stops_with_one_error_and_keeps_what_it_recor
     answers = [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
     assert answers and answers[0]["question"] == "What is it at 2?" and not answers[0].get("error")
     assert json.loads((out / "session.json").read_text())["state"] == "failed"
+
+
+@pytest.mark.parametrize(("argv", "code"), [(["info"], 3), (["inspect", "/no/such/recording"], 2)])
+def test_an_error_line_nobody_can_write_keeps_its_exit_code(argv, code):
+    """`2>/dev/full` as well: the error line cannot be written either, and the command still exits with the
+    error's own code (it was 1, from the uncaught failure to write the error line)."""
+    rc, _ = _run_to_dev_full(*argv, stderr_too=True)
+    assert rc == code
