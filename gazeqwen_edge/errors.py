@@ -71,9 +71,10 @@ def require(module: str, extra: str, feature: str | None = None) -> ModuleType:
 
 
 def check_creatable(path: Path) -> None:
-    """Raise InputError now, not after the work, when the directory `path` could not be created (a read-only place, a
-    path under a file, /proc ...: what permission bits cannot tell, as root, is tried). Creates nothing: directories
-    made for the test are removed. Used for session directories and every CLI output path."""
+    """Raise now, not after the work, when the directory `path` could not be created: InputError for the path's fault
+    (a path under a file, /proc, no permission), DeviceError for the disk's (OUTPUT_ERRNOS: read-only, full). What
+    permission bits cannot tell, as root, is tried. Creates nothing: directories made for the test are removed. Used
+    for session directories and every CLI output path."""
     if path.exists():
         if not path.is_dir():
             raise InputError(path, "exists and is not a directory")
@@ -89,7 +90,11 @@ def check_creatable(path: Path) -> None:
         if not path.is_dir() and path.exists():
             raise InputError(path, "exists and is not a directory") from None
     except OSError as e:
-        raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another --out directory") from e
+        if e.errno in OUTPUT_ERRNOS:  # the disk's fault (full, read-only), not the path's: exit 3
+            raise DeviceError(
+                f"{path}: cannot be created ({e.strerror or e})", hint=disk_hint(e.errno, "that disk")
+            ) from e
+        raise InputError(path, f"cannot be created ({e.strerror or e})", hint="choose another output directory") from e
     finally:
         for d in made:
             try:
@@ -149,15 +154,36 @@ def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tm
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
-def write_error(path: str | PathLike, what: str, e: OSError) -> GazeQwenError:
-    """The error to raise when writing `what` at `path` failed with `e`: DeviceError for a disk that refuses writes
-    (OUTPUT_ERRNOS), InputError otherwise."""
+def disk_hint(err: int | None, disk: str) -> str:
+    """The hint for a disk that refused a write with errno `err` (one of OUTPUT_ERRNOS; `disk` names it in the
+    hint, e.g. "that disk"): what to do about that errno (read-only: remount; file size limit; I/O error; else free
+    space)."""
+    if err == errno.EROFS:
+        return f"{disk} is mounted read-only: remount it read-write or write elsewhere"
+    if err == errno.EFBIG:
+        return "the file reached the largest size allowed here (ulimit -f, or the file system's limit): write elsewhere"
+    if err == errno.EIO:
+        return f"{disk} reported an I/O error: check it (dmesg) or write elsewhere"
+    return f"free space on {disk} (or quota) or write elsewhere"
+
+
+def read_only_fs(path: str | PathLike) -> bool:
+    """True when the file system holding the existing path `path` is mounted read-only (statvfs ST_RDONLY); False
+    when that cannot be told."""
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # (no statvfs on Windows)
+        return False
+
+
+def write_error(path: str | PathLike, what: str, e: OSError, resumable: bool = False) -> GazeQwenError:
+    """The error to raise when writing `what` at `path` failed with `e`: DeviceError (exit 3) for a disk that refuses
+    writes (OUTPUT_ERRNOS), with a hint for that errno; InputError (exit 2) otherwise. resumable: the hint adds that
+    rerunning the same command resumes."""
     if e.errno in OUTPUT_ERRNOS:
-        return DeviceError(
-            f"cannot write {what} ({path}): {e.strerror or e}",
-            hint="free space on that disk or write elsewhere, then rerun the same command to resume",
-        )
-    return InputError(path, f"cannot write {what} ({e})")
+        hint = disk_hint(e.errno, "that disk") + (", then rerun the same command to resume" if resumable else "")
+        return DeviceError(f"cannot write {what} ({path}): {e.strerror or e}", hint=hint)
+    return InputError(path, f"cannot write {what} ({e.strerror or e})")
 
 
 def sync(f) -> None:

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, silence, stream_failure
-from gazeqwen_edge.errors import OUTPUT_ERRNOS, DeviceError, GazeQwenError, printable
+from gazeqwen_edge.errors import OUTPUT_ERRNOS, DeviceError, GazeQwenError, disk_hint, printable
 
 try:  # typer >= 0.2x ships its own copy of click
     from typer._click import exceptions as _click_errors
@@ -34,8 +34,9 @@ from gazeqwen_edge.cli import profile as _profile  # noqa: E402,F401  isort: ski
 PROG = "gazeqwen-edge"
 
 
-# commands whose --out a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/)
-RESUMABLE = frozenset({"eval", "eval-alerts", "train"})
+# commands whose output directory a rerun resumes (eval: items.jsonl, eval-alerts: videos.jsonl, train: last/,
+# dataset synthetic: building.json)
+RESUMABLE = frozenset({"eval", "eval-alerts", "train", "dataset"})
 # what other commands leave behind when stopped with Ctrl-C, said with the "interrupted" line
 INTERRUPTED_HINTS = {
     "train-vision": "no model is kept: best/ is written only when training ends; rerun with an --out that is new or "
@@ -160,18 +161,16 @@ def _main(argv: list[str] | None) -> int:
             raise
         # a write the disk refused, from any command (a results file, a checkpoint, click's own --help to stdout):
         # the file's path when the error carries one (open() fails carry it, later writes do not)
-        message, hint = stream_failure(e, str(e.filename) if e.filename else "the output")
+        message, hint = stream_failure(e, str(e.filename) if e.filename else "an output file")
         if _command_name(argv) in RESUMABLE:
-            hint = "free space on that disk, then rerun the same command (same --out) to resume where it stopped"
+            hint = disk_hint(e.errno, "that disk") + ", then rerun the same command to resume where it stopped"
         _print_error(message, hint)
         return 3
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on
         command = _command_name(argv)
         console_err.print("interrupted (Ctrl-C)", markup=False)
         if command in RESUMABLE:
-            console_err.print(
-                "  hint: what was done is kept; rerun the same command (same --out) to resume", markup=False
-            )
+            console_err.print("  hint: what was done is kept; rerun the same command to resume", markup=False)
         elif command in INTERRUPTED_HINTS:
             console_err.print(f"  hint: {INTERRUPTED_HINTS[command]}", markup=False)
     rv = rv if isinstance(rv, int) else 0

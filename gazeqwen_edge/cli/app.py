@@ -7,12 +7,13 @@ import sys
 
 import typer
 from rich import box
-from rich.console import Console, ConsoleDimensions
+from rich.console import Console, ConsoleDimensions, RenderHook
+from rich.segment import Segment
 from rich.table import Table
 from typer import rich_utils
 from typer.core import TyperGroup
 
-from gazeqwen_edge.errors import DeviceError
+from gazeqwen_edge.errors import DeviceError, disk_hint, printable
 
 # Width of a line written to a pipe or a file: wide enough that rich never wraps or cuts one (a data line stays one
 # line for grep, awk and log files); a table is still only as wide as its cells.
@@ -33,10 +34,31 @@ def silence(stream) -> None:
 def stream_failure(e: OSError, where: str) -> tuple[str, str]:
     """The error line and hint for an output that refused a write (`where`: a file's path, stdout, stderr): a full
     disk or quota (ENOSPC, EDQUOT, EFBIG), a read-only file system, an I/O error."""
-    return (
-        f"cannot write {where}: {e.strerror or e}",
-        "free space on the disk it goes to, or write it elsewhere; what was written before is kept",
+    return f"cannot write {where}: {e.strerror or e}", disk_hint(e.errno, "the disk it goes to") + (
+        "; what was written before is kept"
     )
+
+
+class _Printable:
+    """A renderable drawn as `inner` is, with control characters in its text shown as U+FFFD (errors.printable):
+    rich's own control segments (cursor moves of a progress bar) and the styles rich writes stay as they are."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __rich_console__(self, console, options):
+        for seg in console.render(self.inner, options):
+            yield seg if seg.control or not seg.text else Segment(printable(seg.text), seg.style)
+
+
+class _PrintableText(RenderHook):
+    """The render hook that passes everything a console prints through `_Printable`: a file name, a wearer, an
+    option text or a table cell holding an escape sequence (ESC [ 2 J) or a C1 control (U+009B, a one-character CSI)
+    reaches the terminal as U+FFFD, not as a command to it. The typed data keeps its characters: only what is shown
+    changes."""
+
+    def process_renderables(self, renderables):
+        return [_Printable(r) for r in renderables]
 
 
 class _Console(Console):
@@ -52,6 +74,7 @@ class _Console(Console):
 
     def __init__(self, **kw):
         super().__init__(soft_wrap=True, highlight=False, emoji=False, **kw)
+        self.push_render_hook(_PrintableText())
         self.reader_gone = False
         self.write_failure: OSError | None = None  # the stream refused a write other than a closed pipe (print)
 

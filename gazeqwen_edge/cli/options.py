@@ -14,6 +14,7 @@ Every float option of every command goes through `float_option` (tests/cli check
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import math
 import os
@@ -23,7 +24,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.device.registry import MAX_SEED, parse_frame_size
-from gazeqwen_edge.errors import ConfigError, InputError, check_creatable
+from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, check_creatable, disk_hint, read_only_fs
 
 MIN_FRAME_SIDE = 32  # the smallest scene a synthetic source draws
 _HOSTNAME = re.compile(
@@ -176,7 +177,8 @@ def output_file(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
 
 def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> Path | None:
     """Typer callback for a path the command will create (a directory or a file): refused at once when it cannot be,
-    because something on the way is a file or cannot be written, instead of failing after the work is done."""
+    instead of failing after the work is done: ConfigError (exit 2) when something on the way is a file or cannot be
+    written by this user; DeviceError (exit 3) when the disk refuses (a read-only file system, a full disk)."""
     if value is None:
         return None
     if str(value).strip() == "":
@@ -188,12 +190,19 @@ def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
     if parent != target and not parent.is_dir():
         raise bad(ctx, param, f"'{value}' cannot be created: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK):
+        if read_only_fs(parent):  # the disk's state, not the user's typo or rights: a device error (exit 3)
+            raise DeviceError(
+                f"{_name(param)} '{value}' cannot be written: {parent} is on a read-only file system",
+                hint=disk_hint(errno.EROFS, "that file system"),
+            )
         raise bad(ctx, param, f"'{value}' cannot be written: no permission to write in {parent}")
     if not target.exists():  # what access() cannot tell (root in a read-only place, /proc, a full disk): try it
         try:
             check_creatable(target)
         except InputError as e:
             raise bad(ctx, param, f"'{value}' {e.problem}") from None
+        except DeviceError as e:
+            raise DeviceError(f"{_name(param)} {e.message}", hint=e.hint) from None
     return value
 
 
@@ -225,8 +234,6 @@ def torch_device(ctx: typer.Context, param: typer.CallbackParam, value: str | No
     if value is None:
         return None
     import torch
-
-    from gazeqwen_edge.errors import DeviceError
 
     try:
         dev = torch.device(value)

@@ -316,7 +316,7 @@ class ResultsLog:
             fh.truncate(complete)
             fh.seek(complete)
         except OSError as e:
-            raise write_error(self.path, "the results log", e) from e
+            raise write_error(self.path, "the results log", e, resumable=True) from e
         self._fh = fh
         if found is None:
             fh.write((json.dumps({"header": wanted}) + "\n").encode())
@@ -381,7 +381,7 @@ def write_results(
         write_bytes_atomic(json_path, (json.dumps(doc, indent=1) + "\n").encode(), fsync=True)
         write_bytes_atomic(md_path, "\n".join(lines).encode(), fsync=True)
     except OSError as e:
-        raise write_error(out, "the results", e) from e
+        raise write_error(out, "the results", e, resumable=True) from e
     return json_path, md_path
 
 

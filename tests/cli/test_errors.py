@@ -11,10 +11,10 @@ from gazeqwen_edge import __version__
 from tests.cli.helpers import annotation, cli, cli_subprocess, commands, is_float, long_name
 
 
-def one_error(rc: int, err: str, *expected: str) -> None:
-    """Exit 2 with exactly an `error:` line and a `hint:` line on stderr, containing `expected`."""
+def one_error(rc: int, err: str, *expected: str, code: int = 2) -> None:
+    """Exit `code` with exactly an `error:` line and a `hint:` line on stderr, containing `expected`."""
     lines = [line for line in err.splitlines() if line.strip()]
-    assert rc == 2, err
+    assert rc == code, err
     assert len(lines) == 2 and lines[0].startswith("error: ") and lines[1].startswith("  hint: "), err
     for text in expected:
         assert text in err, err
@@ -237,7 +237,8 @@ def test_a_failed_zeroconf_announcement_says_so(capsys):
 )
 def test_an_output_that_cannot_be_created_is_refused_before_any_work(capsys, tmp_path, monkeypatch, argv):
     """Before: export, profile and eval wrote into a place that permissions do not stop (root in /proc, a read-only
-    mount) and died with a FileNotFoundError traceback after their work; access() cannot tell, so it is tried."""
+    mount) and died with a FileNotFoundError traceback after their work; access() cannot tell, so it is tried. A
+    read-only file system is the disk's state: exit 3 and a hint to remount, where the path's own faults are 2."""
     import errno
     from pathlib import Path
 
@@ -251,11 +252,46 @@ def test_an_output_that_cannot_be_created_is_refused_before_any_work(capsys, tmp
     args = [a.replace("{out}", str(tmp_path / "o")).replace("{qa}", str(qa)) for a in argv]
     started = time.monotonic()
     rc, out, err = cli(capsys, *args)
-    one_error(rc, err, "cannot be created (Read-only file system)")
+    one_error(rc, err, "cannot be created (Read-only file system)", "remount it read-write", code=3)
     assert time.monotonic() - started < 5
 
 
-@pytest.mark.parametrize("kind", ["resumable", "keeps nothing", "plain"])
+@pytest.mark.parametrize("fault", ["read-only mount", "no permission", "mkdir refused"])
+def test_an_output_on_a_read_only_file_system_is_exit_3_and_one_without_permission_exit_2(
+    capsys, tmp_path, monkeypatch, fault
+):
+    """Before: a read-only mount (which access() reports as not writable, root or not) was 'no permission to write',
+    exit 2, where every later write to it is a device error (exit 3). statvfs tells the two apart."""
+    import errno
+    import os
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    import gazeqwen_edge.errors as errors_module
+
+    parent = tmp_path / "mnt"
+    parent.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **kw: False if Path(p) == parent else real_access(p, m))
+    flag = os.ST_RDONLY if fault == "read-only mount" else 0
+    monkeypatch.setattr(errors_module.os, "statvfs", lambda p: SimpleNamespace(f_flag=flag))
+    if fault == "mkdir refused":  # access() says yes, the kernel says EACCES (an ACL, a seccomp rule): the path's
+        monkeypatch.setattr(os, "access", real_access)
+
+        def refused(self, *a, **kw):
+            raise OSError(errno.EACCES, "Permission denied", str(self))
+
+        monkeypatch.setattr(Path, "mkdir", refused)
+    rc, out, err = cli(capsys, "replay", "synthetic:1", "--out", str(parent / "session"))
+    if fault == "read-only mount":
+        one_error(rc, err, "is on a read-only file system", "remount it read-write", code=3)
+    elif fault == "no permission":
+        one_error(rc, err, "no permission to write in")
+    else:
+        one_error(rc, err, "cannot be created (Permission denied)")
+
+
+@pytest.mark.parametrize("kind", ["resumable", "resumable dataset", "keeps nothing", "plain"])
 def test_ctrl_c_inside_a_command_says_so_and_how_to_resume(capsys, tmp_path, monkeypatch, kind):
     """Before: typer turned a Ctrl-C inside `eval` (or any command without its own handler) into a silent exit 130;
     a user saw nothing, not even that the kept work resumes (or, for train-vision, that nothing was kept)."""
@@ -271,14 +307,20 @@ def test_ctrl_c_inside_a_command_says_so_and_how_to_resume(capsys, tmp_path, mon
         qa.write_text("[]")
         monkeypatch.setattr(training_cli, "_load_items", ctrl_c)
         argv = ["eval", "--qa", str(qa), "--out", str(tmp_path / "o")]
-        hint = "rerun the same command (same --out) to resume"
+        hint = "rerun the same command to resume"
     elif kind == "keeps nothing":
         monkeypatch.setattr(vision_pretrain, "pretrain_vision", ctrl_c)
         argv = ["train-vision", "--out", str(tmp_path / "v"), "--steps", "2", "--scenes", "2", "--held-out", "1"]
         hint = "no model is kept"
-    else:
+    elif kind == "resumable dataset":
         monkeypatch.setattr(bench, "build_synthetic_benchmark", ctrl_c)
         argv = ["dataset", "synthetic", str(tmp_path / "d"), "--videos", "3"]
+        hint = "rerun the same command to resume"
+    else:
+        import gazeqwen_edge.device.inspect as inspect_module
+
+        monkeypatch.setattr(inspect_module, "summarize", ctrl_c)
+        argv = ["inspect", "synthetic:1"]
         hint = None
     rc, out, err = cli(capsys, *argv)
     lines = [line for line in err.splitlines() if line.strip() and not line.startswith("rendering ")]

@@ -57,6 +57,32 @@ def test_frame_size_is_not_highlighted_as_a_hex_number(capsys, terminal):
     assert "0x480" not in ANSI.sub("|", text).replace("640x480", "")
 
 
+def test_control_characters_in_printed_names_reach_the_terminal_as_replacement_characters(capsys, tmp_path, terminal):
+    """Before: a directory name, a table cell (an eval's variant) or a stored name holding an escape sequence (ESC [
+    2 J clears the screen, ESC ] 0 ; sets the window title) or a C1 CSI (U+009B) went to the terminal as it was, in
+    `record`'s 'wrote ...', `inspect`'s first line and `eval-table`. Now every console shows them as U+FFFD, and
+    only rich's own styles remain as escape sequences."""
+    import json
+
+    name = "a\x1b[2Jb\x9b2Jc"
+    out_dir = tmp_path / name
+    rc, _, err = cli(capsys, "record", "synthetic:1", out_dir, "--synthetic-duration", "1", "--size", "64x48")
+    assert rc == 0, err
+    rc, _, err = cli(capsys, "inspect", out_dir)
+    assert rc == 0, err
+    run = tmp_path / "run"
+    run.mkdir()
+    doc = {"schema": 1, "variant": "v\x1b]0;pwned\x07", "model": "demo", "items": []}
+    (run / "results.json").write_text(json.dumps(doc))
+    rc, _, err = cli(capsys, "eval-table", run)
+    assert rc == 0, err
+    text = terminal.getvalue()
+    assert "\x1b[" in text  # a colour terminal: rich's styles are still written
+    shown = re.sub(r"\x1b\[\?25[lh]", "", ANSI.sub("", text))  # (styles, and the cursor hidden under a live bar)
+    assert not any(c in shown for c in "\x1b\x9b\x07"), repr(shown)
+    assert shown.count("a\ufffd[2Jb\ufffd2Jc") >= 2 and "v\ufffd]0;pwned" in shown, shown  # (rich drops BEL)
+
+
 def test_user_text_is_not_read_as_markup(capsys, tmp_path):
     """A path with [brackets] is printed as given (rich markup would eat '[red]' or fail on '[/x]')."""
     out_dir = tmp_path / "[red]session[/x]"
