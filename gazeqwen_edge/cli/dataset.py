@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import HelpGroup, app, console, console_err
-from gazeqwen_edge.cli.options import float_option, frame_size, new_output_dir, seed_option
+from gazeqwen_edge.cli.options import float_option, frame_size, run_output_dir, seed_option
 
 dataset_app = typer.Typer(
     cls=HelpGroup, help="Build datasets in StreamGaze's format: the synthetic gaze benchmark.", no_args_is_help=True
@@ -32,7 +32,11 @@ DEFAULT_OBJECT_SCALE = (
 )
 def synthetic(
     out: Path = typer.Argument(
-        ..., metavar="OUT", callback=new_output_dir, help="New (or empty) directory to write the benchmark into."
+        ...,
+        metavar="OUT",
+        callback=run_output_dir("manifest.json", "building.json"),
+        help="New (or empty) directory to write the benchmark into; rerun with the same options to finish a build "
+        "that stopped (a full disk, Ctrl-C).",
     ),
     videos: int = typer.Option(
         DEFAULT_VIDEOS,

@@ -312,8 +312,11 @@ class Mp4Writer:
         import av
 
         self.path = path
-        self._c = av.open(
-            str(path), "w", options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+        self._c = av.open(  # (format named: a temporary name such as x.mp4.part tells av nothing)
+            str(path),
+            "w",
+            format="mp4",
+            options={"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"},
         )
         rate = max(1, int(round(fps)))
         self._s = self._c.add_stream("libx264", rate=rate)

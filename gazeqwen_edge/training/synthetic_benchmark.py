@@ -46,7 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from gazeqwen_edge.device.streamgaze import FILTERED_SUFFIX  # the file GazeQwen's loader reads
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
 from gazeqwen_edge.training.tasks import ALL_TASKS, GTA_QUESTION, PRESENT_WINDOW_S, clip_window, is_proactive
 
 SPLITS = ("train", "val", "test")
@@ -663,16 +663,29 @@ def fixation_csv_text(tr: SceneTruth) -> str:
 
 def write_video(scene, path: Path) -> int:
     """Render every frame of `scene` at its frame time into an H.264 mp4 (`device._io.Mp4Writer`); returns the
-    number of frames written."""
+    number of frames written. Written as `path` + ".part" and renamed when complete, so a `path` that exists is a
+    whole video (what a resumed build skips) and a failed write (a full disk: its OSError is raised) leaves no cut
+    one under the real name."""
     from gazeqwen_edge.device._io import Mp4Writer
 
-    writer = Mp4Writer(path, scene.width, scene.height, fps=scene.fps)
+    part = path.with_name(path.name + ".part")
+    writer = Mp4Writer(part, scene.width, scene.height, fps=scene.fps)
     try:
-        for t_ns in scene.frame_ts_ns.tolist():
-            writer.write(scene.render(t_ns))
-    finally:
-        writer.close()
+        try:
+            for t_ns in scene.frame_ts_ns.tolist():
+                writer.write(scene.render(t_ns))
+        finally:
+            writer.close()
+        part.replace(path)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
     return writer.n
+
+
+def _write_text(path: Path, text: str) -> None:
+    """`text` as UTF-8 at `path`, whole or not at all (errors.write_bytes_atomic): a rerun never meets a cut file."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def _dump_json(obj) -> str:
@@ -696,7 +709,10 @@ def build_synthetic_benchmark(
     manifest (also written as manifest.json).
 
     Args:
-        out_dir: a new or empty directory (InputError when it holds anything, is a file, or cannot be created).
+        out_dir: a new or empty directory, or one an earlier build with the same parameters wrote (finished, or
+            stopped by a full disk or Ctrl-C: its whole videos are kept, the rest is written again). InputError when
+            it is a file or holds anything else; DeviceError / InputError (errors.write_error) when it cannot be
+            created. A write the disk refuses later raises its OSError (the CLI: one error line, exit 3).
         n_videos: scenes in all, split train/val/test 4:1:1 (at least 1 each, so >= 3).
         seed: draws the scene seeds (`scene_seeds`); the scenes and their questions follow from those.
         duration_s: length of each scene, s (MIN_DURATION_S .. MAX_DURATION_S).
@@ -712,8 +728,6 @@ def build_synthetic_benchmark(
     from gazeqwen_edge.device.synthetic import COLOURS, SHAPES
 
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise InputError(out, "already exists and is not an empty directory", hint="give a new directory")
     lo, hi = (int(n_objects[0]), int(n_objects[1]))
     max_objects = min(len(COLOURS), len(SHAPES))
     if not N_OPTIONS <= lo <= hi <= max_objects:
@@ -729,12 +743,6 @@ def build_synthetic_benchmark(
     if width < 32 or height < 32 or per_task < 1:
         raise ConfigError(f"frame sides must be >= 32 px and per_task >= 1, got {width}x{height}, {per_task}")
     splits = scene_seeds(seed, n_videos)
-
-    try:
-        (out / "videos").mkdir(parents=True, exist_ok=True)
-        (out / "fixations").mkdir(exist_ok=True)
-    except OSError as e:
-        raise InputError(out, f"cannot be created ({e.strerror or e})", hint="give a directory you can write") from None
     params = {
         "n_videos": n_videos,
         "seed": seed,
@@ -746,6 +754,13 @@ def build_synthetic_benchmark(
         "per_task": per_task,
         "object_scale": float(object_scale),
     }
+    _check_resumable(out, params)
+    try:
+        (out / "videos").mkdir(parents=True, exist_ok=True)
+        (out / "fixations").mkdir(exist_ok=True)
+    except OSError as e:
+        raise write_error(out, "the benchmark directory", e) from None
+    _write_text(out / BUILDING_FILE, _dump_json({"params": params, "note": BUILDING_NOTE}))
     counts: dict[str, dict[str, int]] = {}
     items: dict[str, int] = {}
     skipped: list[dict] = []
@@ -757,8 +772,10 @@ def build_synthetic_benchmark(
             scene = make_scene(s, duration_s, width, height, fps, (lo, hi), object_scale)
             tr = SceneTruth(scene)
             stem = video_stem(s)
-            n_frames = write_video(scene, out / "videos" / f"{stem}.mp4")
-            (out / "fixations" / f"{stem}{FILTERED_SUFFIX}").write_text(fixation_csv_text(tr), encoding="utf-8")
+            video = out / "videos" / f"{stem}.mp4"
+            # a resumed build keeps the whole videos an earlier run wrote (same parameters: the same frames)
+            n_frames = len(scene.frame_ts_ns) if video.is_file() else write_video(scene, video)
+            _write_text(out / "fixations" / f"{stem}{FILTERED_SUFFIX}", fixation_csv_text(tr))
             made, skips = scene_questions(tr, s, per_task)
             entries += made
             skipped += [{"scene": s, "split": split, "task": t, "reason": r} for t, r in skips]
@@ -777,7 +794,7 @@ def build_synthetic_benchmark(
             done += 1
             if progress is not None:
                 progress(done, n_videos)
-        (out / f"{split}.json").write_text(_dump_json(entries), encoding="utf-8")
+        _write_text(out / f"{split}.json", _dump_json(entries))
         c = Counter(e["questions"][0]["task_type"] for e in entries)
         counts[split] = {t: c.get(t, 0) for t in ALL_TASKS}
         items[split] = sum(
@@ -796,5 +813,42 @@ def build_synthetic_benchmark(
         "skipped_scenes": skipped,
         "scenes": scenes,
     }
-    (out / "manifest.json").write_text(_dump_json(manifest), encoding="utf-8")
+    _write_text(out / "manifest.json", _dump_json(manifest))
+    (out / BUILDING_FILE).unlink(missing_ok=True)
     return manifest
+
+
+# Written first, removed once manifest.json is: a directory holding it is a build that stopped (a full disk, Ctrl-C),
+# which a rerun with the same parameters finishes
+BUILDING_FILE = "building.json"
+BUILDING_NOTE = "an unfinished build: rerun `gazeqwen-edge dataset synthetic` with the same options to finish it"
+
+
+def _check_resumable(out: Path, params: dict) -> None:
+    """Refuse `out` unless it is new, empty, or a build of the same `params` (unfinished: BUILDING_FILE; finished:
+    manifest.json), which this build then finishes or redoes, keeping its whole videos. InputError otherwise (a file,
+    a directory of something else, a build with other parameters, naming the ones that differ)."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(out, "exists and is not a directory", hint="give a new directory")
+    if not any(out.iterdir()):
+        return
+    for name in (BUILDING_FILE, "manifest.json"):
+        try:
+            earlier = json.loads((out / name).read_text(encoding="utf-8"))["params"]
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise InputError(out / name, f"cannot be read ({e})", hint="give a new directory") from None
+        if earlier == params:
+            return
+        diff = ", ".join(f"{k} {earlier.get(k)!r} there, {v!r} now" for k, v in params.items() if earlier.get(k) != v)
+        if name == BUILDING_FILE:
+            raise InputError(
+                out,
+                f"holds an unfinished benchmark built with other options ({diff})",
+                hint="rerun with that build's options to finish it, or give a new directory",
+            )
+        raise InputError(out, f"holds a benchmark built with other options ({diff})", hint="give a new directory")
+    raise InputError(out, "already exists and is not an empty directory", hint="give a new directory")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +77,32 @@ def test_train_resume_on_other_items_or_another_model_is_refused(capsys, tmp_pat
     assert rc == 0, err
 
 
+def test_eval_table_out_on_a_full_disk_names_the_file_and_leaves_no_cut_table(capsys, tmp_path, monkeypatch):
+    """Before: a plain write left a 0-byte table.md and an error line that named no file."""
+    import builtins
+    import io
+
+    import gazeqwen_edge.errors as errors_module
+    from tests.device.test_disk_full import FillingFile
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.json").write_text(json.dumps({"schema": 1, "variant": "no_gaze", "model": "demo", "items": []}))
+
+    def full(file, mode="r", *a, **kw):  # the disk takes 10 bytes of the table, then is full
+        if str(file).endswith("table.md.tmp"):
+            return io.BufferedWriter(FillingFile(Path(file), 10))
+        return builtins.open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(errors_module, "open", full, raising=False)
+    table = tmp_path / "table.md"
+    rc, out, err = cli(capsys, "eval-table", run, "--out", table)
+    assert rc == 3 and err.count("error:") == 1 and "Traceback" not in err, err
+    assert f"cannot write the table ({table}): No space left on device" in " ".join(err.split()), err
+    assert "| no_gaze" in out  # the table was shown all the same
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no cut table.md, no .tmp
+
+
 def test_eval_table_keeps_one_row_per_run_when_runs_share_variant_and_model(capsys, tmp_path):
     doc = {"schema": 1, "variant": "no_gaze", "model": "demo", "items": []}
     runs = []
@@ -100,7 +127,8 @@ def test_dataset_synthetic_into_a_directory_that_cannot_be_created(capsys, tmp_p
 
     monkeypatch.setattr(Path, "mkdir", read_only)  # as root, no permission bit stops a mkdir
     rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "syn", "--videos", "3", "--duration", "8")
-    _assert_user_error(rc, err, "cannot be created (Read-only file system)")
+    assert rc == 3 and err.count("error:") == 1 and "Traceback" not in err, err  # the disk's state: a device error
+    assert "cannot be created (Read-only file system)" in err and "remount it read-write" in err
 
 
 def test_train_tasks_are_checked_before_loading_and_filter_the_items(capsys, tmp_path, monkeypatch):

@@ -429,12 +429,59 @@ def test_cli_writes_the_set_and_refuses_a_non_empty_out(capsys, tmp_path):
     assert manifest["params"]["seed"] == 3 and manifest["params"]["width"] == 64
     assert len(list((out / "videos").glob("synth_*.mp4"))) == 3
     assert "OI-E" in stdout and "present_object_identification_easy" in stdout and "wrote" in stdout
-    rc, stdout, err = cli(capsys, *args)
-    assert rc == 2 and err.count("error:") == 1 and "not empty" in err
+    rc, stdout, err = cli(capsys, *args)  # (seed 0 by default)
+    assert rc == 2 and err.count("error:") == 1 and "built with other options (seed 3 there, 0 now)" in err, err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    rc, stdout, err = cli(capsys, "dataset", "synthetic", tmp_path / "other", "--videos", "3")
+    assert rc == 2 and err.count("error:") == 1 and "not empty and holds no earlier run" in err, err
     rc, _, err = cli(capsys, "dataset", "synthetic", tmp_path / "b2", "--videos", "2")
     assert rc == 2 and "--videos" in err and not (tmp_path / "b2").exists()
     rc, stdout, _ = cli(capsys, "dataset", "synthetic", "--help")
     assert rc == 0 and "--videos" in stdout and "MM:SS" in stdout
+
+
+def test_a_build_the_disk_stopped_leaves_no_cut_video_and_a_rerun_finishes_it(tiny, tmp_path, monkeypatch):
+    """Before: a full disk left a cut-off mp4 under its real name, and the rerun was refused as 'not empty'. Videos
+    are written as .part and renamed when whole; the rerun (same options) keeps them and writes the rest, giving the
+    files a build without the fault gives."""
+    import errno
+
+    from gazeqwen_edge.device import _io
+
+    out = tmp_path / "bench"
+    written = []
+    real_write = _io.Mp4Writer.write
+
+    def fills_in_the_second_video(self, rgb):
+        if self.path not in written:
+            written.append(self.path)
+        if len(written) == 2 and self.n == 3:
+            # a process killed here (not only one that gets an error) must leave no cut video under the real name
+            assert not Path(str(self.path).removesuffix(".part")).exists()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, rgb)
+
+    monkeypatch.setattr(_io.Mp4Writer, "write", fills_in_the_second_video)
+    with pytest.raises(OSError) as e:
+        sb.build_synthetic_benchmark(out, **TINY)
+    assert e.value.errno == errno.ENOSPC
+    monkeypatch.setattr(_io.Mp4Writer, "write", real_write)
+    assert [p.name for p in (out / "videos").iterdir()] == [written[0].name.removesuffix(".part")]  # no cut one
+    assert (out / sb.BUILDING_FILE).exists() and not (out / "manifest.json").exists()
+    first = (out / "videos").iterdir().__next__()
+    first_stat = first.stat()
+
+    with pytest.raises(InputError, match=r"unfinished benchmark built with other options \(seed 7 there, 8 now\)"):
+        sb.build_synthetic_benchmark(out, **{**TINY, "seed": 8})
+    manifest = sb.build_synthetic_benchmark(out, **TINY)  # the rerun finishes it
+    reference, ref_manifest = tiny
+    assert manifest == ref_manifest and not (out / sb.BUILDING_FILE).exists()
+    texts = ["train.json", "val.json", "test.json", "manifest.json"] + [s["fixations"] for s in manifest["scenes"]]
+    for name in texts + [s["video"] for s in manifest["scenes"]][1:]:
+        assert (out / name).read_bytes() == (reference / name).read_bytes(), name
+    assert first.stat().st_ino == first_stat.st_ino and first.stat().st_mtime_ns == first_stat.st_mtime_ns  # kept
+    assert not list(out.rglob("*.part")) and not list(out.rglob("*.tmp"))
 
 
 def test_cli_defaults_are_the_generators():
