@@ -24,7 +24,9 @@ whose source fails at once leaves no session behind (and `overwrite` has destroy
 marked "failed" in session.json, with what it had recorded kept. `overwrite` replaces only a session of ours
 (session.json with our format), never a directory the source is reading from. A disk that stops taking writes (full,
 over quota, read-only, failing) stops the recording with a `DeviceError` at the next `write`, `flush` or `close`
-(never in the background thread, never silently); what reached the disk before stays readable.
+(never in the background thread, never silently); what reached the disk before stays readable. A "recording"
+session.json keeps room (spaces after the JSON) for the "failed" manifest, which a full disk could not take as a
+new file.
 
 `SessionSource` reads a session back, also one whose writer was killed (partial last lines dropped with a Notice,
 video shorter than its timestamps accepted, time span taken from the data). `CloudExportSource` reads the same
@@ -69,11 +71,21 @@ from gazeqwen_edge.device.records import (
     SceneFrame,
 )
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, write_bytes_atomic
+from gazeqwen_edge.errors import (
+    OUTPUT_ERRNOS,
+    ConfigError,
+    DeviceError,
+    InputError,
+    disk_hint,
+    write_bytes_atomic,
+)
 
 FORMAT = "gazeqwen-edge session"
 FORMAT_VERSION = 1
 STATES = ("recording", "closed", "failed")
+# Spare bytes (spaces after the JSON, a whole number of 4 KiB pages) in a "recording" session.json: room for the
+# "failed" manifest when the disk is full at the end (Recorder._rewrite_manifest)
+MANIFEST_ROOM_BYTES = 4096
 # How often the recorder pushes its files to the OS, s: a killed recording loses at most what it was handed in the
 # last interval. 0.5 s keeps that to ~100 gaze samples at 200 Hz and costs 2 small writes per file per second.
 FLUSH_INTERVAL_S = 0.5
@@ -313,16 +325,22 @@ class Recorder:
             m["error"] = self.error
         return m
 
-    def _write_json(self, name: str, obj: dict) -> None:
+    def _json_bytes(self, name: str, obj: dict) -> bytes:
         try:
-            text = json.dumps(obj, indent=2, allow_nan=False)  # strict JSON: NaN / inf are not JSON
+            return json.dumps(obj, indent=2, allow_nan=False).encode("utf-8")  # strict JSON: NaN / inf are not JSON
         except ValueError as e:
             raise ConfigError(f"{name}: a value cannot be written as JSON ({e}); check the session metadata") from e
+
+    def _write_json(self, name: str, obj: dict) -> None:
         # atomic: a reader never sees half a manifest; on a full disk the old one stays, no half-written copy beside it
-        write_bytes_atomic(self.dir / name, text.encode("utf-8"))
+        write_bytes_atomic(self.dir / name, self._json_bytes(name, obj))
 
     def _write_manifest(self, state: str) -> None:
-        self._write_json("session.json", self._manifest(state))
+        data = self._json_bytes("session.json", self._manifest(state))
+        if state == "recording":  # room for the final manifest when the disk is full by then (_rewrite_manifest)
+            size = -(-(len(data) + MANIFEST_ROOM_BYTES) // MANIFEST_ROOM_BYTES) * MANIFEST_ROOM_BYTES
+            data += b"\n" + b" " * (size - len(data) - 2) + b"\n"
+        write_bytes_atomic(self.dir / "session.json", data)
         info = {"recording_id": self.recording_id}
         if self.first_ns is not None:
             info["start_time"] = int(self.first_ns)
@@ -366,8 +384,12 @@ class Recorder:
     def _flush_files(self) -> None:
         if self._closed or not self._started:
             return
-        for f in self._files.values():
-            f.flush()
+        for name, f in self._files.items():
+            try:
+                f.flush()
+            except OSError as e:  # (a buffered flush names no file: the error line should)
+                e.filename = e.filename or str(self.dir / name)
+                raise
         if self._wav is not None:
             self._wav.flush()
 
@@ -389,10 +411,10 @@ class Recorder:
         e = self.write_failure
         if e is None:
             return
-        what = Path(e.filename).name if getattr(e, "filename", None) else "its files"
+        what = f" ({Path(e.filename).name})" if getattr(e, "filename", None) else ""
         raise DeviceError(
-            f"cannot write the session in {self.dir} ({what}): {e.strerror or e}",
-            hint="free space on that disk, or record to another directory (--out); what was written before is kept",
+            f"cannot write the session in {self.dir}{what}: {e.strerror or e}",
+            hint=disk_hint(e.errno, "that disk") + "; what was recorded before is kept",
         )
 
     # ------------------------------------------------------------------ writing
@@ -536,8 +558,31 @@ class Recorder:
                 self.error = f"{type(self.write_failure).__name__}: {self.write_failure}"
         try:
             self._write_manifest(state)
-        except OSError as e:  # the manifest keeps its last state ("recording": read back as not closed)
+        except OSError as e:
             self.write_failure = self.write_failure or e
+            if e.errno in OUTPUT_ERRNOS:  # a full disk: "failed" goes into the room the "recording" manifest kept
+                self.error = self.error or f"{type(e).__name__}: {e}"
+                self._rewrite_manifest(self._json_bytes("session.json", self._manifest("failed")))
+
+    def _rewrite_manifest(self, data: bytes) -> bool:
+        """Overwrite session.json in place with `data`, padded with spaces to the file's size: on a full disk the
+        atomic write (a new file) is refused, but rewriting blocks the file already holds needs no new space (the
+        "recording" manifest is written with MANIFEST_ROOM_BYTES to spare). Not atomic, so only this last resort;
+        False when `data` does not fit or the rewrite fails too (the manifest then says "recording": read back as
+        a session that was not closed)."""
+        path = self.dir / "session.json"
+        try:
+            with open(path, "r+b") as f:
+                size = f.seek(0, os.SEEK_END)
+                if len(data) + 1 > size:
+                    return False
+                f.seek(0)
+                f.write(data + b"\n" + b" " * (size - len(data) - 1))
+                f.flush()
+                os.fsync(f.fileno())
+            return True
+        except OSError:
+            return False
 
     def close(self) -> None:
         """Finish the session and mark it closed (an empty one is created if nothing was written). Idempotent.

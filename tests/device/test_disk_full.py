@@ -86,7 +86,7 @@ def test_a_disk_that_fills_mid_recording_stops_it_with_one_device_error(tmp_path
     assert thread_errors == []  # kept for the recording thread, not a traceback in the flush thread
     with pytest.raises(DeviceError, match=r"cannot write the session in .*: No space left on device") as e:
         rec.write(_gaze(200))
-    assert "--out" in e.value.hint
+    assert "free space" in e.value.hint and "gaze.csv" in e.value.message  # the file the flush thread failed on
     with pytest.raises(DeviceError, match="No space left on device"):
         rec.close()
     m = json.loads((d / "session.json").read_text())
@@ -115,7 +115,7 @@ def test_a_disk_full_from_the_start_fails_at_the_first_write_and_leaves_no_half_
     assert not list(d.glob("*.tmp"))
 
 
-def test_a_manifest_the_disk_refuses_leaves_the_last_one_and_no_tmp_file(tmp_path, monkeypatch):
+def test_a_manifest_the_disk_refuses_as_a_new_file_is_rewritten_in_place_as_failed(tmp_path, monkeypatch):
     import builtins
 
     import gazeqwen_edge.errors as errors_module
@@ -133,8 +133,14 @@ def test_a_manifest_the_disk_refuses_leaves_the_last_one_and_no_tmp_file(tmp_pat
     monkeypatch.setattr(errors_module, "open", full_for_manifests, raising=False)
     with pytest.raises(DeviceError, match="No space left on device"):
         rec.close()
-    assert (d / "session.json").read_text() == before  # "recording": read back as a session that was not closed
+    # before: the manifest stayed "recording" (a full disk takes no new file); now the room the "recording" one
+    # kept takes the "failed" one, in place, same size: no new block needed
+    assert len((d / "session.json").read_bytes()) == len(before.encode())
+    m = json.loads((d / "session.json").read_text())
+    assert m["state"] == "failed" and "No space left on device" in m["error"], m
     assert not list(d.glob("*.tmp"))
+    src = SessionSource(d)
+    assert not src.closed and [r.ts_ns for r in src.records() if isinstance(r, GazeSample)] == [_gaze(0).ts_ns]
 
 
 @needs_dev_full
@@ -195,7 +201,7 @@ def test_train_whose_disk_fills_ends_with_one_error_line_and_a_resume_hint(tmp_p
     assert "Traceback" not in err and sum(line.startswith("error:") for line in lines) == 1, err
     error = next(line for line in lines if line.startswith("error:"))
     assert error.startswith(f"error: cannot write {cache}/") and error.endswith("No space left on device"), err
-    assert "rerun the same command (same --out) to resume" in err
+    assert "rerun the same command to resume" in err
 
 
 @needs_dev_full
