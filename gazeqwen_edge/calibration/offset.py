@@ -28,7 +28,7 @@ from gazeqwen_edge.calibration.camera import CameraModel
 from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
 from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
 from gazeqwen_edge.device.source import Source
-from gazeqwen_edge.errors import ConfigError, DeviceError, InputError
+from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, write_error
 
 STORE_FILENAME = "wearer_offsets.json"
 STORE_VERSION = 1
@@ -151,9 +151,20 @@ class WearerOffset:
         return (self.dx, self.dy)
 
 
+MAX_WEARER_NAME = 100  # characters
+
+
 def check_wearer_name(wearer: str) -> str:
+    """`wearer` unchanged when it can name a stored offset: 1 to MAX_WEARER_NAME printable characters (str.isprintable:
+    no control character, which a later `calibrate show` would send to the terminal, no line break) without outer
+    spaces; else ConfigError."""
     if not wearer or not wearer.strip():
         raise ConfigError("wearer name must not be empty")
+    if len(wearer) > MAX_WEARER_NAME or not wearer.isprintable() or wearer.strip() != wearer:
+        raise ConfigError(
+            f"wearer name must be 1 to {MAX_WEARER_NAME} printable characters without outer spaces, got {wearer!r}",
+            hint="choose a plain name, e.g. --wearer alice",
+        )
     return wearer
 
 
@@ -263,7 +274,7 @@ class OffsetStore:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         except OSError as e:
-            raise InputError(self.path, f"cannot write the wearer offset store ({e.strerror or e})") from e
+            raise write_error(self.path, "the wearer offset store", e) from e
 
 
 def resolve_offset(

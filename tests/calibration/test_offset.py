@@ -3,6 +3,7 @@ ArUco targets, and the calibration routine against sources (synthetic scenes and
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -24,7 +25,7 @@ from gazeqwen_edge.calibration.offset import (  # noqa: E402
     resolve_offset,
 )
 from gazeqwen_edge.calibration.target_scene import TargetScene  # noqa: E402
-from gazeqwen_edge.errors import ConfigError, InputError  # noqa: E402
+from gazeqwen_edge.errors import ConfigError, DeviceError, InputError  # noqa: E402
 
 
 def test_native_recording_raw_gaze_plus_offset_is_the_stored_gaze(neon_recording_dir):
@@ -102,6 +103,40 @@ def test_store_round_trip_atomic_and_env(tmp_path, monkeypatch):
         st.load()
     with pytest.raises(ConfigError):
         OffsetStore(tmp_path / "x.json").set(" ", (0, 0))
+
+
+@pytest.mark.parametrize("name", ["a\x1b[2Jb", "a\x9bb", "two\nlines", " dom", "x" * 101])
+def test_a_wearer_name_a_terminal_would_act_on_is_refused(tmp_path, name):
+    """Before: a name with an escape sequence (or a C1 CSI, a line break) was stored and later printed by
+    `calibrate show` and the runtime's notices as it was."""
+    st = OffsetStore(tmp_path / "x.json")
+    with pytest.raises(ConfigError, match="printable characters"):
+        st.set(name, (1.0, 2.0))
+    assert not st.path.exists()
+    st.set("Zoë O'Brien-2", (1.0, 2.0))  # names people have still pass
+    assert st.names() == ["Zoë O'Brien-2"]
+
+
+@pytest.mark.parametrize(
+    "err, kind", [(errno.ENOSPC, DeviceError), (errno.EROFS, DeviceError), (errno.EACCES, InputError)]
+)
+def test_a_store_the_disk_refuses_is_a_device_error_and_a_bad_path_an_input_error(tmp_path, monkeypatch, err, kind):
+    """Before: a full or read-only disk under the store was exit 2 ('cannot write ...') with a --help hint, like a
+    typo; a disk that refuses writes is a device error (exit 3) with what to do about it."""
+    import gazeqwen_edge.calibration.offset as offset_module
+
+    st = OffsetStore(tmp_path / "x.json")
+    st.set("dom", (1.0, 2.0))
+    before = st.path.read_bytes()
+
+    def refused(*a, **kw):
+        raise OSError(err, os.strerror(err))
+
+    monkeypatch.setattr(offset_module.json, "dump", refused)  # the write into the temporary file fails
+    with pytest.raises(kind, match=f"cannot write the wearer offset store.*{os.strerror(err)}") as e:
+        st.set("ann", (3.0, 4.0))
+    assert (kind is InputError) or ("free space" in e.value.hint or "read-only" in e.value.hint)
+    assert st.path.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["x.json"]
 
 
 def test_parse_target():
