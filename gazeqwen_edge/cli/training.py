@@ -20,7 +20,7 @@ from gazeqwen_edge.cli.options import (
     seed_option,
     torch_device,
 )
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
@@ -574,5 +574,8 @@ def eval_table(
         )
     text = markdown_table(summaries)
     console.print(text, highlight=False, markup=False)
-    if out is not None:
-        out.write_text(text)
+    if out is not None:  # whole or not at all: a full disk leaves no cut table, and the error names the file
+        try:
+            write_bytes_atomic(out, text.encode("utf-8"))
+        except OSError as e:
+            raise write_error(out, "the table", e) from e
