@@ -104,14 +104,25 @@ def check_creatable(path: Path) -> None:
 
 
 # C0 controls but newline and tab, DEL, and the C1 controls (U+0080..U+009F: U+009B is a one-character CSI, which
-# xterm-compatible terminals in 8-bit mode act on as ESC [ does; ECMA-48 section 5.3)
-_CONTROL = {c: "\ufffd" for c in (*range(32), *range(127, 160)) if chr(c) not in "\n\t"}
+# xterm-compatible terminals in 8-bit mode act on as ESC [ does; ECMA-48 section 5.3); the bidirectional controls,
+# which reorder what a terminal shows (U+202E turns 'gpj.exe' into 'exe.jpg': Unicode TR9, CVE-2021-42574), and the
+# line and paragraph separators U+2028 / U+2029, which some terminals break lines at
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A))
+_CONTROL = {c: "\ufffd" for c in (*range(32), *range(127, 160), *_BIDI, 0x2028, 0x2029) if chr(c) not in "\n\t"}
+_ONE_LINE = {**_CONTROL, ord("\n"): "\ufffd"}
 
 
 def printable(text: str) -> str:
     """Text safe for a terminal: control characters (a NUL, an escape sequence from a model's byte tokens, a C1
-    control such as U+009B) shown as U+FFFD instead of being sent to the terminal."""
+    control such as U+009B, a bidirectional override) shown as U+FFFD instead of being sent to the terminal; line
+    breaks and tabs kept."""
     return text.translate(_CONTROL)
+
+
+def one_line(text: str) -> str:
+    """`printable`, and a line break shown as U+FFFD too: for a name or path printed inside a line of ours (a
+    directory called 'a<newline>b' must not start a line of its own)."""
+    return text.translate(_ONE_LINE)
 
 
 def check_text(text: str, what: str) -> str:

@@ -177,6 +177,8 @@ class OffsetStore:
     def load(self) -> dict[str, WearerOffset]:
         if not self.path.exists():
             return {}
+        if self.path.is_dir():
+            raise InputError(self.path, "is a directory, not a wearer offset store", hint="give --store a file name")
         try:
             doc = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -213,6 +215,7 @@ class OffsetStore:
     def require(self, wearer: str) -> WearerOffset:
         """The stored offset of `wearer`; InputError naming the known wearers when there is none (an unknown name
         must never fall back to another offset)."""
+        check_wearer_name(wearer)  # (a name no one can store: say so, not "not stored" with a hint to store it)
         entries = self.load()
         if wearer not in entries:
             known = ", ".join(f"'{n}'" for n in sorted(entries)) or "none yet"

@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import HelpGroup, app, console, console_err
 from gazeqwen_edge.cli.options import float_option, frame_size, run_output_dir, seed_option
+from gazeqwen_edge.errors import one_line
 
 dataset_app = typer.Typer(
     cls=HelpGroup, help="Build datasets in StreamGaze's format: the synthetic gaze benchmark.", no_args_is_help=True
@@ -122,7 +123,7 @@ def synthetic(
         console.print(
             f"skipped {task_short(skip['task'])} in {skip['scenes']} scene(s): {escape(skip['reason'])}", markup=True
         )
-    console.print(f"wrote {escape(str(out))}: {videos} videos, manifest.json")
+    console.print(f"wrote {escape(one_line(str(out)))}: {videos} videos, manifest.json")
 
 
 def _objects_range(text: str) -> tuple[int, int]:

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console
 from gazeqwen_edge.cli.options import float_option, frame_size, output_dir
+from gazeqwen_edge.errors import one_line
 
 # a synthetic scene draws its whole scanpath up front: an hour takes ~4 s and ~270 MB here, a day would not fit
 MAX_SYNTHETIC_S = 3600.0
@@ -134,7 +135,7 @@ def record(
             )
     c = result.counts
     console.print(
-        f"{'stopped' if result.interrupted else 'wrote'} {escape(str(out_dir))}: {result.span_s:.1f} s, "
+        f"{'stopped' if result.interrupted else 'wrote'} {escape(one_line(str(out_dir)))}: {result.span_s:.1f} s, "
         f"{c['gaze']} gaze samples, {c['frames']} frames, {c['fixations']} fixations, {c['blinks']} blinks, "
         f"{c['events']} events, {c['audio_samples']} audio samples"
     )
@@ -161,7 +162,7 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(s, allow_nan=False))  # strict JSON: NaN / inf are not JSON
         return
-    console.print(f"[bold]{escape(source)}[/]: {s['kind']}", highlight=False)
+    console.print(f"[bold]{escape(one_line(source))}[/]: {s['kind']}", highlight=False)
     if s["duration_s"] is not None:
         console.print(f"  duration {s['duration_s']:.3f} s  (start {s['start_ns']} ns, unix)")
     if s["sampled_s"]:
@@ -194,4 +195,4 @@ def inspect(
         )
     console.print(t)
     for n in s["notices"]:
-        console.print(f"  [yellow]notice[/] {n}", highlight=False)
+        console.print(f"  [yellow]notice[/] {escape(one_line(n))}", highlight=False)

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import choice, float_option, new_output_dir
+from gazeqwen_edge.errors import one_line
 
 QUANT_HELP = "LLM weights: nf4 (bitsandbytes 4-bit, double quantisation; vision tower and lm_head kept) | none."
 
@@ -105,7 +106,7 @@ def _print_summary(out: Path, manifest: dict) -> None:
     files = manifest["files"]
     total = sum(f["bytes"] for f in files.values())
     q = manifest["quantization"]
-    console.print(f"wrote {escape(str(out))}: {len(files)} files, {total / 1e6:.1f} MB, LLM {q['method']}")
+    console.print(f"wrote {escape(one_line(str(out)))}: {len(files)} files, {total / 1e6:.1f} MB, LLM {q['method']}")
     for name, g in (manifest.get("onnx") or {}).items():
         worst = max((g.get("max_abs_diff") or {}).values(), default=float("nan"))
         console.print(f"  onnx {name}: max |onnx - torch| {worst:.1e} over {len(g.get('max_abs_diff') or {})} cases")

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
+from gazeqwen_edge.errors import one_line
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 MODEL_HELP = "Qwen2.5-VL hub id or local directory; 'demo' is the built-in tiny model."
@@ -140,7 +141,7 @@ def print_summary(
     )
     if out_dir is not None and out_dir.exists():
         answers = " (answers in answers.jsonl)" if (out_dir / "answers.jsonl").exists() else ""
-        console.print(f"session written to {escape(str(out_dir))}{answers}")
+        console.print(f"session written to {escape(one_line(str(out_dir)))}{answers}")
     console.print(timer.table("stage timings"))
 
 

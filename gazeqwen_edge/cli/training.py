@@ -15,6 +15,7 @@ from gazeqwen_edge.cli.options import (
     choice,
     float_option,
     new_output_dir,
+    output_dir,
     output_file,
     run_output_dir,
     seed_option,
@@ -214,7 +215,9 @@ def eval_cmd(
         None, "--tasks", help="Evaluate these tasks only: short names or task types, comma separated (default all)."
     ),
     batch_size: int = typer.Option(8, min=1, max=512, help="Items per forward (scoring protocols)."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", help="Keep the frozen encoders' outputs here."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", callback=output_dir, help="Keep the frozen encoders' outputs here."
+    ),
     dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
 ) -> None:
     """Evaluate one model variant on a QA file (StreamGaze format: the benchmark, or `dataset synthetic`'s splits).
@@ -406,7 +409,9 @@ def train_cmd(
         "a No about another option): balanced data for the watches.",
     ),
     mixed_precision: str = typer.Option("no", callback=choice("no", "fp16", "bf16"), help="accelerate precision."),
-    cache_dir: Path = typer.Option(None, "--cache-dir", help="Cache the frozen encoders' outputs (V-JEPA, vision)."),
+    cache_dir: Path = typer.Option(
+        None, "--cache-dir", callback=output_dir, help="Cache the frozen encoders' outputs (V-JEPA, vision)."
+    ),
     dev: str = typer.Option(
         "cpu",
         "--torch-device",

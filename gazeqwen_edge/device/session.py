@@ -75,6 +75,7 @@ from gazeqwen_edge.errors import (
     OUTPUT_ERRNOS,
     ConfigError,
     DeviceError,
+    GazeQwenError,
     InputError,
     disk_hint,
     write_bytes_atomic,
@@ -414,7 +415,7 @@ class Recorder:
         what = f" ({Path(e.filename).name})" if getattr(e, "filename", None) else ""
         raise DeviceError(
             f"cannot write the session in {self.dir}{what}: {e.strerror or e}",
-            hint=disk_hint(e.errno, "that disk") + "; what was recorded before is kept",
+            hint=disk_hint(e.errno, "that disk") + "; what reached the disk before is kept",
         )
 
     # ------------------------------------------------------------------ writing
@@ -604,7 +605,11 @@ class Recorder:
         with self._lock:
             if self._closed:
                 return
-            self.error = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+            if isinstance(error, GazeQwenError):  # its message, not the hint below it: session.json's "error" is a line
+                error = f"{type(error).__name__}: {error.message}"
+            elif not isinstance(error, str):
+                error = f"{type(error).__name__}: {error}"
+            self.error = " ".join(error.split())
             if not self._started:
                 self._closed = True
                 return

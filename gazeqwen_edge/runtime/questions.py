@@ -206,8 +206,14 @@ def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
     p = Path(path)
     if p.is_dir():
         raise InputError(p, "is a directory, not a questions file")
-    if not p.is_file():
+    if not p.exists():
         raise InputError(p, "questions file not found")
+    if not p.is_file():  # a pipe (/dev/stdin, <(...)), a device: read at once, it would hold no questions to come
+        raise InputError(
+            p,
+            "is not a regular file (a pipe or a device); a questions file is read whole before the session",
+            hint="write the questions to a file first; to ask as you go, type them on `run`'s stdin",
+        )
     try:
         text = p.read_text(encoding="utf-8-sig")  # a byte-order mark (Notepad) is not part of the first line
     except (OSError, UnicodeDecodeError) as e:

@@ -115,6 +115,15 @@ def test_a_wearer_name_a_terminal_would_act_on_is_refused(tmp_path, name):
     assert not st.path.exists()
     st.set("Zoë O'Brien-2", (1.0, 2.0))  # names people have still pass
     assert st.names() == ["Zoë O'Brien-2"]
+    with pytest.raises(ConfigError, match="printable characters"):  # looked up (run/replay --wearer) the same way
+        st.require(name)
+
+
+def test_a_store_path_that_is_a_directory_says_so(tmp_path):
+    """Before: 'not readable JSON ([Errno 21] Is a directory)', hint 'fix or delete it' (a directory)."""
+    with pytest.raises(InputError, match="is a directory, not a wearer offset store") as e:
+        OffsetStore(tmp_path).load()
+    assert "--store" in e.value.hint
 
 
 @pytest.mark.parametrize(

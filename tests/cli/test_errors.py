@@ -232,6 +232,8 @@ def test_a_failed_zeroconf_announcement_says_so(capsys):
         ["train", "--qa", "{qa}", "--out", "{out}"],
         ["replay", "synthetic:1", "--out", "{out}"],
         ["eval-table", "{qa}", "--out", "{out}/table.md"],
+        ["eval", "--qa", "{qa}", "--out", "{ok}", "--cache-dir", "{out}"],  # (before: found after the model work)
+        ["train", "--qa", "{qa}", "--out", "{ok}", "--cache-dir", "{out}"],
     ],
     ids=lambda a: a[0],
 )
@@ -244,15 +246,18 @@ def test_an_output_that_cannot_be_created_is_refused_before_any_work(capsys, tmp
 
     qa = tmp_path / "qa.json"
     qa.write_text("[]")
+    (tmp_path / "ok").mkdir()  # an --out that exists (empty): only the option after it cannot be created
 
     def read_only(self, *a, **kw):
         raise OSError(errno.EROFS, "Read-only file system", str(self))
 
     monkeypatch.setattr(Path, "mkdir", read_only)
     args = [a.replace("{out}", str(tmp_path / "o")).replace("{qa}", str(qa)) for a in argv]
+    args = [a.replace("{ok}", str(tmp_path / "ok")) for a in args]
     started = time.monotonic()
     rc, out, err = cli(capsys, *args)
     one_error(rc, err, "cannot be created (Read-only file system)", "remount it read-write", code=3)
+    assert ("--cache-dir" in err) == ("--cache-dir" in argv), err
     assert time.monotonic() - started < 5
 
 

@@ -64,7 +64,7 @@ def test_control_characters_in_printed_names_reach_the_terminal_as_replacement_c
     only rich's own styles remain as escape sequences."""
     import json
 
-    name = "a\x1b[2Jb\x9b2Jc"
+    name = "a\x1b[2Jb\x9b2Jc\u202ed\ne"  # (U+202E reverses what follows; a line break starts a line of its own)
     out_dir = tmp_path / name
     rc, _, err = cli(capsys, "record", "synthetic:1", out_dir, "--synthetic-duration", "1", "--size", "64x48")
     assert rc == 0, err
@@ -80,7 +80,10 @@ def test_control_characters_in_printed_names_reach_the_terminal_as_replacement_c
     assert "\x1b[" in text  # a colour terminal: rich's styles are still written
     shown = re.sub(r"\x1b\[\?25[lh]", "", ANSI.sub("", text))  # (styles, and the cursor hidden under a live bar)
     assert not any(c in shown for c in "\x1b\x9b\x07"), repr(shown)
-    assert shown.count("a\ufffd[2Jb\ufffd2Jc") >= 2 and "v\ufffd]0;pwned" in shown, shown  # (rich drops BEL)
+    assert shown.count("a\ufffd[2Jb\ufffd2Jc\ufffdd\ufffde") >= 2 and "v\ufffd]0;pwned" in shown, (
+        shown
+    )  # (rich drops BEL)
+    assert f"wrote {tmp_path}/a\ufffd[2Jb\ufffd2Jc\ufffdd\ufffde: 1.0 s" in shown, shown  # one line
 
 
 def test_user_text_is_not_read_as_markup(capsys, tmp_path):

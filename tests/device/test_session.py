@@ -485,7 +485,7 @@ class _Failing(SyntheticScene):
     def records(self, kinds=None):
         for i, r in enumerate(super().records(kinds)):
             if i >= self.after:
-                raise InputError(None, "the source failed")
+                raise InputError(None, "the source failed", hint="check the\nsource")
             yield r
 
 
@@ -506,7 +506,8 @@ def test_failed_record_leaves_no_empty_closed_session(tmp_path):
     with pytest.raises(InputError):
         record_source(_Failing(50, **kw), tmp_path / "late")
     m = json.loads((tmp_path / "late" / "session.json").read_text())
-    assert m["state"] == "failed" and "the source failed" in m["error"]
+    # the error's message on one line, not its hint (a "hint:" line inside inspect's notice, before)
+    assert m["state"] == "failed" and m["error"] == "InputError: the source failed", m["error"]
     back = SessionSource(tmp_path / "late")
     assert len(back.gaze_arrays()[0]) > 30
     assert [n.kind for n in back.records({Notice})] == ["failed"]

@@ -95,6 +95,7 @@ def test_the_question_view_is_on_by_default_and_can_be_turned_off(tmp_path, caps
         (["replay", "no/such/recording"], "no/such/recording"),
         (["replay", "synthetic:1", "--speed", "fast"], "--speed must be"),
         (["replay", "synthetic:1", "--questions", "missing.jsonl"], "questions file not found"),
+        (["replay", "synthetic:1", "--questions", "/dev/null"], "is not a regular file (a pipe or a device)"),
         (["replay", "synthetic:1", "--fps", "nan"], "--fps must be a finite number"),
         (["replay", "synthetic:1", "--checkpoint", "ck"], "--checkpoint needs a Qwen2.5-VL --model"),
         (["run", "--device", "webcam"], "unknown --device"),
