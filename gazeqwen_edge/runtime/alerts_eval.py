@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
-from gazeqwen_edge.errors import ConfigError, InputError
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 # StreamGaze's task type of gaze-triggered alerts (training/tasks.py TASKS; the runtime does not import training, a
@@ -291,21 +291,37 @@ def evaluate_alerts(
     done = {r["video"] for r in records}
     progress = progress or (lambda done, total: None)
     progress(len(done), len(videos))
-    with open(log, "a", encoding="utf-8") as f:
+    f = open(log, "a", encoding="utf-8")  # noqa: SIM115 - closed below, its refused bytes let go
+    try:
+
+        def put(obj) -> None:  # one line, flushed; a disk that refuses it is named (a buffered write names no file)
+            try:
+                f.write(json.dumps(obj) + "\n")
+                f.flush()
+            except OSError as e:
+                raise write_error(log, "the alerts log", e, resumable=True) from e
+
         if not log.stat().st_size:
-            f.write(json.dumps({"header": header}) + "\n")
+            put({"header": header})  # at once: a full disk shows before the first video's work
         for vc in videos:
             if vc.video.name in done:
                 continue
             rec = replay_video(gq, vc, config, threshold=threshold, hold_s=hold_s, rearm_s=rearm_s, delay_s=delay_s)
-            f.write(json.dumps(rec) + "\n")
-            f.flush()
+            put(rec)
             records.append(rec)
             done.add(vc.video.name)
             progress(len(done), len(videos))
+    finally:
+        try:
+            f.close()
+        except OSError:  # the bytes a full disk refused, already reported by put: not a second, nameless error
+            pass
     doc = {**header, "left_out_test_points": left_out, "summary": summarise(records, delay_s), "videos": records}
-    (out_dir / "results.json").write_text(json.dumps(doc, indent=1))
-    (out_dir / "results.md").write_text(markdown(doc))
+    for name, text in (("results.json", json.dumps(doc, indent=1)), ("results.md", markdown(doc))):
+        try:  # whole or not at all, like eval's
+            write_bytes_atomic(out_dir / name, text.encode("utf-8"))
+        except OSError as e:
+            raise write_error(out_dir / name, "the results", e, resumable=True) from e
     return doc
 
 

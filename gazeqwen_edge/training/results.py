@@ -318,9 +318,8 @@ class ResultsLog:
         except OSError as e:
             raise write_error(self.path, "the results log", e, resumable=True) from e
         self._fh = fh
-        if found is None:
-            fh.write((json.dumps({"header": wanted}) + "\n").encode())
-            sync(fh)
+        if found is None:  # (synced at once: a full disk shows before any item's work, not after it)
+            self._put((json.dumps({"header": wanted}) + "\n").encode(), sync_now=True)
         self.header = wanted if found is None else found
         return self
 
@@ -328,19 +327,34 @@ class ResultsLog:
         """Log one item (one line); synced every `sync_every` items."""
         if self._fh is None:
             raise RuntimeError("ResultsLog.append before open")
-        self._fh.write((json.dumps(result.to_json()) + "\n").encode())
         self._pending += 1
+        self._put((json.dumps(result.to_json()) + "\n").encode(), sync_now=self._pending >= self.sync_every)
         if self._pending >= self.sync_every:
-            sync(self._fh)
             self._pending = 0
+
+    def _put(self, data: bytes, sync_now: bool) -> None:
+        """Write `data` (and sync when `sync_now`); a disk that refuses it raises errors.write_error naming the log
+        (a buffered write's OSError names no file)."""
+        try:
+            self._fh.write(data)
+            if sync_now:
+                sync(self._fh)
+        except OSError as e:
+            raise write_error(self.path, "the results log", e, resumable=True) from e
 
     def close(self) -> None:
         """Sync and close (idempotent)."""
         if self._fh is not None:
-            sync(self._fh)
-            self._fh.close()
-            self._fh = None
-            self._pending = 0
+            fh, self._fh, self._pending = self._fh, None, 0
+            try:
+                sync(fh)
+            except OSError as e:
+                raise write_error(self.path, "the results log", e, resumable=True) from e
+            finally:
+                try:
+                    fh.close()
+                except OSError:  # (what close would flush is what sync just failed on)
+                    pass
 
     def __enter__(self) -> ResultsLog:
         return self

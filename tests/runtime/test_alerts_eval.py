@@ -183,6 +183,31 @@ def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=2.0)
 
 
+def test_a_full_disk_is_met_before_the_first_videos_work_and_names_the_log(bench, monkeypatch, tmp_path):
+    """Before: the header sat in the file's buffer until the first video's record (12 s of work in a helper's run),
+    and the full disk then read 'cannot write an output file'."""
+    import builtins
+    import io
+
+    from gazeqwen_edge.errors import DeviceError
+    from gazeqwen_edge.runtime import replay as replay_mod
+    from tests.device.test_disk_full import FillingFile
+
+    items, _ = gta_items(bench)
+
+    def full(file, mode="r", *a, **kw):  # the log's disk takes 8 bytes, then is full
+        if str(file).endswith(al.LOG_FILE) and "a" in mode:
+            return io.TextIOWrapper(io.BufferedWriter(FillingFile(Path(file), 8)), encoding="utf-8")
+        return builtins.open(file, mode, *a, **kw)
+
+    monkeypatch.setattr(al, "open", full, raising=False)
+    monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: pytest.fail("a video was replayed on a full disk"))
+    log = tmp_path / "out" / al.LOG_FILE
+    with pytest.raises(DeviceError, match=f"cannot write the alerts log \\({log}\\): No space left") as e:
+        al.evaluate_alerts(None, items, tmp_path / "out", None, {"model": "tiny"})
+    assert "rerun the same command to resume" in e.value.hint
+
+
 def test_no_gta_question_is_a_config_error():
     with pytest.raises(ConfigError, match="no gaze-triggered alert"):
         al.evaluate_alerts(None, [point("v/1.1", 1, 3.0, True, task="proactive_object_appearance_alert")], Path("x"),

@@ -165,6 +165,33 @@ def test_results_log_resumes_after_a_truncated_last_line(tmp_path):
     assert ResultsLog(p).read() == [*done, redo]
 
 
+@pytest.mark.parametrize("when", ["header", "item", "close"])
+def test_a_results_log_the_disk_refuses_names_itself_and_says_how_to_resume(tmp_path, monkeypatch, when):
+    """Before: the header, an item line or the closing sync meeting a full disk raised a bare OSError (a buffered
+    write names no file), which the CLI reported as 'cannot write an output file'."""
+    import errno
+
+    import gazeqwen_edge.training.results as results_module
+    from gazeqwen_edge.errors import DeviceError
+
+    real_sync = results_module.sync
+    calls = []
+
+    def full_at(fh):
+        calls.append(fh)
+        if {"header": 1, "item": 2, "close": 3}[when] == len(calls):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_sync(fh)
+
+    monkeypatch.setattr(results_module, "sync", full_at)
+    p = tmp_path / "items.jsonl"
+    with pytest.raises(DeviceError, match=f"cannot write the results log \\({p}\\): No space left") as e:
+        log = ResultsLog(p, sync_every=1).open(HEADER)
+        log.append(r(SR, "A", "A"))
+        log.close()
+    assert "rerun the same command to resume" in e.value.hint
+
+
 def test_results_log_refuses_another_run_and_garbage(tmp_path):
     p = tmp_path / "items.jsonl"
     with ResultsLog(p).open(HEADER) as log:
