@@ -147,17 +147,7 @@ def main() -> None:
         """The gate's transcript, and whether the previous gate passed the clip: no timestamp tokens decoded, no
         word probabilities, mean token log-probability > -0.6 (and the same no-speech and letters tests)."""
         t = asr.transcribe(pcm)
-        segs = list(
-            asr.model.transcribe(
-                np.asarray(pcm, np.float32),
-                language="en",
-                beam_size=1,
-                temperature=0.0,
-                condition_on_previous_text=False,
-                vad_filter=False,
-                without_timestamps=True,
-            )[0]
-        )
+        segs = asr.segments(pcm, words=False)
         text = " ".join(x.text.strip() for x in segs).strip()
         previous = bool(segs) and Transcript(text, max(x.no_speech_prob for x in segs), 0.0, (1.0,)).usable
         previous = previous and min(x.avg_logprob for x in segs) > -0.6

@@ -165,17 +165,19 @@ def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tm
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
 
 
-def disk_hint(err: int | None, disk: str) -> str:
+def disk_hint(err: int | None, disk: str, resumable: bool = False) -> str:
     """The hint for a disk that refused a write with errno `err` (one of OUTPUT_ERRNOS; `disk` names it in the
     hint, e.g. "that disk"): what to do about that errno (read-only: remount; file size limit; I/O error; else free
-    space)."""
+    space); resumable: and that rerunning the same command resumes."""
     if err == errno.EROFS:
-        return f"{disk} is mounted read-only: remount it read-write or write elsewhere"
-    if err == errno.EFBIG:
-        return "the file reached the largest size allowed here (ulimit -f, or the file system's limit): write elsewhere"
-    if err == errno.EIO:
-        return f"{disk} reported an I/O error: check it (dmesg) or write elsewhere"
-    return f"free space on {disk} (or quota) or write elsewhere"
+        hint = f"{disk} is mounted read-only: remount it read-write or write elsewhere"
+    elif err == errno.EFBIG:
+        hint = "the file reached the largest size allowed here (ulimit -f, or the file system's limit): write elsewhere"
+    elif err == errno.EIO:
+        hint = f"{disk} reported an I/O error: check it (dmesg) or write elsewhere"
+    else:
+        hint = f"free space on {disk} (or quota) or write elsewhere"
+    return hint + (", then rerun the same command to resume" if resumable else "")
 
 
 def read_only_fs(path: str | PathLike) -> bool:
@@ -192,8 +194,9 @@ def write_error(path: str | PathLike, what: str, e: OSError, resumable: bool = F
     writes (OUTPUT_ERRNOS), with a hint for that errno; InputError (exit 2) otherwise. resumable: the hint adds that
     rerunning the same command resumes."""
     if e.errno in OUTPUT_ERRNOS:
-        hint = disk_hint(e.errno, "that disk") + (", then rerun the same command to resume" if resumable else "")
-        return DeviceError(f"cannot write {what} ({path}): {e.strerror or e}", hint=hint)
+        return DeviceError(
+            f"cannot write {what} ({path}): {e.strerror or e}", hint=disk_hint(e.errno, "that disk", resumable)
+        )
     return InputError(path, f"cannot write {what} ({e.strerror or e})")
 
 

@@ -163,7 +163,7 @@ def _main(argv: list[str] | None) -> int:
         # the file's path when the error carries one (open() fails carry it, later writes do not)
         message, hint = stream_failure(e, str(e.filename) if e.filename else "an output file")
         if _command_name(argv) in RESUMABLE:
-            hint = disk_hint(e.errno, "that disk") + ", then rerun the same command to resume where it stopped"
+            hint = disk_hint(e.errno, "that disk", resumable=True)
         _print_error(message, hint)
         return 3
     if rv == 130:  # typer turns a Ctrl-C inside a command into a silent Exit(130): say so, and how to go on

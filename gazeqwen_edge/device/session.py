@@ -339,8 +339,7 @@ class Recorder:
     def _write_manifest(self, state: str) -> None:
         data = self._json_bytes("session.json", self._manifest(state))
         if state == "recording":  # room for the final manifest when the disk is full by then (_rewrite_manifest)
-            size = -(-(len(data) + MANIFEST_ROOM_BYTES) // MANIFEST_ROOM_BYTES) * MANIFEST_ROOM_BYTES
-            data += b"\n" + b" " * (size - len(data) - 2) + b"\n"
+            data = _padded(data, -(-(len(data) + MANIFEST_ROOM_BYTES) // MANIFEST_ROOM_BYTES) * MANIFEST_ROOM_BYTES)
         write_bytes_atomic(self.dir / "session.json", data)
         info = {"recording_id": self.recording_id}
         if self.first_ns is not None:
@@ -565,25 +564,22 @@ class Recorder:
                 self.error = self.error or f"{type(e).__name__}: {e}"
                 self._rewrite_manifest(self._json_bytes("session.json", self._manifest("failed")))
 
-    def _rewrite_manifest(self, data: bytes) -> bool:
+    def _rewrite_manifest(self, data: bytes) -> None:
         """Overwrite session.json in place with `data`, padded with spaces to the file's size: on a full disk the
         atomic write (a new file) is refused, but rewriting blocks the file already holds needs no new space (the
-        "recording" manifest is written with MANIFEST_ROOM_BYTES to spare). Not atomic, so only this last resort;
-        False when `data` does not fit or the rewrite fails too (the manifest then says "recording": read back as
-        a session that was not closed)."""
-        path = self.dir / "session.json"
+        "recording" manifest is written with MANIFEST_ROOM_BYTES to spare). Not atomic, so only this last resort.
+        When `data` does not fit or the rewrite fails too, the manifest keeps saying "recording" (read back as a
+        session that was not closed); the disk's error is already kept in write_failure."""
         try:
-            with open(path, "r+b") as f:
+            with open(self.dir / "session.json", "r+b") as f:
                 size = f.seek(0, os.SEEK_END)
-                if len(data) + 1 > size:
-                    return False
-                f.seek(0)
-                f.write(data + b"\n" + b" " * (size - len(data) - 1))
-                f.flush()
-                os.fsync(f.fileno())
-            return True
+                if len(data) + 2 <= size:
+                    f.seek(0)
+                    f.write(_padded(data, size))
+                    f.flush()
+                    os.fsync(f.fileno())
         except OSError:
-            return False
+            pass
 
     def close(self) -> None:
         """Finish the session and mark it closed (an empty one is created if nothing was written). Idempotent.
@@ -645,6 +641,12 @@ _SESSION_FILES = {
     "timings.csv",
     "imu.csv",
 }
+
+
+def _padded(data: bytes, size: int) -> bytes:
+    """JSON `data` (len(data) + 2 <= size) followed by a line break, spaces and a line break to `size` bytes: JSON
+    readers skip the whitespace."""
+    return data + b"\n" + b" " * (size - len(data) - 2) + b"\n"
 
 
 def _csv_field(s: str) -> str:

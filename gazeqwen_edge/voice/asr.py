@@ -124,8 +124,11 @@ class Transcriber:
             ) from None
         self.name = model
 
-    def transcribe(self, pcm16k: np.ndarray) -> Transcript:
-        """(n,) float32 16 kHz mono -> Transcript (greedy, temperature 0, English)."""
+    def segments(self, pcm16k: np.ndarray, words: bool = True) -> list:
+        """faster-whisper's segments of (n,) float32 16 kHz mono audio: greedy, temperature 0, English, no previous
+        text as a prompt. words: with each word's probability (`Segment.words`) and timestamp tokens decoded, as
+        word alignment expects (without them tiny.en ran on past the question: "What is in my hand? ." at word
+        probability 0.006); False: neither (the decode of the gate before 2026-12-01, benchmarks/asr_threshold.py)."""
         segments, _ = self.model.transcribe(
             np.asarray(pcm16k, dtype=np.float32),
             language="en",
@@ -133,12 +136,14 @@ class Transcriber:
             temperature=0.0,
             condition_on_previous_text=False,
             vad_filter=False,
-            # word probabilities for the gate; with timestamp tokens decoded, as word alignment expects (without
-            # them tiny.en ran on past the question: "What is in my hand? ." at word probability 0.006)
-            without_timestamps=False,
-            word_timestamps=True,
+            without_timestamps=not words,
+            word_timestamps=words,
         )
-        segments = list(segments)
+        return list(segments)
+
+    def transcribe(self, pcm16k: np.ndarray) -> Transcript:
+        """(n,) float32 16 kHz mono -> Transcript (`segments` with word probabilities)."""
+        segments = self.segments(pcm16k)
         if not segments:
             return Transcript("", 1.0, -10.0)
         text = " ".join(s.text.strip() for s in segments).strip()
