@@ -175,25 +175,18 @@ def load(
 
 
 def check_watches(targets: list[str] | None) -> list[str]:
-    """The --watch targets, stripped; ConfigError (exit 2) for an empty or too long one, or one holding a control
-    character (before the model loads)."""
+    """The --watch targets, stripped; ConfigError (exit 2) for one that runtime.watches.check_target refuses (empty,
+    too long, a control character), before the model loads."""
     from gazeqwen_edge.errors import ConfigError
-    from gazeqwen_edge.runtime.watches import MAX_TARGET_CHARS
+    from gazeqwen_edge.runtime.watches import check_target
 
     out = []
     for t in targets or []:  # (text that is not UTF-8 is refused with every argument: cli.main)
-        control = next((c for c in t if ord(c) < 32 or 127 <= ord(c) < 160), None)
-        if control is not None:  # a newline or an escape sequence would be sent to the terminal with every alert
-            raise ConfigError(
-                f"--watch holds a control character ({ascii(control)})",
-                hint="describe what to watch in plain words: --watch 'the stove'",
-            )
-        if not t.strip() or len(t.strip()) > MAX_TARGET_CHARS:
-            shown = t if len(t) <= 40 else t[:40] + "..."
-            raise ConfigError(
-                f"--watch needs a short description (1..{MAX_TARGET_CHARS} characters), got {shown!r} ({len(t)})"
-            )
-        out.append(t.strip())
+        try:
+            out.append(check_target(t, "--watch"))
+        except ValueError as e:
+            hint = "describe what to watch in plain words: --watch 'the stove'"
+            raise ConfigError(str(e), hint=hint) from None
     return out
 
 

@@ -806,7 +806,10 @@ class Session:
     def _watch_command(self, q: Question, rec: AnswerRecord, kind: str, target: str) -> None:
         """ "Tell me when I look at X" / "Stop watching X": the watch is added or removed, the answer says so."""
         if kind == "add":
-            w = self.watches.add(target)
+            try:
+                w = self.watches.add(target)
+            except ValueError as e:  # a control character, as --watch refuses it (watches.check_target)
+                raise InputError(None, str(e), hint="say or type what to watch in plain words") from None
             rec.answer = f"I'll tell you when you look at {w.target}."
         else:
             w = self.watches.remove(target)

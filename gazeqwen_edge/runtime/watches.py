@@ -65,6 +65,24 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return None
 
 
+def check_target(target: str, what: str = "the watch") -> str:
+    """A watch's target, stripped: valid text (errors.check_text) of 1..MAX_TARGET_CHARS characters without a control
+    character (C0, DEL, C1: a line break or an escape sequence would reach the terminal and alerts.jsonl with every
+    alert). One rule for every way a watch arrives (--watch, typed, spoken, a questions file). ValueError naming
+    `what`."""
+    check_text(target, what)
+    control = next((c for c in target if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if control is not None:
+        raise ValueError(f"{what} holds a control character ({ascii(control)})")
+    t = target.strip()
+    if not t or len(t) > MAX_TARGET_CHARS:
+        shown = target if len(target) <= 40 else target[:40] + "..."
+        raise ValueError(
+            f"{what} needs a short description (1..{MAX_TARGET_CHARS} characters), got {shown!r} ({len(target)})"
+        )
+    return t
+
+
 def _object(target: str) -> str:
     """ "the red cup" -> "red cup" (the benchmark names objects without an article)."""
     return re.sub(r"^(?:the|a|an|my)\s+", "", target.strip(), flags=re.IGNORECASE)
@@ -144,8 +162,8 @@ class Watches:
 
     def add(self, target: str) -> Watch:
         """Watch `target` (an existing watch of the same target is kept, not doubled). ValueError for a target that
-        is not valid text (errors.check_text)."""
-        check_text(target, "the watch")
+        check_target refuses (not valid text, a control character, empty or too long)."""
+        target = check_target(target)
         with self._lock:
             for w in self._watches.values():
                 if _object(w.target).lower() == _object(target).lower():

@@ -4,6 +4,7 @@ time, stop watching) and the budget that skips watch checks instead of video."""
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -26,6 +27,26 @@ from gazeqwen_edge.runtime.watches import Watches, p_yes, parse_command, watch_q
 )
 def test_commands(text, want):
     assert parse_command(text) == want
+
+
+@pytest.mark.parametrize(
+    "target, problem",
+    [
+        ("the \x1b[31mstove", "holds a control character ('\\x1b')"),
+        ("cup\nbowl", "holds a control character ('\\n')"),
+        ("the \x9bcup", "holds a control character ('\\x9b')"),
+        ("   ", "needs a short description"),
+        ("x" * 81, "needs a short description"),
+        ("the \udcffcup", "is not valid text"),
+    ],
+)
+def test_a_watch_target_must_be_plain_words(target, problem):
+    """Every way a watch arrives (typed, spoken, a questions file, --watch) goes through Watches.add's one check."""
+    ws = Watches()
+    with pytest.raises(ValueError, match="the watch " + re.escape(problem)):
+        ws.add(target)
+    assert len(ws) == 0
+    assert ws.add("  the stove ").target == "the stove"
 
 
 def test_the_watch_is_asked_as_the_model_was_trained():
@@ -90,7 +111,11 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     from gazeqwen_edge.runtime.session import SessionConfig
 
     calls = _scripted_scores(monkeypatch, 3.0, 5.0)
-    qs = [ScheduledQuestion(1.0, "Tell me when I look at the cup"), ScheduledQuestion(7.0, "Stop watching the cup")]
+    qs = [
+        ScheduledQuestion(1.0, "Tell me when I look at the cup"),
+        ScheduledQuestion(2.0, "Tell me when I look at the \x1b[31mbowl"),  # refused as --watch refuses it
+        ScheduledQuestion(7.0, "Stop watching the cup"),
+    ]
     with open_source("synthetic:4", duration_s=10.0, width=160, height=120) as src:
         r = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qs)
     alerts = [json.loads(x) for x in (tmp_path / "s" / "alerts.jsonl").read_text().splitlines()]
@@ -100,7 +125,8 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert 3.0 < alerts[0]["t"] <= 3.6
     answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0]["answer"] == "I'll tell you when you look at the cup."
-    assert answers[1]["answer"] == "Stopped watching the cup."
+    assert "control character ('\\x1b')" in answers[1]["error"] and not answers[1]["answer"]
+    assert answers[2]["answer"] == "Stopped watching the cup."
     checked = sorted(t for _, t in calls)
     assert checked and min(checked) >= 1.0 and max(checked) <= 7.5  # scored only while the watch existed
     assert r.stats.alerts == 1 and r.stats.watch_checks == len(calls)
