@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from gazeqwen_edge.cli.app import HelpGroup, app, console
-from gazeqwen_edge.cli.options import float_option, host, output_path
+from gazeqwen_edge.cli.options import check_output_option, float_option, host
 from gazeqwen_edge.errors import ConfigError
 
 calibrate_app = typer.Typer(
@@ -41,6 +41,7 @@ def _open(source: str | None, address: str | None, port: int, aruco: bool):
 
 @calibrate_app.command("offset")
 def offset(
+    ctx: typer.Context,
     wearer: str = typer.Option(..., "--wearer", "-w", help="Name the offset is stored under."),
     source: str = typer.Option(
         None,
@@ -62,8 +63,7 @@ def offset(
     store: Path = typer.Option(
         None,
         "--store",
-        callback=output_path,
-        help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config).",
+        help="Offset store file (default: $GAZEQWEN_EDGE_HOME or ~/.config); not touched with --no-save.",
     ),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the result for the wearer."),
     yes: bool = typer.Option(
@@ -74,7 +74,7 @@ def offset(
     error in degrees and store it per wearer (applied later with `--wearer NAME`)."""
     from gazeqwen_edge.calibration.offset import parse_target
 
-    st, earlier = _store_for(wearer, store, save, yes)
+    st, earlier = _store_for(ctx, wearer, store, save, yes)
     aruco = target.strip().lower().startswith("aruco")
     src = _open(source, address, port, aruco or target.strip().lower() in ("center", "centre"))
     try:
@@ -102,14 +102,15 @@ def offset(
         console.print(f"saved for wearer '{wearer}' in {st.path}")
 
 
-def _store_for(wearer: str, store: Path | None, save: bool, yes: bool):
+def _store_for(ctx: typer.Context, wearer: str, store: Path | None, save: bool, yes: bool):
     """(the offset store, the wearer's earlier offset) when saving; checked before anything is collected, so a bad
     name, an unreadable store or a refusal to replace an offset does not cost the wearer a calibration run."""
     from gazeqwen_edge.calibration.offset import OffsetStore, check_wearer_name
 
-    if not save:
+    if not save:  # only measuring: the store is neither read nor written (it may be on a read-only disk)
         return None, None
     check_wearer_name(wearer)
+    check_output_option(ctx, "store", store)
     st = OffsetStore(store)
     earlier = st.get(wearer)
     if earlier is not None and not yes and not sys.stdin.isatty():

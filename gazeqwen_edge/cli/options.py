@@ -206,6 +206,14 @@ def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
     return value
 
 
+def check_output_option(ctx: typer.Context, name: str, value: Path | None) -> Path | None:
+    """output_path for the command's parameter `name` (its Python name), run when the command knows it will write
+    there (e.g. `calibrate offset --store` only when saving), not as a callback on every invocation. `ctx`: the
+    command's context (a `ctx: typer.Context` parameter). Raises what output_path raises."""
+    param = next(p for p in ctx.command.params if p.name == name)
+    return output_path(ctx, param, value)
+
+
 def choice(*values):
     """A typer callback accepting only one of `values`."""
     allowed = ", ".join(str(v) for v in values)

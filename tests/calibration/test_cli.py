@@ -70,6 +70,20 @@ def test_offset_command_bad_input(home, capsys):
     assert (home / "wearer_offsets.json").read_text() == "{broken"  # left for the user to fix
 
 
+def test_offset_store_is_checked_only_when_saving(home, tmp_path, capsys):
+    """--store that cannot be written fails before any gaze is collected when the offset is to be saved; with
+    --no-save nothing is written there, so it measures (the store may sit on a read-only disk)."""
+    (tmp_path / "afile").write_text("")
+    store = str(tmp_path / "afile" / "offsets.json")
+    cmd = ["calibrate", "offset", "-s", "calibration-target:offset=12,-8", "-w", "x", "-y", "--store", store]
+    assert main(cmd) == 2
+    out, err = capsys.readouterr()
+    assert "--store" in err and "is a file, not a directory" in err and "collecting gaze" not in out
+    assert main([*cmd, "--no-save", "--seconds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "offset to add to raw gaze" in out and "saved for wearer" not in out
+
+
 def test_fixations_command_compares_with_the_device(neon_recording_dir, capsys):
     assert main(["calibrate", "fixations", str(neon_recording_dir), "--show", "2"]) == 0
     out = capsys.readouterr().out
