@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console
 from gazeqwen_edge.cli.options import float_option, frame_size, output_dir
-from gazeqwen_edge.errors import one_line
+from gazeqwen_edge.errors import InputError, one_line
 
 # a synthetic scene draws its whole scanpath up front: an hour takes ~4 s and ~270 MB here, a day would not fit
 MAX_SYNTHETIC_S = 3600.0
@@ -117,7 +117,14 @@ def record(
     from gazeqwen_edge.device.record import record as record_session
 
     kinds = _kinds(streams)
-    with open_source(source, **synthetic_options(source, synthetic_duration, size)) as src:
+    try:
+        opened = open_source(source, **synthetic_options(source, synthetic_duration, size))
+    except InputError as e:
+        swapped = _swapped_arguments(source, out_dir)
+        if swapped is None:
+            raise
+        raise InputError(e.path, e.problem, hint=swapped) from None
+    with opened as src:
         total = expected_seconds(src, duration)
         columns = TextColumn("{task.completed:.1f}/{task.total:.1f} s" if total else "{task.completed:.1f} s")
         bar = (TextColumn("[bold]recording[/]"), BarColumn(), columns, TimeElapsedColumn())
@@ -138,6 +145,31 @@ def record(
         f"{'stopped' if result.interrupted else 'wrote'} {escape(one_line(str(out_dir)))}: {result.span_s:.1f} s, "
         f"{c['gaze']} gaze samples, {c['frames']} frames, {c['fixations']} fixations, {c['blinks']} blinks, "
         f"{c['events']} events, {c['audio_samples']} audio samples"
+    )
+
+
+def _swapped_arguments(source: str, out_dir: Path) -> str | None:
+    """The hint for `record OUT_DIR SOURCE` (the arguments swapped): SOURCE is no existing path while OUT_DIR reads as
+    a source (synthetic[:SEED], a live spec with '://', or a recording this tool recognises); else None."""
+    import shlex
+
+    from gazeqwen_edge.device.registry import detect_kind
+
+    if Path(source).expanduser().exists():
+        return None
+    o = str(out_dir)
+    looks = o == "synthetic" or o.startswith("synthetic:") or "://" in o
+    if not looks and out_dir.expanduser().exists():
+        try:
+            detect_kind(out_dir.expanduser())
+            looks = True
+        except InputError:
+            pass
+    if not looks:
+        return None
+    return (
+        f"the arguments are SOURCE then OUT_DIR: did you mean 'gazeqwen-edge record {shlex.quote(o)} "
+        f"{shlex.quote(source)}'?"
     )
 
 

@@ -127,6 +127,19 @@ def test_record_into_a_path_under_a_file(capsys, tmp_path):
     one_error(rc, err, "is a file, not a directory")
 
 
+def test_record_with_its_arguments_swapped_says_the_order(capsys, tmp_path, neon_recording_dir):
+    """`record OUT_DIR SOURCE`: the missing 'source' is named, and the hint gives the command the right way round;
+    a SOURCE that merely does not exist keeps the list of what SOURCE can be."""
+    new = tmp_path / "new"
+    rc, _, err = cli(capsys, "record", new, "synthetic:1")
+    one_error(rc, err, "does not exist", f"did you mean 'gazeqwen-edge record synthetic:1 {new}'")
+    rc, _, err = cli(capsys, "record", new, neon_recording_dir)
+    one_error(rc, err, f"record {neon_recording_dir} {new}'")
+    rc, _, err = cli(capsys, "record", tmp_path / "missing", tmp_path / "out2")
+    one_error(rc, err, "does not exist", "SOURCE is synthetic[:SEED]")
+    assert not new.exists()
+
+
 def test_simulate_checks_every_fault_spec_before_serving(capsys):
     """A bad --stall/--not-worn used to fail on the simulator's event loop a second after start, while the command
     went on serving until the source played out."""
