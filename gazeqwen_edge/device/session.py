@@ -279,11 +279,22 @@ class Recorder:
         """Create the session on the first record: replace an old session's files, write the manifest, open files."""
         for name in self._replace:
             (self.dir / name).unlink(missing_ok=True)
+        made = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise InputError(self.dir, f"cannot be created ({e.strerror or e})") from e
+        try:
+            self._create_files()
+        except OSError:  # a disk full or read-only from the start: nothing was recorded, so nothing is left behind
+            self._undo_start(made)
+            raise
         self._started = True
+        self._flusher = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
+        self._flusher.start()
+
+    def _create_files(self) -> None:
+        """The manifest ("recording"), info.json, the CSV files with their headers, scene_camera.json. OSError."""
         self._write_manifest("recording")
         for name, cols in (
             ("gaze.csv", GAZE_COLUMNS),
@@ -293,14 +304,35 @@ class Recorder:
             ("world_timestamps.csv", WORLD_COLUMNS),
             ("timings.csv", ["timestamp [ns]", "stage", "duration [ms]"]),
         ):
-            f = self._open(name)
-            f.write(",".join(cols) + "\n")
-            f.flush()
-            self._files[name] = f
+            f = self._files[name] = self._open(name)
+            try:
+                f.write(",".join(cols) + "\n")
+                f.flush()
+            except OSError as e:  # (a buffered flush names no file: the error line should)
+                e.filename = e.filename or str(self.dir / name)
+                raise
         if self.intrinsics is not None:
             self._write_scene_camera(self.intrinsics)
-        self._flusher = threading.Thread(target=self._flush_loop, name="recorder-flush", daemon=True)
-        self._flusher.start()
+
+    def _undo_start(self, made_dir: bool) -> None:
+        """Remove what _create_files wrote before the disk refused it (headers only, no record) and the directory
+        when this recorder made it, so a failed start leaves no empty session behind; errors are let be."""
+        for f in self._files.values():
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._files = {}
+        for name in _SESSION_FILES:
+            try:
+                (self.dir / name).unlink(missing_ok=True)
+            except OSError:
+                pass
+        if made_dir:
+            try:
+                self.dir.rmdir()
+            except OSError:
+                pass
 
     def _open(self, name: str):
         return open(self.dir / name, "w", newline="", encoding="utf-8", buffering=WRITE_BUFFER_BYTES)  # noqa: SIM115
@@ -412,9 +444,10 @@ class Recorder:
         if e is None:
             return
         what = f" ({Path(e.filename).name})" if getattr(e, "filename", None) else ""
+        kept = "what reached the disk before is kept" if self._started else "nothing was recorded, nothing left behind"
         raise DeviceError(
             f"cannot write the session in {self.dir}{what}: {e.strerror or e}",
-            hint=disk_hint(e.errno, "that disk") + "; what reached the disk before is kept",
+            hint=disk_hint(e.errno, "that disk") + "; " + kept,
         )
 
     # ------------------------------------------------------------------ writing
@@ -531,14 +564,20 @@ class Recorder:
         return ev
 
     def write_timing(self, stage: str, seconds: float, ts_ns: int | None = None) -> None:
-        """Log one stage duration (e.g. from StageTimer) at recording time ts_ns (default: now)."""
+        """Log one stage duration (e.g. from StageTimer) at recording time ts_ns (default: now). A no-op after
+        close(); DeviceError when the disk refuses the session's writes (as write)."""
         with self._lock:
             if self._closed:
                 return
-            if not self._started:
-                self._start()
-            t = self.clock() if ts_ns is None else int(ts_ns)
-            self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
+            self._check_disk()
+            try:
+                if not self._started:
+                    self._start()
+                t = self.clock() if ts_ns is None else int(ts_ns)
+                self._files["timings.csv"].write(f"{t},{_csv_field(stage)},{seconds * 1e3!r}\n")
+            except OSError as e:
+                self.write_failure = e
+                self._check_disk()
 
     def _finish(self, state: str) -> None:
         """Close every file (each one tried even when another fails: all that reaches the disk is kept) and write
@@ -589,6 +628,9 @@ class Recorder:
         with self._lock:
             if self._closed:
                 return
+            if not self._started and self.write_failure is not None:  # the start failed: nothing to finish
+                self._closed = True
+                self._check_disk()
             if not self._started:
                 self._start()
             self._finish("closed")

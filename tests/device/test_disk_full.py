@@ -98,21 +98,29 @@ def test_a_disk_that_fills_mid_recording_stops_it_with_one_device_error(tmp_path
 
 
 @needs_dev_full
-def test_a_disk_full_from_the_start_fails_at_the_first_write_and_leaves_no_half_manifest(tmp_path, monkeypatch):
+@pytest.mark.parametrize("existing", [False, True])
+def test_a_disk_full_from_the_start_fails_at_the_first_write_and_leaves_nothing(tmp_path, monkeypatch, existing):
+    """Nothing was recorded, so nothing is left: no empty session (the manifest, info.json and the CSV headers
+    written before the disk refused are removed) and no directory this recorder made; one it was given stays."""
     original = Recorder._open
     monkeypatch.setattr(
         Recorder, "_open", lambda self, name: open("/dev/full", "w") if name == "events.csv" else original(self, name)
     )
     d = tmp_path / "s"
+    if existing:
+        d.mkdir()
     rec = Recorder(d, source="test")
-    with pytest.raises(DeviceError, match="No space left on device"):
+    with pytest.raises(DeviceError, match="No space left on device") as e:
         rec.write(_gaze(0))  # the header of every file is flushed at the start: the full disk shows at once
+    assert "nothing was recorded" in e.value.hint and "events.csv" in e.value.message
     with pytest.raises(DeviceError):
         rec.write(_gaze(1))  # and stays refused, never half-recorded
     with pytest.raises(DeviceError):
+        rec.write_timing("prefill", 0.1)
+    with pytest.raises(DeviceError):
         rec.close()
-    assert json.loads((d / "session.json").read_text())["state"] == "failed"
-    assert not list(d.glob("*.tmp"))
+    rec.close()  # closed: once is enough
+    assert (d.is_dir() and not any(d.iterdir())) if existing else not d.exists()
 
 
 def test_a_manifest_the_disk_refuses_as_a_new_file_is_rewritten_in_place_as_failed(tmp_path, monkeypatch):
