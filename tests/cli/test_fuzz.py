@@ -73,7 +73,9 @@ BASE: dict[str, tuple[list[str], list[str]]] = {
         ["--out", "{tmp}/out/tv", "--steps", "2", "--scenes", "2", "--held-out", "1", "--batch-size", "2"],
     ),  # fmt: skip
 }
-TIME_LIMIT_S = {"simulate": 3.0, "run": 3.0}  # then Ctrl-C; other commands get DEFAULT_LIMIT_S
+# then Ctrl-C; other commands get DEFAULT_LIMIT_S. An export that passes the checks spends its time in torch's ONNX
+# exporter (40 s of the suite's time at 20 s: tests/export covers what it writes); here its Ctrl-C is what is tried.
+TIME_LIMIT_S = {"simulate": 3.0, "run": 3.0, "export": 6.0}
 DEFAULT_LIMIT_S = 20.0
 MAX_EXAMPLES = {"info": 1, "simulate": 3, "run": 3, "export": 1, "profile": 1}  # per parameter; the rest: 4
 
