@@ -10,6 +10,8 @@ from __future__ import annotations
 import errno
 import importlib
 import os
+import re
+from contextlib import contextmanager
 from os import PathLike
 from pathlib import Path
 from types import ModuleType
@@ -163,6 +165,39 @@ def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tm
 # What a disk or stream that stops taking writes raises (full, over quota, file too large, read-only, failing): a
 # device error (exit 3), where other failures to write (no such directory, a file in the way) are the input's (2).
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO})
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+def os_errno(e: BaseException) -> int | None:
+    """The errno behind `e`: an OSError's own, else one a Rust library wrote into its message (safetensors raises
+    SafetensorError "I/O error: No space left on device (os error 28)"), else its cause's; None when there is none."""
+    seen = 0
+    while e is not None and seen < 8:
+        if isinstance(e, OSError) and e.errno is not None:
+            return e.errno
+        m = _OS_ERROR.search(str(e))
+        if m:
+            return int(m.group(1))
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+@contextmanager
+def disk_errors(path: str | PathLike):
+    """Re-raise a write failure that hides the disk's refusal (safetensors' SafetensorError from save_pretrained or
+    save_file) as OSError(errno, strerror, path) when its errno is one of OUTPUT_ERRNOS, so the CLI reports it as
+    the disk's fault (exit 3) with a hint for that errno, not as a traceback. Other errors pass unchanged."""
+    try:
+        yield
+    except OSError:
+        raise
+    except Exception as e:
+        err = os_errno(e)
+        if err not in OUTPUT_ERRNOS:
+            raise
+        raise OSError(err, os.strerror(err), str(path)) from e
 
 
 def disk_hint(err: int | None, disk: str, resumable: bool = False) -> str:

@@ -41,6 +41,7 @@ RESUMABLE = frozenset({"eval", "eval-alerts", "train", "dataset"})
 INTERRUPTED_HINTS = {
     "train-vision": "no model is kept: best/ is written only when training ends; rerun with an --out that is new or "
     "empty",
+    "export": "the unfinished bundle was removed; run the same command again",
 }
 
 

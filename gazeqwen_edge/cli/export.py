@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import choice, float_option, new_output_dir
-from gazeqwen_edge.errors import one_line
+from gazeqwen_edge.errors import OUTPUT_ERRNOS, DeviceError, disk_hint, one_line
 
 QUANT_HELP = "LLM weights: nf4 (bitsandbytes 4-bit, double quantisation; vision tower and lm_head kept) | none."
 
@@ -74,18 +74,27 @@ def export(
         rebuild = _rebuild_command(out, model, checkpoint, quant, compute_dtype, onnx, tensorrt, source_dtype)
     say = (lambda msg: console_err.print(f"[dim]{escape(msg)} ...[/]")) if console_err.is_terminal else None
     gq = load_model(model, checkpoint, device="cpu", dtype=source_dtype, injection="hooks")
-    manifest = write_bundle(
-        gq,
-        out,
-        source={"model": model, "checkpoint": checkpoint},
-        rebuild=rebuild,
-        quant=quant,
-        compute_dtype=compute_dtype,
-        onnx=onnx,
-        tensorrt=tensorrt,
-        verify=verify,
-        progress=say,
-    )
+    try:
+        manifest = write_bundle(
+            gq,
+            out,
+            source={"model": model, "checkpoint": checkpoint},
+            rebuild=rebuild,
+            quant=quant,
+            compute_dtype=compute_dtype,
+            onnx=onnx,
+            tensorrt=tensorrt,
+            verify=verify,
+            progress=say,
+        )
+    except OSError as e:  # the disk refused the bundle: write_bundle removed what it wrote
+        if e.errno not in OUTPUT_ERRNOS:
+            raise
+        raise DeviceError(
+            f"cannot write the bundle {one_line(str(out))}: {e.strerror or e}",
+            hint=disk_hint(e.errno, "that disk") + "; the unfinished bundle was removed, so the same command can run "
+            "again",
+        ) from None
     _print_summary(out, manifest)
 
 

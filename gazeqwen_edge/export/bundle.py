@@ -244,17 +244,44 @@ def write_bundle(
     and CUDA); verify: load the finished bundle back and compare it with `gq` (recorded, never fatal for NF4: 4-bit
     weights change the logits). Raises InputError for a model without a gaze path, MissingDependencyError for a
     missing extra, ExportVerificationError when an ONNX graph differs from PyTorch by more than onnx_tolerance.
-    Returns the manifest (also written to out/manifest.json, last, so a half-written bundle has none)."""
-    from gazeqwen_edge.export.quantize import quantize_llm
-    from gazeqwen_edge.model.model_dir import save_model_dir
-
+    Returns the manifest (also written to out/manifest.json, last). An export that fails, is refused by the disk
+    (OSError with its errno) or is stopped (Ctrl-C) removes what it wrote, so the same command can be run again."""
     say = progress or (lambda _msg: None)
     if gq.resampler is None or gq.video_encoder is None:
         raise InputError(None, "the model has no gaze resampler: nothing to export for the gaze path")
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise InputError(out, "already holds files", hint="choose a new directory or remove this one")
+    made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_bundle(
+            gq, out, source, rebuild, quant, compute_dtype, onnx, tensorrt, verify, onnx_tolerance, say
+        )
+    except BaseException:  # failed, refused by the disk or Ctrl-C: an export does not resume, so leave no half bundle
+        _remove_partial(out, made)
+        raise
+
+
+def _remove_partial(out: Path, made: bool) -> None:
+    """Remove what an unfinished export wrote into `out` (empty or new when it began, so all of it is the export's),
+    and `out` itself when the export made it; errors are let be (the export's own error is the one to report)."""
+    for p in list(out.iterdir()) if out.is_dir() else []:
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+    if made:
+        try:
+            out.rmdir()
+        except OSError:
+            pass
+
+
+def _write_bundle(gq, out, source, rebuild, quant, compute_dtype, onnx, tensorrt, verify, onnx_tolerance, say):
+    from gazeqwen_edge.export.quantize import quantize_llm
+    from gazeqwen_edge.model.model_dir import save_model_dir
+
     t0 = time.perf_counter()
     say("saving the model directory")
     save_model_dir(gq, out / "model", meta=gq.meta)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from gazeqwen_edge.errors import InputError, MissingDependencyError, require
+from gazeqwen_edge.errors import InputError, MissingDependencyError, disk_errors, require
 
 QUANTS = ("nf4", "none")
 SKIP_MODULES = ("model.visual", "lm_head")  # REFERENCE.md section 6: these names keep them in full precision
@@ -73,8 +73,9 @@ def quantize_llm(src: str | Path, dst: str | Path, quant: str = "nf4", compute_d
         tok = AutoTokenizer.from_pretrained(src, local_files_only=True)
     except (OSError, ValueError) as e:
         raise InputError(src, f"cannot load the LLM to quantise ({e})") from e
-    model.save_pretrained(dst)
-    tok.save_pretrained(dst)
+    with disk_errors(dst):  # a full disk: OSError with its errno, not safetensors' own error
+        model.save_pretrained(dst)
+        tok.save_pretrained(dst)
     record = {"method": quant, "skip_modules": list(SKIP_MODULES) if quant == "nf4" else []}
     if quant == "nf4":
         import bitsandbytes as bnb

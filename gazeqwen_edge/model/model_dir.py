@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, disk_errors
 
 MODEL_FORMAT = "gazeqwen-edge-model/1"
 MODEL_FILE = "gazeqwen.json"
@@ -42,7 +42,8 @@ def save_model_dir(
 ) -> Path:
     """Write `gq` as a model directory. save_llm: write the Qwen2.5-VL weights and tokenizer into qwen/ (else
     `qwen_source`, a hub id or path, is recorded); the video encoder's weights go to vjepa/ when it is a transformers
-    V-JEPA 2 (the tiny one included); the resampler (and LoRA) to gaze/. Returns the directory."""
+    V-JEPA 2 (the tiny one included); the resampler (and LoRA) to gaze/. Returns the directory. A disk that refuses
+    the weights raises OSError with its errno (errors.disk_errors)."""
     from transformers.utils import logging as hf_logging
 
     from gazeqwen_edge.model.checkpoint import save_checkpoint
@@ -52,8 +53,9 @@ def save_model_dir(
     d.mkdir(parents=True, exist_ok=True)
     hf_logging.disable_progress_bar()  # "Writing model shards" bars on every save of a training run
     if save_llm:
-        gq.qwen.save_pretrained(d / "qwen")
-        gq.tokenizer.save_pretrained(d / "qwen")
+        with disk_errors(d / "qwen"):  # a full disk: OSError with its errno, not safetensors' own error
+            gq.qwen.save_pretrained(d / "qwen")
+            gq.tokenizer.save_pretrained(d / "qwen")
         qwen = "qwen"
     elif qwen_source:
         qwen = qwen_source
@@ -63,7 +65,8 @@ def save_model_dir(
     if gq.video_encoder is not None:
         if not isinstance(gq.video_encoder, TransformersVJEPA2Encoder):
             raise InputError(d, "only transformers V-JEPA 2 encoders can be saved into a model directory")
-        gq.video_encoder.model.save_pretrained(d / "vjepa")
+        with disk_errors(d / "vjepa"):
+            gq.video_encoder.model.save_pretrained(d / "vjepa")
         venc = {"backend": "transformers", "source": "vjepa", "n_frames": gq.video_encoder.n_frames}
     ck = None
     if gq.resampler is not None:

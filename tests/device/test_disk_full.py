@@ -225,3 +225,47 @@ def test_eval_results_on_a_full_disk_are_a_device_error_and_leave_no_temporary_f
         write_results(out, {"variant": "no_gaze", "model": "demo"}, [])
     assert e.value.exit_code == 3 and "resume" in e.value.hint
     assert not (out / "results.json.tmp").exists() and not (out / "results.json").exists()
+
+
+def test_os_errno_reads_the_errno_a_rust_library_wrote_into_its_message():
+    from safetensors import SafetensorError
+
+    from gazeqwen_edge.errors import disk_errors, os_errno
+
+    # the message safetensors' save_file gave on a real full 64 kB tmpfs (this machine, safetensors 0.6)
+    full = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert os_errno(full) == errno.ENOSPC and os_errno(OSError(errno.EROFS, "ro")) == errno.EROFS
+    assert os_errno(ValueError("shape mismatch (error 28)")) is None
+    with pytest.raises(OSError) as e, disk_errors("/x/model"):
+        raise full
+    assert e.value.errno == errno.ENOSPC and e.value.filename == "/x/model" and e.value.__cause__ is full
+    with pytest.raises(SafetensorError), disk_errors("/x/model"):  # not the disk's fault: unchanged
+        raise SafetensorError("Error while serializing: I/O error: Permission denied (os error 13)")
+
+
+@pytest.mark.parametrize("stage", ["save", "onnx"])
+def test_an_export_the_disk_refuses_is_one_error_line_and_leaves_no_half_bundle(tmp_path, monkeypatch, capsys, stage):
+    """`export` on a full disk: safetensors' SafetensorError from save_pretrained was a traceback (exit 1) that left
+    model/ behind, and a rerun was refused ("already exists and is not empty"); now exit 3 naming the bundle, and
+    nothing left, so the same command runs again."""
+    from safetensors import SafetensorError
+
+    import gazeqwen_edge.export.bundle as bundle
+    from tests.cli.helpers import cli
+
+    def full(*a, **kw):
+        if stage == "save":  # what safetensors raises on a real full disk (the test above)
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # a buffered ONNX write: no file named
+
+    if stage == "save":
+        monkeypatch.setattr("transformers.modeling_utils.safe_save_file", full)
+    else:
+        monkeypatch.setattr(bundle, "export_gaze_graphs", full)
+    out = tmp_path / "b"
+    rc, _, err = cli(capsys, "export", out, "--quant", "none", "--no-verify")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert rc == 3 and "Traceback" not in err and len(lines) == 2, err
+    assert lines[0] == f"error: cannot write the bundle {out}: No space left on device", err
+    assert "free space" in lines[1] and "the unfinished bundle was removed" in lines[1]
+    assert not out.exists()
