@@ -8,7 +8,8 @@ Policies every recorded-source reader follows (so the same fault reads the same 
   refused with InputError instead: scene-frame timestamps (frames are decoded in file order) and the parts of a
   multi-part Neon stream. Events are the one exception without a notice: the Companion app and our recorder append
   events in arrival order, and an event sent with its own (earlier) time lands after later ones by design.
-- Values no device produces. Gaze samples or fixations with NaN / infinite coordinates are dropped with a
+- Values no device produces. Gaze samples with NaN / infinite coordinates or ones far outside any scene image
+  (`GAZE_MIN_PX`, `GAZE_MAX_PX`), and fixations with NaN / infinite coordinates, are dropped with a
   `Notice(kind="invalid")` giving their count; fixations and blinks that end before they start likewise. A file
   whose every row is unusable, or a value that cannot be read at all, is an InputError.
 - IMU readings (`ImuSample`): rows whose angular velocity is not finite or beyond the sensor's widest range
@@ -45,6 +46,13 @@ GAP_MIN_NS = 1_000_000_000
 GYRO_MAX_DEG_S = 2000.0
 ACCEL_MAX_G = 16.0
 QUATERNION_NORM_TOL = 0.01  # |norm - 1| of a stored unit quaternion (float32 storage: ~1e-7; CSV text: ~1e-9)
+
+# Gaze in scene-camera px lies within the image or near it: Neon reports gaze a little outside the frame, but a point
+# a whole Neon scene-camera width (1600 px, REFERENCE.md section 4) beyond the image's edge is more than ~70 deg off
+# the camera's axis (103 x 77 deg field of view), past the eye's ~50 deg range of rotation. Coordinates outside
+# [GAZE_MIN_PX, GAZE_MAX_PX] (the 1600 x 1200 frame plus its width on every side) come from no device.
+GAZE_MIN_PX = -1600.0
+GAZE_MAX_PX = 1600.0 + 1600.0
 
 
 class ImuArrays(NamedTuple):
@@ -184,19 +192,22 @@ class RecordedSource(Source):
 
     def _checked_gaze(self, ts, x, y, worn, where: str, at_ns: int | None = None, reorder_level: str = "warning"):
         """Apply the module's policies to a gaze stream read from `where`: re-sort backwards times (Notice), drop
-        samples with non-finite coordinates (Notice), say when there is no gaze at all (Notice at `at_ns`).
+        samples with non-finite coordinates or ones outside [GAZE_MIN_PX, GAZE_MAX_PX] (Notice), say when there is no gaze at all (Notice at `at_ns`).
         Arrays in, arrays out (ts int64, x, y float64, worn bool)."""
         ts = np.asarray(ts, dtype=np.int64)
         order, note = time_order(ts, where, reorder_level)
         if order is not None:
             ts, x, y, worn = ts[order], x[order], y[order], worn[order]
             self._notices.append(note)
-        ok = np.isfinite(x) & np.isfinite(y)
+        with np.errstate(invalid="ignore"):  # (NaN compares False: dropped with the rest)
+            ok = (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
         if not ok.all():
             bad = int((~ok).sum())
-            self._notices.append(
-                invalid_notice(ts[~ok][0], where, bad, len(ts), "gaze samples have NaN or infinite coordinates")
+            why = (
+                "gaze samples have NaN or infinite coordinates, or coordinates no device reports (outside "
+                f"{GAZE_MIN_PX:g}..{GAZE_MAX_PX:g} px)"
             )
+            self._notices.append(invalid_notice(ts[~ok][0], where, bad, len(ts), why))
             ts, x, y, worn = ts[ok], x[ok], y[ok], worn[ok]
         if not len(ts):
             self._notices.append(Notice(int(at_ns or 0), "no_gaze", f"{where}: no gaze samples", "warning"))
@@ -217,14 +228,16 @@ class RecordedSource(Source):
 
     def _checked_intervals(self, start, end, x, y, where: str, what: str, reorder_level: str = "warning") -> np.ndarray:
         """Indices of the usable fixations/blinks read from `where` (start, end int64 ns; mean x, y px, or None for
-        blinks), in order of their end (delivery) time: rows with a NaN position or an end before the start are
+        blinks), in order of their end (delivery) time: rows with a NaN position, one outside [GAZE_MIN_PX, GAZE_MAX_PX]
+        or an end before the start are
         dropped and times that go backwards re-sorted, each told by a Notice (the module's policies)."""
         start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
         ok = end >= start
         if x is not None:
-            ok &= np.isfinite(x) & np.isfinite(y)
+            with np.errstate(invalid="ignore"):
+                ok &= (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
         if not ok.all():
-            why = f"{what} are impossible (NaN position or an end before the start)"
+            why = f"{what} are impossible (a NaN position or one far outside the image, or an end before the start)"
             self._notices.append(invalid_notice(end[~ok][0], where, int((~ok).sum()), len(ok), why))
         keep = np.nonzero(ok)[0]
         order, note = time_order(end[keep], where, reorder_level)

@@ -70,19 +70,26 @@ def test_nan_gaze_is_dropped_with_a_notice_in_every_reader(neon_recording_dir, t
     d = _neon_copy(neon_recording_dir, tmp_path)
     xy = np.fromfile(d / "gaze_200hz.raw", "<f4").reshape(-1, 2)
     xy[10, 0], xy[20, 1] = np.nan, np.inf
+    xy[30, 0], xy[40, 1] = 3.3e38, -1e8  # far outside any image (a float32 file holds no 1e308)
+    xy[50, 0], xy[60, 1] = -1500.0, 3100.0  # off the image, but a device may report these: kept
     xy.tofile(d / "gaze_200hz.raw")
     with open_source(d) as s:
         ts, x, y = s.gaze_arrays()
         notes = _notices(s, "invalid")
-    assert len(ts) == 1786 and np.all(np.isfinite(x)) and np.all(np.isfinite(y))
-    assert len(notes) == 1 and "2 of 1788 gaze samples have NaN or infinite coordinates" in notes[0].message
+    assert len(ts) == 1784 and np.all(np.abs(x) <= 3200) and np.all(np.abs(y) <= 3200)
+    assert (x < -1000).sum() == 1 and (y > 3000).sum() == 1  # the two off the image (plus the recording's offset)
+    assert len(notes) == 1 and "4 of 1788 gaze samples have NaN or infinite coordinates" in notes[0].message
+    # the session / Cloud CSV reader, where a text file can hold 1e308 (it was copied into a replay's gaze.csv)
     ref = _write_cloud_export(tmp_path / "export")
     g = tmp_path / "export" / "gaze.csv"
     lines = g.read_text().splitlines(keepends=True)
     lines[5] = lines[5].replace(str(ref["gx"][4]), "nan")
+    lines[7] = lines[7].replace(str(ref["gx"][6]), "1e308")
+    lines[9] = lines[9].replace(str(ref["gy"][8]), "-99999999")
     g.write_text("".join(lines))
     s = CloudExportSource(tmp_path / "export")
-    assert len(s.gaze_arrays()[0]) == 99 and len(_notices(s, "invalid")) == 1
+    assert len(s.gaze_arrays()[0]) == 97 and len(notes := _notices(s, "invalid")) == 1
+    assert "3 of 100 gaze samples" in notes[0].message and "no device reports" in notes[0].message
 
 
 def test_impossible_fixations_are_dropped_with_a_notice(tmp_path):
@@ -94,11 +101,13 @@ def test_impossible_fixations_are_dropped_with_a_notice(tmp_path):
     nan_row[6] = "nan"
     backwards = body.copy()
     backwards[3], backwards[4] = body[4], body[3]  # ends before it starts
-    f.write_text("\n".join([rows[0], rows[1], ",".join(nan_row), ",".join(backwards)]) + "\n")
+    far = body.copy()
+    far[7] = "1e308"  # fixation y [px]
+    f.write_text("\n".join([rows[0], rows[1], ",".join(nan_row), ",".join(backwards), ",".join(far)]) + "\n")
     s = CloudExportSource(tmp_path / "export")
     assert len(list(s.records({Fixation}))) == 1
     notes = _notices(s, "invalid")
-    assert len(notes) == 1 and "2 of 3 fixations are impossible" in notes[0].message
+    assert len(notes) == 1 and "3 of 4 fixations are impossible" in notes[0].message
 
 
 def test_header_only_gaze_csv_is_told(tmp_path, capsys):
