@@ -12,7 +12,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from gazeqwen_edge.errors import printable
+from gazeqwen_edge.errors import one_line, printable
 from gazeqwen_edge.runtime.questions import AnswerRecord, Question
 
 
@@ -102,9 +102,10 @@ class TerminalSink(Sink):
 
     def question(self, q: Question, t_s: float) -> None:
         if self.show_questions:
-            opts = "  " + escape(f"[{' | '.join(_lettered(q.options))}]") if q.options else ""
+            # one line each: a line break inside a question's text (a JSONL "\n") must not start a line of its own
+            opts = "  " + escape(one_line(f"[{' | '.join(_lettered(q.options))}]")) if q.options else ""
             with self._lock:
-                self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(printable(q.text))}{opts}")
+                self._print(f"[bold cyan]Q[/] [dim]{t_s:7.1f} s[/] {escape(one_line(q.text))}{opts}")
 
     def piece(self, q: Question, text: str) -> None:
         if q.options:  # a multiple-choice answer is printed whole, with its scores, when it is done
@@ -123,7 +124,7 @@ class TerminalSink(Sink):
                 self._open = self._cut = False
                 self._flush_held()
             elif record.error:
-                self._print(f"[bold red]no answer:[/] {escape(printable(record.error))}")
+                self._print(f"[bold red]no answer:[/] {escape(one_line(record.error))}")
             elif record.options:
                 truth = record.meta.get("answer")
                 verdict = (
@@ -132,7 +133,7 @@ class TerminalSink(Sink):
                     else f"  (truth {escape(str(truth))}: {'right' if record.answer == truth else 'wrong'})"
                 )
                 chosen = _lettered(record.options, record.answer)
-                self._print(f"[bold green]A[/] {escape(printable(chosen))}{verdict}{timing}")
+                self._print(f"[bold green]A[/] {escape(one_line(chosen))}{verdict}{timing}")
             else:  # an empty generated answer
                 self._print(f"[bold green]A[/] [dim](empty)[/]{timing}")
 
@@ -155,14 +156,14 @@ class TerminalSink(Sink):
                 self._print("")
                 self._open, self._cut = False, True
             self._print(
-                f"[bold magenta]alert[/] [dim]{alert.t:7.1f} s[/] you are looking at {escape(printable(alert.watch))} "
+                f"[bold magenta]alert[/] [dim]{alert.t:7.1f} s[/] you are looking at {escape(one_line(alert.watch))} "
                 f"[dim](p(yes) {alert.score:.2f})[/]"
             )
 
     def notice(self, kind: str, message: str, t_s: float | None) -> None:
         """Printed at once, or, while an answer streams, right after its line (an answer is never split by one)."""
         when = f"{t_s:7.1f} s " if t_s is not None else ""
-        line = f"[yellow]notice[/] [dim]{when}[/]{escape(printable(kind))}: {escape(printable(message))}"
+        line = f"[yellow]notice[/] [dim]{when}[/]{escape(one_line(kind))}: {escape(one_line(message))}"
         with self._lock:
             if self._open or self._cut:
                 self._held.append(line)

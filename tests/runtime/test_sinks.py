@@ -82,3 +82,24 @@ def test_control_characters_in_an_answer_never_reach_the_terminal():
     assert "red" in out and "cup" in out
     assert not any(ord(c) < 32 and c not in "\n\t" or 127 <= ord(c) < 160 for c in out), ascii(out)
     assert out.count("\ufffd") == 5
+
+
+def test_a_question_error_or_notice_is_one_line_whatever_its_text_holds():
+    """A questions file's "\\n" printed the Q line across two lines; a question's text, its options, an error and a
+    notice each stay on their one line (a line break or a carriage return shown as U+FFFD), while an answer keeps
+    its own line breaks."""
+    buf = io.StringIO()
+    sink = TerminalSink(Console(file=buf, force_terminal=False, width=200), show_timing=False)
+    q = Question("What is\non the\r table?", 0, options=["a\ncup", "bowl"])
+    sink.question(q, 1.0)
+    sink.answered(AnswerRecord(1, q.text, 1.0, 0, "file", error="could not\nbe answered"))
+    sink.notice("gap", "no gaze\nfor 2 s", 2.0)
+    q2 = Question("Say two lines", 0)
+    sink.piece(q2, "one\ntwo")
+    sink.answered(AnswerRecord(2, q2.text, 1.0, 0, "file", answer="one\ntwo"))
+    lines = _lines(buf)
+    assert lines[0] == "Q     1.0 s What is\ufffdon the\ufffd table?  [A. a\ufffdcup | B. bowl]", lines
+    assert (
+        lines[1] == "no answer: could not\ufffdbe answered" and lines[2] == "notice     2.0 s gap: no gaze\ufffdfor 2 s"
+    )
+    assert lines[3:5] == ["A one", "two"]
