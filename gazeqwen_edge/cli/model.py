@@ -83,7 +83,7 @@ def demo(
     questions ask what the wearer is looking at, with the ground truth from the scene generator; answers stream, and
     every stage is timed. The demo model is the tiny GazeQwen `make demo-model` trains from random weights on the
     synthetic gaze benchmark and ships in the package (2.7 MB): it names the gazed object in 70 % of held-out
-    benchmark questions through the evaluator, and in 67 % of 64 held-out demo questions through the streaming
+    benchmark questions through the evaluator, and in 65 % of 511 held-out demo questions through the streaming
     session (chance: 25 %; README "Training and evaluation" says why the two differ)."""
     import tempfile
 
@@ -98,16 +98,22 @@ def demo(
 
     scene = SyntheticScene(seed=seed, duration_s=duration, width=320, height=240, object_scale=DEFAULT_OBJECT_SCALE)
     questions = demo_questions(scene) + demo_free_question(scene, DEMO_QUESTION)
+    n_mc = sum(1 for q in questions if q.options)
     console.print(
         f"[bold]demo session[/]: {duration:g} s synthetic scene {scene.width}x{scene.height}, seed {seed}; objects: "
-        f"{', '.join(o.name for o in scene.objects)}; {len(questions)} scripted questions"
+        f"{', '.join(o.name for o in scene.objects)}; {n_mc} scripted multiple-choice question{'s' * (n_mc != 1)}"
+        + (
+            f" and {len(questions) - n_mc} open one{'s' * (len(questions) - n_mc != 1)}"
+            if len(questions) > n_mc
+            else ""
+        )
     )
     gq = load_model("demo", sampling_fps=2.0)
     trained = (gq.meta or {}).get("val_accuracy")
     if trained is not None:
         console.print(
             "[dim]demo model: a tiny GazeQwen trained on the synthetic gaze benchmark by `make demo-model` "
-            f"(validation accuracy {100 * trained:.1f} %; 67 % of 64 held-out demo questions right through the "
+            f"(validation accuracy {100 * trained:.1f} %; 65 % of 511 held-out demo questions right through the "
             f"streaming session, chance 25 %); context window {model_window_s(gq):g} s[/]"
         )
     else:
@@ -124,12 +130,19 @@ def demo(
             sinks=[TerminalSink(console)],
         )
     scored = [q for q in questions if q.options]
-    right = sum(1 for r in result.records if r.options and r.answer == r.meta.get("answer"))
+    asked = [r for r in result.records if r.options]  # a demo stopped with Ctrl-C scores only what it asked
+    right = sum(1 for r in asked if r.answer == r.meta.get("answer"))
     free = [r for r in result.records if not r.options and r.meta.get("truth")]
     free_right = sum(1 for r in free if (r.answer or "").strip() == r.meta["truth"])
     n_opts = len(scored[0].options) if scored else 4
+    stopped = (
+        f"stopped after {len(asked)} of the {len(scored)} scripted multiple-choice questions; "
+        if len(asked) < len(scored)
+        else ""
+    )
     console.print(
-        f"\nscripted multiple-choice questions answered right: {right} of {len(scored)} (chance {100 / n_opts:.0f} %)"
+        f"\n{stopped}scripted multiple-choice questions answered right: {right} of {len(asked)} "
+        f"(chance {100 / n_opts:.0f} %)"
         + (f"; open questions named the object: {free_right} of {len(free)}" if free else "")
     )
     console.print(gq.timer.table("stage timings (demo model, this machine)"))

@@ -230,3 +230,27 @@ def test_cli_demo_runs_the_spine_without_warnings(capsys):
     assert [str(w.message) for w in caught] == []
     assert [r.getMessage() for r in records] == []
     assert captured.err == ""
+
+
+def test_a_stopped_demo_scores_only_the_questions_it_asked(capsys, monkeypatch):
+    """Ctrl-C before the scripted questions: the closing line read "answered right: 0 of 4" for questions never
+    asked; it now says how many were asked and scores those. (The replay is cut after its first scripted question, as
+    a Ctrl-C would.)"""
+    import pytest
+
+    pytest.importorskip("cv2")
+    import gazeqwen_edge.runtime.replay as replay_module
+
+    real = replay_module.replay
+
+    def stopped_after_one(scene, gq, config, out, questions, **kw):
+        result = real(scene, gq, config, out, questions[:1], **kw)
+        result.interrupted = True
+        return result
+
+    monkeypatch.setattr(replay_module, "replay", stopped_after_one)
+    assert main(["demo", "--duration", "8", "--max-new-tokens", "2"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "4 scripted multiple-choice questions and 1 open one" in out
+    assert "stopped after 1 of the 4 scripted multiple-choice questions; " in out
+    assert "answered right: 0 of 1 " in out or "answered right: 1 of 1 " in out, out
