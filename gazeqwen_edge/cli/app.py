@@ -111,6 +111,9 @@ class _Console(Console):
                 super().print(o, **kw)
                 continue
             o.box = box.MARKDOWN
+            o.show_lines = False  # a separator inside a markdown table would read as a row of dashes
+            for row in o.rows:
+                row.end_section = False
             with self.capture() as captured:
                 super().print(o, **kw)
             lines = [line.rstrip() for line in captured.get().splitlines()]

@@ -109,7 +109,8 @@ def record(
 ) -> None:
     """Write what a source delivers (gaze, scene video, audio, fixations, blinks, events) to a session directory:
     Pupil Cloud export CSV layout + scene.mp4 + session.json, readable by 'inspect', the replay readers and Cloud tools.
-    Gaze and events are flushed continuously: stopping the process (Ctrl-C or kill) loses at most the last second."""
+    Every file is flushed every 0.5 s: Ctrl-C keeps everything, a killed process loses at most the last half second
+    (the scene video up to its last 1 s fragment)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from gazeqwen_edge.device import open_source

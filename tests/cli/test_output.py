@@ -133,6 +133,23 @@ def test_piped_tables_are_ascii_markdown_without_padding_lines(tmp_path, termina
     assert "┃" in terminal.getvalue() and "|" not in terminal.getvalue()
 
 
+def test_a_piped_table_has_one_separator_row(capsys):
+    """`dataset synthetic`'s summary ends a section before its totals: piped, rich drew a second |---| row there,
+    which a markdown reader takes for a row of dashes. Sections and row lines are a terminal's only."""
+    from rich.table import Table
+
+    from gazeqwen_edge.cli.app import console
+
+    t = Table("task", "n", show_lines=True)
+    t.add_row("OI-E", "3")
+    t.add_row("all", "3", end_section=True)
+    t.add_row("scenes", "1")
+    console.print(t)
+    lines = capsys.readouterr().out.splitlines()
+    separators = [line for line in lines if set(line.replace("|", "").strip()) <= {"-", ":"}]
+    assert len(lines) == 5 and len(separators) == 1 and lines.index(separators[0]) == 1, lines
+
+
 def test_simulate_with_announce_stops_without_asyncio_noise():
     """Stopping right after a zeroconf announcement left its broadcast task to be destroyed mid-way: asyncio
     printed 'Task was destroyed but it is pending!' on stderr."""
