@@ -132,16 +132,24 @@ def read_fixation_csv(path: Path) -> np.ndarray:
 
 
 def find_fixation_csv(video: Path) -> Path:
-    """The fixation CSV of a StreamGaze video (the first of `fixation_csv_candidates`), or InputError."""
+    """The fixation CSV of a StreamGaze video: the first of `fixation_csv_candidates` beside it, else of those in a
+    `fixations/` folder beside the video's folder (the `videos/` + `fixations/` layout of a benchmark directory, as
+    `dataset synthetic` writes it); InputError when neither has one."""
     cands = fixation_csv_candidates(video)
     if cands:
         return cands[0]
+    shared = video.parent.parent / "fixations"
+    if shared.is_dir() and shared != video.parent:
+        cands = fixation_csv_candidates(video, shared)
+        if cands:
+            return cands[0]
     others = [p for p in sorted(video.parent.glob("*.csv")) if _is_fixation_csv(p)]
     raise InputError(
         video,
         "no fixation CSV found beside this video"
         + (f" ({len(others)} fixation CSVs in its folder, none named after it)" if others else ""),
-        hint=f"put its fixation CSV beside it as {video.stem}{FILTERED_SUFFIX} or {video.stem}.csv (columns: "
+        hint=f"put its fixation CSV beside it (or in a fixations/ folder beside its folder) as "
+        f"{video.stem}{FILTERED_SUFFIX} or {video.stem}.csv (columns: "
         + ",".join(FIXATION_CSV_COLUMNS)
         + ", ...); from Python, open_source(video, fixations=PATH)",
     )

@@ -62,6 +62,26 @@ def test_streamgaze_prefers_filtered_fixation_csv(tmp_path, clip, capsys):
     assert "fixations from P01_clip_fixation_filtered.csv" in " ".join(capsys.readouterr().out.split())
 
 
+def test_a_benchmark_video_finds_its_csv_in_the_fixations_folder_beside_its_own(tmp_path, clip):
+    """`dataset synthetic` (and StreamGaze) keep videos/ and fixations/ side by side: `replay videos/X.mp4` said "no
+    fixation CSV found beside this video". The CSV beside the video still wins; a fixations/ folder without it is
+    named in the hint."""
+    (tmp_path / "videos").mkdir()
+    video = tmp_path / "videos" / clip.name
+    shutil.copy(clip, video)
+    with pytest.raises(InputError, match="no fixation CSV found") as e:
+        open_source(video, start_ns=0)
+    assert "fixations/ folder" in e.value.hint
+    (tmp_path / "fixations").mkdir()
+    _csv(tmp_path / "fixations" / "P01_clip_fixation_filtered.csv", [(0.5, 1.0, 0.25, 0.5)])
+    _csv(tmp_path / "fixations" / "other_fixation_filtered.csv", [(0.1, 0.2, 0.9, 0.9)])
+    s = open_source(video, start_ns=0)
+    assert s.fixation_csv == tmp_path / "fixations" / "P01_clip_fixation_filtered.csv"
+    assert [(f.start_ns, f.x) for f in s.records({Fixation})] == [(500_000_000, 8.0)]
+    _csv(tmp_path / "videos" / "P01_clip.csv", [(1.0, 2.0, 0.5, 0.5)])
+    assert open_source(video, start_ns=0).fixation_csv == tmp_path / "videos" / "P01_clip.csv"
+
+
 def test_streamgaze_item_ends_at_its_last_frame(tmp_path, clip):
     """Before: the item ended at its last fixation's end (3.2 s here), cutting the last 0.76 s of video."""
     d = _item(tmp_path, clip, [(0.5, 1.0, 0.5, 0.5), (2.8, 3.2, 0.5, 0.5)])
