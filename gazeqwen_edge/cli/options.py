@@ -187,6 +187,8 @@ def output_path(ctx: typer.Context, param: typer.CallbackParam, value: Path | No
     parent = target
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
+    if parent == target and not target.is_dir():  # an existing file is replaced atomically: a new file in its folder
+        parent = target.parent
     if parent != target and not parent.is_dir():
         raise bad(ctx, param, f"'{value}' cannot be created: {parent} is a file, not a directory")
     if not os.access(parent, os.W_OK):

@@ -120,3 +120,34 @@ def test_offset_command_against_the_neon_simulator(home, capsys):
     assert "camera calibration from the device" in out  # fetched over the realtime API, not a nominal model
     w = json.loads((home / "wearer_offsets.json").read_text())["wearers"]["live"]
     assert abs(w["dx"] + 12) < 2 and abs(w["dy"] - 8) < 2, w
+
+
+def test_a_store_file_in_a_folder_that_cannot_be_written_is_refused_before_collecting(
+    home, tmp_path, capsys, monkeypatch
+):
+    """The store is replaced atomically (a new file in its folder, renamed over it): a writable store file in a folder
+    this user cannot write was accepted, and the wearer's calibration was lost after collecting. Permission bits are
+    read as a user who is not root reads them (the tests may run as root, who writes anywhere)."""
+    import os
+    import stat
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    store = folder / "offsets.json"
+    cmd = ["calibrate", "offset", "-s", "calibration-target:offset=12,-8", "-w", "x", "-y", "--seconds", "1"]
+    assert main([*cmd, "--store", str(store)]) == 0  # the store exists now
+    capsys.readouterr()
+    folder.chmod(0o555)
+
+    def access_as_a_user(path, mode, **kw):
+        if mode & os.W_OK and not stat.S_IMODE(os.stat(path).st_mode) & stat.S_IWUSR:
+            return False
+        return True
+
+    monkeypatch.setattr(os, "access", access_as_a_user)
+    try:
+        assert main([*cmd[:5], "y", "-y", "--seconds", "1", "--store", str(store)]) == 2
+    finally:
+        folder.chmod(0o755)
+    out, err = capsys.readouterr()
+    assert f"no permission to write in {folder}" in err and "collecting gaze" not in out
