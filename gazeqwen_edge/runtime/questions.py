@@ -197,6 +197,15 @@ def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
     return QuestionsFile(sorted(out, key=lambda q: q.t_s), problems)
 
 
+def _one_json_value(text: str) -> bool:
+    """Whether `text` is one JSON value (e.g. a pretty-printed object), not JSON lines."""
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
     """Read a questions file: JSONL, or a StreamGaze QA JSON (one JSON list) whose items about `video` (the replayed
     StreamGaze item's video file name) are kept. Lines or items that cannot be used are returned in `problems` (the
@@ -251,6 +260,12 @@ def load_questions(path: str | Path, video: str | None = None) -> QuestionsFile:
             )
     elif stripped.startswith("{") and "\n" not in stripped.strip() and '"questions"' in stripped:
         raise InputError(p, "is one JSON object; a StreamGaze QA file is a JSON list of items, a questions file JSONL")
+    elif stripped.startswith("{") and "\n" in stripped.strip() and _one_json_value(text):
+        raise InputError(  # read as JSONL, each of its lines was an unusable question
+            p,
+            "is one JSON object written over several lines; a questions file has one JSON object per line",
+            hint='one JSON object per line: {"t": 12.5, "question": "What am I looking at?"} (jq -c . FILE > NEW)',
+        )
     else:
         qf = _from_jsonl(text.splitlines())
     if not qf.questions:

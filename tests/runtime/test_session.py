@@ -125,6 +125,22 @@ def test_a_broken_questions_line_is_reported_and_the_rest_asked(tmp_path, stream
     assert rec.answer in ("A", "B")  # plain options are lettered A, B in order
 
 
+def test_a_pretty_printed_question_is_named_as_such(tmp_path):
+    """A question object written over several lines (json.dump(indent=2)) was read as JSON lines: "holds no usable
+    question; 4 unusable". One object per line, or a single line of JSONL, still reads."""
+    from gazeqwen_edge.errors import InputError
+
+    q = tmp_path / "q.json"
+    q.write_text(json.dumps({"t": 2.0, "question": "What am I looking at?"}, indent=2) + "\n")
+    with pytest.raises(InputError, match="is one JSON object written over several lines") as e:
+        load_questions(q)
+    assert "jq -c" in e.value.hint
+    q.write_text(json.dumps({"t": 2.0, "question": "What am I looking at?"}) + "\n")
+    assert len(load_questions(q).questions) == 1
+    q.write_text('{"t": 1, "question": "a"}\n{"t": 2, "question": "b"}\n')  # JSONL of two: not one value
+    assert len(load_questions(q).questions) == 2
+
+
 def test_streamgaze_qa_file_is_asked_at_its_time_stamps(shared_dir):
     qf = load_questions(shared_dir / "fixtures/streamgaze_sample/sample_qa.json", "OP03-R01-PastaSalad.mp4")
     (q,) = qf.questions
