@@ -112,7 +112,8 @@ class QuestionsFile:
 
 def check_options(options: Any) -> list[str] | None:
     """Multiple-choice options: None, or 1..26 non-empty strings of valid text (check_text) whose letters ("A. box",
-    or A, B, ... by position) are distinct. ValueError."""
+    or A, B, ... by position) are distinct, and whose texts are too (compared without letters, case or extra spaces).
+    ValueError."""
     if options is None:
         return None
     if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
@@ -122,12 +123,17 @@ def check_options(options: Any) -> list[str] | None:
     for i, o in enumerate(options):
         check_text(o, f"option {i + 1}")
     from gazeqwen_edge.errors import InputError
-    from gazeqwen_edge.model.gazeqwen import option_letters
+    from gazeqwen_edge.model.gazeqwen import option_letters, option_texts
 
     try:
         option_letters(options)
     except InputError as e:
         raise ValueError(e.problem) from None
+    seen: dict[str, int] = {}
+    for i, text in enumerate(option_texts(options)):  # the same option twice: no answer could be right alone
+        j = seen.setdefault(" ".join(text.casefold().split()), i)
+        if j != i:
+            raise ValueError(f"options {j + 1} and {i + 1} are the same ({text!r})")
     return options
 
 
@@ -164,9 +170,9 @@ def _from_jsonl(lines: list[str]) -> QuestionsFile:
 
 
 def _from_streamgaze(items: Any, video: str | None) -> QuestionsFile:
+    """A StreamGaze QA JSON: items of `video` (matched by file name stem; every item when video is None)."""
     from gazeqwen_edge.model.gazeqwen import option_letters
 
-    """A StreamGaze QA JSON: items of `video` (matched by file name stem; every item when video is None)."""
     out, problems = [], []
     if not isinstance(items, list):
         raise ValueError("a StreamGaze QA file is a JSON list of items")

@@ -28,6 +28,8 @@ def test_parse_typed_lines():
         ('{"options": ["A. a"]}', 'with "question"'),
         ('{"question": "x", "optoins": ["a"]}', "unknown keys"),
         ('{"question": "x", "options": ["A. a", "A. b"]}', "distinct letters"),
+        ('{"question": "x", "options": ["a", "a"]}', r"options 1 and 2 are the same \('a'\)"),
+        ('{"question": "x", "options": ["A. red cup", "B. bowl", "C. Red  Cup"]}', "options 1 and 3 are the same"),
         ('{"question": "' + "word " * 1000 + '"}', "at most 2000 characters"),
         ('{"question": "what is \\ud800 this?"}', "the question is not valid text: character 9"),
         ('{"question": "x", "options": ["A. a", "B. \\udfff"]}', "option 2 is not valid text"),
