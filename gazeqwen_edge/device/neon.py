@@ -751,6 +751,11 @@ def parse_neon_spec(spec: str) -> tuple[str | None, int]:
         raise ConfigError(
             f"not a Neon source spec: '{spec}' (use pupil-neon, pupil-neon:HOST[:PORT], neon://HOST:PORT)"
         )
+    if rest.startswith("[") or rest.count(":") > 1:  # the realtime client builds http://HOST:PORT URLs: IPv4 or names
+        raise ConfigError(
+            f"'{spec}' is an IPv6 address, which the Neon realtime client does not take; use the phone's IPv4 "
+            "address or host name (e.g. neon://192.168.1.23:8080)"
+        )
     host, _, port_s = rest.partition(":")
     if not host:
         raise ConfigError(f"'{spec}' names no host; use neon://HOST:PORT (e.g. neon://192.168.1.23:8080)")

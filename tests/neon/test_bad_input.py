@@ -97,6 +97,9 @@ def test_open_source_spec_reaches_live_neon():
     assert parse_neon_spec("pupil-neon:phone.local") == ("phone.local", 8080)
     with pytest.raises(ConfigError):
         parse_neon_spec("neon://:80")
+    for v6 in ("neon://[::1", "neon://[::1]:8080", "pupil-neon:fe80::1"):  # was "bad port ... ':1' is not a number"
+        with pytest.raises(ConfigError, match="is an IPv6 address"):
+            parse_neon_spec(v6)
     with pytest.raises(DeviceError, match="cannot connect"):
         open_source(f"neon://127.0.0.1:{_free_port()}", connect_timeout_s=1.0)
 
