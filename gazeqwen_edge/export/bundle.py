@@ -39,7 +39,12 @@ class BundleError(InputError):
     """A bundle that cannot be used as it is (exit 2); the hint carries the command that rebuilds it."""
 
     def __init__(self, path, problem: str, rebuild: str | None = None):
-        hint = f"rebuild it: {rebuild}" if rebuild else "rebuild it with `gazeqwen-edge export`"
+        # the command's OUT may be this very directory (export refuses one that holds files): say to empty it
+        hint = (
+            f"rebuild it into a new or emptied directory: {rebuild}"
+            if rebuild
+            else "rebuild it with `gazeqwen-edge export` into a new or emptied directory"
+        )
         super().__init__(path, problem, hint=hint)
 
 

@@ -156,7 +156,7 @@ def test_a_changed_byte_is_refused_with_the_rebuild_command(copy_of, capsys):
     assert "gazeqwen-edge export fp32" in str(e.value)
     rc, out, err = cli(capsys, "replay", "synthetic:1", "--bundle", d)
     assert rc == 2 and err.startswith("error:") and "model.safetensors" in err
-    assert "rebuild it: gazeqwen-edge export fp32" in err and "Traceback" not in err
+    assert "rebuild it into a new or emptied directory: gazeqwen-edge export fp32" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize(
