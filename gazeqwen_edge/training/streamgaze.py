@@ -288,8 +288,8 @@ def load_streamgaze(qa_path: str | Path, videos_dir: str | Path, fixations_dir: 
     does not use (target_object, first_appearance, response_time, ...) are kept in meta.
 
     Questions that cannot be used are returned as Problems (a file with no usable question is returned too: the
-    caller decides). Raises InputError for a QA file that is missing, unreadable, not a JSON list or a list without
-    a single object, and for a videos_dir / fixations_dir that is not a folder."""
+    caller decides). Raises InputError for a QA file that is missing, unreadable, not a JSON list, an empty list or a
+    list without a single object, and for a videos_dir / fixations_dir that is not a folder."""
     qa = Path(qa_path)
     if qa.is_dir():
         raise InputError(qa, "is a folder, not a StreamGaze QA file", hint=QA_HINT)
@@ -305,12 +305,22 @@ def load_streamgaze(qa_path: str | Path, videos_dir: str | Path, fixations_dir: 
         raise InputError(
             qa, f"is not a StreamGaze QA file: a JSON list of {', '.join(kinds)}, not of objects", hint=QA_HINT
         )
+    if not data:
+        raise InputError(qa, "is an empty list: no question to use", hint=QA_HINT)
     vdir = Path(videos_dir)
     if not vdir.is_dir():
-        raise InputError(vdir, "videos folder not found", hint="the folder holding the QA file's video_path files")
+        raise InputError(
+            vdir,
+            "is a file, not a videos folder" if vdir.exists() else "videos folder not found",
+            hint="the folder holding the QA file's video_path files",
+        )
     fdir = None if fixations_dir is None else Path(fixations_dir)
     if fdir is not None and not fdir.is_dir():
-        raise InputError(fdir, "fixations folder not found", hint="the folder of <video stem>_fixation_filtered.csv")
+        raise InputError(
+            fdir,
+            "is a file, not a fixations folder" if fdir.exists() else "fixations folder not found",
+            hint="the folder of <video stem>_fixation_filtered.csv",
+        )
     loader = _Loader(qa, vdir, fdir)
     for i, entry in enumerate(data, 1):
         loader.entry(i, entry)

@@ -263,6 +263,7 @@ def test_time_stamps():
         ("[{", "is not valid JSON"),
         (None, "file is missing"),
         ('[1, 2, "x"]', "a JSON list of int, str, not of objects"),  # before: "videos folder not found"
+        ("[]", "is an empty list"),  # before: "videos folder not found"
     ],
 )
 def test_a_file_that_is_not_a_qa_list_is_refused(tmp_path, content, message):
@@ -274,6 +275,17 @@ def test_a_file_that_is_not_a_qa_list_is_refused(tmp_path, content, message):
     assert str(qa) in str(e.value)
     if content is not None:
         assert e.value.hint and "JSON list" in e.value.hint
+
+
+def test_a_videos_or_fixations_path_that_is_a_file_is_named_as_one(tmp_path):
+    qa = tmp_path / "qa.json"
+    qa.write_text('[{"video_path": "a.mp4", "questions": []}]')
+    with pytest.raises(InputError, match="is a file, not a videos folder"):
+        load_streamgaze(qa, qa)
+    with pytest.raises(InputError, match="is a file, not a fixations folder"):
+        load_streamgaze(qa, tmp_path, qa)
+    with pytest.raises(InputError, match="videos folder not found"):
+        load_streamgaze(qa, tmp_path / "none")
 
 
 def test_a_file_without_usable_items_is_returned_with_its_problems(tmp_path):
