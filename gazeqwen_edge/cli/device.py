@@ -195,7 +195,7 @@ def inspect(
     if as_json:
         console.print_json(json.dumps(s, allow_nan=False))  # strict JSON: NaN / inf are not JSON
         return
-    console.print(f"[bold]{escape(one_line(source))}[/]: {s['kind']}", highlight=False)
+    console.print(f"[bold]{escape(one_line(source))}[/]: {s['description']}", highlight=False)
     if s["duration_s"] is not None:
         console.print(f"  duration {s['duration_s']:.3f} s  (start {s['start_ns']} ns, unix)")
     if s["sampled_s"]:

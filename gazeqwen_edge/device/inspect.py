@@ -38,11 +38,24 @@ def recorded_rate(ts_ns: list[int] | np.ndarray, gaps: list[tuple[int, int]]) ->
     return n_int / (span / 1e9) if n_int > 0 and span > 0 else None
 
 
+# What each source class is, in a user's words (`kind` keeps the class name: the JSON's stable identifier).
+KIND_DESCRIPTIONS = {
+    "SessionSource": "session recorded by gazeqwen-edge",
+    "NeonRecordingSource": "Neon native recording",
+    "CloudExportSource": "Pupil Cloud export",
+    "StreamGazeSource": "StreamGaze item (video + fixation CSV)",
+    "SyntheticScene": "synthetic scene",
+    "TargetScene": "synthetic calibration target",
+    "NeonLiveSource": "live Neon",
+}
+
+
 def summarize(source: Source, decode_frames: bool = False, max_seconds: float | None = None) -> dict:
     """Counts and rates per stream. Frames are counted from the source's frame timestamps when it has them
     (`frame_ts_ns`), so nothing is decoded unless `decode_frames` or the source offers no timestamps.
     `max_seconds`: stop after this much recording time (for live sources, which never end).
-    Rates are over recorded time (`recorded_rate`): the gaps are the source's (`gaps`), else found in the gaze."""
+    Rates are over recorded time (`recorded_rate`): the gaps are the source's (`gaps`), else found in the gaze.
+    `kind` is the source's class name, `description` what it is in a user's words (KIND_DESCRIPTIONS)."""
     times: dict[str, list[int]] = defaultdict(list)
     notices: list[str] = []
     audio_rate = None
@@ -85,6 +98,7 @@ def summarize(source: Source, decode_frames: bool = False, max_seconds: float | 
     start, end = source.start_ns, source.end_ns
     return {
         "kind": type(source).__name__,
+        "description": KIND_DESCRIPTIONS.get(type(source).__name__, type(source).__name__),
         "name": getattr(source, "name", ""),
         "path": str(getattr(source, "path", "")) or None,
         "start_ns": start,

@@ -94,7 +94,7 @@ def test_user_text_is_not_read_as_markup(capsys, tmp_path):
     assert f"wrote {out_dir}:" in out
     rc, out, err = cli(capsys, "inspect", out_dir)
     assert rc == 0, err
-    assert f"{out_dir}: SessionSource" in out
+    assert f"{out_dir}: session recorded by gazeqwen-edge" in out
 
 
 def test_piped_table_is_not_squeezed_to_80_columns(tmp_path):

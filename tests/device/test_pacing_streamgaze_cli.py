@@ -209,3 +209,23 @@ def test_summarize_live_source_samples_a_few_seconds():
     s = summarize(Endless(), max_seconds=2.0)
     assert s["streams"]["gaze"]["count"] == 401 and s["streams"]["gaze"]["rate_hz"] == pytest.approx(200)
     assert s["sampled_s"] == 2.0 and s["duration_s"] is None
+
+
+def test_every_source_has_a_description_for_inspect():
+    """inspect printed the class name ("calibration-target: TargetScene"); each source kind now has words."""
+    import importlib
+
+    from gazeqwen_edge.device.inspect import KIND_DESCRIPTIONS
+    from gazeqwen_edge.device.source import RecordedSource, Source
+
+    for m in ("device.synthetic", "device.cloud_export", "device.neon_native", "device.neon", "device.session",
+              "device.streamgaze", "calibration.target_scene"):  # fmt: skip
+        importlib.import_module(f"gazeqwen_edge.{m}")
+    seen, todo = set(), [Source]
+    while todo:
+        for c in todo.pop().__subclasses__():
+            if c.__module__.startswith("gazeqwen_edge.") and c not in seen:
+                seen.add(c)
+                todo.append(c)
+    names = {c.__name__ for c in seen} - {RecordedSource.__name__}  # (a base, never opened itself)
+    assert names - set(KIND_DESCRIPTIONS) == set()
