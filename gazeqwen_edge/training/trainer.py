@@ -34,8 +34,11 @@ import io
 import json
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -312,6 +315,47 @@ def items_digest(items: Sequence[QAItem]) -> str:
     return hashlib.sha256("\n".join(sorted(i.item_id for i in items)).encode()).hexdigest()[:16]
 
 
+class _StepBoundary:
+    """Ctrl-C during training keeps every completed optimizer step. A SIGINT between steps stops at once
+    (KeyboardInterrupt; the micro-batches of the step in progress are dropped); one during a step's update,
+    validation and logging (`critical()`) is held until they end, so last/ never holds half a step; a second Ctrl-C
+    stops at once (`torn`: then last/ keeps its previous save). `rng` is the (torch, python) RNG state at the last boundary, saved with last/ so a resumed run
+    draws what the uninterrupted one would. Installs its handler only in the main thread (signals go there)."""
+
+    def __init__(self):
+        self.rng = (torch.get_rng_state(), random.getstate())
+        self._critical = self._pending = self.torn = False
+        self._old = None
+
+    def __enter__(self) -> _StepBoundary:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._critical and not self._pending:
+            self._pending = True
+            return
+        self.torn = self._critical  # stopped inside a step: its state is half updated
+        raise KeyboardInterrupt
+
+    @contextmanager
+    def critical(self):
+        self._critical = True
+        try:
+            yield
+        finally:
+            self._critical = False
+        self.rng = (torch.get_rng_state(), random.getstate())
+        if self._pending:
+            self._pending = False
+            raise KeyboardInterrupt
+
+
 class Trainer:
     """Train `gq` on `train` items, validating on `val` (see the module docstring). `save(gq, path, meta)` writes a
     checkpoint or model directory; `log` receives each metrics record; `progress(done, total)` is called per step
@@ -428,90 +472,100 @@ class Trainer:
         use_gaze = cfg.gaze and cfg.stage != "lm" and cfg.variant == "gazeqwen"
         t_start = time.perf_counter()
         n_seen = 0
-        while state["step"] < total:
-            # the order of an epoch depends on (seed, epoch), an item's augmentation on (seed, epoch, item): a run
-            # resumed in the middle of an epoch continues exactly as the uninterrupted run would have
-            order = epoch_order(len(self.train), cfg.seed, state["epoch"], rank, world)
-            skip = state.get("skip", 0)
-            batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
-            micro = 0
-            losses = []
-            for bi, b in enumerate(batches):
-                if bi < skip:
-                    continue
-                items = [self.train[int(i)] for i in b]
-                encs = []
-                raw, texts = self._encode(items)
-                for i, e in zip(b, raw, strict=True):
-                    if use_gaze and len(e.scanpath):
-                        rng = np.random.default_rng([cfg.seed, 11, state["epoch"], int(i)])
-                        e = Encoded(
-                            e.vision,
-                            e.grid,
-                            e.second_per_grid_t,
-                            e.step_times,
-                            e.features,
-                            augment_scanpath(e.scanpath, rng, cfg.xy_noise, cfg.drop_p),
-                        )
-                    encs.append(e)
-                with acc.autocast():
-                    free = None
-                    if cfg.free_text_p > 0:  # per item, like the augmentation: the same under any sharding
-                        free = [
-                            np.random.default_rng([cfg.seed, 13, state["epoch"], int(i)]).random() < cfg.free_text_p
-                            for i in b
-                        ]
-                    loss = batch_loss(self.gq, encs, items, cfg, use_gaze, free, texts) / cfg.grad_accum
-                acc.backward(loss)
-                losses.append(loss.item() * cfg.grad_accum)
-                n_seen += len(items)
-                micro += 1
-                if micro % cfg.grad_accum and bi != len(batches) - 1:
-                    continue
-                average_gradients(params, acc)
-                scaler = getattr(acc, "scaler", None)  # fp16: acc.backward scaled the loss; unscale before clipping
-                if scaler is not None:
-                    scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                if scaler is not None:
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    opt.step()
-                sched.step()
-                opt.zero_grad(set_to_none=True)
-                state["step"] += 1
-                state["skip"] = bi + 1
-                rec = {
-                    "step": state["step"],
-                    "epoch": state["epoch"],
-                    "loss": round(reduce_mean(float(np.mean(losses)), acc), 5),
-                    "lr": sched.get_last_lr()[0],
-                    "samples_per_s": round(world * n_seen / max(1e-9, time.perf_counter() - t_start), 3),
-                }
-                losses = []
-                if cfg.eval_every and state["step"] % cfg.eval_every == 0:
-                    self._validate(state, rec, acc)
-                if acc.is_main_process:
-                    self.log(rec)
-                state["history"].append(rec)
-                if cfg.save_every and state["step"] % cfg.save_every == 0:
-                    self._save_last(last, params, opt, sched, state, acc)
-                if acc.is_main_process:
-                    self.progress(state["step"], total)
-                if state["step"] >= total:
+        with _StepBoundary() as boundary:
+            try:
+                while state["step"] < total:
+                    # the order of an epoch depends on (seed, epoch), an item's augmentation on (seed, epoch, item): a run
+                    # resumed in the middle of an epoch continues exactly as the uninterrupted run would have
+                    order = epoch_order(len(self.train), cfg.seed, state["epoch"], rank, world)
+                    skip = state.get("skip", 0)
+                    batches = [order[i : i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+                    micro = 0
+                    losses = []
+                    for bi, b in enumerate(batches):
+                        if bi < skip:
+                            continue
+                        items = [self.train[int(i)] for i in b]
+                        encs = []
+                        raw, texts = self._encode(items)
+                        for i, e in zip(b, raw, strict=True):
+                            if use_gaze and len(e.scanpath):
+                                rng = np.random.default_rng([cfg.seed, 11, state["epoch"], int(i)])
+                                e = Encoded(
+                                    e.vision,
+                                    e.grid,
+                                    e.second_per_grid_t,
+                                    e.step_times,
+                                    e.features,
+                                    augment_scanpath(e.scanpath, rng, cfg.xy_noise, cfg.drop_p),
+                                )
+                            encs.append(e)
+                        with acc.autocast():
+                            free = None
+                            if cfg.free_text_p > 0:  # per item, like the augmentation: the same under any sharding
+                                free = [
+                                    np.random.default_rng([cfg.seed, 13, state["epoch"], int(i)]).random()
+                                    < cfg.free_text_p
+                                    for i in b
+                                ]
+                            loss = batch_loss(self.gq, encs, items, cfg, use_gaze, free, texts) / cfg.grad_accum
+                        acc.backward(loss)
+                        losses.append(loss.item() * cfg.grad_accum)
+                        n_seen += len(items)
+                        micro += 1
+                        if micro % cfg.grad_accum and bi != len(batches) - 1:
+                            continue
+                        with boundary.critical():  # a Ctrl-C here waits for the step's end
+                            average_gradients(params, acc)
+                            # fp16: acc.backward scaled the loss; unscale before clipping
+                            scaler = getattr(acc, "scaler", None)
+                            if scaler is not None:
+                                scaler.unscale_(opt)
+                            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                            if scaler is not None:
+                                scaler.step(opt)
+                                scaler.update()
+                            else:
+                                opt.step()
+                            sched.step()
+                            opt.zero_grad(set_to_none=True)
+                            state["step"] += 1
+                            state["skip"] = bi + 1
+                            rec = {
+                                "step": state["step"],
+                                "epoch": state["epoch"],
+                                "loss": round(reduce_mean(float(np.mean(losses)), acc), 5),
+                                "lr": sched.get_last_lr()[0],
+                                "samples_per_s": round(world * n_seen / max(1e-9, time.perf_counter() - t_start), 3),
+                            }
+                            losses = []
+                            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                                self._validate(state, rec, acc)
+                            if acc.is_main_process:
+                                self.log(rec)
+                            state["history"].append(rec)
+                            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                                self._save_last(last, params, opt, sched, state, acc)
+                            if acc.is_main_process:
+                                self.progress(state["step"], total)
+                        if state["step"] >= total:
+                            break
+                    else:
+                        with boundary.critical():
+                            state["epoch"] += 1
+                            state["skip"] = 0
+                            if not cfg.eval_every:
+                                rec = {"step": state["step"], "epoch": state["epoch"]}
+                                self._validate(state, rec, acc)
+                                if acc.is_main_process:
+                                    self.log(rec)
+                            self._save_last(last, params, opt, sched, state, acc)
+                        continue
                     break
-            else:
-                state["epoch"] += 1
-                state["skip"] = 0
-                if not cfg.eval_every:
-                    rec = {"step": state["step"], "epoch": state["epoch"]}
-                    self._validate(state, rec, acc)
-                    if acc.is_main_process:
-                        self.log(rec)
-                self._save_last(last, params, opt, sched, state, acc)
-                continue
-            break
+            except KeyboardInterrupt:  # Ctrl-C: last/ at the last completed step, then the CLI says how to resume
+                if not boundary.torn:  # (a second Ctrl-C inside a step: last/ keeps the save before it)
+                    self._save_last(last, params, opt, sched, state, acc, rng=boundary.rng)
+                raise
         if state.get("validated_at") != state["step"]:  # the run ended between validations
             rec = {"step": state["step"], "epoch": state["epoch"]}
             self._validate(state, rec, acc)
@@ -553,9 +607,12 @@ class Trainer:
             return None
         return lora_state_dict(self.gq), self.lora_config or {"r": self.cfg.lora_r, "lora_alpha": self.cfg.lora_alpha}
 
-    def _save_last(self, last: Path, params, opt, sched, state, acc) -> None:
+    def _save_last(self, last: Path, params, opt, sched, state, acc, rng=None) -> None:
+        """Write last/ (trainable weights, optimizer, scheduler, state, RNG): `rng` the (torch, python) RNG state to
+        resume with (default: the current one)."""
         if not acc.is_main_process:
             return
+        torch_rng, python_rng = rng if rng is not None else (torch.get_rng_state(), random.getstate())
         last.mkdir(parents=True, exist_ok=True)
         blob = {
             "params": [p.detach().cpu() for p in params],
@@ -564,8 +621,8 @@ class Trainer:
             "state": state,
             "config": asdict(self.cfg),
             "identity": self.identity,
-            "torch_rng": torch.get_rng_state(),
-            "python_rng": random.getstate(),
+            "torch_rng": torch_rng,
+            "python_rng": python_rng,
         }
         buf = io.BytesIO()
         torch.save(blob, buf)  # (into bytes: a full disk then raises its OSError, not torch's "unexpected pos")

@@ -147,6 +147,65 @@ def test_training_is_reproducible_and_resumes_exactly(toy_items, tmp_path):
     assert not torch.equal(_params(a), _params(f))
 
 
+def test_ctrl_c_keeps_every_completed_step_and_the_rerun_ends_where_an_uninterrupted_run_does(
+    toy_items, tmp_path, monkeypatch
+):
+    """Ctrl-C said "what was done is kept" but last/ was written every 50 steps only: up to 49 steps were lost and
+    the rerun started over. Now last/ is written at the last completed step: a Ctrl-C between steps (here inside
+    the third step's second micro-batch) drops only the step in progress; one during a step's update and logging
+    (a real SIGINT, from the step's log line) is held until the step ends. Both reruns end with the weights of the
+    uninterrupted run."""
+    import os
+    import signal
+
+    import gazeqwen_edge.training.trainer as trainer_module
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+
+    def fresh():
+        return build_tiny_gazeqwen(seed=0, min_pixels=56 * 56, max_pixels=56 * 56, injected_layers=(0, 1))
+
+    cfg = _cfg(save_every=50)  # no periodic save before the interrupt
+    ref = fresh()
+    Trainer(ref, toy_items, [], cfg, tmp_path / "ref", lambda *a: None).run()
+
+    real_loss, calls = trainer_module.batch_loss, []
+
+    def loss_then_ctrl_c(*a, **kw):
+        calls.append(1)
+        if len(calls) == 6:  # grad_accum 2: the 6th micro-batch is the second of step 3
+            raise KeyboardInterrupt
+        return real_loss(*a, **kw)
+
+    monkeypatch.setattr(trainer_module, "batch_loss", loss_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(fresh(), toy_items, [], cfg, tmp_path / "a", lambda *a: None).run()
+    monkeypatch.setattr(trainer_module, "batch_loss", real_loss)
+    assert json.loads((tmp_path / "a" / "last" / "state.json").read_text())["step"] == 2
+
+    logged = []
+
+    def log_then_sigint(rec):
+        logged.append(rec)
+        if rec.get("step") == 3 and "loss" in rec:
+            os.kill(os.getpid(), signal.SIGINT)  # lands inside the step: held until it ends
+
+    progressed = []
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(
+            fresh(), toy_items, [], cfg, tmp_path / "b", lambda *a: None, log=log_then_sigint,
+            progress=lambda done, total: progressed.append(done),
+        ).run()  # fmt: skip
+    state = json.loads((tmp_path / "b" / "last" / "state.json").read_text())
+    assert state["step"] == 3 and logged[-1]["step"] == 3
+    assert progressed == [1, 2, 3]  # the step's bookkeeping after its log line ran before the Ctrl-C took effect
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+    for d in ("a", "b"):
+        resumed = fresh()
+        Trainer(resumed, toy_items, [], cfg, tmp_path / d, lambda *a: None).run()
+        assert torch.equal(_params(ref), _params(resumed)), d
+
+
 def test_best_checkpoint_is_a_model_dir_that_reloads(toy_items, tmp_path):
     """stage lm then 1 through train_stages: best/ is a model directory with the best validation accuracy, its
     scores equal the trained model's; metrics.jsonl logs losses and validation accuracies."""
