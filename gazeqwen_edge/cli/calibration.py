@@ -9,7 +9,7 @@ import typer
 
 from gazeqwen_edge.cli.app import HelpGroup, app, console
 from gazeqwen_edge.cli.options import check_output_option, float_option, host
-from gazeqwen_edge.errors import ConfigError
+from gazeqwen_edge.errors import ConfigError, InputError
 
 calibrate_app = typer.Typer(
     cls=HelpGroup, help="Wearer offset calibration, camera intrinsics and fixation detection.", no_args_is_help=True
@@ -275,6 +275,12 @@ def fixations(
         run = detect_on_source(src, OnlineFixationDetector(camera_for(src)))
     finally:
         src.close()
+    if run.n_gaze == 0:  # a StreamGaze video has fixations but no raw gaze: nothing to detect from, nothing to score
+        raise InputError(
+            source,
+            "holds no raw gaze samples: the fixation detector has nothing to run on",
+            hint="use a recording with gaze (a Neon recording, a Pupil Cloud export, a session of `record`)",
+        )
     ours = run.fixations
     frames = f" and {run.n_frames} scene frames" if run.n_frames else ""
     console.print(f"{run.n_gaze} gaze samples{frames} -> {len(ours)} fixations (ours), centres in raw gaze px")

@@ -21,7 +21,7 @@ from gazeqwen_edge.cli.options import (
     seed_option,
     torch_device,
 )
-from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
+from gazeqwen_edge.errors import ConfigError, InputError, one_line, write_bytes_atomic, write_error
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
@@ -304,10 +304,15 @@ def eval_alerts_cmd(
     items = _load_items(qa, videos, fixations, None, None)
     videos_with, _ = watch_cases(items.items)
     if not videos_with:
+        skipped = (  # the questions may be there but unusable (a wrong --fixations folder): say so, not "none"
+            f" that could be used ({len(items.problems)} questions skipped, the first: {one_line(str(items.problems[0]))})"
+            if items.problems
+            else ""
+        )
         raise InputError(
             qa,
-            "holds no gaze-triggered alert question",
-            hint="proactive_gaze_triggered_alert items (dataset synthetic)",
+            f"holds no gaze-triggered alert question{skipped}",
+            hint="proactive_gaze_triggered_alert items (dataset synthetic) with their videos and fixation CSVs",
         )
     gq = _model(model, checkpoint, dev, "spatial", "stream", None)
     if limit:

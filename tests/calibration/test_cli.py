@@ -151,3 +151,22 @@ def test_a_store_file_in_a_folder_that_cannot_be_written_is_refused_before_colle
         folder.chmod(0o755)
     out, err = capsys.readouterr()
     assert f"no permission to write in {folder}" in err and "collecting gaze" not in out
+
+
+def test_fixations_on_a_source_without_raw_gaze_is_refused(tmp_path, capsys):
+    """A StreamGaze video (fixations, no raw gaze) gave exit 0 with '0 gaze samples', F1 0.000 and NaN errors."""
+    import numpy as np
+
+    from gazeqwen_edge.device._io import Mp4Writer
+
+    w = Mp4Writer(tmp_path / "clip.mp4", 32, 24, 10)
+    for _ in range(20):
+        w.write(np.zeros((24, 32, 3), np.uint8))
+    w.close()
+    (tmp_path / "clip_fixation_filtered.csv").write_text(
+        "start_time,end_time,center_x,center_y,duration,start_time_seconds,end_time_seconds,fixation_id,"
+        "duration_seconds\n00:00,00:01,0.5,0.5,0.5,0.2,0.7,0,0.5\n"
+    )
+    assert main(["calibrate", "fixations", str(tmp_path / "clip.mp4")]) == 2
+    out, err = capsys.readouterr()
+    assert "holds no raw gaze samples" in err and "nan" not in out

@@ -218,3 +218,15 @@ def test_the_gta_task_type_is_training_s():
     from gazeqwen_edge.training.tasks import TASKS
 
     assert al.GTA_TASK in TASKS and TASKS[al.GTA_TASK][0] == "GTA"
+
+
+def test_alert_questions_that_were_all_skipped_are_named_as_skipped(bench, tmp_path, capsys):
+    """--fixations pointing at the wrong folder: every GTA question is skipped, and the error said the QA file
+    "holds no gaze-triggered alert question"; it now says they could not be used, and why the first could not."""
+    from gazeqwen_edge.cli import main
+
+    (tmp_path / "nofix").mkdir()
+    argv = ["eval-alerts", "--qa", str(bench / "test.json"), "--fixations", str(tmp_path / "nofix")]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "holds no gaze-triggered alert question that could be used" in err and "no fixation CSV" in err
