@@ -8,9 +8,9 @@ Policies every recorded-source reader follows (so the same fault reads the same 
   refused with InputError instead: scene-frame timestamps (frames are decoded in file order) and the parts of a
   multi-part Neon stream. Events are the one exception without a notice: the Companion app and our recorder append
   events in arrival order, and an event sent with its own (earlier) time lands after later ones by design.
-- Values no device produces. Gaze samples with NaN / infinite coordinates or ones far outside any scene image
-  (`GAZE_MIN_PX`, `GAZE_MAX_PX`), and fixations with NaN / infinite coordinates, are dropped with a
-  `Notice(kind="invalid")` giving their count; fixations and blinks that end before they start likewise. A file
+- Values no device produces. Gaze samples and fixations with NaN / infinite coordinates or ones far outside any
+  scene image (`possible_position`: `GAZE_MIN_PX`, `GAZE_MAX_PX`) are dropped with a `Notice(kind="invalid")` giving
+  their count; fixations and blinks that end before they start likewise. A file
   whose every row is unusable, or a value that cannot be read at all, is an InputError.
 - IMU readings (`ImuSample`): rows whose angular velocity is not finite or beyond the sensor's widest range
   (`GYRO_MAX_DEG_S`), whose acceleration is beyond `ACCEL_MAX_G` or whose quaternion is not a unit one are dropped
@@ -53,6 +53,13 @@ QUATERNION_NORM_TOL = 0.01  # |norm - 1| of a stored unit quaternion (float32 st
 # [GAZE_MIN_PX, GAZE_MAX_PX] (the 1600 x 1200 frame plus its width on every side) come from no device.
 GAZE_MIN_PX = -1600.0
 GAZE_MAX_PX = 1600.0 + 1600.0
+
+
+def possible_position(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Which scene-camera positions (x, y px arrays) a device can report: both within [GAZE_MIN_PX, GAZE_MAX_PX]
+    (bool array; NaN and infinities are False)."""
+    with np.errstate(invalid="ignore"):
+        return (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
 
 
 class ImuArrays(NamedTuple):
@@ -192,15 +199,15 @@ class RecordedSource(Source):
 
     def _checked_gaze(self, ts, x, y, worn, where: str, at_ns: int | None = None, reorder_level: str = "warning"):
         """Apply the module's policies to a gaze stream read from `where`: re-sort backwards times (Notice), drop
-        samples with non-finite coordinates or ones outside [GAZE_MIN_PX, GAZE_MAX_PX] (Notice), say when there is no gaze at all (Notice at `at_ns`).
-        Arrays in, arrays out (ts int64, x, y float64, worn bool)."""
+        samples at positions no device reports (`possible_position`: NaN, infinite or far outside the image; Notice),
+        say when there is no gaze at all (Notice at `at_ns`). Arrays in, arrays out (ts int64, x, y float64, worn
+        bool)."""
         ts = np.asarray(ts, dtype=np.int64)
         order, note = time_order(ts, where, reorder_level)
         if order is not None:
             ts, x, y, worn = ts[order], x[order], y[order], worn[order]
             self._notices.append(note)
-        with np.errstate(invalid="ignore"):  # (NaN compares False: dropped with the rest)
-            ok = (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
+        ok = possible_position(x, y)
         if not ok.all():
             bad = int((~ok).sum())
             why = (
@@ -228,14 +235,13 @@ class RecordedSource(Source):
 
     def _checked_intervals(self, start, end, x, y, where: str, what: str, reorder_level: str = "warning") -> np.ndarray:
         """Indices of the usable fixations/blinks read from `where` (start, end int64 ns; mean x, y px, or None for
-        blinks), in order of their end (delivery) time: rows with a NaN position, one outside [GAZE_MIN_PX, GAZE_MAX_PX]
-        or an end before the start are
-        dropped and times that go backwards re-sorted, each told by a Notice (the module's policies)."""
+        blinks), in order of their end (delivery) time: rows at a position no device reports (`possible_position`)
+        or ending before they start are dropped and times that go backwards re-sorted, each told by a Notice (the
+        module's policies)."""
         start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
         ok = end >= start
         if x is not None:
-            with np.errstate(invalid="ignore"):
-                ok &= (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
+            ok &= possible_position(x, y)
         if not ok.all():
             why = f"{what} are impossible (a NaN position or one far outside the image, or an end before the start)"
             self._notices.append(invalid_notice(end[~ok][0], where, int((~ok).sum()), len(ok), why))

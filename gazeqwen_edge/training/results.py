@@ -328,8 +328,9 @@ class ResultsLog:
         if self._fh is None:
             raise RuntimeError("ResultsLog.append before open")
         self._pending += 1
-        self._put((json.dumps(result.to_json()) + "\n").encode(), sync_now=self._pending >= self.sync_every)
-        if self._pending >= self.sync_every:
+        sync_now = self._pending >= self.sync_every
+        self._put((json.dumps(result.to_json()) + "\n").encode(), sync_now=sync_now)
+        if sync_now:
             self._pending = 0
 
     def _put(self, data: bytes, sync_now: bool) -> None:
