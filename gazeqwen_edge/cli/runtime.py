@@ -491,7 +491,10 @@ class _device:
         if not ok:
             raise ConfigError(f"unknown --device '{device}'; supported: pupil-neon, neon://HOST:PORT, simulator")
         self.device, self.address, self.port, self.sim_source = device, address, port, sim_source
-        from gazeqwen_edge.device.neon import check_streams
+        from gazeqwen_edge.device.neon import check_streams, parse_neon_spec
+
+        if device != "simulator":
+            parse_neon_spec(device)  # a malformed spec fails here, before the model loads and "connecting to"
 
         chosen = check_streams([x.strip() for x in streams.split(",") if x.strip()])
         self.kw = {"connect_timeout_s": connect_timeout, "discover_timeout_s": connect_timeout, "streams": chosen}

@@ -35,9 +35,14 @@ def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
     return check_question_text(obj["question"]), check_options(obj.get("options"))
 
 
+# what a typed line may be: the hint of every line refused
+TYPED_HINT = 'type the question as text, or one JSON line {"question": "...", "options": ["...", "..."]}'
+
+
 def read_questions(session: Session, stream: TextIO, on_error: Callable[[str], None]) -> threading.Event:
     """Start a daemon thread that asks every line of `stream` as a typed question; the returned event is set at the
-    end of the stream."""
+    end of the stream. A line that cannot be asked goes to `on_error` as "question not asked: WHY" and a second line
+    "  hint: ..." (the error's own hint, else TYPED_HINT); the lines after it are still read."""
     done = threading.Event()
 
     def run() -> None:
@@ -48,9 +53,9 @@ def read_questions(session: Session, stream: TextIO, on_error: Callable[[str], N
                     if parsed is not None:
                         session.ask(parsed[0], parsed[1], source="typed")
                 except ValueError as e:
-                    on_error(f"question not asked: {e}")
+                    on_error(f"question not asked: {e}\n  hint: {TYPED_HINT}")
                 except GazeQwenError as e:
-                    on_error(f"question not asked: {e.message}")
+                    on_error(f"question not asked: {e.message}\n  hint: {e.hint or TYPED_HINT}")
         finally:
             done.set()
 

@@ -432,3 +432,26 @@ def test_an_error_line_never_sends_a_control_character_to_the_terminal(capsys, t
     rc, _, err = cli(capsys, "inspect", name)
     assert rc == 2 and err.startswith("error: ") and "red" in err
     assert not any(ord(c) < 32 and c != "\n" or 127 <= ord(c) < 160 for c in err), ascii(err)
+
+
+@pytest.mark.parametrize(
+    "spec, expected",
+    [
+        ("neon://127.0.0.1:99999", "99999 is not between 1 and 65535"),
+        ("neon://:8080", "names no host"),
+        ("neon://[::1]:8080", "is an IPv6 address"),
+        ("pupil-neon:10.0.0.2:port", "is not a number"),
+    ],
+)
+def test_a_malformed_neon_spec_is_refused_before_the_model_loads(capsys, monkeypatch, tmp_path, spec, expected):
+    """It was checked where the connection is made: after the model had loaded (8 s of a 9 s failure) and after a
+    'connecting to ...' line."""
+    import gazeqwen_edge.cli.runtime as runtime
+
+    def no_model(*a, **kw):
+        raise AssertionError("the model was loaded for a spec that cannot be right")
+
+    monkeypatch.setattr(runtime, "load", no_model)
+    rc, out, err = cli(capsys, "run", "--device", spec, "--out", str(tmp_path / "s"))
+    one_error(rc, err, expected)
+    assert not (tmp_path / "s").exists()

@@ -55,6 +55,10 @@ def test_every_line_of_a_pipe_is_asked():
     assert done.wait(5)
     assert asked == [("first?", None, "typed"), ("second?", None, "typed")]
     assert len(errors) == 2 and all(e.startswith("question not asked:") for e in errors), errors
+    # each with the hint of what a typed line may be (the helper's break pass: the error line came without one)
+    assert all(
+        e.splitlines()[1].startswith('  hint: type the question as text, or one JSON line {"question"') for e in errors
+    )
 
 
 def test_demo_questions_ask_what_the_wearer_fixates_with_the_truth():
