@@ -13,6 +13,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import EXIT_READER_GONE, app, console, console_err, silence, stream_failure
+from gazeqwen_edge.cli.options import int_option_problem
 from gazeqwen_edge.errors import OUTPUT_ERRNOS, DeviceError, GazeQwenError, disk_hint, printable
 
 try:  # typer >= 0.2x ships its own copy of click
@@ -113,6 +114,19 @@ def main(argv: list[str] | None = None) -> int:
         warnings.formatwarning = formatted
 
 
+def _given(argv: list[str], opts: list[str]) -> str | None:
+    """The last value given on the command line to an option named by one of `opts` ("--port 0" or "--port=0"), as
+    typed; None when it is not there."""
+    found = None
+    for i, a in enumerate(argv):
+        for o in opts:
+            if a == o and i + 1 < len(argv):
+                found = argv[i + 1]
+            elif a.startswith(o + "="):
+                found = a[len(o) + 1 :]
+    return found
+
+
 def _undecodable_argument(argv: list[str]) -> str | None:
     """The first command-line argument that is not valid text (bytes that are not UTF-8 arrive as lone surrogates,
     which no log, JSON file or tokenizer downstream can take), shown as ASCII; None when all are text."""
@@ -149,7 +163,11 @@ def _main(argv: list[str] | None) -> int:
         return e.exit_code
     except _click_errors.UsageError as e:
         command = e.ctx.command_path if e.ctx is not None else PROG
-        _print_error(e.format_message(), f"see '{command} --help'")
+        message = e.format_message()
+        if isinstance(e, _click_errors.BadParameter):  # an integer out of its range: said as our own checks say it
+            given = _given(sys.argv[1:] if argv is None else argv, getattr(e.param, "opts", []))
+            message = int_option_problem(e.param, given) or message
+        _print_error(message, f"see '{command} --help'")
         return e.exit_code
     except _click_errors.ClickException as e:
         _print_error(e.format_message())

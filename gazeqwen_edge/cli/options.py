@@ -58,6 +58,22 @@ def _describe(min: float | None, max: float | None, above: float | None) -> str:
     return "a finite number" + (f" {' and '.join(parts)}" if parts else "")
 
 
+def int_option_problem(param, given: str | None) -> str | None:
+    """What typer's own check of an integer option with a range (`typer.Option(min=, max=)`) found, in our words
+    ("--port must be a whole number from 1 to 65535, got 0", as `finite` and `seed_option` say it) instead of its
+    validator's ("Input should be greater than or equal to 1"). param: the click parameter of the error; given: the
+    text on the command line (None when unknown). None when param is not such an option."""
+    lo, hi = getattr(param, "min", None), getattr(param, "max", None)
+    descriptor = getattr(param, "type_descriptor", None)
+    if (lo is None and hi is None) or getattr(descriptor, "annotation", None) is not int:
+        return None
+    if lo is not None and hi is not None:
+        want = f"a whole number from {lo} to {hi}"
+    else:
+        want = f"a whole number >= {lo}" if lo is not None else f"a whole number <= {hi}"
+    return f"{_name(param)} must be {want}" + (f", got {given}" if given is not None else "")
+
+
 def finite(min: float | None = None, max: float | None = None, *, above: float | None = None):
     """A typer callback that accepts a float option only when it is finite (not nan, not +-inf) and within
     [min, max] (`above`: strictly greater than); else ConfigError. None (an option left out) passes."""

@@ -455,3 +455,20 @@ def test_a_malformed_neon_spec_is_refused_before_the_model_loads(capsys, monkeyp
     rc, out, err = cli(capsys, "run", "--device", spec, "--out", str(tmp_path / "s"))
     one_error(rc, err, expected)
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["run", "--port", "0"], "--port must be a whole number from 1 to 65535, got 0"),
+        (["run", "--port=70000"], "--port must be a whole number from 1 to 65535, got 70000"),
+        (["run", "--port", "abc"], "--port must be a whole number from 1 to 65535, got abc"),
+        (["simulate", "synthetic", "--port", "-1"], "--port must be a whole number from 0 to 65535, got -1"),
+        (["run", "--max-new-tokens", "-3"], "--max-new-tokens must be a whole number from 1 to"),
+    ],
+)
+def test_an_integer_out_of_its_range_reads_like_our_own_checks(capsys, argv, expected):
+    """typer's validator said "Invalid value for '--port': Input should be greater than or equal to 1", where a float
+    option says "--duration must be a finite number >= 0 and <= 86400, got -1"."""
+    rc, _, err = cli(capsys, *argv)
+    one_error(rc, err, expected, f"see 'gazeqwen-edge {argv[0]} --help'")
