@@ -96,32 +96,46 @@ class Batch:
     samples: list[Sample]
 
 
-_LETTER = re.compile(r"\s*([A-Z])[.):]")
+# An option's leading letter: "A. box", "B) cup", "C:x" as StreamGaze and most files write it, and the forms people
+# type, "a) box", "(b) cup", "c. mug", where a lower-case or bracketed letter must be followed by a space ("e.g. a
+# cup" and "a cup" are texts, not lettered options). Group 1, 2 or 3 holds the letter.
+_LETTER = re.compile(r"\s*(?:\(([A-Za-z])\)|([a-z])[.):])\s+|\s*([A-Z])[.):]")
+
+
+def _written_letter(option: str) -> tuple[str, bool] | None:
+    """(the option's letter in upper case, whether it is written the reference way: an upper-case letter then '.',
+    ')' or ':'), or None when the option starts with no letter."""
+    m = _LETTER.match(option)
+    if m is None:
+        return None
+    return (m.group(1) or m.group(2) or m.group(3)).upper(), m.group(3) is not None
 
 
 def option_letters(options: Sequence[str]) -> list[str]:
-    """'A. box' -> 'A'; options without a leading letter get A, B, C, ... by position. Letters must be unique."""
+    """'A. box' -> 'A' ('a) box' and '(a) box' too); options without a leading letter get A, B, C, ... by position.
+    Letters must be unique: InputError."""
     out = []
     for i, o in enumerate(options):
-        m = _LETTER.match(o)
-        out.append(m.group(1) if m else chr(ord("A") + i))
+        written = _written_letter(o)
+        out.append(written[0] if written else chr(ord("A") + i))
     if len(set(out)) != len(out):
         raise InputError(None, f"options must have distinct letters, got {out} for {list(options)}")
     return out
 
 
 def lettered_options(options: Sequence[str]) -> list[str]:
-    """Each option as an 'L. text' line: kept as written when it starts with its letter ('A. box', 'B) cup'), else
-    the letter of its position is put in front ('box' -> 'A. box'), so every scored letter appears in the prompt."""
+    """Each option as an 'L. text' line: kept as written when it starts with its upper-case letter ('A. box',
+    'B) cup'), else the letter put in front of its text ('box' -> 'A. box', 'b) cup' -> 'B. cup'), so every scored
+    letter appears in the prompt as the letter scored."""
     return [
-        o.strip() if _LETTER.match(o) else f"{letter}. {o.strip()}"
-        for o, letter in zip(options, option_letters(options), strict=True)
+        o.strip() if (_written_letter(o) or ("", False))[1] else f"{letter}. {text}"
+        for o, letter, text in zip(options, option_letters(options), option_texts(options), strict=True)
     ]
 
 
 def option_texts(options: Sequence[str]) -> list[str]:
-    """Each option's text without its letter ('A. red circle' -> 'red circle'): what a model that answers in words
-    says, scored by the option-text likelihood protocol."""
+    """Each option's text without its letter ('A. red circle', 'a) red circle' -> 'red circle'): what a model that
+    answers in words says, scored by the option-text likelihood protocol."""
     return [_LETTER.sub("", o, count=1).strip() if _LETTER.match(o) else o.strip() for o in options]
 
 

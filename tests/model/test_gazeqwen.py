@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from gazeqwen_edge.errors import ConfigError, InputError
-from gazeqwen_edge.model.gazeqwen import MC_PROMPTS, Video, lettered_options, option_letters
+from gazeqwen_edge.model.gazeqwen import MC_PROMPTS, Video, lettered_options, option_letters, option_texts
 
 OPTIONS = ["A. red box", "B. green cup", "C. blue jar", "D. knife"]
 
@@ -80,6 +80,18 @@ def test_option_letters_and_input_errors():
     # every scored letter is in the prompt: options given without letters get them
     assert lettered_options([" box", "cup "]) == ["A. box", "B. cup"]
     assert lettered_options(["A. box", "B) cup"]) == ["A. box", "B) cup"]
+    # letters as people type them: lower case or in brackets, said in the prompt as the upper-case letter scored
+    # (before: "a) box" was option A with the text "a) box", shown as "A. a) box")
+    typed = ["a) red box", "(b) cup", "c. mug", " (D) pen"]
+    assert option_letters(typed) == ["A", "B", "C", "D"]
+    assert lettered_options(typed) == ["A. red box", "B. cup", "C. mug", "D. pen"]
+    assert option_texts(typed) == ["red box", "cup", "mug", "pen"]
+    assert option_letters(["b) cup", "a) box"]) == ["B", "A"]  # the letter written, not the position
+    # texts that merely start with a letter are not lettered
+    plain = ["e.g. a cup", "a cup", "I think so", "x:y"]
+    assert option_texts(plain) == plain
+    assert option_letters(plain) == ["A", "B", "C", "D"]
+    assert lettered_options(plain) == ["A. e.g. a cup", "B. a cup", "C. I think so", "D. x:y"]
     with pytest.raises(InputError, match="distinct letters"):
         option_letters(["box", "A. cup"])
     with pytest.raises(InputError, match="uint8"):
