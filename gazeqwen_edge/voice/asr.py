@@ -52,14 +52,23 @@ class Transcript:
         """Words that Whisper is sure of: some letters outside its non-speech annotations ("[coughing]", "(music)"),
         no_speech_prob < NO_SPEECH_MAX, every word's probability >= MIN_WORD_PROB and their geometric mean >=
         MIN_WORD_GEOMEAN. A transcript without word probabilities is not usable."""
+        return self.problem is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why the transcript is not `usable`, in words for the wearer's log ("no words", "no speech, probability
+        0.72", "a word at probability 0.25, below 0.4", "words at probability 0.66 on average, below 0.72"); None when
+        it is usable. The first test that fails, in `usable`'s order."""
         words = re.sub(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*", " ", self.text)
-        return (
-            bool(re.search(r"[A-Za-z]", words))
-            and self.no_speech_prob < NO_SPEECH_MAX
-            and bool(self.word_probs)
-            and min(self.word_probs) >= MIN_WORD_PROB
-            and self.word_geomean >= MIN_WORD_GEOMEAN
-        )
+        if not re.search(r"[A-Za-z]", words) or not self.word_probs:
+            return "no words"
+        if self.no_speech_prob >= NO_SPEECH_MAX:
+            return f"no speech, probability {self.no_speech_prob:.2f}"
+        if min(self.word_probs) < MIN_WORD_PROB:
+            return f"a word at probability {min(self.word_probs):.2f}, below {MIN_WORD_PROB:g}"
+        if self.word_geomean < MIN_WORD_GEOMEAN:
+            return f"words at probability {self.word_geomean:.2f} on average, below {MIN_WORD_GEOMEAN:g}"
+        return None
 
     @property
     def word_geomean(self) -> float:

@@ -17,11 +17,13 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from textwrap import shorten
 
 from gazeqwen_edge.voice.asr import Transcriber
 from gazeqwen_edge.voice.vad import SpeechSegmenter, Utterance
 
 NOT_UNDERSTOOD = "I didn't catch that"
+HEARD_CHARS = 60  # of what was heard, quoted in that notice
 
 
 class VoiceInput:
@@ -91,8 +93,11 @@ class VoiceInput:
         if self.timer is not None:
             self.timer.add("speech_recognition", dt)
         self.heard += 1
-        if not t.usable:
-            self.on_notice("not_understood", f"{NOT_UNDERSTOOD} ({u.duration_s:.1f} s of speech)", u.start_ns)
+        if not t.usable:  # what was heard and why it was not asked: the wearer (or whoever reads the log) can tell a
+            # mumbled question from a noisy microphone
+            heard = f'heard "{shorten(t.text, HEARD_CHARS)}", ' if t.text else ""
+            message = f"{NOT_UNDERSTOOD} ({u.duration_s:.1f} s of speech; {heard}{t.problem})"
+            self.on_notice("not_understood", message, u.start_ns)
             return
         self.understood += 1
         meta = {

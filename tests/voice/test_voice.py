@@ -153,6 +153,10 @@ def test_noise_is_not_a_question(transcriber):
     for clip in clips:
         v._transcribe(Utterance(0, 10**9, clip.astype(np.float32)))
     assert asked == [] and [n[0] for n in notices] == ["not_understood"] * len(clips)
+    # each notice says why nothing was asked (and what was heard, when anything was)
+    whys = ("no words", "no speech, probability", "a word at probability", "on average, below")
+    assert all(n[1].startswith("I didn't catch that (1.0 s of speech; ") for n in notices), notices
+    assert all(any(w in n[1] for w in whys) for n in notices), notices
     v._transcribe(Utterance(0, 10**9, what))
     assert [a[0] for a in asked] == ["What am I looking at?"]
 
@@ -177,6 +181,17 @@ def test_the_gate_stops_a_transcript_with_a_word_whisper_is_unsure_of():
     assert min((low,) * 4) >= MIN_WORD_PROB and not Transcript("that's it you left", 0.1, -0.3, (low,) * 4).usable
     assert not Transcript("what am I looking at", 0.1, -0.3, ()).usable
     assert not Transcript("what am I looking at", 0.7, -0.3, (0.9,) * 5).usable
+    # and says why, naming the first test that failed
+    assert Transcript("what am I looking at", 0.1, -0.3, (0.9, 0.8, 0.95, 0.7, 0.9)).problem is None
+    assert Transcript("[coughing]", 0.1, -0.3, (0.9,)).problem == "no words"
+    assert Transcript("what am I looking at", 0.1, -0.3, ()).problem == "no words"
+    assert Transcript("what am I looking at", 0.7, -0.3, (0.9,) * 5).problem == "no speech, probability 0.70"
+    assert (
+        Transcript("and so", 0.1, -0.3, (0.25, 0.9)).problem == f"a word at probability 0.25, below {MIN_WORD_PROB:g}"
+    )
+    assert Transcript("that's it", 0.1, -0.3, (low,) * 2).problem == (
+        f"words at probability {low:.2f} on average, below {MIN_WORD_GEOMEAN:g}"
+    )
 
 
 def _session_with_speech(tmp_path: Path, speech_at_s: float) -> Path:
