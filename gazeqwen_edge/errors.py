@@ -141,6 +141,26 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
+def json_line(obj) -> str:
+    """`obj` (dicts, lists, tuples, numbers, text) as one strict JSON line (no NaN or Infinity, which are not JSON
+    and which a strict reader refuses), non-ASCII kept: a float that is not finite is written as null, the way the
+    log flags a value that could not be computed, so that one such value never costs the record, or a whole log
+    (a sink that raised here stopped, and every later answer was lost)."""
+    import json
+    import math
+
+    def finite(x):
+        if isinstance(x, float) and not math.isfinite(x):
+            return None
+        if isinstance(x, dict):
+            return {k: finite(v) for k, v in x.items()}
+        if isinstance(x, list | tuple):
+            return [finite(v) for v in x]
+        return x
+
+    return json.dumps(finite(obj), allow_nan=False, ensure_ascii=False)
+
+
 def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tmp", fsync: bool = False) -> None:
     """Write `data` to `path` through `path + tmp_suffix` and an atomic rename, so a reader sees the old file or the
     whole new one. A disk that refuses the bytes (full, over quota) raises the OSError with its errno, which the CLI

@@ -26,6 +26,7 @@ import numpy as np
 
 from gazeqwen_edge.calibration.camera import CameraModel
 from gazeqwen_edge.calibration.fixation import FixationParams, OnlineFixationDetector
+from gazeqwen_edge.device._io import MAX_GAZE_OFFSET_PX
 from gazeqwen_edge.device.records import Fixation, GazeSample, SceneFrame
 from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, write_error
@@ -201,11 +202,16 @@ class OffsetStore:
                 )
             except (KeyError, TypeError, ValueError) as e:
                 raise InputError(self.path, f"entry for wearer '{name}' is malformed ({e})") from e
-            if not (math.isfinite(out[name].dx) and math.isfinite(out[name].dy)):
+            d = (out[name].dx, out[name].dy)
+            if not (all(math.isfinite(v) for v in d) and max(abs(v) for v in d) <= MAX_GAZE_OFFSET_PX):
+                # 1e308 (or 5000 px) cannot come from a calibration: it would move every gaze sample out of the
+                # image, or overflow to inf on the way to the model and leave a session without answers
                 raise InputError(
                     self.path,
-                    f"entry for wearer '{name}' has a non-finite offset ({out[name].dx}, {out[name].dy})",
-                    hint=f"measure it again: gazeqwen-edge calibrate offset --wearer {name} ...",
+                    f"entry for wearer '{name}' has an offset no calibration can produce ({d[0]:.6g}, {d[1]:.6g}) "
+                    f"px; finite and at most {MAX_GAZE_OFFSET_PX:g} px",
+                    hint=f"measure it again: gazeqwen-edge calibrate offset --wearer {name} ... (the store was "
+                    "edited or damaged)",
                 )
         return out
 
@@ -239,8 +245,8 @@ class OffsetStore:
     ) -> WearerOffset:
         check_wearer_name(wearer)
         dx, dy = float(offset[0]), float(offset[1])
-        if not (math.isfinite(dx) and math.isfinite(dy)):
-            raise ConfigError(f"offset must be finite, got {offset}")
+        if not (math.isfinite(dx) and math.isfinite(dy)) or max(abs(dx), abs(dy)) > MAX_GAZE_OFFSET_PX:
+            raise ConfigError(f"offset must be finite and at most {MAX_GAZE_OFFSET_PX:g} px, got {offset}")
         entries = self.load()
         entries[wearer] = WearerOffset(
             wearer, dx, dy, residual_deg, n_fixations, datetime.now(timezone.utc).isoformat(timespec="seconds"), source

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
-from gazeqwen_edge.errors import InputError, check_text
+from gazeqwen_edge.errors import InputError, check_text, json_line
 
 QUESTION_SOURCES = ("typed", "file", "voice", "watch")
 MAX_QUESTION_CHARS = 2000  # a spoken or typed question is a sentence or two; a page of text is a mistake
@@ -88,8 +88,8 @@ class AnswerRecord:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        """One strict JSON line (no NaN)."""
-        return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
+        """One strict JSON line (errors.json_line: a value that is not finite is written as null)."""
+        return json_line(asdict(self))
 
 
 @dataclass

@@ -17,13 +17,12 @@ score < threshold has held for `rearm_s` seconds (re-armed).
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-from gazeqwen_edge.errors import check_text
+from gazeqwen_edge.errors import check_text, json_line
 from gazeqwen_edge.runtime.sinks import JsonlSink
 
 # a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
@@ -124,7 +123,7 @@ class Alert:
     meta: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), allow_nan=False, ensure_ascii=False)
+        return json_line(asdict(self))  # strict JSON: a score that is not finite is null
 
 
 def watch_score(stream, w: Watch, prompt: str = "reference") -> float:

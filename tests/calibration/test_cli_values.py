@@ -125,9 +125,18 @@ def test_replacing_a_stored_offset_needs_a_yes(home, capsys, monkeypatch):
 
 def test_non_finite_values_are_refused(home, capsys):
     home.mkdir(parents=True)
-    (home / "wearer_offsets.json").write_text('{"version": 1, "wearers": {"dom": {"dx": NaN, "dy": 0}}}')
-    assert main(["calibrate", "show"]) == 2
-    assert "non-finite offset" in capsys.readouterr().err
+    # NaN, 1e308 (which overflowed to inf on the way to the model: every chunk failed and answers.jsonl stayed
+    # empty) and 5000 px (every gaze sample moved out of the image, applied without a word): refused where the store
+    # is read, by `calibrate show` and by a replay with --wearer
+    for dx in ("NaN", "1e308", "5000", "-1601"):
+        (home / "wearer_offsets.json").write_text(f'{{"version": 1, "wearers": {{"dom": {{"dx": {dx}, "dy": 0}}}}}}')
+        assert main(["calibrate", "show"]) == 2
+        assert "has an offset no calibration can produce" in capsys.readouterr().err
+    assert main(["replay", "synthetic:1", "--wearer", "dom", "--out", str(home / "s")]) == 2
+    assert "has an offset no calibration can produce" in capsys.readouterr().err
+    assert not (home / "s").exists()
+    (home / "wearer_offsets.json").write_text('{"version": 1, "wearers": {"dom": {"dx": -1600, "dy": 12.5}}}')
+    assert main(["calibrate", "show"]) == 0  # the largest an offset may be
     (home / "wearer_offsets.json").unlink()
     for spec, words in (
         ("calibration-target:offset=nan,1", "finite"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
 
 from gazeqwen_edge.runtime.questions import AnswerRecord, Question
@@ -103,3 +104,27 @@ def test_a_question_error_or_notice_is_one_line_whatever_its_text_holds():
         lines[1] == "no answer: could not\ufffdbe answered" and lines[2] == "notice     2.0 s gap: no gaze\ufffdfor 2 s"
     )
     assert lines[3:5] == ["A one", "two"]
+
+
+def test_a_value_that_is_not_finite_costs_neither_the_record_nor_the_log(tmp_path):
+    """A NaN score or an infinite fixation (a wearer offset of 1e308 overflowed on its way to the model) made
+    to_json raise; the answers sink stopped at the first such record and answers.jsonl stayed empty. Now it is
+    null, the rest of the record and every later record are kept, and the file is strict JSON."""
+    import json
+
+    from gazeqwen_edge.runtime.sinks import JsonlAnswers
+
+    sink = JsonlAnswers(tmp_path / "answers.jsonl")
+    nan = float("nan")
+    bad = AnswerRecord(
+        1, "which?", 1.0, 10**18, "typed", "A", scores={"A": nan, "B": -1.5}, fixations=[[float("inf"), 0.5, 1.0, 0.2]]
+    )
+    sink.answered(bad)
+    sink.answered(AnswerRecord(2, "and now?", 2.0, 10**18 + 10**9, "typed", "B", scores={"A": -2.0, "B": -0.5}))
+    alert = Alert(1, "the stove", 3.0, 10**18, float("-inf"))
+    sink.close()
+    lines = (tmp_path / "answers.jsonl").read_text().splitlines()
+    first, second = (json.loads(x, parse_constant=lambda c: pytest.fail(f"{c} is not JSON")) for x in lines)
+    assert first["scores"] == {"A": None, "B": -1.5} and first["fixations"] == [[None, 0.5, 1.0, 0.2]]
+    assert first["answer"] == "A" and second["id"] == 2 and second["scores"]["B"] == -0.5
+    assert json.loads(alert.to_json())["score"] is None
