@@ -7,7 +7,9 @@ Each command group lives in its own module of this package and registers itself 
 from __future__ import annotations
 
 import sys
+import typing
 import warnings
+from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -127,6 +129,58 @@ def _given(argv: list[str], opts: list[str]) -> str | None:
     return found
 
 
+def _is_path_param(param) -> bool:
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    return annotation is Path or Path in typing.get_args(annotation)
+
+
+def _empty_path_argument(argv: list[str]) -> tuple[str, str] | None:
+    """(the command's path, the parameter's name) of the first empty or blank argument given where a path goes
+    ("--out ''") or as a positional argument (an OUT_DIR or SOURCE of ''), else None. Path('') is Path('.'), so a callback cannot tell '' from '.': an empty
+    path (an unset shell variable) would have written into, or with --overwrite over, the current directory."""
+    import typer.main
+
+    command = typer.main.get_command(app)
+    words = [PROG]
+    i = 0
+    while i < len(argv) and hasattr(command, "commands") and argv[i] in command.commands:
+        command = command.commands[argv[i]]
+        words.append(argv[i])
+        i += 1
+    options = {o: p for p in command.params if p.param_type_name == "option" for o in p.opts + p.secondary_opts}
+    positional = iter([p for p in command.params if p.param_type_name == "argument"])
+    current = None
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            i += 1
+            break
+        name = a.split("=", 1)[0]
+        if a.startswith("-") and name in options:
+            p = options[name]
+            if "=" in a:
+                value = a.split("=", 1)[1]
+            elif getattr(p, "is_flag", False) or getattr(p, "count", False):
+                i += 1
+                continue
+            else:
+                value = argv[i + 1] if i + 1 < len(argv) else None
+                i += 1
+            if value is not None and not value.strip() and _is_path_param(p):
+                return " ".join(words), name
+        elif not a.startswith("-") or a == "-":
+            if current is None or current.nargs == 1:
+                current = next(positional, None)
+            if current is not None and not a.strip():  # no argument (a path, a source spec) can be empty
+                return " ".join(words), current.name.upper()
+        i += 1
+    for a in argv[i:]:  # after "--": positionals only
+        current = current if current is not None and current.nargs != 1 else next(positional, None)
+        if current is not None and not a.strip():
+            return " ".join(words), current.name.upper()
+    return None
+
+
 def _undecodable_argument(argv: list[str]) -> str | None:
     """The first command-line argument that is not valid text (bytes that are not UTF-8 arrive as lone surrogates,
     which no log, JSON file or tokenizer downstream can take), shown as ASCII; None when all are text."""
@@ -147,6 +201,10 @@ def _main(argv: list[str] | None) -> int:
             f"an argument is not valid UTF-8 text: {bad}",
             "pass names, paths and questions as UTF-8 (rename a file whose name is not)",
         )
+        return 2
+    empty = _empty_path_argument(list(sys.argv[1:] if argv is None else argv))
+    if empty is not None:
+        _print_error(f"{empty[1]} is empty", f"see '{empty[0]} --help'")
         return 2
     try:
         rv = app(args=argv, prog_name=PROG, standalone_mode=False)

@@ -28,7 +28,7 @@ def one_error(rc: int, err: str, *expected: str, code: int = 2) -> None:
         (["demo", "--bogus"], "No such option: --bogus"),
         (["record"], "Missing argument"),
         (["inspect", "synthetic", "--seconds"], "'--seconds' requires an argument"),
-        (["calibrate", "offset", "--port", "x"], "'--port'"),
+        (["calibrate", "offset", "--port", "x"], "--port must be a whole number from 1 to 65535, got x"),
         (["nosuchcommand"], "No such command"),
     ],
 )
@@ -472,3 +472,36 @@ def test_an_integer_out_of_its_range_reads_like_our_own_checks(capsys, argv, exp
     option says "--duration must be a finite number >= 0 and <= 86400, got -1"."""
     rc, _, err = cli(capsys, *argv)
     one_error(rc, err, expected, f"see 'gazeqwen-edge {argv[0]} --help'")
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["record", "synthetic:1", ""], "OUT_DIR is empty"),
+        (["replay", "synthetic:1", "--out", ""], "--out is empty"),
+        (["replay", "synthetic:1", "--out="], "--out is empty"),
+        (["eval", "--qa", "x.json", "--out", " "], "--out is empty"),
+        (["calibrate", "offset", "-w", "a", "--store", ""], "--store is empty"),
+        (["replay", ""], "SOURCE is empty"),
+        (["replay", "--", ""], "SOURCE is empty"),
+        (["eval-table", "runs/a", ""], "RESULTS is empty"),
+    ],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_directory(capsys, monkeypatch, tmp_path, argv, expected):
+    """Path('') is Path('.'): `record synthetic:1 ''` (an unset shell variable) wrote into the current directory,
+    `--out ''` too, and `inspect ''` inspected it."""
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = cli(capsys, *argv)
+    one_error(
+        rc, err, expected, f"see 'gazeqwen-edge {' '.join(argv[:2] if argv[0] == 'calibrate' else argv[:1])} --help'"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_empty_value_where_it_means_something_is_still_taken(capsys):
+    """Only paths and positional arguments: `--streams ''` means every stream (and a flag takes no value)."""
+    from gazeqwen_edge.cli import _empty_path_argument
+
+    assert _empty_path_argument(["record", "synthetic:1", "out", "--streams", "", "--overwrite"]) is None
+    assert _empty_path_argument(["replay", "synthetic:1", "--overwrite", "--out", "x"]) is None
+    assert _empty_path_argument(["calibrate", "offset", "-w", "a", "--store", "s.json"]) is None
