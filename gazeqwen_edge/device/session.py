@@ -682,6 +682,10 @@ _SESSION_FILES = {
     "audio_timestamps.csv",
     "timings.csv",
     "imu.csv",
+    # what a streaming session (runtime.Session) adds to the recording: kept beside another recording, they would
+    # describe questions and alerts that recording never had
+    "answers.jsonl",
+    "alerts.jsonl",
 }
 
 

@@ -469,10 +469,14 @@ def test_overwrite_replaces_our_own_session(tmp_path):
     s = tmp_path / "s"
     record_source(SyntheticScene(seed=3, duration_s=1.0, width=64, height=48), s)
     (s / "notes.txt").write_text("mine")  # not a session file: kept
+    # what a streaming session adds (run, replay): the questions and alerts of the old recording, not the new one
+    (s / "answers.jsonl").write_text('{"id": 1}\n')
+    (s / "alerts.jsonl").write_text('{"watch_id": 1}\n')
     record_source(SyntheticScene(seed=5, duration_s=0.5, width=64, height=48), s, kinds={GazeSample}, overwrite=True)
     back = SessionSource(s)
     assert back.closed and len(back.gaze_arrays()[0]) == 100 and not (s / "scene.mp4").exists()
     assert (s / "notes.txt").read_text() == "mine"
+    assert not (s / "answers.jsonl").exists() and not (s / "alerts.jsonl").exists()
 
 
 class _Failing(SyntheticScene):
