@@ -34,7 +34,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import ipaddress
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -759,6 +761,13 @@ def parse_neon_spec(spec: str) -> tuple[str | None, int]:
     host, _, port_s = rest.partition(":")
     if not host:
         raise ConfigError(f"'{spec}' names no host; use neon://HOST:PORT (e.g. neon://192.168.1.23:8080)")
+    if re.fullmatch(r"[0-9.]+", host):  # dotted numbers are an IPv4 address or nothing (a host name has a letter)
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise ConfigError(
+                f"'{host}' in '{spec}' is not an IPv4 address (four numbers from 0 to 255, e.g. 192.168.1.23)"
+            ) from None
     try:
         port = int(port_s) if port_s else DEFAULT_PORT
     except ValueError:

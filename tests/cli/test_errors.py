@@ -441,6 +441,9 @@ def test_an_error_line_never_sends_a_control_character_to_the_terminal(capsys, t
         ("neon://:8080", "names no host"),
         ("neon://[::1]:8080", "is an IPv6 address"),
         ("pupil-neon:10.0.0.2:port", "is not a number"),
+        # was exit 3 "256.1.1.1:8080 answered, but not like a Neon Companion app" (nothing had answered)
+        ("neon://256.1.1.1:8080", "'256.1.1.1' in 'neon://256.1.1.1:8080' is not an IPv4 address"),
+        ("neon://10.0.0:8080", "is not an IPv4 address"),
     ],
 )
 def test_a_malformed_neon_spec_is_refused_before_the_model_loads(capsys, monkeypatch, tmp_path, spec, expected):
