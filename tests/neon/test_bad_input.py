@@ -77,8 +77,9 @@ def test_non_neon_http_server_is_a_clear_error(other_http):
 def test_cli_run_exits_nonzero_with_one_line(capsys, other_http):
     from gazeqwen_edge.cli import main
 
-    t0 = time.monotonic()
-    rc = main(["run", "--device", "pupil-neon", "--address", "127.0.0.1", "--port", str(other_http)])
+    t0 = time.monotonic()  # (--status-only: no model to load first, which alone took 5 s when torch was not yet
+    # imported, the test run by itself)
+    rc = main(["run", "--device", "pupil-neon", "--address", "127.0.0.1", "--port", str(other_http), "--status-only"])
     assert rc == DeviceError.exit_code
     assert time.monotonic() - t0 < 5.0
     err = capsys.readouterr().err
