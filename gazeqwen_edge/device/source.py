@@ -10,7 +10,8 @@ Policies every recorded-source reader follows (so the same fault reads the same 
   events in arrival order, and an event sent with its own (earlier) time lands after later ones by design.
 - Values no device produces. Gaze samples and fixations with NaN / infinite coordinates or ones far outside any
   scene image (`possible_position`: `GAZE_MIN_PX`, `GAZE_MAX_PX`) are dropped with a `Notice(kind="invalid")` giving
-  their count; fixations and blinks that end before they start likewise. A file
+  their count; fixations and blinks that end before they start likewise, and samples, fixations and blinks stamped
+  more than a day from their stream's median time (`possible_times`: a timestamp of 0, a clock jump). A file
   whose every row is unusable, or a value that cannot be read at all, is an InputError.
 - IMU readings (`ImuSample`): rows whose angular velocity is not finite or beyond the sensor's widest range
   (`GYRO_MAX_DEG_S`), whose acceleration is beyond `ACCEL_MAX_G` or whose quaternion is not a unit one are dropped
@@ -60,6 +61,22 @@ def possible_position(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     (bool array; NaN and infinities are False)."""
     with np.errstate(invalid="ignore"):
         return (x >= GAZE_MIN_PX) & (x <= GAZE_MAX_PX) & (y >= GAZE_MIN_PX) & (y <= GAZE_MAX_PX)
+
+
+# A recording lasts hours, not days: a sample more than this from the median time of its stream (a timestamp of 0, a
+# clock that jumped by years) was stamped by no device clock running during the recording.
+MAX_TIME_FROM_MEDIAN_NS = 24 * 3600 * 1_000_000_000
+
+
+def possible_times(ts_ns: np.ndarray, median_ns: int | None = None) -> np.ndarray:
+    """Which timestamps (int64 ns array) a device clock running during the recording can have given: those within
+    MAX_TIME_FROM_MEDIAN_NS of `median_ns` (the recording's median time; default: that of `ts_ns`, which needs
+    enough samples to be the recording's: a dense stream such as gaze). Bool array; all True when empty."""
+    ts = np.asarray(ts_ns, dtype=np.int64)
+    if not len(ts):
+        return np.ones(0, bool)
+    median = int(np.median(ts)) if median_ns is None else int(median_ns)
+    return np.abs(ts - median) <= MAX_TIME_FROM_MEDIAN_NS
 
 
 class ImuArrays(NamedTuple):
@@ -203,6 +220,17 @@ class RecordedSource(Source):
         say when there is no gaze at all (Notice at `at_ns`). Arrays in, arrays out (ts int64, x, y float64, worn
         bool)."""
         ts = np.asarray(ts, dtype=np.int64)
+        x, y, worn = np.asarray(x), np.asarray(y), np.asarray(worn)
+        when = possible_times(ts)
+        if not when.all():  # before re-sorting: a sample stamped 0 is no sample "out of order by 56 years"
+            self._notices.append(
+                invalid_notice(
+                    int(np.median(ts)), where, int((~when).sum()), len(ts),
+                    f"gaze samples have a timestamp more than {MAX_TIME_FROM_MEDIAN_NS // 3_600_000_000_000} h "
+                    "from the rest of the recording (a time no device clock gave it)",
+                )
+            )  # fmt: skip
+            ts, x, y, worn = ts[when], x[when], y[when], worn[when]
         order, note = time_order(ts, where, reorder_level)
         if order is not None:
             ts, x, y, worn = ts[order], x[order], y[order], worn[order]
@@ -239,12 +267,21 @@ class RecordedSource(Source):
         or ending before they start are dropped and times that go backwards re-sorted, each told by a Notice (the
         module's policies)."""
         start, end = np.asarray(start, np.int64), np.asarray(end, np.int64)
-        ok = end >= start
+        gaze_ts = self._gaze[0]  # the recording's time: its gaze (200 Hz), not a handful of fixations
+        median = int(np.median(gaze_ts)) if len(gaze_ts) else (int(np.median(end)) if len(end) >= 3 else None)
+        when = (
+            np.ones(len(end), bool) if median is None else possible_times(end, median) & possible_times(start, median)
+        )
+        ok = (end >= start) & when
         if x is not None:
             ok &= possible_position(x, y)
-        if not ok.all():
-            why = f"{what} are impossible (a NaN position or one far outside the image, or an end before the start)"
-            self._notices.append(invalid_notice(end[~ok][0], where, int((~ok).sum()), len(ok), why))
+        if not ok.all():  # told at the first bad row's end, or the recording's time when that end is impossible
+            at = end[~ok & when][0] if (~ok & when).any() else (median or 0)
+            why = (
+                f"{what} are impossible (a NaN position or one far outside the image, an end before the start, or "
+                "a time far from the rest of the recording)"
+            )
+            self._notices.append(invalid_notice(at, where, int((~ok).sum()), len(ok), why))
         keep = np.nonzero(ok)[0]
         order, note = time_order(end[keep], where, reorder_level)
         if order is not None:

@@ -92,6 +92,31 @@ def test_nan_gaze_is_dropped_with_a_notice_in_every_reader(neon_recording_dir, t
     assert "3 of 100 gaze samples" in notes[0].message and "no device reports" in notes[0].message
 
 
+def test_a_time_no_device_clock_gave_is_dropped_not_sorted_to_the_front(tmp_path, capsys):
+    """A gaze sample stamped 0 ns (or a fixation years away) in a 2026 recording was kept: re-sorted to the front
+    ("reordered ... 1767225600090.000 ms back", a gap of 56 years, `first (s)` -1767225600) and copied into a
+    replay's gaze.csv. Now dropped with the invalid notice, stamped at the recording's time."""
+    ref = _write_cloud_export(tmp_path / "export")
+    g = tmp_path / "export" / "gaze.csv"
+    lines = g.read_text().splitlines(keepends=True)
+    lines[5] = lines[5].replace(str(ref["gts"][4]), "0")
+    g.write_text("".join(lines))
+    f = tmp_path / "export" / "fixations.csv"
+    rows = f.read_text().splitlines()
+    body = rows[1].split(",")
+    years_later = body.copy()
+    years_later[3], years_later[4] = str(int(body[3]) + 10**17), str(int(body[4]) + 10**17)  # ~3 years on
+    f.write_text("\n".join([rows[0], rows[1], ",".join(years_later)]) + "\n")
+    s = CloudExportSource(tmp_path / "export")
+    ts = s.gaze_arrays()[0]
+    assert len(ts) == 99 and ts.min() == ref["gts"][0] and not _notices(s, "reordered") and not s.gaps
+    assert len(list(s.records({Fixation}))) == 1
+    notes = _notices(s, "invalid")
+    assert len(notes) == 2 and all(n.ts_ns > 10**18 for n in notes)
+    assert "1 of 100 gaze samples have a timestamp more than 24 h from the rest" in notes[0].message
+    assert "1 of 2 fixations are impossible" in notes[1].message
+
+
 def test_impossible_fixations_are_dropped_with_a_notice(tmp_path):
     _write_cloud_export(tmp_path / "export")
     f = tmp_path / "export" / "fixations.csv"
