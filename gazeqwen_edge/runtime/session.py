@@ -293,6 +293,10 @@ class Session:
     def _close_outputs(self) -> None:
         try:
             if self.recorder is not None:
+                if self._error is not None and not isinstance(self._error, KeyboardInterrupt):
+                    # a thread stopped the session (an unreadable video mid-replay): what was recorded is kept,
+                    # marked "failed" as the command fails, not "closed" like a session that ran to its end
+                    self.recorder.abort(self._error)
                 self.recorder.close()  # DeviceError when its disk refused a write: raised after the sinks close
         finally:
             for s in self.sinks:

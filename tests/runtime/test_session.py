@@ -473,3 +473,28 @@ def test_a_disk_that_refuses_the_last_writes_still_lets_every_sink_close(stream_
         with pytest.raises(DeviceError, match="No space left on device"):
             s.stop()
     assert sink.closed
+
+
+def test_a_source_that_fails_mid_replay_leaves_its_session_marked_failed(tmp_path, stream_gq):
+    """A scene video that became unreadable half way: the command failed (exit 2) but session.json said "closed",
+    like a session that ran to its end. Now "failed", with the error, and what was recorded kept."""
+    from gazeqwen_edge.errors import InputError
+
+    class Breaks:
+        def __init__(self, src, after):
+            self.src, self.after = src, after
+
+        def __getattr__(self, name):
+            return getattr(self.src, name)
+
+        def records(self, kinds=None):
+            for i, r in enumerate(self.src.records(kinds)):
+                if i == self.after:
+                    raise InputError("scene.mp4", "video decoding failed (cut short)")
+                yield r
+
+    with _synthetic(seconds=4.0) as src, pytest.raises(InputError, match="video decoding failed"):
+        replay(Breaks(src, 600), stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", [])
+    manifest = json.loads((tmp_path / "s" / "session.json").read_text())
+    assert manifest["state"] == "failed" and "video decoding failed" in manifest["error"]
+    assert manifest["counts"]["gaze"] > 100  # what arrived before the failure is kept
