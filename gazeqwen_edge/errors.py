@@ -141,6 +141,17 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
+def check_no_control(text: str, what: str) -> str:
+    """`text` unchanged when it holds no control character that `printable` would hide (C0 but line breaks and tabs,
+    DEL, C1, bidirectional overrides, U+2028/9); else ValueError naming `what` and the character. For what reaches
+    the model's prompt and the logs (a question, an option): a NUL from a JSON escape ("\\u0000") was shown as
+    U+FFFD and sent to the tokenizer as it was."""
+    bad = next((c for c in text if ord(c) in _CONTROL), None)
+    if bad is not None:
+        raise ValueError(f"{what} holds a control character ({ascii(bad)})")
+    return text
+
+
 def json_line(obj) -> str:
     """`obj` (dicts, lists, tuples, numbers, text) as one strict JSON line (no NaN or Infinity, which are not JSON
     and which a strict reader refuses), non-ASCII kept: a float that is not finite is written as null, the way the

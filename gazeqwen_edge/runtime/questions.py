@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gazeqwen_edge.device.streamgaze import parse_mmss
-from gazeqwen_edge.errors import InputError, check_text, json_line
+from gazeqwen_edge.errors import InputError, check_no_control, check_text, json_line
 
 QUESTION_SOURCES = ("typed", "file", "voice", "watch")
 MAX_QUESTION_CHARS = 2000  # a spoken or typed question is a sentence or two; a page of text is a mistake
@@ -25,10 +25,10 @@ MAX_OPTIONS = 26  # one letter each, A..Z
 
 def check_question_text(text: Any) -> str:
     """A question's text, stripped: a non-empty string of at most MAX_QUESTION_CHARS characters that is valid text
-    (check_text). ValueError."""
+    without control characters (check_text, check_no_control; line breaks and tabs allowed). ValueError."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError("a question must be a non-empty text")
-    text = check_text(text.strip(), "the question")
+    text = check_no_control(check_text(text.strip(), "the question"), "the question")
     if len(text) > MAX_QUESTION_CHARS:
         raise ValueError(f"a question has at most {MAX_QUESTION_CHARS} characters, this one {len(text)}")
     return text
@@ -111,17 +111,19 @@ class QuestionsFile:
 
 
 def check_options(options: Any) -> list[str] | None:
-    """Multiple-choice options: None, or 1..26 non-empty strings of valid text (check_text) whose letters ("A. box",
-    or A, B, ... by position) are distinct, and whose texts are too (compared without letters, case or extra spaces).
-    ValueError."""
+    """Multiple-choice options: None, or 2..26 non-empty strings of valid text without control characters
+    (check_text, check_no_control) whose letters ("A. box", or A, B, ... by position) are distinct, and whose texts
+    are too (compared without letters, case or extra spaces). ValueError."""
     if options is None:
         return None
     if not isinstance(options, list) or not options or not all(isinstance(o, str) and o.strip() for o in options):
         raise ValueError("options must be a non-empty list of non-empty strings")
     if len(options) > MAX_OPTIONS:
         raise ValueError(f"at most {MAX_OPTIONS} options (one letter each), got {len(options)}")
+    if len(options) < 2:
+        raise ValueError(f"a multiple-choice question needs at least 2 options, got {len(options)}")
     for i, o in enumerate(options):
-        check_text(o, f"option {i + 1}")
+        check_no_control(check_text(o, f"option {i + 1}"), f"option {i + 1}")
     from gazeqwen_edge.errors import InputError
     from gazeqwen_edge.model.gazeqwen import option_letters, option_texts
 

@@ -17,6 +17,8 @@ def test_parse_typed_lines():
         ["A. red", "B. blue"],
     )
     assert parse_typed("[not json, but no brace] what is it?") == ("[not json, but no brace] what is it?", None)
+    # line breaks and tabs are text, not control characters to refuse
+    assert parse_typed('{"question": "first line\\n\\tsecond?", "options": ["a", "b"]}')[0] == "first line\n\tsecond?"
 
 
 @pytest.mark.parametrize(
@@ -34,6 +36,11 @@ def test_parse_typed_lines():
         ('{"question": "what is \\ud800 this?"}', "the question is not valid text: character 9"),
         ('{"question": "x", "options": ["A. a", "B. \\udfff"]}', "option 2 is not valid text"),
         ("caf\udce9 or tea?", "not valid text: character 4"),  # a byte that is not UTF-8, as stdin decodes it
+        # control characters from JSON escapes went to the tokenizer (shown as U+FFFD); one option is no choice
+        ('{"question": "x", "options": ["a\\u0000", "b"]}', r"option 1 holds a control character \('\\x00'\)"),
+        ('{"question": "what \\u001b[2J is it?"}', r"the question holds a control character \('\\x1b'\)"),
+        ('{"question": "x", "options": ["A. a", "B. \\u202eb"]}', "option 2 holds a control character"),
+        ('{"question": "x", "options": ["A. only"]}', "needs at least 2 options, got 1"),
     ],
 )
 def test_a_json_line_that_is_not_a_question_is_refused_not_asked_as_text(line, why):
