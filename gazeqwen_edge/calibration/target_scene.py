@@ -61,12 +61,14 @@ class TargetScene(Source):
             or gaze_hz <= 0
         ):
             raise ConfigError(
-                "TargetScene needs 0 < duration_s <= 3600, width/height 64..4096 px, fps > 0, gaze_hz > 0 (got "
+                "a calibration-target scene needs 0 < seconds <= 3600, a size of 64..4096 px a side, fps > 0 and "
+                "gaze_hz > 0 (got "
                 f"{duration_s} s, {width}x{height}, {fps} fps, {gaze_hz} Hz)"
             )
         if abs(offset_px[0]) > width or abs(offset_px[1]) > height:  # every sample would be off the scene image
             raise ConfigError(
-                f"TargetScene offset must be within the frame (|dx| <= {width}, |dy| <= {height} px), got {offset_px}"
+                f"a calibration-target offset must be within the frame (|dx| <= {width}, |dy| <= {height} px), got "
+                f"{offset_px}"
             )
         self.seed, self.duration_s = int(seed), float(duration_s)
         self.width, self.height, self.fps, self.gaze_hz = int(width), int(height), float(fps), float(gaze_hz)

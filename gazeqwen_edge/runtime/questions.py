@@ -159,6 +159,11 @@ def _from_jsonl(lines: list[str]) -> QuestionsFile:
             obj = json.loads(line)
             if not isinstance(obj, dict):
                 raise ValueError("a line must be a JSON object")
+            missing = [k for k in ("t", "question") if k not in obj]
+            if missing:  # (not "'t' must be a number, got None" for a line written with other names)
+                raise ValueError(
+                    f"a line needs {' and '.join(repr(k) for k in missing)}; this one has {sorted(obj) or 'no keys'}"
+                )
             t = obj.get("t")
             if isinstance(t, bool) or not isinstance(t, int | float) or not math.isfinite(t) or t < 0:
                 raise ValueError(f"'t' must be a number of seconds >= 0, got {t!r}")

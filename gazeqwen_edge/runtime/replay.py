@@ -104,8 +104,9 @@ def replay(
         spec=spec,
         label=label,
     )
+    start_ns = getattr(source, "start_ns", None)  # told before the first record: stamped at the source's start, not 0
     for line, why in problems:
-        session.notice("bad_question", f"questions file line {line} skipped: {why}")
+        session.notice("bad_question", f"questions file line {line} skipped: {why}", start_ns)
     if voice is not None:
         session.voice = voice(session)
     if setup is not None:

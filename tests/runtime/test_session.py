@@ -111,16 +111,23 @@ def test_a_broken_questions_line_is_reported_and_the_rest_asked(tmp_path, stream
     qfile = tmp_path / "q.jsonl"
     qfile.write_text(
         '{"t": 2.0, "question": "What am I looking at?"}\nnot json\n{"t": -1, "question": "x"}\n'
-        '{"t": 3, "question": "Which?", "options": ["box", "cup"]}\n'
+        '{"t": 3, "question": "Which?", "options": ["box", "cup"]}\n{"time": 2, "q": "Which?"}\n'
     )
     qf = load_questions(qfile)
-    assert [n for n, _ in qf.problems] == [2, 3] and len(qf.questions) == 2
+    assert [n for n, _ in qf.problems] == [2, 3, 5] and len(qf.questions) == 2
+    # a line written with other names says which are missing (it said "'t' must be a number ..., got None")
+    assert qf.problems[2][1] == "a line needs 't' and 'question'; this one has ['q', 'time']"
     assert qf.questions[1].options == ["box", "cup"]
     sink = Collect()
     with _synthetic(4.0) as src:
         res = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qfile, sinks=[sink])
     assert res.stats.answered == 2
-    assert [k for k, *_ in sink.notices].count("bad_question") == 2
+    assert [k for k, *_ in sink.notices].count("bad_question") == 3
+    # logged at the source's start (they were stamped 0 ns in events.csv, 56 years before every other row)
+    with _synthetic(4.0) as src:
+        start_ns = src.start_ns
+    rows = [r.split(",") for r in (tmp_path / "s" / "events.csv").read_text().splitlines() if "bad_question" in r]
+    assert len(rows) == 3 and all(int(r[1]) == start_ns for r in rows), rows
     rec = sink.records[1]
     assert rec.answer in ("A", "B")  # plain options are lettered A, B in order
 
