@@ -42,6 +42,10 @@ def _kinds(text: str | None):
         if k not in KIND_NAMES:
             raise ConfigError(f"unknown stream '{k}' in --streams; choose from {', '.join(KIND_NAMES)}")
         out.add(getattr(records, KIND_NAMES[k]))
+    if not out:  # "," or " , ": a list that names nothing would record nothing, not everything
+        raise ConfigError(
+            f"--streams {text!r} names no stream; choose from {', '.join(KIND_NAMES)}, or leave it out for all"
+        )
     return out
 
 

@@ -50,7 +50,7 @@ def export(
     plan: bool = typer.Option(
         False, "--plan", help="Print the memory plan of the real Qwen2.5-VL-7B + V-JEPA 2.1 runtime and exit."
     ),
-    fps: float = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second (for --plan)"),
+    fps: float = float_option(2.0, "--fps", min=0.1, max=30.0, help="Model frames per second (for --plan)"),
     context: float = float_option(60.0, "--context", above=0.0, max=3600.0, help="Seconds of video context (--plan)"),
     as_json: bool = typer.Option(False, "--json", help="With --plan: print the plan as JSON."),
 ) -> None:

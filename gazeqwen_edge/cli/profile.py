@@ -57,7 +57,7 @@ def profile(
         None, "--questions", "-q", help="JSONL {t, question, options?} per line, or a StreamGaze QA JSON."
     ),
     every: float = float_option(
-        3.0, "--every", above=0.0, max=3600.0, help="Without --questions: an open question every this many seconds"
+        3.0, "--every", min=0.1, max=3600.0, help="Without --questions: an open question every this many seconds"
     ),
     speed: str = typer.Option(
         "1", help="Replay pace: 1 = real time (as live; the default), N x (0.05 to 1000), or max or 0 (lockstep)."

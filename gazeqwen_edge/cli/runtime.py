@@ -22,7 +22,8 @@ PROMPTS = ("reference", "instruction")
 # Options of the model and the session, shared by run and replay (typer OptionInfo objects can serve several commands)
 MODEL = typer.Option("demo", help=MODEL_HELP)
 CHECKPOINT = typer.Option(None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint).")
-FPS = float_option(2.0, "--fps", above=0.0, max=30.0, help="Model frames per second from the scene camera")
+# (0.1: the slowest rate of the reference's sampling rule, for clips over 300 s; REFERENCE.md section 1)
+FPS = float_option(2.0, "--fps", min=0.1, max=30.0, help="Model frames per second from the scene camera")
 CHUNK = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk")
 WINDOW = float_option(
     None,
@@ -435,8 +436,9 @@ def run(
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
     (disconnected, reconnected, not worn) as they happen. A line may be JSON {"question": ..., "options": [...]} for a
-    multiple-choice answer. Everything goes to the session directory. Ends at --duration, at the end of piped input
-    once every question is answered, or with Ctrl-C."""
+    multiple-choice answer. Everything goes to the session directory. Ends after --duration seconds whatever the input
+    does (piped questions are asked as they come); without --duration, at the end of piped input once every question
+    is answered; or with Ctrl-C."""
     from gazeqwen_edge.cli.neon import connect_banner, show_status
     from gazeqwen_edge.runtime.live import run_live
     from gazeqwen_edge.runtime.session import Session

@@ -508,3 +508,20 @@ def test_an_empty_value_where_it_means_something_is_still_taken(capsys):
     assert _empty_path_argument(["record", "synthetic:1", "out", "--streams", "", "--overwrite"]) is None
     assert _empty_path_argument(["replay", "synthetic:1", "--overwrite", "--out", "x"]) is None
     assert _empty_path_argument(["calibrate", "offset", "-w", "a", "--store", "s.json"]) is None
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["record", "synthetic:1", "{tmp}/r", "--streams", ","], "--streams ',' names no stream"),
+        (["export", "--plan", "--fps", "1e-300"], "--fps must be a finite number >= 0.1"),
+        (["replay", "synthetic:1", "--fps", "0.001"], "--fps must be a finite number >= 0.1"),
+        (["profile", "--every", "0.0001"], "--every must be a finite number >= 0.1"),
+    ],
+)
+def test_values_that_do_nothing_or_schedule_without_end_are_refused(capsys, tmp_path, argv, expected):
+    """Each was exit 0: a recording of nothing, a plan for 2e+300 s steps, a replay whose window held no step, 20001
+    questions scheduled for a 5 s scene."""
+    rc, _, err = cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
+    one_error(rc, err, expected)
+    assert not (tmp_path / "r").exists()
