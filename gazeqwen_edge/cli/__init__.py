@@ -7,9 +7,7 @@ Each command group lives in its own module of this package and registers itself 
 from __future__ import annotations
 
 import sys
-import typing
 import warnings
-from pathlib import Path
 
 import typer
 from rich.markup import escape
@@ -129,14 +127,15 @@ def _given(argv: list[str], opts: list[str]) -> str | None:
     return found
 
 
-def _is_path_param(param) -> bool:
-    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
-    return annotation is Path or Path in typing.get_args(annotation)
+# options whose empty value says "the default" ('--streams ""' records every stream); any other option given an empty
+# value is refused as empty (an unset shell variable): Path('') is the current directory, a model id '' is no id
+EMPTY_MEANS_DEFAULT = {"streams"}
 
 
-def _empty_path_argument(argv: list[str]) -> tuple[str, str] | None:
-    """(the command's path, the parameter's name) of the first empty or blank argument given where a path goes
-    ("--out ''") or as a positional argument (an OUT_DIR or SOURCE of ''), else None. Path('') is Path('.'), so a callback cannot tell '' from '.': an empty
+def _empty_argument(argv: list[str]) -> tuple[str, str] | None:
+    """(the command's path, the parameter's name) of the first empty or blank value given to an option (but those of
+    EMPTY_MEANS_DEFAULT: "--out ''", "--model ''") or as a positional argument (an OUT_DIR or SOURCE of ''), else
+    None. Path('') is Path('.'), so a callback cannot tell '' from '.': an empty
     path (an unset shell variable) would have written into, or with --overwrite over, the current directory."""
     import typer.main
 
@@ -166,7 +165,7 @@ def _empty_path_argument(argv: list[str]) -> tuple[str, str] | None:
             else:
                 value = argv[i + 1] if i + 1 < len(argv) else None
                 i += 1
-            if value is not None and not value.strip() and _is_path_param(p):
+            if value is not None and not value.strip() and p.name not in EMPTY_MEANS_DEFAULT:
                 return " ".join(words), name
         elif not a.startswith("-") or a == "-":
             if current is None or current.nargs == 1:
@@ -202,7 +201,7 @@ def _main(argv: list[str] | None) -> int:
             "pass names, paths and questions as UTF-8 (rename a file whose name is not)",
         )
         return 2
-    empty = _empty_path_argument(list(sys.argv[1:] if argv is None else argv))
+    empty = _empty_argument(list(sys.argv[1:] if argv is None else argv))
     if empty is not None:
         _print_error(f"{empty[1]} is empty", f"see '{empty[0]} --help'")
         return 2

@@ -488,6 +488,8 @@ def test_an_integer_out_of_its_range_reads_like_our_own_checks(capsys, argv, exp
         (["replay", ""], "SOURCE is empty"),
         (["replay", "--", ""], "SOURCE is empty"),
         (["eval-table", "runs/a", ""], "RESULTS is empty"),
+        (["eval", "--qa", "x.json", "--model", "", "--out", "o"], "--model is empty"),  # was "error: : cannot load"
+        (["replay", "synthetic:1", "--asr-model", " "], "--asr-model is empty"),
     ],
 )
 def test_an_empty_path_is_refused_not_read_as_the_current_directory(capsys, monkeypatch, tmp_path, argv, expected):
@@ -503,11 +505,11 @@ def test_an_empty_path_is_refused_not_read_as_the_current_directory(capsys, monk
 
 def test_an_empty_value_where_it_means_something_is_still_taken(capsys):
     """Only paths and positional arguments: `--streams ''` means every stream (and a flag takes no value)."""
-    from gazeqwen_edge.cli import _empty_path_argument
+    from gazeqwen_edge.cli import _empty_argument
 
-    assert _empty_path_argument(["record", "synthetic:1", "out", "--streams", "", "--overwrite"]) is None
-    assert _empty_path_argument(["replay", "synthetic:1", "--overwrite", "--out", "x"]) is None
-    assert _empty_path_argument(["calibrate", "offset", "-w", "a", "--store", "s.json"]) is None
+    assert _empty_argument(["record", "synthetic:1", "out", "--streams", "", "--overwrite"]) is None
+    assert _empty_argument(["replay", "synthetic:1", "--overwrite", "--out", "x"]) is None
+    assert _empty_argument(["calibrate", "offset", "-w", "a", "--store", "s.json"]) is None
 
 
 @pytest.mark.parametrize(
