@@ -164,6 +164,11 @@ def load(
 
     if bundle is not None and (model not in (None, DEMO_MODEL) or checkpoint is not None):
         raise ConfigError("--bundle brings its own model: leave out --model and --checkpoint")
+    if model == "tiny":  # train's name for a new random model: nothing a session could answer with
+        raise ConfigError(
+            "--model tiny is a new untrained model (train and eval take it); a session needs a trained one",
+            hint="leave --model out for the demo model, or give a model directory (a training run's best/) or a hub id",
+        )
     with console_err.status("loading the model ...") if console_err.is_terminal else _Null():
         return load_model(
             model,

@@ -527,3 +527,11 @@ def test_values_that_do_nothing_or_schedule_without_end_are_refused(capsys, tmp_
     rc, _, err = cli(capsys, *[a.replace("{tmp}", str(tmp_path)) for a in argv])
     one_error(rc, err, expected)
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("command", ["replay synthetic:1", "run --device simulator"])
+def test_the_training_name_tiny_is_no_session_model(capsys, command):
+    """It was looked up in the Hugging Face cache ("tiny: is not in the local Hugging Face cache and huggingface.co
+    cannot be reached"), while eval and train take it."""
+    rc, _, err = cli(capsys, *command.split(), "--model", "tiny")
+    one_error(rc, err, "--model tiny is a new untrained model", "leave --model out for the demo model")
