@@ -128,6 +128,12 @@ def detect_kind(path: Path) -> str:
             "is a file that is not a video; expected a recording directory or a video",
             hint=f"SOURCE is {accepted_specs()}",
         )
+    if not path.is_dir():  # a device, a pipe, a socket (/dev/null): neither a recording nor a video file
+        raise InputError(
+            path,
+            "is neither a directory nor a regular file; expected a recording directory or a video",
+            hint=f"SOURCE is {accepted_specs()}",
+        )
     if not os.access(path, os.R_OK | os.X_OK):
         raise InputError(path, "directory cannot be read (permission denied)")
     try:

@@ -535,3 +535,9 @@ def test_the_training_name_tiny_is_no_session_model(capsys, command):
     cannot be reached"), while eval and train take it."""
     rc, _, err = cli(capsys, *command.split(), "--model", "tiny")
     one_error(rc, err, "--model tiny is a new untrained model", "leave --model out for the demo model")
+
+
+def test_a_device_file_as_source_is_named_as_such(capsys):
+    """/dev/null was 'directory cannot be read (permission denied)', for root too."""
+    rc, _, err = cli(capsys, "inspect", "/dev/null")
+    one_error(rc, err, "/dev/null: is neither a directory nor a regular file")
