@@ -208,6 +208,14 @@ def read_reference_checkpoint(src: str | PathLike) -> dict[str, Any]:
         raise InputError(p, "is a directory; expected the authors' checkpoint file (best_model.pt)")
     if not p.is_file():
         raise InputError(p, "file not found")
+    with open(p, "rb") as f:
+        head = f.read(2)
+    if head not in (b"PK", b"\x80\x02") and not head.startswith(b"\x80"):  # torch.save: a zip, or a legacy pickle
+        raise InputError(
+            p,
+            "is not a torch checkpoint (torch.save writes a zip archive or a pickle; this file is neither)",
+            hint="give the authors' checkpoint file (best_model.pt)",
+        )
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:  # pickle, zip and weights-only errors: all mean "not a loadable torch checkpoint"

@@ -100,6 +100,10 @@ def test_converter_errors(tmp_path):
 
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(InputError, match="is not a torch checkpoint") as e:  # not told to re-save a peft config
+        convert_reference_checkpoint(bad, tmp_path / "o1")
+    assert "best_model.pt" in e.value.hint and "LoraConfig" not in e.value.hint
+    bad.write_bytes(b"PK\x03\x04 a zip, but not torch's")
     with pytest.raises(InputError, match="weights_only"):
         convert_reference_checkpoint(bad, tmp_path / "o1")
     sd = reference_layout_state_dict()
@@ -176,7 +180,7 @@ def test_cli_convert_checkpoint(tmp_path, capsys):
     code = main(["convert-checkpoint", str(bad), str(tmp_path / "out")])
     err = " ".join(capsys.readouterr().err.split())  # rich wraps long lines
     assert code != 0
-    assert "bad.pt" in err and "weights_only" in err and "Traceback" not in err
+    assert "bad.pt" in err and "is not a torch checkpoint" in err and "Traceback" not in err
     assert main(["convert-checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "out")]) != 0
     assert "file not found" in " ".join(capsys.readouterr().err.split())
     assert main(["convert-checkpoint", str(tmp_path), str(tmp_path / "out")]) != 0
