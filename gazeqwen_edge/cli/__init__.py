@@ -166,7 +166,7 @@ def _empty_argument(argv: list[str]) -> tuple[str, str] | None:
                 value = argv[i + 1] if i + 1 < len(argv) else None
                 i += 1
             if value is not None and not value.strip() and p.name not in EMPTY_MEANS_DEFAULT:
-                return " ".join(words), name
+                return " ".join(words), max(p.opts, key=len)  # its long name, as the help lists it
         elif not a.startswith("-") or a == "-":
             if current is None or current.nargs == 1:
                 current = next(positional, None)

@@ -61,7 +61,7 @@ def test_offset_command_bad_input(home, capsys):
     # a blank name or an unreadable store fails before the wearer spends time looking at the target
     assert main(["calibrate", "offset", "-s", "calibration-target", "-w", " ", "-y"]) == 2
     out, err = capsys.readouterr()
-    assert "wearer name must not be empty" in err and "collecting gaze" not in out
+    assert "--wearer is empty" in err and "collecting gaze" not in out
     home.mkdir(parents=True)
     (home / "wearer_offsets.json").write_text("{broken")
     assert main(["calibrate", "offset", "-s", "calibration-target", "-w", "x", "-y"]) == 2
