@@ -257,7 +257,12 @@ class ResultsLog:
                 rec = json.loads(raw)
             except json.JSONDecodeError as e:
                 raise InputError(
-                    where, f"corrupt line in the results log ({e})", hint="delete the log to start the run afresh"
+                    where,
+                    f"corrupt line in the results log ({e})",
+                    hint="delete the log to start the run afresh (its header is that line)"
+                    if n == 1
+                    else f"delete line {n} (that item is done again when the run resumes), not the whole log, which "
+                    "holds every item finished",
                 ) from e
             if n == 1:
                 if not (isinstance(rec, dict) and set(rec) == {"header"} and isinstance(rec["header"], dict)):

@@ -207,8 +207,13 @@ def test_results_log_refuses_another_run_and_garbage(tmp_path):
     ResultsLog(p).open({**HEADER, "created": "later"}).close()
     # a corrupt line that is not the last one (its newline was written): refused, not skipped
     p.write_text(_lines(p)[0] + "\n{broken\n" + json.dumps(r(SR, "A", "A").to_json()) + "\n")
-    with pytest.raises(InputError, match=":2"):
+    with pytest.raises(InputError, match=":2") as e:
         ResultsLog(p).done_ids()
+    assert e.value.hint.startswith("delete line 2 (that item is done again")  # not the log with every item done
+    p.write_text("{broken\n" + json.dumps(r(SR, "A", "A").to_json()) + "\n")
+    with pytest.raises(InputError, match=":1") as e:
+        ResultsLog(p).done_ids()
+    assert e.value.hint.startswith("delete the log")  # its header: nothing to resume against
     q = tmp_path / "not_a_log.jsonl"
     q.write_text(json.dumps(r(SR, "A", "A").to_json()) + "\n")
     with pytest.raises(InputError, match="header"):
