@@ -562,7 +562,11 @@ class Session:
                 end_s = self.t_s(self.now_ns)
                 meta["_late"] = True
                 meta["late"] = f"asked at {s.t_s:.1f} s, after the source ended at {end_s:.1f} s: no video of that time"
-            self.ask(s.text, s.options, when, source="file", meta=meta)
+            try:
+                self.ask(s.text, s.options, when, source="file", meta=meta)
+            except InputError as e:  # one question that cannot be asked must not end the session (the file's
+                # lines were checked when it was read; a ScheduledQuestion built in code was not)
+                self.notice("bad_question", f"question at {s.t_s:g} s not asked: {e.message}", when)
 
     def _flush_pending(self, t_ns: int) -> None:
         """Hand the whole temporal steps held in `_pending` to the model as one chunk (a shorter one than chunk_s

@@ -113,7 +113,7 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     calls = _scripted_scores(monkeypatch, 3.0, 5.0)
     qs = [
         ScheduledQuestion(1.0, "Tell me when I look at the cup"),
-        ScheduledQuestion(2.0, "Tell me when I look at the \x1b[31mbowl"),  # refused as --watch refuses it
+        ScheduledQuestion(2.0, "Tell me when I look at the \x1b[31mbowl"),  # refused as any question with it
         ScheduledQuestion(7.0, "Stop watching the cup"),
     ]
     with open_source("synthetic:4", duration_s=10.0, width=160, height=120) as src:
@@ -125,8 +125,10 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert 3.0 < alerts[0]["t"] <= 3.6
     answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0]["answer"] == "I'll tell you when you look at the cup."
-    assert "control character ('\\x1b')" in answers[1]["error"] and not answers[1]["answer"]
-    assert answers[2]["answer"] == "Stopped watching the cup."
+    assert answers[1]["answer"] == "Stopped watching the cup." and len(answers) == 2
+    # the bowl's question, refused as every question holding a control character is: told, and the session goes on
+    events = (tmp_path / "s" / "events.csv").read_text()
+    assert "question at 2 s not asked: the question holds a control character ('\\x1b')" in events
     checked = sorted(t for _, t in calls)
     assert checked and min(checked) >= 1.0 and max(checked) <= 7.5  # scored only while the watch existed
     assert r.stats.alerts == 1 and r.stats.watch_checks == len(calls)

@@ -343,7 +343,7 @@ def test_a_missing_asr_model_or_a_bad_watch_is_refused_before_the_model_loads(ca
         (["--asr-model", tmp_path / "nowhere"], "is not a directory of a Whisper model"),
         (["--voice", "--asr-model", "tiny.eng"], "tiny.eng: is neither a faster-whisper model name"),  # a typo
         (["--watch", "x" * 500], "(500)"),
-        (["--watch", " "], "--watch needs a short description"),
+        (["--watch", " "], "--watch is empty"),  # (every option's empty value: cli._empty_argument)
         (["--watch", "the \x1b[31mred cup"], "--watch holds a control character ('\\x1b')"),
         (["--watch", "cup\nbowl"], "--watch holds a control character ('\\n')"),
     ):
