@@ -11,7 +11,8 @@ Policies every recorded-source reader follows (so the same fault reads the same 
 - Values no device produces. Gaze samples and fixations with NaN / infinite coordinates or ones far outside any
   scene image (`possible_position`: `GAZE_MIN_PX`, `GAZE_MAX_PX`) are dropped with a `Notice(kind="invalid")` giving
   their count; fixations and blinks that end before they start likewise, and samples, fixations and blinks stamped
-  more than a day from their stream's median time (`possible_times`: a timestamp of 0, a clock jump). A file
+  more than a day from the recording's median time (`possible_times`; the gaze's median: a timestamp of 0, a clock
+  jump). A file
   whose every row is unusable, or a value that cannot be read at all, is an InputError.
 - IMU readings (`ImuSample`): rows whose angular velocity is not finite or beyond the sensor's widest range
   (`GYRO_MAX_DEG_S`), whose acceleration is beyond `ACCEL_MAX_G` or whose quaternion is not a unit one are dropped
