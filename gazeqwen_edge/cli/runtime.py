@@ -469,6 +469,8 @@ def run(
         if gq is None:
             show_status(neon, duration)
             return
+        if neon.intrinsics is None:  # so the session records scene_camera.json, as record and replay do
+            neon.intrinsics = _live_intrinsics(neon, connect_timeout)
         out_dir = out or default_out_dir("run")
         for sink in speech:
             sink.timer = gq.timer
@@ -486,6 +488,23 @@ def run(
             console_err.print("type a question and press Enter (Ctrl-C to stop)")
         run_live(session, sys.stdin, duration, on_error=lambda m: console_err.print(f"[red]error:[/] {escape(m)}"))
     print_summary(session.stats, out_dir, gq.timer)
+
+
+def _live_intrinsics(neon, timeout_s: float):
+    """The connected device's scene camera intrinsics (`calibration.camera.intrinsics_from_device`: its calibration
+    record, CRC checked), or None with a notice line when it cannot be read: the session then goes on without
+    scene_camera.json."""
+    from gazeqwen_edge.calibration.camera import intrinsics_from_device
+    from gazeqwen_edge.errors import GazeQwenError
+
+    try:
+        return intrinsics_from_device(neon.address, neon.port, timeout_s=max(timeout_s, 2.0))
+    except GazeQwenError as e:
+        console_err.print(
+            f"[yellow]notice[/] no scene camera intrinsics from the device ({escape(one_line(e.message))}); "
+            "the session is recorded without scene_camera.json"
+        )
+        return None
 
 
 class _device:

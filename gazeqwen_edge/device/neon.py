@@ -228,6 +228,17 @@ class NeonLiveSource(Source):
         return self._scene_size
 
     @property
+    def intrinsics(self):
+        """The scene camera's intrinsics (CameraIntrinsics) once its owner has read them from the device
+        (`calibration.camera.intrinsics_from_device`, which parses the calibration record: `run` does it before a
+        session records, so the session gets its scene_camera.json); None until then."""
+        return getattr(self, "_intrinsics", None)
+
+    @intrinsics.setter
+    def intrinsics(self, value) -> None:
+        self._intrinsics = value
+
+    @property
     def clock_offset_ns(self) -> int | None:
         """Phone clock minus this machine's clock (time echo), or None if not measured."""
         return self._clock_offset_ns
@@ -355,8 +366,7 @@ class NeonLiveSource(Source):
 
     def calibration(self):
         """The glasses' camera calibration as the client reads it (`pupil_labs.neon_recording` Calibration:
-        scene_camera_matrix, scene_distortion_coefficients, ...). `intrinsics` stays None: the scene size is only
-        known once frames arrive."""
+        scene_camera_matrix, scene_distortion_coefficients, ...); `intrinsics` is what its owner made of it."""
         return self._remote("read the camera calibration", lambda d: d.get_calibration())
 
     def estimate_clock_offset(self, samples: int | None = None) -> int | None:

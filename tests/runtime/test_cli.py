@@ -225,6 +225,9 @@ def test_live_run_through_the_real_client_survives_loss_and_a_disconnect(tmp_pat
                 p.wait(10)
     first, during, after = _answers(tmp_path / "s")
     assert [x["error"] for x in (first, during, after)] == [None, None, None]
+    # the device's camera calibration is recorded with the session, as record and replay do (it had none)
+    cam = json.loads((tmp_path / "s" / "scene_camera.json").read_text())
+    assert (cam["width"], cam["height"]) == (160, 120) and cam["camera_matrix"][0][2] == 80.0
     assert during["answer"] in ("A", "B") and during["video_s"][1] <= after["video_s"][1]
     assert after["video_s"][1] > during["video_s"][1] + 1.0  # video flowed again after the device came back
 
