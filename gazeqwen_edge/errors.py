@@ -152,24 +152,28 @@ def check_no_control(text: str, what: str) -> str:
     return text
 
 
-def json_line(obj) -> str:
-    """`obj` (dicts, lists, tuples, numbers, text) as one strict JSON line (no NaN or Infinity, which are not JSON
-    and which a strict reader refuses), non-ASCII kept: a float that is not finite is written as null, the way the
-    log flags a value that could not be computed, so that one such value never costs the record, or a whole log
-    (a sink that raised here stopped, and every later answer was lost)."""
-    import json
+def json_safe(obj):
+    """`obj` (dicts, lists, tuples, numbers, text) with every float that is not finite replaced by None (tuples become
+    lists): what strict JSON (no NaN or Infinity, which a strict reader refuses) can hold, the value that could not be
+    computed flagged as null."""
     import math
 
-    def finite(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: finite(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [finite(v) for v in x]
-        return x
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    return obj
 
-    return json.dumps(finite(obj), allow_nan=False, ensure_ascii=False)
+
+def json_line(obj) -> str:
+    """`obj` as one strict JSON line (`json_safe`: a float that is not finite is written as null), non-ASCII kept, so
+    that one such value never costs the record, or a whole log (a sink that raised here stopped, and every later
+    answer was lost)."""
+    import json
+
+    return json.dumps(json_safe(obj), allow_nan=False, ensure_ascii=False)
 
 
 def write_bytes_atomic(path: str | PathLike, data: bytes, tmp_suffix: str = ".tmp", fsync: bool = False) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gazeqwen_edge.errors import InputError
+from gazeqwen_edge.errors import InputError, json_safe
 
 FORMAT = "gazeqwen-edge-profile"
 VERSION = 1
@@ -190,19 +190,9 @@ def load_report(path: str | Path) -> dict:
 
 
 def write_report(doc: dict, path: str | Path) -> Path:
-    """Write the report as strict JSON (NaN and infinities become null)."""
-
-    def clean(x):
-        if isinstance(x, float) and not math.isfinite(x):
-            return None
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        if isinstance(x, list | tuple):
-            return [clean(v) for v in x]
-        return x
-
+    """Write the report as strict JSON (errors.json_safe: NaN and infinities become null)."""
     p = Path(path)
-    p.write_text(json.dumps(clean(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    p.write_text(json.dumps(json_safe(doc), indent=1, allow_nan=False) + "\n", encoding="utf-8")
     return p
 
 
