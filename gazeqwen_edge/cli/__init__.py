@@ -137,6 +137,8 @@ def _empty_argument(argv: list[str]) -> tuple[str, str] | None:
     EMPTY_MEANS_DEFAULT: "--out ''", "--model ''") or as a positional argument (an OUT_DIR or SOURCE of ''), else
     None. Path('') is Path('.'), so a callback cannot tell '' from '.': an empty
     path (an unset shell variable) would have written into, or with --overwrite over, the current directory."""
+    if all(a.strip() and not (a.startswith("-") and "=" in a and not a.split("=", 1)[1].strip()) for a in argv):
+        return None  # nothing blank: the command tree (60 ms to build) is not needed on every start
     import typer.main
 
     command = typer.main.get_command(app)
