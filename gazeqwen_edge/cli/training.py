@@ -154,6 +154,7 @@ def _model(
     max_pixels: int | None,
     llm_size: tuple[int, int] = TINY_LLM,
     vision_size: tuple[int, int] = TINY_VISION,
+    gaze_mark: bool = False,
 ):
     from gazeqwen_edge.runtime.models import load_model
 
@@ -171,6 +172,7 @@ def _model(
             hidden=llm_size[1],
             n_layers=llm_size[0],
             vision=vision_size,
+            gaze_mark=gaze_mark,
             **kw,
         )
         gq.qwen.to(device)
@@ -380,6 +382,12 @@ def train_cmd(
         help="LLM of a new tiny model (--model tiny): LAYERSxHIDDEN, 2-32 layers, hidden 32-1024 and a multiple of "
         "32; default 4x64.",
     ),
+    gaze_mark: bool = typer.Option(
+        False,
+        "--gaze-mark",
+        help="Give a new tiny model's resampler the gaze mark: a learned vector added to each video token's residual "
+        "by its closeness to the gaze (ours, not the reference's).",
+    ),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
     clip_seconds: float = float_option(
         60.0, "--clip-seconds", above=0.0, max=3600.0, help="Longest clip of the stream policy, in seconds."
@@ -446,6 +454,11 @@ def train_cmd(
         raise ConfigError(
             f"--tiny-llm sizes a new tiny model, not {model!r}", hint="drop --tiny-llm, or use --model tiny"
         )
+    if gaze_mark and model != "tiny":
+        raise ConfigError(
+            f"--gaze-mark builds a new tiny model's resampler; {model!r} keeps the one it was trained with",
+            hint="drop --gaze-mark, or use --model tiny",
+        )
     train_items = _load_items(qa, None, None, None, None, quiet=not main, tasks=chosen)
     val_items = _load_items(vals, None, None, None, None, quiet=not main, tasks=chosen) if vals is not None else None
     if chosen is not None and not train_items.items:
@@ -454,7 +467,7 @@ def train_cmd(
         from gazeqwen_edge.training.tasks import alert_pairs as derive_alert_pairs
 
         train_items.items = train_items.items + derive_alert_pairs(train_items.items, seed)
-    gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels, llm_size)
+    gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels, llm_size, gaze_mark=gaze_mark)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding
     bar, update = _progress("train", show=main)

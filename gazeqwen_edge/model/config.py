@@ -24,6 +24,14 @@ class ResamplerConfig:
     Gaussian bias -d^2 / (2 sigma^2) to the latents' attention logits toward tokens near the gaze. Both use the same
     parameters, so one checkpoint layout serves both.
 
+    gaze_mark (ours, off in the reference and in every checkpoint trained before it): each video token's residual
+    also gets a learned mark, one d_latent vector per injected module (`gaze_marks.{m}`, the only parameters the
+    reference layout lacks), weighted by the token's Gaussian proximity to the active fixations
+    mean_k exp(-|c - g_k|^2 / (2 spatial_sigma^2)) in [0, 1] (0 on steps without an active fixation), whatever the
+    gaze encoding. Without it a token's residual is chosen by that token's own feature alone, so the gazed object's
+    tokens are told from their neighbours only by what their features carry; with it they are marked by where they
+    are.
+
     regime: how video features and gaze times are fed, fixed at training time, so a checkpoint always runs in the
     regime it was trained in (the runtime reads it from here):
     - "reference" (the released code, for converted authors' checkpoints): V-JEPA sees 16 frames spread over the whole
@@ -50,6 +58,7 @@ class ResamplerConfig:
     temperature: float = 1e4
     spatial_sigma: float = 0.1
     spatial_scale: float = 2 * math.pi
+    gaze_mark: bool = False
 
     def __post_init__(self) -> None:
         self.injected_layers = tuple(int(x) for x in self.injected_layers)
@@ -88,6 +97,8 @@ class ResamplerConfig:
             raise ConfigError(f"resampler config: spatial_sigma must be > 0, got {self.spatial_sigma}")
         if not self.temperature > 0:
             raise ConfigError(f"resampler config: temperature must be > 0, got {self.temperature}")
+        if not isinstance(self.gaze_mark, bool):
+            raise ConfigError(f"resampler config: gaze_mark must be true or false, got {self.gaze_mark!r}")
 
     def feature_shape(self, shape) -> tuple:
         """(B, T, H, W) of resampler input features shaped (B, T, H, W, d_vjepa); ValueError for another rank or

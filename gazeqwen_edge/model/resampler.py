@@ -1,6 +1,6 @@
 """The gaze resampler ("f_theta"): one independent module per injected LLM layer, parameter names exactly as in the
 reference checkpoint (latents.{m}, proj_ins.{m}, q/k/g/v_projs.{m}.{i}, ff_blocks.{m}.{i}.{0,1,3}, block_norms.{m}.{i},
-proj_outs.{m}, amplitude).
+proj_outs.{m}, amplitude), plus gaze_marks.{m} where the config's gaze_mark is on (ours, not in the reference).
 
 Pure tensor-in/tensor-out: one call computes the residuals of every injected layer for B clips x T temporal steps.
 """
@@ -41,6 +41,8 @@ class GazeResampler(nn.Module):
         for p in self.proj_outs:
             nn.init.zeros_(p.weight)
         self.amplitude = nn.Parameter(torch.ones(c.n_llm_layers))
+        if c.gaze_mark:  # drawn last, so a model without marks draws every other parameter as before
+            self.gaze_marks = nn.ParameterList([nn.Parameter(torch.randn(d) * 0.02) for _ in range(m_n)])
 
     def module_parameter_count(self, m: int = 0) -> int:
         """Parameters of injected module m (without the shared amplitude)."""
@@ -57,7 +59,9 @@ class GazeResampler(nn.Module):
     ) -> torch.Tensor:
         """features (B, T, H, W, d_vjepa) aligned to the LLM's merged video grid; gaze_points (B, T, K, 2);
         gaze_mask (B, T, K) bool; has_gaze (B,) bool or None (all True).
-        Returns residuals (M, B, T, H*W, d_llm), M = len(injected_layers), tokens row-major like Qwen's video tokens."""
+        Returns residuals (M, B, T, H*W, d_llm), M = len(injected_layers), tokens row-major like Qwen's video tokens.
+        With gaze_mark, module m adds gaze_marks[m] x the token's proximity to the gaze (ResamplerConfig) to each
+        token's latent read-out before proj_out."""
         c = self.config
         b, t, h, w = c.feature_shape(features.shape)
         dv = c.d_vjepa
@@ -92,6 +96,17 @@ class GazeResampler(nn.Module):
                 gy = F.linear(code_y, proj.weight[:, half:])  # (BT, h, d)
                 return (gx.unsqueeze(1) + gy.unsqueeze(2)).reshape(bt, n, d)
 
+        proximity = None
+        if c.gaze_mark:  # (BT, N, 1): mean_k exp(-d_k^2 / (2 sigma^2)) over the active fixations, 0 without one
+            if bias is None:
+                _, _, tok_bias = spatial_gaze_parts(
+                    gaze_points, gaze_mask, (h, w), 4, c.spatial_sigma, c.temperature, c.spatial_scale
+                )
+                prox = tok_bias.reshape(bt, n, 1).exp()
+            else:
+                prox = bias[:, 0, :n].unsqueeze(-1).exp()
+            active = gaze_mask.reshape(bt, -1).any(-1).view(bt, 1, 1)
+            proximity = torch.where(active, prox, torch.zeros_like(prox)).to(dtype)
         scale = 1.0 / math.sqrt(d)
         sample_gain = None
         if has_gaze is not None:  # (B,) -> one factor per (sample, step) row of the BT batch
@@ -113,6 +128,8 @@ class GazeResampler(nn.Module):
                 lat = lat + torch.matmul(F.softmax(logits, dim=-1), v)
                 lat = self.block_norms[m][i](lat + self.ff_blocks[m][i](lat))
             r = torch.matmul(F.softmax(torch.matmul(x, lat.transpose(1, 2)) * scale, dim=-1), lat)
+            if proximity is not None:
+                r = r + proximity * self.gaze_marks[m]
             # proj_out is linear without bias: scaling its d_latent input by amplitude (and by 0 for samples without
             # gaze, which gives exact zeros) equals scaling its d_llm output, at a fraction of the memory traffic.
             gain = self.amplitude[layer] if sample_gain is None else self.amplitude[layer] * sample_gain

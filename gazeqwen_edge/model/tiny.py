@@ -161,6 +161,7 @@ def tiny_resampler_config(
     d_llm: int = 64,
     regime: str = "stream",
     injected_layers: tuple[int, ...] = (1, 3),
+    gaze_mark: bool = False,
 ) -> ResamplerConfig:
     """A resampler for the tiny Qwen (hidden 64, 4 layers; by default injecting into layers 1 and 3, the spread of the
     7B's 6, 13, 20, 27) and the tiny V-JEPA (96-d). A residual added after the LAST layer only reaches the video
@@ -176,6 +177,7 @@ def tiny_resampler_config(
         injected_layers=tuple(injected_layers),
         n_llm_layers=n_llm_layers,
         gaze_encoding=gaze_encoding,
+        gaze_mark=gaze_mark,
     )
 
 
@@ -191,11 +193,12 @@ def build_tiny_gazeqwen(
     hidden: int = 64,
     n_layers: int = 4,
     vision: tuple[int, int] = TINY_VISION,
+    gaze_mark: bool = False,
     **kwargs,
 ):
     """A complete tiny GazeQwen (random weights, the same on any `device`: they are drawn on the CPU, then moved).
     perturb > 0 fills the zero-initialised output projections with N(0, perturb) so the gaze path visibly changes the
-    logits (a stand-in for a trained checkpoint)."""
+    logits (a stand-in for a trained checkpoint). gaze_mark: the resampler's gaze mark (ResamplerConfig)."""
     from gazeqwen_edge.model.config import VideoEncoderConfig
     from gazeqwen_edge.model.gazeqwen import GazeQwen
     from gazeqwen_edge.model.resampler import GazeResampler
@@ -217,7 +220,12 @@ def build_tiny_gazeqwen(
     torch.manual_seed(seed + 2)
     resampler = GazeResampler(
         tiny_resampler_config(
-            gaze_encoding, n_llm_layers=n_layers, d_llm=hidden, regime=regime, injected_layers=injected_layers
+            gaze_encoding,
+            n_llm_layers=n_layers,
+            d_llm=hidden,
+            regime=regime,
+            injected_layers=injected_layers,
+            gaze_mark=gaze_mark,
         )
     ).eval()
     if perturb:

@@ -309,3 +309,41 @@ def test_features_of_another_width_or_rank_are_refused():
         r(torch.zeros(1, 2, 3, 4, 23), pts, mask)
     with pytest.raises(ValueError, match=r"\(B, T, H, W, d_vjepa\)"):
         r(torch.zeros(2, 3, 4, 24), pts, mask)
+
+
+def test_gaze_mark_adds_the_mark_by_each_tokens_closeness_to_the_gaze():
+    """gaze_mark: residual = the same resampler's residual without it + proj_out(amplitude * p_n * mark), p_n the
+    mean over active fixations of exp(-|c_n - g|^2 / (2 sigma^2)) written out per token; 0 on a step without an
+    active fixation, and the other parameters are drawn exactly as without the mark (shipped models stay the same)."""
+    cfg = small_cfg("spatial", gaze_mark=True)
+    torch.manual_seed(5)
+    fresh = GazeResampler(cfg).state_dict()
+    torch.manual_seed(5)
+    for k, v in GazeResampler(small_cfg("spatial")).state_dict().items():
+        torch.testing.assert_close(fresh[k], v, rtol=0, atol=0)
+    assert set(fresh) - set(GazeResampler(small_cfg("spatial")).state_dict()) == {f"gaze_marks.{m}" for m in range(3)}
+    marked = perturbed(cfg)
+    plain = GazeResampler(small_cfg("spatial")).eval()
+    plain.load_state_dict({k: v for k, v in marked.state_dict().items() if not k.startswith("gaze_marks")})
+    torch.manual_seed(1)
+    feats = torch.randn(1, 2, 4, 5, 24)
+    gaze = [(0.2, 0.7), (0.6, 0.4)]
+    gi = GazeInputs.from_scanpaths([np.array([[x, y, 0.5, 1.0] for x, y in gaze])], np.array([0.0, 3.0]))
+    with torch.no_grad():
+        out = marked(feats, gi.points, gi.mask, gi.has_gaze)
+        base = plain(feats, gi.points, gi.mask, gi.has_gaze)
+    c = token_centres(4, 5)
+    prox = torch.stack([torch.exp(-((c - torch.tensor(g)) ** 2).sum(-1) / (2 * 0.1**2)) for g in gaze]).mean(0)
+    for m, layer in enumerate(cfg.injected_layers):
+        mark = marked.amplitude[layer] * prox[:, None] * marked.gaze_marks[m]
+        with torch.no_grad():
+            want = base[m, 0, 0] + marked.proj_outs[m](mark)
+        torch.testing.assert_close(out[m, 0, 0], want, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(out[m, 0, 1], base[m, 0, 1], rtol=0, atol=0)  # t = 3 s: no active fixation
+    ref = perturbed(small_cfg("reference", gaze_mark=True))  # the mark does not depend on the key encoding
+    ref_plain = GazeResampler(small_cfg("reference")).eval()
+    ref_plain.load_state_dict({k: v for k, v in ref.state_dict().items() if not k.startswith("gaze_marks")})
+    with torch.no_grad():
+        ref_base = ref_plain(feats, gi.points, gi.mask, gi.has_gaze)
+        want = ref_base[0, 0, 0] + ref.proj_outs[0](ref.amplitude[0] * prox[:, None] * ref.gaze_marks[0])
+        torch.testing.assert_close(ref(feats, gi.points, gi.mask, gi.has_gaze)[0, 0, 0], want, rtol=1e-4, atol=1e-5)
