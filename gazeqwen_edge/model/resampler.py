@@ -41,8 +41,9 @@ class GazeResampler(nn.Module):
         for p in self.proj_outs:
             nn.init.zeros_(p.weight)
         self.amplitude = nn.Parameter(torch.ones(c.n_llm_layers))
-        if c.gaze_mark:  # drawn last, so a model without marks draws every other parameter as before
-            self.gaze_marks = nn.ParameterList([nn.Parameter(torch.randn(d) * 0.02) for _ in range(m_n)])
+        if c.gaze_mark:  # drawn last, so a model without marks draws every other parameter as before; unit scale,
+            # like the layer-normed latents the read-out mixes (proj_out starts at zero, so no output changes yet)
+            self.gaze_marks = nn.ParameterList([nn.Parameter(torch.randn(d)) for _ in range(m_n)])
 
     def module_parameter_count(self, m: int = 0) -> int:
         """Parameters of injected module m (without the shared amplitude)."""
