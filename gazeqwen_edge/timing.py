@@ -97,15 +97,27 @@ class StageTimer:
             return dict(self._totals)
 
     def spent_between(self, t0: float, t1: float) -> dict[str, float]:
-        """{stage: seconds of its `stage()` calls that fell inside [t0, t1]} (perf_counter seconds; a call that was
-        in flight at t0 counts from t0 on). Covers the most recent 1024 calls."""
-        out: dict[str, float] = {}
+        """{stage: seconds of [t0, t1] (perf_counter seconds) spent in its `stage()` calls}, each instant counted
+        once, for the innermost stage running then (the latest started of those in flight; a call that encloses
+        another, such as score_options around its score_continuation calls, gets only its own time outside them),
+        so the values add up to at most t1 - t0. A call in flight at t0 counts from t0 on. Covers the most recent
+        1024 calls; stages added without a span (`add`) are not counted."""
         with self._lock:
-            spans = list(self._spans)
-        for name, a, b in spans:
-            overlap = min(b, t1) - max(a, t0)
-            if overlap > 0:
-                out[name] = out.get(name, 0.0) + overlap
+            spans = [(max(a, t0), min(b, t1), name) for name, a, b in self._spans if min(b, t1) > max(a, t0)]
+        # sweep the boundaries: between two consecutive ones the set of calls in flight does not change
+        events = sorted({x for a, b, _ in spans for x in (a, b)})
+        by_start = sorted(range(len(spans)), key=lambda i: spans[i][0])
+        out: dict[str, float] = {}
+        active: set[int] = set()
+        nxt = 0
+        for lo, hi in zip(events, events[1:], strict=False):
+            while nxt < len(by_start) and spans[by_start[nxt]][0] <= lo:
+                active.add(by_start[nxt])
+                nxt += 1
+            active = {i for i in active if spans[i][1] > lo}
+            if active:  # innermost: the latest start, then the earliest end (a nested call ends first)
+                a, b, name = spans[max(active, key=lambda i: (spans[i][0], -spans[i][1]))]
+                out[name] = out.get(name, 0.0) + (hi - lo)
         return out
 
     def last(self, name: str) -> float:

@@ -114,9 +114,9 @@ def question_rows(records) -> list[dict]:
         if r.get("error") or r.get("ttft_ms") is None:
             continue
         path = {}
+        # the wait's stages count each instant once already (StageTimer.spent_between), enclosing stages included
         for k, v in (r.get("queue_stages_ms") or {}).items():
-            if k not in NON_ADDITIVE:
-                path[f"waiting: {k}"] = path.get(f"waiting: {k}", 0.0) + v
+            path[f"waiting: {k}"] = path.get(f"waiting: {k}", 0.0) + v
         # the rest of the wait: the hand-off to the model thread, or a live question asked before the first video
         if r.get("queued_ms") is not None:
             path["waiting: other"] = max(0.0, r["queued_ms"] - sum(path.values()))

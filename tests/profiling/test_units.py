@@ -123,12 +123,13 @@ def _record(i, ttft, queued, queue_stages, stages, **kw):
 
 def test_question_path_adds_the_stages_before_the_first_token():
     recs = [
-        # waited 30 ms: 25 of them on a chunk prefill, 5 handing over; then 2 + 10 ms before the first token
+        # waited 30 ms: 20 of them on a chunk prefill, 5 on the previous question's option scoring (its own time
+        # outside its continuations: spent_between counts each instant once), 5 handing over; then 2 + 10 ms
         _record(
             1,
             43.0,
             30.0,
-            {"prefill_chunk": 25.0, "ttft_from_model_start": 9.0},
+            {"prefill_chunk": 20.0, "score_options": 5.0},
             {"question_prompt": 2.0, "prefill_question": 10.0, "ttft_from_model_start": 13.0, "decode": 50.0},
         ),
         _record(2, 13.0, 1.0, {}, {"question_prompt": 2.0, "prefill_question": 10.0, "decode": 40.0}),
@@ -137,14 +138,15 @@ def test_question_path_adds_the_stages_before_the_first_token():
     rows = rp.question_rows(recs)
     assert [r["id"] for r in rows] == [1, 2]  # the failed question is not on any path
     assert rows[0]["path_ms"] == {
-        "waiting: prefill_chunk": 25.0,
+        "waiting: prefill_chunk": 20.0,
+        "waiting: score_options": 5.0,
         "waiting: other": 5.0,
         "question_prompt": 2.0,
         "prefill_question": 10.0,
     }
     assert rows[0]["decode_ms"] == 50.0
     path = rp.question_path(rows)
-    assert path["stages_ms"]["waiting: prefill_chunk"] == 12.5  # a mean over all questions (0 where absent)
+    assert path["stages_ms"]["waiting: prefill_chunk"] == 10.0  # a mean over all questions (0 where absent)
     assert path["timed_ms"] == pytest.approx((42 + 13) / 2) and path["end_to_end_ms"] == (43 + 13) / 2
     assert path["adds_up"]
     rows[1]["ttft_ms"] = 40.0  # 27 ms nobody timed
@@ -236,3 +238,22 @@ def test_spent_between_counts_only_the_overlap():
     with t.stage("qwen_vision"):
         pass
     assert "qwen_vision" in t.spent_between(0.0, 1e12)
+
+
+def test_spent_between_counts_each_instant_once_for_the_innermost_stage():
+    """Nested calls (score_options around score_continuation, question_view around its prefill) and calls of two
+    threads at once: every instant of the wait is counted once, so the stages never add up to more than the wait
+    (the profile's "waiting: other" is the rest of the wait, never negative)."""
+    from gazeqwen_edge.timing import StageTimer
+
+    t = StageTimer()
+    t.add("score_continuation", 1.0, span=(1.0, 2.0))  # a nested call ends, and is added, first
+    t.add("score_continuation", 1.0, span=(2.5, 3.5))
+    t.add("score_options", 3.0, span=(0.5, 3.5))
+    t.add("decode", 0.5, span=(3.5, 4.0))
+    t.add("vad", 2.0, span=(3.0, 5.0))  # another thread's call overlapping the model's
+    got = t.spent_between(0.0, 10.0)
+    # 3.0-3.5: vad started last of the three in flight; 3.5-4.0: decode did
+    assert got == pytest.approx({"score_options": 1.0, "score_continuation": 1.5, "vad": 1.5, "decode": 0.5})
+    assert sum(got.values()) == pytest.approx(5.0 - 0.5)  # the union of the calls: 0.5 to 5.0
+    assert t.spent_between(1.5, 2.5) == pytest.approx({"score_continuation": 0.5, "score_options": 0.5})
