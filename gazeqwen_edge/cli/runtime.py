@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from pathlib import Path
@@ -24,7 +25,14 @@ MODEL = typer.Option("demo", help=MODEL_HELP)
 CHECKPOINT = typer.Option(None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint).")
 # (0.1: the slowest rate of the reference's sampling rule, for clips over 300 s; REFERENCE.md section 1)
 FPS = float_option(2.0, "--fps", min=0.1, max=30.0, help="Model frames per second from the scene camera")
-CHUNK = float_option(1.0, "--chunk", above=0.0, max=60.0, help="Seconds of video per prefilled chunk")
+CHUNK = float_option(
+    1.0,
+    "--chunk",
+    above=0.0,
+    max=60.0,
+    help="Seconds of video per prefilled chunk, a whole number of temporal steps (2 / --fps s each; rounded, with a "
+    "note, to the nearest, at least one)",
+)
 WINDOW = float_option(
     None,
     "--window",
@@ -101,7 +109,7 @@ def session_config(
     model is loaded: model_window_s)."""
     from gazeqwen_edge.runtime.session import SessionConfig
 
-    return SessionConfig(
+    cfg = SessionConfig(
         fps=fps,
         chunk_s=chunk,
         window_s=(window or None) if window is not None else 60.0,
@@ -110,6 +118,14 @@ def session_config(
         prompt=prompt,
         question_view=question_view,
     )
+    steps = cfg.chunk_steps
+    if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6):
+        console_err.print(
+            f"note: --chunk {chunk:g} s is {steps} temporal step{'s' * (steps != 1)} of {2 / fps:g} s at --fps {fps:g} "
+            f"({steps * 2 / fps:g} s): a chunk is a whole number of steps",
+            markup=False,
+        )
+    return cfg
 
 
 def default_out_dir(kind: str) -> Path:

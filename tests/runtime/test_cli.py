@@ -292,3 +292,17 @@ def test_voice_on_a_source_without_audio_is_told(tmp_path, capsys):
     )
     rc, _, err = cli(capsys, "replay", "synthetic:1", "--voice", "--out", tmp_path / "r")
     assert rc == 0 and "warning: synthetic:1 has no audio: --voice will hear no questions" in err, err
+
+
+def test_a_chunk_that_is_not_a_whole_number_of_steps_is_rounded_with_a_note(capsys):
+    from gazeqwen_edge.cli.runtime import session_config
+
+    capsys.readouterr()
+    assert session_config(2.0, 1.0, None, 8, "auto", "reference").chunk_steps == 1
+    assert session_config(4.0, 2.5, None, 8, "auto", "reference").chunk_steps == 5  # 0.5 s steps
+    assert capsys.readouterr().err == ""  # whole numbers of steps: no note
+    assert session_config(2.0, 0.01, None, 8, "auto", "reference").chunk_steps == 1
+    err = capsys.readouterr().err
+    assert err.startswith("note: --chunk 0.01 s is 1 temporal step of 1 s at --fps 2 (1 s)"), err
+    assert session_config(2.0, 3.4, None, 8, "auto", "reference").chunk_steps == 3
+    assert "--chunk 3.4 s is 3 temporal steps of 1 s at --fps 2 (3 s)" in capsys.readouterr().err
