@@ -388,6 +388,14 @@ def train_cmd(
         help="Give a new tiny model's resampler the gaze mark: a learned vector added to each video token's residual "
         "by its closeness to the gaze (ours, not the reference's).",
     ),
+    step_fixations: str = typer.Option(
+        None,
+        "--step-fixations",
+        callback=choice("all", "latest"),
+        help="Which fixations a temporal step gives the resampler: all it finds (the reference; a new tiny model's "
+        "default) or only the latest (ours: the one looked at now); switched on a loaded model like "
+        "--gaze-encoding.",
+    ),
     clip: str = typer.Option("stream", callback=choice("reference", "stream"), help="Clip policy (see eval)."),
     clip_seconds: float = float_option(
         60.0, "--clip-seconds", above=0.0, max=3600.0, help="Longest clip of the stream policy, in seconds."
@@ -470,6 +478,8 @@ def train_cmd(
     gq = _model(model, checkpoint, dev, gaze_encoding or "spatial", "stream", max_pixels, llm_size, gaze_mark=gaze_mark)
     if gaze_encoding is not None and gq.resampler is not None:
         gq.resampler.config.gaze_encoding = gaze_encoding
+    if step_fixations is not None and gq.resampler is not None:
+        gq.resampler.config.step_fixations = step_fixations
     bar, update = _progress("train", show=main)
     with bar:
         result = train_stages(

@@ -34,11 +34,14 @@ def check_scanpath(scanpath, name: str = "scanpath") -> np.ndarray:
     return a
 
 
-def active_fixations(scanpath, times: Sequence[float], span_s=0.0) -> tuple[np.ndarray, np.ndarray]:
+def active_fixations(
+    scanpath, times: Sequence[float], span_s=0.0, latest: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
     """Active fixations per time: those whose [mid - dur/2, mid + dur/2] overlaps [t, t + span_s] (span_s 0: active
     at the instant t, the reference rule; span_s > 0: at any moment of a temporal step that lasts span_s seconds, the
-    stream regime). span_s: a number or one per time. Returns points (T, K, 2) [x, y] and mask (T, K) bool, K = max
-    active (>= 1)."""
+    stream regime). span_s: a number or one per time. latest: keep only the active fixation that started last (the
+    first of those rows on a tie; ResamplerConfig.step_fixations "latest"). Returns points (T, K, 2) [x, y] and mask
+    (T, K) bool, K = max active (>= 1)."""
     sp = check_scanpath(scanpath)
     t = np.asarray(times, dtype=np.float64).reshape(-1)
     if len(sp) == 0:
@@ -47,6 +50,9 @@ def active_fixations(scanpath, times: Sequence[float], span_s=0.0) -> tuple[np.n
     end = sp[:, 2] + sp[:, 3] / 2
     span = np.broadcast_to(np.asarray(span_s, dtype=np.float64), t.shape)
     act = (start[None, :] <= (t + span)[:, None]) & (t[:, None] <= end[None, :])  # (T, N)
+    if latest:  # per time, the active fixation with the greatest start
+        last = np.where(act, start[None, :], -np.inf).argmax(1)
+        act = act & (np.arange(len(sp))[None, :] == last[:, None])
     k = max(1, int(act.sum(1).max()))
     points = np.zeros((len(t), k, 2), np.float32)
     mask = np.zeros((len(t), k), bool)
@@ -67,18 +73,18 @@ class GazeInputs:
     has_gaze: torch.Tensor
 
     @classmethod
-    def from_scanpaths(cls, scanpaths: Sequence, step_times, span_s=0.0) -> GazeInputs:
+    def from_scanpaths(cls, scanpaths: Sequence, step_times, span_s=0.0, latest: bool = False) -> GazeInputs:
         """scanpaths: one per sample (None or (N, 4)); step_times: (T,) shared or (B, T) per sample, in seconds from
         each clip's start (the time of the first frame of each temporal step); span_s: how long a step lasts (0: gaze
         looked up at the instant, the reference regime; a step's duration in the stream regime), one number or one
-        per sample."""
+        per sample; latest: each step keeps only its latest fixation (active_fixations)."""
         st = np.asarray(step_times, dtype=np.float64)
         if st.ndim == 1:
             st = np.broadcast_to(st, (len(scanpaths), len(st)))
         if st.shape[0] != len(scanpaths):
             raise InputError(None, f"{len(scanpaths)} scanpaths but step_times for {st.shape[0]} samples")
         spans = np.broadcast_to(np.asarray(span_s, dtype=np.float64), (len(scanpaths),))
-        per = [active_fixations(sp, t, sp_s) for sp, t, sp_s in zip(scanpaths, st, spans, strict=True)]
+        per = [active_fixations(sp, t, sp_s, latest) for sp, t, sp_s in zip(scanpaths, st, spans, strict=True)]
         k = max(p.shape[1] for p, _ in per)
         b, t = st.shape
         points = np.zeros((b, t, k, 2), np.float32)

@@ -380,6 +380,12 @@ class GazeQwen:
         """The resampler's regime ("reference" or "stream", ResamplerConfig); "stream" without a resampler."""
         return self.resampler.config.regime if self.resampler is not None else "stream"
 
+    @property
+    def latest_fixation(self) -> bool:
+        """Whether each temporal step gives the resampler only its latest fixation (ResamplerConfig.step_fixations
+        "latest"), not every one it finds."""
+        return self.resampler is not None and self.resampler.config.step_fixations == "latest"
+
     def gaze_span_s(self, second_per_grid_t: float) -> float:
         """How long a temporal step's gaze look-up lasts: 0 in the reference regime (the released code looks the gaze
         up at one instant per step), the step's duration in the stream regime (a fixation made while the step's
@@ -475,6 +481,7 @@ class GazeQwen:
             [s.scanpath for s in batch.samples],
             np.stack([s.video.step_times for s in batch.samples]),
             [self.gaze_span_s(s.video.second_per_grid_t) for s in batch.samples],
+            latest=self.latest_fixation,
         ).to(dev)
         with self.timer.stage("resampler"), torch.no_grad():
             res = self.resampler(feats, gaze.points, gaze.mask, gaze.has_gaze)

@@ -80,7 +80,12 @@ def gaze_residuals(gq, encs: Sequence[Encoded], input_ids: torch.Tensor, use_gaz
         raise InputError(None, f"a batch with gaze needs one frame size, got merged grids {sorted(hw)}")
     dev = next(gq.resampler.parameters()).device
     feats = torch.cat([e.features for e in encs]).unsqueeze(0).to(dev)  # (1, sum T, h, w, d)
-    per = [GazeInputs.from_scanpaths([e.scanpath], e.step_times, gq.gaze_span_s(e.second_per_grid_t)) for e in encs]
+    per = [
+        GazeInputs.from_scanpaths(
+            [e.scanpath], e.step_times, gq.gaze_span_s(e.second_per_grid_t), latest=gq.latest_fixation
+        )
+        for e in encs
+    ]
     k = max(g.points.shape[2] for g in per)
     pts = torch.cat([torch.nn.functional.pad(g.points, (0, 0, 0, k - g.points.shape[2])) for g in per], dim=1)
     msk = torch.cat([torch.nn.functional.pad(g.mask, (0, k - g.mask.shape[2])) for g in per], dim=1)

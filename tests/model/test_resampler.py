@@ -233,6 +233,24 @@ def test_stream_steps_take_the_fixations_of_their_whole_span():
     assert g.mask[0].sum() == 0 and g.mask[1, 0].sum() == 1 and g.mask[1, 1].sum() == 1
 
 
+def test_latest_keeps_only_the_fixation_that_started_last_in_each_step():
+    """step_fixations "latest": of the fixations a step finds over its span, only the one that started last (the one
+    looked at when the step ends); a step that finds none still has none, and the instant rule is filtered alike."""
+    from gazeqwen_edge.model.gaze_encoding import GazeInputs, active_fixations
+
+    # [0.1, 0.4] at A, [0.45, 0.75] at B, [0.8, 1.2] at C, then [1.5, 1.6] at A again: written out per step of 1 s
+    scan = np.array([[0.1, 0.1, 0.25, 0.3], [0.5, 0.5, 0.6, 0.3], [0.9, 0.9, 1.0, 0.4], [0.1, 0.1, 1.55, 0.1]])
+    pts, mask = active_fixations(scan, [0.0, 1.0, 2.0], span_s=1.0)
+    assert mask.sum(1).tolist() == [3, 2, 0]
+    pts, mask = active_fixations(scan, [0.0, 1.0, 2.0], span_s=1.0, latest=True)
+    assert pts.shape == (3, 1, 2) and mask[:, 0].tolist() == [True, True, False]
+    assert pts[0, 0].tolist() == pytest.approx([0.9, 0.9]) and pts[1, 0].tolist() == pytest.approx([0.1, 0.1])
+    pts, mask = active_fixations(scan, [0.9], latest=True)  # the instant rule: C alone is active at 0.9 s anyway
+    assert mask.sum() == 1 and pts[0, 0].tolist() == pytest.approx([0.9, 0.9])
+    g = GazeInputs.from_scanpaths([scan, None], [0.0, 1.0], span_s=1.0, latest=True)
+    assert g.mask.shape == (2, 2, 1) and g.mask[0].all() and not g.mask[1].any()
+
+
 def per_token_spatial(points, mask, grid_hw, dim, sigma=0.1, temperature=1e4, scale=2 * math.pi):
     """The spatial encoding as first written: a code per token AND fixation (B, T, K, N, dim), then the mean."""
     h, w = grid_hw

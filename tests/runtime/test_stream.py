@@ -209,3 +209,25 @@ def test_a_question_view_ends_the_video_at_a_newer_frame_and_leaves_the_cache_as
     assert vs.video_span_s == (times[0], times[3]) and vs.cache.get_seq_length() == vs.video_end
     with vs.question_view(5, frames[5], times[5], fixed_scanpath) as on:  # not the frame after the cache's last
         assert not on
+
+
+def test_latest_fixation_rule_reaches_the_stream_and_the_full_prefill(stream_gq, model_frames):
+    """step_fixations "latest": the stream and one full prefill of the whole scanpath both equal the full prefill,
+    under "all", of the scanpath cut by hand to each 1 s step's last fixation (B, D, F, G), and differ from "all"."""
+    frames, times = model_frames
+    both = [[0.2, 0.3, 0.2, 0.2], [0.7, 0.6, 0.7, 0.4], [0.4, 0.4, 1.25, 0.3], [0.8, 0.2, 1.725, 0.45],
+            [0.3, 0.7, 2.35, 0.3], [0.6, 0.8, 2.775, 0.35], [0.5, 0.5, 3.3, 0.4]]  # fmt: skip
+    scan = np.array(both, np.float32)  # (start, end): A .1-.3 B .5-.9 | C 1.1-1.4 D 1.5-1.95 | E F | G 3.1-3.5
+    cut = scan[[1, 3, 5, 6]]
+    cfg = stream_gq.resampler.config
+    assert cfg.step_fixations == "all"
+    want = _full_logits(stream_gq, frames[:8], cut, QUESTION)
+    mixed = _full_logits(stream_gq, frames[:8], scan, QUESTION)
+    try:
+        cfg.step_fixations = "latest"
+        full = _full_logits(stream_gq, frames[:8], scan, QUESTION)
+        streamed = _stream(stream_gq, frames, times, scan, 2, 4).question_logits(QUESTION)
+    finally:
+        cfg.step_fixations = "all"
+    assert (full - want).abs().max() < 1e-5 and (streamed - want).abs().max() < 1e-4
+    assert (mixed - want).abs().max() > 1e-3

@@ -189,13 +189,14 @@ def test_train_tiny_llm_sizes_a_new_tiny_model_and_bad_sizes_are_refused(capsys,
     out = tmp_path / "run"
     args = ["--qa", qa, "--val", qa, "--out", out, "--max-steps", "1", "--epochs", "1", "--grad-accum", "1"]
     rc, _, err = cli(capsys, "train", *args, "--max-pixels", "3136", "--tiny-llm", "2x32", "--stage", "joint",
-                     "--gaze-mark")  # fmt: skip
+                     "--gaze-mark", "--step-fixations", "latest")  # fmt: skip
     assert rc == 0, err
     gq = load_model_dir(out / "best")
     text = gq.qwen.config.text_config
     assert (text.num_hidden_layers, text.hidden_size) == (2, 32)
     assert gq.resampler.config.d_llm == 32 and gq.resampler.config.n_llm_layers == 2
     assert gq.resampler.config.gaze_mark and len(gq.resampler.gaze_marks) == 2  # saved and loaded with its marks
+    assert gq.resampler.config.step_fixations == "latest" and gq.latest_fixation
     rc, _, err = cli(capsys, "train", *args[:5], tmp_path / "r4", "--gaze-mark", "--model", "demo")
     _assert_user_error(rc, err, "--gaze-mark builds a new tiny model's resampler", "--model tiny")
     rc, _, err = cli(capsys, "train", *args[:5], tmp_path / "r2", "--tiny-llm", "4x50")

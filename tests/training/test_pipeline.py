@@ -51,6 +51,33 @@ def test_batched_training_forward_equals_gazeqwen_prefill(toy_gq):
     assert (no_gaze.logits - out.logits).abs().max() > 1e-3
 
 
+def test_the_training_forward_feeds_each_step_its_latest_fixation_when_the_model_says_so(toy_gq):
+    """step_fixations "latest" reaches the training forward: the whole scanpath under "latest" gives the logits of
+    the scanpath cut by hand to each 1 s step's last fixation under "all" (and not those of the whole one)."""
+    gq = toy_gq
+    with torch.no_grad():
+        for p in gq.resampler.proj_outs:
+            p.weight.normal_(0, 0.5)
+    frames = np.random.default_rng(1).integers(0, 255, (4, 48, 64, 3), dtype=np.uint8)
+    scan = np.array([[0.2, 0.3, 0.2, 0.2], [0.7, 0.6, 0.7, 0.4], [0.4, 0.4, 1.25, 0.3], [0.8, 0.2, 1.725, 0.45]])
+    cut = scan[[1, 3]]  # steps [0, 1] and [1, 2]: B (0.5-0.9 s) and D (1.5-1.95 s) started last
+    picked, nominal = gq.sample_clip(Video(frames, 2.0))
+    clip = Clip(frames[picked.indices], picked.times_s, picked.sample_fps, nominal, 0.0)
+    user, asst = mc_prompt("reference").render("Which?", ["A. red circle", "B. blue square"])
+
+    def logits(sp, rule):
+        gq.resampler.config.step_fixations = rule
+        try:
+            encs = [encode_clip(gq, clip, sp)]
+            return forward(gq, encs, build_inputs(gq, encs, [(user, asst)]), logits_to_keep=1).logits.detach()
+        finally:
+            gq.resampler.config.step_fixations = "all"
+
+    want = logits(cut, "all")
+    assert (logits(scan, "latest") - want).abs().max() < 1e-5
+    assert (logits(scan, "all") - want).abs().max() > 1e-3
+
+
 def test_predict_equals_the_kv_cache_scoring_paths(toy_gq, toy_items):
     """predict (one batched forward per option) == prefill once + each option scored through the KV cache
     (GazeQwen.continuation_logprobs, the runtime's path); letter scores == the prefill's letter logits."""
