@@ -44,7 +44,7 @@ DM_TASKS := OI-E,OI-H,OAR,GTA,CTL-O,CTL-A
 # each stage's own, and the test-split evaluation (add --model and --out).
 DM_TRAIN := $(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --stage joint --objective answer \
 	--tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --batch-size 16 --grad-accum 1 --cache-dir $(DM)/cache
-DM_JOINT := --model tiny --lr 2e-3 --epochs 3 --seed 0
+DM_JOINT := --model tiny --step-fixations latest --lr 2e-3 --epochs 3 --seed 0
 DM_ALERTS := --alert-pairs --lr 1e-3 --epochs 2 --seed 1
 DM_EVAL := $(GE) eval --qa $(DM)/data/test.json --tasks $(DM_TASKS) --cache-dir $(DM)/cache --batch-size 32
 demo-model: setup
