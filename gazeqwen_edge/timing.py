@@ -116,7 +116,7 @@ class StageTimer:
                 nxt += 1
             active = {i for i in active if spans[i][1] > lo}
             if active:  # innermost: the latest start, then the earliest end (a nested call ends first)
-                a, b, name = spans[max(active, key=lambda i: (spans[i][0], -spans[i][1]))]
+                name = spans[max(active, key=lambda i: (spans[i][0], -spans[i][1]))][2]
                 out[name] = out.get(name, 0.0) + (hi - lo)
         return out
 

@@ -386,6 +386,16 @@ class GazeQwen:
         "latest"), not every one it finds."""
         return self.resampler is not None and self.resampler.config.step_fixations == "latest"
 
+    def gaze_inputs(self, scanpaths, times, second_per_grid_t) -> GazeInputs:
+        """The resampler's gaze input under this model's rules, the one place they are applied (full prefill, stream
+        and training forward alike): each step looks the fixations up over `gaze_span_s` and keeps only its latest
+        when `latest_fixation`. scanpaths: one (N, 4) array or None per sample; times: the steps' starts, (T,) or
+        (B, T) seconds from each clip's start; second_per_grid_t: a step's duration in seconds, one number or one per
+        sample."""
+        per_sample = np.broadcast_to(np.asarray(second_per_grid_t, dtype=np.float64), (len(scanpaths),))
+        spans = [self.gaze_span_s(s) for s in per_sample]
+        return GazeInputs.from_scanpaths(scanpaths, times, spans, latest=self.latest_fixation)
+
     def gaze_span_s(self, second_per_grid_t: float) -> float:
         """How long a temporal step's gaze look-up lasts: 0 in the reference regime (the released code looks the gaze
         up at one instant per step), the step's duration in the stream regime (a fixation made while the step's
@@ -477,11 +487,10 @@ class GazeQwen:
             else:
                 feats = torch.cat([self.video_encoder.clip_stream_features(s.frames, merged) for s in batch.samples])
             feats = feats.to(dev)
-        gaze = GazeInputs.from_scanpaths(
+        gaze = self.gaze_inputs(
             [s.scanpath for s in batch.samples],
             np.stack([s.video.step_times for s in batch.samples]),
-            [self.gaze_span_s(s.video.second_per_grid_t) for s in batch.samples],
-            latest=self.latest_fixation,
+            [s.video.second_per_grid_t for s in batch.samples],
         ).to(dev)
         with self.timer.stage("resampler"), torch.no_grad():
             res = self.resampler(feats, gaze.points, gaze.mask, gaze.has_gaze)

@@ -286,11 +286,10 @@ class VideoStream:
         return embeds, feats, step_times, self._gaze(sp, step_times)
 
     def _gaze(self, sp: np.ndarray, step_times: np.ndarray) -> GazeInputs:
-        """The resampler's gaze input for steps starting at step_times (seconds from the origin): every fixation of
-        `sp` active in [t, t + the model's gaze span) (`GazeQwen.gaze_span_s`)."""
-        return GazeInputs.from_scanpaths(
-            [sp], step_times[None], self.gq.gaze_span_s(self.second_per_grid_t), latest=self.gq.latest_fixation
-        )
+        """The resampler's gaze input for steps starting at step_times (seconds from the origin): the fixations of
+        `sp` active in [t, t + the model's gaze span), or only the latest of them, as the model says
+        (`GazeQwen.gaze_inputs`)."""
+        return self.gq.gaze_inputs([sp], step_times[None], self.second_per_grid_t)
 
     def _prefill_chunk(self, first_step: int, embeds: torch.Tensor, feats: torch.Tensor | None, gaze) -> None:
         """Prefill one chunk's vision embeddings (1, k*N, hidden) at the cache's end, at the trained positions of

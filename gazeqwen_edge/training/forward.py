@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import torch
 
 from gazeqwen_edge.errors import InputError
-from gazeqwen_edge.model.gaze_encoding import GazeInputs
 from gazeqwen_edge.model.positions import rope_position_ids
 from gazeqwen_edge.training.data import Encoded
 
@@ -80,12 +79,7 @@ def gaze_residuals(gq, encs: Sequence[Encoded], input_ids: torch.Tensor, use_gaz
         raise InputError(None, f"a batch with gaze needs one frame size, got merged grids {sorted(hw)}")
     dev = next(gq.resampler.parameters()).device
     feats = torch.cat([e.features for e in encs]).unsqueeze(0).to(dev)  # (1, sum T, h, w, d)
-    per = [
-        GazeInputs.from_scanpaths(
-            [e.scanpath], e.step_times, gq.gaze_span_s(e.second_per_grid_t), latest=gq.latest_fixation
-        )
-        for e in encs
-    ]
+    per = [gq.gaze_inputs([e.scanpath], e.step_times, e.second_per_grid_t) for e in encs]
     k = max(g.points.shape[2] for g in per)
     pts = torch.cat([torch.nn.functional.pad(g.points, (0, 0, 0, k - g.points.shape[2])) for g in per], dim=1)
     msk = torch.cat([torch.nn.functional.pad(g.mask, (0, k - g.mask.shape[2])) for g in per], dim=1)
