@@ -17,10 +17,17 @@ from gazeqwen_edge.runtime.session import Session
 def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
     """A typed line -> (question, options or None); None for a blank line. A line starting with '{' must be a JSON
     object {"question": "...", "options": [...]} (options optional) and is refused (ValueError saying why) when it is
-    not one, rather than asked as text; any other line is the question itself (checked: check_question_text)."""
+    not one, rather than asked as text, and so is a line that parses as a JSON array; any other line is the question
+    itself (checked: check_question_text), a bare number too."""
     text = line.strip()
     if not text:
         return None
+    if text.startswith("["):  # a JSON array is a malformed JSON question, not words (e.g. '["Which jar?", ...]')
+        try:
+            json.loads(text)
+        except json.JSONDecodeError:
+            return check_question_text(text), None
+        raise ValueError('a JSON line must be an object {"question": ...}, not a list')
     if not text.startswith("{"):
         return check_question_text(text), None
     try:

@@ -17,6 +17,7 @@ def test_parse_typed_lines():
         ["A. red", "B. blue"],
     )
     assert parse_typed("[not json, but no brace] what is it?") == ("[not json, but no brace] what is it?", None)
+    assert parse_typed("42") == ("42", None)  # words, however short
     # line breaks and tabs are text, not control characters to refuse
     assert parse_typed('{"question": "first line\\n\\tsecond?", "options": ["a", "b"]}')[0] == "first line\n\tsecond?"
 
@@ -25,6 +26,8 @@ def test_parse_typed_lines():
     "line, why",
     [
         ("{not json", "must be a JSON object"),
+        ('["Which jar?", ["A. red", "B. blue"]]', "must be an object .*, not a list"),
+        ("[1,2]", "not a list"),
         ('{"question": "x", "options": "A. red, B. blue"}', "options must be a non-empty list"),
         ('{"question": 5}', "non-empty text"),
         ('{"options": ["A. a"]}', 'with "question"'),
