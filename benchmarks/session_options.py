@@ -1,18 +1,27 @@
-"""The question view's worth, side by side in one run: the demo model answers the demo's scripted questions through
-the streaming session (lockstep replay, fixation detector, the model's 2 s window) with and without
-VideoStream.question_view, on the same scenes; prints right answers per scene range. (Its latency cost is the
-profile's: `gazeqwen-edge profile` with and without --no-question-view; lockstep replay queues questions behind
-chunks, so its times to first token say nothing.)
+"""A session option's worth, side by side in one run: the demo model answers the demo's scripted questions through
+the streaming session (lockstep replay, fixation detector, the model's 2 s window) with a boolean SessionConfig option
+on and off, on the same scenes; prints right answers per scene range.
 
-    .venv/bin/python benchmarks/question_view.py [--seeds 20-27,40-95] [--questions 8] [--quick]
+    .venv/bin/python benchmarks/session_options.py [--option gaze_settle] [--seeds 20-27,40-95] [--questions 8]
+                                                   [--quick]
 
-The default seeds are the held-out demo scenes (none trained, tuned or developed on; seeds 0-4 were used while the
-view was built). Figures of the run this was written with: README "The video at the question".
+Options compared: question_view (VideoStream.question_view: the video ends at the question), gaze_settle (a
+question's fixations are read once the detector can know the one in progress at its time), gaze_refresh (a question
+re-prefills the newest chunks with the gaze known at its time). The others stay at their defaults (all on). Latency
+costs are the profile's (`gazeqwen-edge profile`: question_view's encoders, gaze_settle's "gaze_settle" stage, at
+most the detector's 110 ms for a live typed question); lockstep replay queues questions behind chunks, so its times
+to first token say nothing.
+
+The default seeds are the held-out demo scenes (none trained or tuned on; seeds 0-4 were used while the question view
+was built, 20-21 while the gaze settle was). Figures of the runs this was written with: README "The video at the
+question" and "The gaze at the question".
 """
 
 from __future__ import annotations
 
 import argparse
+
+OPTIONS = ("question_view", "gaze_settle", "gaze_refresh")
 
 
 def seed_ranges(text: str) -> list[range]:
@@ -26,6 +35,7 @@ def seed_ranges(text: str) -> list[range]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--option", choices=OPTIONS, default="gaze_settle", help="the SessionConfig option compared")
     ap.add_argument("--seeds", default="20-27,40-95", help="scene seed ranges, e.g. 20-27,40-95")
     ap.add_argument("--questions", type=int, default=8, help="scripted questions per scene")
     ap.add_argument("--quick", action="store_true", help="two scenes (20-21), a smoke run")
@@ -44,7 +54,8 @@ def main() -> None:
     gq = load_model("demo", sampling_fps=2.0)
     total = {True: 0, False: 0}
     n_total = 0
-    print(f"{'seeds':>8}  {'questions':>9}  {'view':>5}  {'no view':>7}")
+    print(f"option: {args.option}")
+    print(f"{'seeds':>8}  {'questions':>9}  {'on':>5}  {'off':>5}", flush=True)
     for seeds in seed_ranges(args.seeds):
         right = {True: 0, False: 0}
         n = 0
@@ -52,17 +63,19 @@ def main() -> None:
             scene = SyntheticScene(seed=seed, duration_s=20.0, width=320, height=240, object_scale=DEFAULT_OBJECT_SCALE)
             qs = demo_questions(scene, n=args.questions)
             n += len(qs)
-            for view in (True, False):
-                config = SessionConfig(window_s=model_window_s(gq), max_new_tokens=4, question_view=view)
+            for on in (True, False):
+                config = SessionConfig(window_s=model_window_s(gq), max_new_tokens=4, **{args.option: on})
                 res = replay(scene, gq, config, None, qs)
-                right[view] += sum(r.answer == r.meta["answer"] for r in res.records if r.options)
+                right[on] += sum(r.answer == r.meta["answer"] for r in res.records if r.options)
         label = f"{seeds.start}-{seeds.stop - 1}"
-        print(f"{label:>8}  {n:>9}  {right[True]:>5}  {right[False]:>7}")
+        print(f"{label:>8}  {n:>9}  {right[True]:>5}  {right[False]:>5}", flush=True)
         n_total += n
-        for view in (True, False):
-            total[view] += right[view]
-    print(f"{'all':>8}  {n_total:>9}  {total[True]:>5}  {total[False]:>7}")
-    print(f"accuracy: {100 * total[True] / n_total:.1f} % with the view, {100 * total[False] / n_total:.1f} % without")
+        for on in (True, False):
+            total[on] += right[on]
+    print(f"{'all':>8}  {n_total:>9}  {total[True]:>5}  {total[False]:>5}")
+    print(
+        f"accuracy: {100 * total[True] / n_total:.1f} % with {args.option}, {100 * total[False] / n_total:.1f} % without"
+    )
 
 
 if __name__ == "__main__":

@@ -131,6 +131,25 @@ class ScanpathBuilder:
                 known.append(Fixation(ongoing.start_ns, end, ongoing.x, ongoing.y, ongoing.source))
         return scanpath_rows(known, self.mapper, self.origin_ns)
 
+    def rows_until(self, t_ns: int, since_ns: int | None = None, ongoing: Fixation | None = None) -> np.ndarray:
+        """Rows [x, y, mid_t, dur] (float32, (N, 4)) of the fixations up to `t_ns` as known now, in hindsight: every
+        fixation begun before `t_ns`, the one in progress at `t_ns` cut at it (the detector's `ongoing` one too, when
+        given and not yet reported). Unlike `rows(t_ns)`, which is what was known at `t_ns`: this is what a question
+        asked at `t_ns` and answered later should see, and what the training "stream" scanpath protocol feeds
+        (training.streamgaze.item_scanpath: fixations overlapping the window, cut at the question time).
+        `since_ns` drops fixations that ended before it."""
+        known: list[Fixation] = []
+        last_end = None
+        for k in self._fix:
+            f = k.fixation
+            if f.start_ns >= t_ns or (since_ns is not None and f.end_ns < since_ns):
+                continue
+            known.append(f if f.end_ns <= t_ns else Fixation(f.start_ns, t_ns, f.x, f.y, f.source))
+            last_end = f.end_ns if last_end is None else max(last_end, f.end_ns)
+        if ongoing is not None and ongoing.start_ns < t_ns and (last_end is None or ongoing.start_ns > last_end):
+            known.append(Fixation(ongoing.start_ns, min(ongoing.end_ns, t_ns), ongoing.x, ongoing.y, ongoing.source))
+        return scanpath_rows(known, self.mapper, self.origin_ns)
+
 
 class OnlineScanpath:
     """An `OnlineFixationDetector` feeding a `ScanpathBuilder`: push records, read rows at any time."""
@@ -164,6 +183,19 @@ class OnlineScanpath:
         new = self.detector.flush()
         self.builder.extend(new, self.now_ns)
         return new
+
+    @property
+    def settle_ns(self) -> int:
+        """How long the gaze must run past a time t before the fixation in progress at t is known, ns: the detector's
+        classification delay, its minimum fixation duration (a shorter ongoing fixation is not reported) and one
+        resampling period. 110 ms at the default FixationParams (30 + 70 + 5, rounded up by the grid)."""
+        d = self.detector
+        return d.classification_delay_ns + d.min_duration_ns + d.period_ns
+
+    def rows_until(self, t_ns: int, since_ns: int | None = None) -> np.ndarray:
+        """The fixations up to `t_ns` as known now (`ScanpathBuilder.rows_until`, with the detector's ongoing fixation):
+        complete once the gaze has run `settle_ns` past `t_ns`."""
+        return self.builder.rows_until(t_ns, since_ns, ongoing=self.detector.ongoing())
 
     def rows_at(self, t_ns: int | None = None, since_ns: int | None = None) -> np.ndarray:
         """Rows known at `t_ns` (default: now). At the present the detector's ongoing fixation is included."""

@@ -19,6 +19,7 @@ from gazeqwen_edge.cli.runtime import (
     CHUNK,
     FIXATIONS,
     FPS,
+    GAZE_SETTLE,
     INJECTION,
     MODEL,
     PROMPT,
@@ -87,6 +88,7 @@ def profile(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     question_view: bool = QUESTION_VIEW,
+    gaze_settle: bool = GAZE_SETTLE,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -110,7 +112,7 @@ def profile(
 
     pace = parse_speed(speed)
     chosen = resolve_preset(preset, torch_device_)  # an unknown preset fails before the model loads
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
     live = source.startswith(LIVE_PREFIXES)
     with _open(source, seed, duration) as src:
         length = source_duration_s(src)

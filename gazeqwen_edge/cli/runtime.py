@@ -50,6 +50,12 @@ QUESTION_VIEW = typer.Option(
     "--question-view/--no-question-view",
     help="End a question's video at the newest frame (re-encodes the newest steps: more accurate, slower first token).",
 )
+GAZE_SETTLE = typer.Option(
+    True,
+    "--gaze-settle/--no-gaze-settle",
+    help="Read a question's fixations once the detector can know the one in progress at its time (a live typed "
+    "question waits up to 0.5 s for that gaze, 110 ms normally).",
+)
 BUNDLE = typer.Option(
     None, "--bundle", help="An edge bundle made by `gazeqwen-edge export` (verified before loading; replaces --model)."
 )
@@ -103,7 +109,14 @@ def model_window_s(gq) -> float:
 
 
 def session_config(
-    fps: float, chunk: float, window, max_new_tokens: int, fixations: str, prompt: str, question_view: bool = True
+    fps: float,
+    chunk: float,
+    window,
+    max_new_tokens: int,
+    fixations: str,
+    prompt: str,
+    question_view: bool = True,
+    gaze_settle: bool = True,
 ):
     """The SessionConfig of the options run and replay share (window 0 = keep all; None = the model's, set once the
     model is loaded: model_window_s)."""
@@ -117,6 +130,7 @@ def session_config(
         fixations=fixations,
         prompt=prompt,
         question_view=question_view,
+        gaze_settle=gaze_settle,
     )
     steps = cfg.chunk_steps
     if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6):
@@ -348,6 +362,7 @@ def replay(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     question_view: bool = QUESTION_VIEW,
+    gaze_settle: bool = GAZE_SETTLE,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -367,7 +382,7 @@ def replay(
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     pace = parse_speed(speed)
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
     with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts, speak_device=speak_device)
@@ -444,6 +459,7 @@ def run(
     fixations: str = FIXATIONS,
     prompt: str = PROMPT,
     question_view: bool = QUESTION_VIEW,
+    gaze_settle: bool = GAZE_SETTLE,
     torch_device_: str = TORCH_DEVICE,
     voice: bool = VOICE,
     asr_model: str = ASR_MODEL,
@@ -465,7 +481,7 @@ def run(
     from gazeqwen_edge.runtime.session import Session
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view)
+    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     speech = [] if status_only else speech_sinks(speak, speak_to, tts, speak_device=speak_device)
     if mic and voice is False:

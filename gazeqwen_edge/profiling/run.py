@@ -216,6 +216,7 @@ def profile_session(
             "max_new_tokens": config.max_new_tokens,
             "gaze_refresh": config.gaze_refresh,
             "question_view": config.question_view,
+            "gaze_settle": config.gaze_settle,
             "speed": "max" if speed is None else speed,
             "preset": preset.name,
         },

@@ -84,7 +84,11 @@ class SessionConfig:
     the demo model on 104 demo questions); question_view: a question asked while the session holds a frame
     newer than the cache's last (the odd one of the next step) re-pairs the newest steps to end at it for that
     question (VideoStream.question_view), so the video ends at most one frame before the question, as training clips
-    end at it.
+    end at it; gaze_settle: a question's fixations are those up to its time as known once the gaze has run the
+    fixation detector's settle time past it (`OnlineScanpath.settle_ns`, 110 ms; live, a typed question waits for
+    that gaze, at most `settle_wait_s`), so a fixation begun just before the question is in them, as training's
+    "stream" scanpaths hold it (False: the fixations known at the question's time; only the detector's fixations
+    settle).
     A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
     """
 
@@ -102,6 +106,8 @@ class SessionConfig:
     watch_budget: float = 0.5
     gaze_refresh: bool = True
     question_view: bool = True
+    gaze_settle: bool = True
+    settle_wait_s: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -121,6 +127,8 @@ class SessionConfig:
             raise ConfigError(f"reorder window must be 0..10 s, got {self.reorder_window_s!r}")
         if not (math.isfinite(self.watch_budget) and 0 < self.watch_budget <= 10):
             raise ConfigError(f"watch budget must be a share of a chunk in (0, 10], got {self.watch_budget!r}")
+        if not (math.isfinite(self.settle_wait_s) and 0 <= self.settle_wait_s <= 10):
+            raise ConfigError(f"settle wait must be 0..10 s, got {self.settle_wait_s!r}")
         if self.fixations not in FIXATION_SOURCES:
             raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
 
@@ -242,6 +250,9 @@ class Session:
         self._no_scene_video = False  # the source said it has none
         self._flush_requested = threading.Event()  # a live question: prefill the whole steps held for a chunk
         self._deferred: list[tuple[float, Question]] = []  # live questions waiting for the first video (deadline)
+        # questions whose fixations settle once the gaze has run past their time (gaze_settle; under _scan_lock)
+        self._unsettled: list[tuple[Question, threading.Event]] = []
+        self._gaze_ended = False  # the ingest is over: no more gaze will come
         # spoken questions: an object with push(AudioChunk) and close() (voice.listener.VoiceInput), set before
         # start(); it calls voice_question / voice_notice / speech_started
         self.voice = None
@@ -373,7 +384,11 @@ class Session:
             q.id = self._next_id
             q.arrived_s = time.perf_counter()
             with self._scan_lock:
-                q.meta["_rows"] = self._rows(q.t_ns)
+                q.meta["_rows"] = self._rows(q.t_ns)  # what is known at its time; final unless it settles later
+                if self._settles(q):
+                    q.meta["_gaze_ready"] = ready = threading.Event()
+                    self._unsettled.append((q, ready))
+                    self._settle_questions()
             newest = self._newest_frame  # (index, frame, t_s): set by the ingest thread, read once here
             if newest is not None and self.origin_ns is not None and newest[2] <= self.t_s(q.t_ns) + 0.05:
                 q.meta["_tail"] = newest  # a frame newer than the cache's may end the video at the question
@@ -447,6 +462,44 @@ class Session:
             return self.scanpath.rows(t_ns)
         return self.scanpath.rows_at(t_ns)
 
+    def _settles(self, q: Question) -> bool:
+        """Whether the question's fixations are read again once the gaze has run past its time (gaze_settle; only
+        the detector's: a source's own fixations are reported when they end). Call with _scan_lock held."""
+        return (
+            self.config.gaze_settle
+            and self.scanpath is not None
+            and not self._use_source_fixations
+            and not self._gaze_ended
+        )
+
+    def _settle_questions(self, final: bool = False) -> None:
+        """Give each waiting question the fixations up to its time as known now (OnlineScanpath.rows_until), once
+        the gaze has run `settle_ns` past it (`final`: the gaze has ended; all of them). Call with _scan_lock held."""
+        if not self._unsettled:
+            return
+        now = self.scanpath.now_ns
+        keep = []
+        for q, ready in self._unsettled:
+            if not final and (now is None or q.t_ns + self.scanpath.settle_ns > now):
+                keep.append((q, ready))
+                continue
+            q.meta["_rows"] = self.scanpath.rows_until(q.t_ns)
+            ready.set()
+        self._unsettled = keep
+
+    def _wait_for_gaze(self, q: Question) -> None:
+        """The model worker: wait until the question's fixations have settled (lockstep: the ingest gets there; live:
+        at most settle_wait_s, then the question keeps the fixations known at its time)."""
+        ready = q.meta.get("_gaze_ready")
+        if ready is None:
+            return
+        if not ready.is_set():
+            with self.gq.timer.stage("gaze_settle"):
+                ready.wait(60.0 if self.config.lockstep else self.config.settle_wait_s)
+        with self._scan_lock:  # (not settled: the gaze did not come, a stalled stream; what was known at its time)
+            self._unsettled = [(x, e) for x, e in self._unsettled if x is not q]
+            del q.meta["_gaze_ready"]
+
     def _records(self):
         src = self.source
         from gazeqwen_edge.device.pacing import paced
@@ -504,6 +557,7 @@ class Session:
                                 self.scanpath.add(r)
                         else:
                             self.scanpath.push_record(r)
+                            self._settle_questions()
                     if isinstance(r, GazeSample):
                         timer.add("fixation_detection", time.perf_counter() - t0)
                 if device_now is not None and isinstance(r, GazeSample | SceneFrame):
@@ -532,6 +586,8 @@ class Session:
             if self.scanpath is not None and not self._use_source_fixations:
                 with self._scan_lock:
                     self.scanpath.flush()
+                    self._gaze_ended = True
+                    self._settle_questions(final=True)
             self.stats.source_dropped = int(getattr(self.source, "dropped", 0) or 0)
             if self.audio_input is not None:  # no microphone block may reach the voice input after it closes
                 try:
@@ -588,8 +644,12 @@ class Session:
             window,
         )
         with self._cond:
-            if self.config.lockstep:
-                while self._n_pending_chunks >= self.config.max_pending_chunks and not self._stop.is_set():
+            if self.config.lockstep:  # (not while a question waits for the gaze this ingest is about to read)
+                while (
+                    self._n_pending_chunks >= self.config.max_pending_chunks
+                    and not self._stop.is_set()
+                    and not self._unsettled
+                ):
                     self._cond.wait(0.1)
             elif self._n_pending_chunks >= self.config.max_pending_chunks:
                 for i, item in enumerate(self._work):  # skip the oldest waiting chunk
@@ -766,6 +826,7 @@ class Session:
     def _answer(self, q: Question) -> None:
         started = time.perf_counter()
         before = self.gq.timer.totals()
+        self._wait_for_gaze(q)
         with self.gq.timer.stage("question_intake"):  # the answer record started, the question told to the sinks
             rows = q.meta.pop("_rows", np.zeros((0, 4), np.float32))
             tail = q.meta.pop("_tail", None)

@@ -127,3 +127,49 @@ def test_builder_rows_are_scanpath_rows():
     b = ScanpathBuilder(m, origin_ns=T0)
     b.extend(fx)
     np.testing.assert_array_equal(b.rows(), scanpath_rows(fx, m, T0))
+
+
+def test_rows_until_is_what_is_known_now_about_the_fixations_up_to_a_time():
+    """Hindsight rows for a question asked at t and answered later: fixations begun before t, the one in progress at
+    t cut at t, nothing begun at or after t; a reported fixation is not doubled by the detector's ongoing view."""
+    m = GazeMapper(None, FrameTransform.identity(100, 100))
+    b = ScanpathBuilder(m, origin_ns=0)
+    s = 1_000_000_000
+    b.add(Fixation(0, s, 10.0, 10.0))
+    b.add(Fixation(int(1.2 * s), 2 * s, 50.0, 50.0))  # in progress at 1.5 s, reported at its end (2 s)
+    b.add(Fixation(int(1.5 * s), int(1.6 * s), 90.0, 90.0))  # begun at the question: not in it
+    rows = b.rows_until(int(1.5 * s))
+    np.testing.assert_allclose(rows, [[0.1, 0.1, 0.5, 1.0], [0.5, 0.5, 1.35, 0.3]], rtol=1e-6)
+    np.testing.assert_allclose(b.rows_until(3 * s, since_ns=int(1.1 * s))[:, 0], [0.5, 0.9])
+    # the detector's ongoing fixation, not yet reported, joins cut at t; one already reported is not added twice
+    ongoing = Fixation(int(2.5 * s), int(2.9 * s), 30.0, 70.0)
+    rows = b.rows_until(int(2.7 * s), ongoing=ongoing)
+    np.testing.assert_allclose(rows[-1], [0.3, 0.7, 2.6, 0.2], rtol=1e-6)
+    assert len(b.rows_until(int(1.5 * s), ongoing=Fixation(int(1.2 * s), int(1.4 * s), 50.0, 50.0))) == 2
+
+
+def test_a_fixation_begun_just_before_t_is_known_once_the_gaze_has_run_settle_ns_past_t():
+    """A question asked 20 ms into a fixation: at its time the detector cannot know the fixation (it reports one only
+    past the minimum duration, after its smoothing delay); `settle_ns` later, `rows_until(t)` holds it, from its
+    start (within the detector's resolution) to t."""
+    cam = CameraModel.pinhole(1600, 1200)
+    ppd = cam.px_per_degree()
+    plan = [(0.3, 800, 600), (0.4, 800 + 12 * ppd, 600), (0.3, 500, 500)]
+    ts, x, y, truth = make_gaze(plan, cam)
+    sp = OnlineScanpath(GazeMapper(cam), origin_ns=T0)
+    t_q = truth[1].start_ns + 20_000_000
+    i = 0
+    while ts[i] <= t_q:
+        sp.push_record(GazeSample(int(ts[i]), float(x[i]), float(y[i])))
+        i += 1
+    at_t = sp.rows_at()
+    assert len(at_t) == 1 and at_t[-1, 0] < 0.6  # only the first fixation is known at the question
+    assert 0.08 <= sp.settle_ns / 1e9 <= 0.15
+    while ts[i] <= t_q + sp.settle_ns:
+        sp.push_record(GazeSample(int(ts[i]), float(x[i]), float(y[i])))
+        i += 1
+    rows = sp.rows_until(t_q)
+    assert len(rows) == 2
+    start, end = rows[-1, 2] - rows[-1, 3] / 2, rows[-1, 2] + rows[-1, 3] / 2
+    np.testing.assert_allclose(rows[-1, :2], [(800 + 12 * ppd) / 1600, 0.5], atol=0.01)
+    assert abs(start - (truth[1].start_ns - T0) / 1e9) <= 0.015 and end == pytest.approx((t_q - T0) / 1e9, abs=1e-6)
