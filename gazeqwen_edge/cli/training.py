@@ -161,6 +161,12 @@ def _model(
     if model == "tiny":
         from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
 
+        if checkpoint is not None:
+            raise ConfigError(
+                "--checkpoint is a gaze checkpoint for a Qwen2.5-VL --model; --model tiny builds a new model",
+                hint="to start from a trained tiny model, give its directory as --model DIR",
+            )
+
         kw = {"max_pixels": max_pixels or TINY_MAX_PIXELS}
         # injecting into layers 0 and 1: a residual after the last layer never reaches an answer (tiny.py)
         gq = build_tiny_gazeqwen(
@@ -461,6 +467,11 @@ def train_cmd(
     if tiny_llm is not None and model != "tiny":
         raise ConfigError(
             f"--tiny-llm sizes a new tiny model, not {model!r}", hint="drop --tiny-llm, or use --model tiny"
+        )
+    if max_pixels is not None and model != "tiny":
+        raise ConfigError(
+            f"--max-pixels sets a new tiny model's pixel budget; {model!r} keeps the one it was trained with",
+            hint="drop --max-pixels, or use --model tiny",
         )
     if gaze_mark and model != "tiny":
         raise ConfigError(

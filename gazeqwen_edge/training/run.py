@@ -66,6 +66,20 @@ class MetricsLog:
             self._tb.close()
 
 
+def model_identity(gq) -> dict[str, str]:
+    """What a resumed run's model must share with the run that wrote its last/, besides its name (`--model`) and its
+    frozen encoders (`model_cache_key`): the LLM's shape ("LAYERSxHIDDEN") and the resampler's whole config as JSON
+    (its sizes and gaze rules: gaze_encoding, step_fixations, gaze_mark). A tiny model is rebuilt from the options
+    on every run, so these are what `--tiny-llm`, `--gaze-encoding`, `--step-fixations` and `--gaze-mark` change."""
+    import dataclasses
+
+    tc = gq.qwen.config.text_config
+    out = {"llm": f"{tc.num_hidden_layers}x{tc.hidden_size}"}
+    if gq.resampler is not None:
+        out["resampler"] = json.dumps(dataclasses.asdict(gq.resampler.config), sort_keys=True, default=str)
+    return out
+
+
 def train_stages(
     gq,
     train: Sequence[QAItem],
@@ -120,7 +134,7 @@ def train_stages(
                 model_key,
                 metrics,
                 progress,
-                identity={"model": model_name},
+                identity={"model": model_name, **model_identity(gq)},
             )
             result = trainer.run()
         finally:

@@ -306,6 +306,8 @@ IDENTITY_WORDS = {
     "val_items": "validation items",
     "encoders": "frozen encoders",
     "model": "model (--model)",
+    "llm": "LLM shape (--tiny-llm)",
+    "resampler": "resampler settings (--gaze-encoding, --step-fixations, --gaze-mark)",
 }
 
 
@@ -640,13 +642,14 @@ class Trainer:
                 "was written by a run with other settings",
                 hint="use another --out, or the same options as that run to resume it",
             )
-        was = blob.get("identity", self.identity)  # a last/ from before identities were kept: not checked
-        changed = [k for k in sorted(set(was) | set(self.identity)) if was.get(k) != self.identity.get(k)]
+        # (a last/ from before identities, or one of their keys, were kept: not checked there)
+        was = blob.get("identity", self.identity)
+        changed = [k for k in sorted(was) if was[k] != self.identity.get(k)]
         if changed:
             raise InputError(
                 last,
                 f"was written by a run on other {', '.join(IDENTITY_WORDS.get(k, k) for k in changed)}",
-                hint="use another --out, or the same --qa, --val and --model as that run to resume it",
+                hint="use another --out, or the same --qa, --val, --model and model options as that run to resume it",
             )
         with torch.no_grad():
             for p, v in zip(params, blob["params"], strict=True):

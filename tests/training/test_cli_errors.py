@@ -71,8 +71,20 @@ def test_train_resume_on_other_items_or_another_model_is_refused(capsys, tmp_pat
         json.loads(r, parse_constant=lambda c, r=r: pytest.fail(f"{c} in a metrics record: {r}"))
     rc, _, err = cli(capsys, "train", "--qa", fewer, *one_step)
     _assert_user_error(rc, err, "was written by a run on other training items", "the same --qa")
-    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--model", "demo")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step[:-2], "--model", "demo")  # (its own pixel budget)
     _assert_user_error(rc, err, "model (--model)")
+    # a tiny model is rebuilt from the options on every run: another shape or gaze rule is another model (before:
+    # a traceback from copying the weights, or a run trained on under two rules)
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--step-fixations", "latest")
+    _assert_user_error(rc, err, "other resampler settings (--gaze-encoding, --step-fixations, --gaze-mark)")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--gaze-mark")
+    _assert_user_error(rc, err, "other resampler settings")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--tiny-llm", "2x32")
+    _assert_user_error(rc, err, "LLM shape (--tiny-llm)", "and model options as that run")
+    rc, _, err = cli(capsys, "train", "--qa", qa, *one_step, "--checkpoint", tmp_path / "nowhere")
+    _assert_user_error(rc, err, "--model tiny builds a new model", "--model DIR")
+    rc, _, err = cli(capsys, "train", "--qa", qa, "--out", tmp_path / "r2", "--model", "demo", "--max-pixels", "3136")
+    _assert_user_error(rc, err, "--max-pixels sets a new tiny model's pixel budget; 'demo' keeps", "drop --max-pixels")
     rc, _, err = cli(capsys, "train", "--qa", qa, *one_step[:3], "2", *one_step[4:])  # same run, 2 steps: resumes
     assert rc == 0, err
 
