@@ -56,10 +56,11 @@ DEFAULT_HOLD_S = 0.0
 
 def parse_command(text: str) -> tuple[str, str] | None:
     """("add", target) for "tell me when I look at X", ("remove", target) for "stop watching X", else None. The
-    target keeps its words ("the stove"); at most MAX_TARGET_CHARS."""
+    target keeps its words ("the stove"), unchecked: Watches.add refuses one that is no short plain description
+    (check_target), so a command with too long a target is refused, not asked as a question."""
     for kind, pattern in (("add", _ADD), ("remove", _REMOVE)):
         m = pattern.match(text)
-        if m and 0 < len(m["target"].strip()) <= MAX_TARGET_CHARS:
+        if m and m["target"].strip():
             return kind, m["target"].strip()
     return None
 

@@ -22,7 +22,7 @@ from gazeqwen_edge.runtime.watches import Watches, p_yes, parse_command, watch_q
         ("cancel monitoring the cup", ("remove", "the cup")),
         ("What am I looking at?", None),
         ("Tell me a story", None),
-        ("Tell me when I look at " + "x" * 200, None),
+        ("Tell me when I look at " + "x" * 200, ("add", "x" * 200)),  # a command, refused when added (below)
     ],
 )
 def test_commands(text, want):
@@ -113,6 +113,7 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     calls = _scripted_scores(monkeypatch, 3.0, 5.0)
     qs = [
         ScheduledQuestion(1.0, "Tell me when I look at the cup"),
+        ScheduledQuestion(1.5, "Tell me when I look at the " + "big red " * 10 + "bowl"),  # a watch too long
         ScheduledQuestion(2.0, "Tell me when I look at the \x1b[31mbowl"),  # refused as any question with it
         ScheduledQuestion(7.0, "Stop watching the cup"),
     ]
@@ -125,7 +126,10 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert 3.0 < alerts[0]["t"] <= 3.6
     answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0]["answer"] == "I'll tell you when you look at the cup."
-    assert answers[1]["answer"] == "Stopped watching the cup." and len(answers) == 2
+    assert answers[2]["answer"] == "Stopped watching the cup." and len(answers) == 3
+    # before, a target over 80 characters was asked as an ordinary question and answered
+    assert answers[1]["error"].startswith("the watch needs a short description (1..80 characters)")
+    assert answers[1]["answer"] == ""
     # the bowl's question, refused as every question holding a control character is: told, and the session goes on
     events = (tmp_path / "s" / "events.csv").read_text()
     assert "question at 2 s not asked: the question holds a control character ('\\x1b')" in events
