@@ -140,9 +140,10 @@ def profile(
             "questions": str(questions) if questions else f"every {every:g} s",
         }
         console_err.print(
-            f"profiling {escape(source)}: {len(qs)} questions"
+            f"profiling {escape(source)}: {len(qs)} question{'s' * (len(qs) != 1)}"
             + (f", {length:.1f} s of source" if length else "")
-            + f" at {speed} x; decode judged against {escape(chosen.label)}"
+            + (" as fast as the model goes" if pace is None else f" at {pace:g}x real time")
+            + f"; decode judged against {escape(chosen.label)}"
         )
         doc = profile_session(src, gq, cfg, qs, out_dir, pace, chosen, settings, timeout_s=timeout, voice=voices)
     print_profile(doc, out_dir)
@@ -165,7 +166,7 @@ def print_profile(doc: dict, out_dir: Path) -> None:
         s = qs["ttft_ms"]
         console.print(
             f"time to first token from arrival: mean {s['mean']:.1f} ms, p50 {s['p50']:.1f}, p95 {s['p95']:.1f}, "
-            f"max {s['max']:.1f} ({s['count']} questions)"
+            f"max {s['max']:.1f} ({s['count']} question{'s' * (s['count'] != 1)})"
         )
     path = doc.get("question_path")
     if path:

@@ -107,6 +107,15 @@ def stage_table(timer) -> dict[str, dict]:
     return out
 
 
+def path_order(name: str) -> tuple:
+    """Sort key of a question's path stages: the waiting stages first ("waiting: other", the rest of the wait, last
+    among them), then its own; each group in STAGES order, which is the order of a question's path from its arrival
+    to its first token; stages STAGES does not name after those, by name."""
+    base = name.removeprefix("waiting: ")
+    order = list(STAGES)
+    return (base == name, base == "other", order.index(base) if base in STAGES else len(order), base)
+
+
 def question_rows(records) -> list[dict]:
     """One row per answered question (AnswerRecords or their dicts): id, t (s), kind (mc / open), ttft_ms (from
     arrival), queued_ms, the path stages before its first token {stage: ms} (the model's work while it waited, the
@@ -123,7 +132,7 @@ def question_rows(records) -> list[dict]:
             path[f"waiting: {k}"] = path.get(f"waiting: {k}", 0.0) + v
         # the rest of the wait: the hand-off to the model thread, or a live question asked before the first video
         if r.get("queued_ms") is not None:
-            path["waiting: other"] = max(0.0, r["queued_ms"] - sum(path.values()))
+            path["waiting: other"] = round(max(0.0, r["queued_ms"] - sum(path.values())), 3)
         stages = r.get("stages_ms") or {}
         for k, v in stages.items():
             if k not in NON_ADDITIVE and k not in AFTER_FIRST_TOKEN:
@@ -136,7 +145,7 @@ def question_rows(records) -> list[dict]:
                 "kind": "mc" if r.get("options") else "open",
                 "ttft_ms": r["ttft_ms"],
                 "queued_ms": r.get("queued_ms"),
-                "path_ms": path,
+                "path_ms": dict(sorted(path.items(), key=lambda kv: path_order(kv[0]))),
                 "decode_ms": sum(v for k, v in stages.items() if k in AFTER_FIRST_TOKEN),
                 "n_tokens": r.get("n_tokens", 0),
                 "context_tokens": r.get("context_tokens"),
@@ -153,7 +162,7 @@ def question_path(rows: list[dict]) -> dict | None:
     only when every step on the path is timed. None without questions."""
     if not rows:
         return None
-    names = sorted({k for r in rows for k in r["path_ms"]}, key=lambda k: (not k.startswith("waiting"), k))
+    names = sorted({k for r in rows for k in r["path_ms"]}, key=path_order)
     means = {k: float(np.mean([r["path_ms"].get(k, 0.0) for r in rows])) for k in names}
     timed = sum(means.values())
     e2e = float(np.mean([r["ttft_ms"] for r in rows]))

@@ -154,6 +154,25 @@ def test_question_path_adds_the_stages_before_the_first_token():
     assert rp.question_path([]) is None
 
 
+def test_the_path_reads_in_the_order_a_question_goes_through_it():
+    """Waiting stages first (the rest of the wait last among them), then the question's own from its arrival to its
+    first token; before, both tables were sorted by name ("waiting: other" first, first_token before
+    prefill_question)."""
+    own = {"first_token": 1.0, "prefill_question": 10.0, "question_intake": 0.5, "gaze_settle": 110.0}
+    rows = rp.question_rows([_record(1, 160.0, 40.0, {"vjepa": 5.0, "prefill_chunk": 20.0}, own)])
+    want = [
+        "waiting: vjepa",
+        "waiting: prefill_chunk",
+        "waiting: other",
+        "gaze_settle",
+        "question_intake",
+        "prefill_question",
+        "first_token",
+    ]
+    assert list(rows[0]["path_ms"]) == want
+    assert list(rp.question_path(rows)["stages_ms"]) == want
+
+
 def test_a_question_view_or_gaze_refresh_is_not_counted_twice_on_the_path():
     """gaze_refresh and question_view enclose the resampler / encoders / chunk prefill they run (timed too)."""
     stages = {"question_view": 30.0, "qwen_vision": 12.0, "vjepa": 8.0, "prefill_chunk": 9.0, "prefill_question": 5.0}
