@@ -135,8 +135,8 @@ def session_config(
     steps = cfg.chunk_steps
     if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6):
         console_err.print(
-            f"note: --chunk {chunk:g} s is {steps} temporal step{'s' * (steps != 1)} of {2 / fps:g} s at --fps {fps:g} "
-            f"({steps * 2 / fps:g} s): a chunk is a whole number of steps",
+            f"note: --chunk {chunk:g} s is taken as {steps * 2 / fps:g} s: a chunk is a whole number of temporal "
+            f"steps ({steps} of {2 / fps:g} s at --fps {fps:g})",
             markup=False,
         )
     return cfg

@@ -303,6 +303,13 @@ def test_a_chunk_that_is_not_a_whole_number_of_steps_is_rounded_with_a_note(caps
     assert capsys.readouterr().err == ""  # whole numbers of steps: no note
     assert session_config(2.0, 0.01, None, 8, "auto", "reference").chunk_steps == 1
     err = capsys.readouterr().err
-    assert err.startswith("note: --chunk 0.01 s is 1 temporal step of 1 s at --fps 2 (1 s)"), err
+    assert err.startswith("note: --chunk 0.01 s is taken as 1 s: a chunk is a whole number of temporal steps (1 of"), (
+        err
+    )
     assert session_config(2.0, 3.4, None, 8, "auto", "reference").chunk_steps == 3
-    assert "--chunk 3.4 s is 3 temporal steps of 1 s at --fps 2 (3 s)" in capsys.readouterr().err
+    assert "--chunk 3.4 s is taken as 3 s: a chunk is a whole number of temporal steps (3 of 1 s at --fps 2)" in (
+        " ".join(capsys.readouterr().err.split())
+    )
+    # halves go up (round() took 2.5 steps to 2 but 3.5 to 4)
+    assert session_config(2.0, 2.5, None, 8, "auto", "reference").chunk_steps == 3
+    assert session_config(2.0, 3.5, None, 8, "auto", "reference").chunk_steps == 4
