@@ -19,7 +19,7 @@ def parse_typed(line: str) -> tuple[str, list[str] | None] | None:
     object {"question": "...", "options": [...]} (options optional) and is refused (ValueError saying why) when it is
     not one, rather than asked as text, and so is a line that parses as a JSON array; any other line is the question
     itself (checked: check_question_text), a bare number too."""
-    text = line.strip()
+    text = line.strip().removeprefix("\ufeff").strip()  # (a byte order mark opens some editors' files)
     if not text:
         return None
     if text.startswith("["):  # a JSON array is a malformed JSON question, not words (e.g. '["Which jar?", ...]')

@@ -89,7 +89,8 @@ class SessionConfig:
     that gaze, at most `settle_wait_s`), so a fixation begun just before the question is in them, as training's
     "stream" scanpaths hold it (False: the fixations known at the question's time; only the detector's fixations
     settle).
-    A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest, at least 1.
+    A chunk is a whole number of temporal steps (2 / fps seconds each): chunk_s is rounded to the nearest (halves up),
+    at least 1.
     """
 
     fps: float = 2.0
@@ -134,7 +135,7 @@ class SessionConfig:
 
     @property
     def chunk_steps(self) -> int:
-        return max(1, round(self.chunk_s * self.fps / 2))
+        return max(1, math.floor(self.chunk_s * self.fps / 2 + 0.5))  # (halves up: round() takes 2.5 to 2)
 
 
 @dataclass
@@ -889,6 +890,14 @@ class Session:
     def _no_video_error(self) -> InputError:
         if self._no_scene_video:
             return InputError(None, "this source has no scene video (gaze only): questions need the scene camera")
+        if self.stats.model_frames:  # frames came, but not a whole temporal step of them yet
+            step_s = 2 / self.config.fps
+            return InputError(
+                None,
+                f"no whole temporal step of video yet: a step is two model frames, {step_s:g} s at fps "
+                f"{self.config.fps:g}",
+                hint="ask again later" + (", or use a higher --fps" if step_s > 1 else ""),
+            )
         return InputError(
             None, "no scene video has arrived yet", hint="ask again once the scene camera delivers frames"
         )

@@ -48,6 +48,22 @@ def test_version_option(capsys):
     assert rc == 0 and out.strip() == f"gazeqwen-edge {__version__}" and err == ""
 
 
+def test_python_dash_m_is_the_command():
+    import subprocess
+    import sys
+
+    from tests.cli.helpers import REPO_ROOT
+
+    def run(*argv):
+        return subprocess.run(
+            [sys.executable, "-m", "gazeqwen_edge", *argv], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60
+        )
+
+    ok, bad = run("--version"), run("bogus")
+    assert ok.returncode == 0 and ok.stdout.strip() == f"gazeqwen-edge {__version__}"
+    assert bad.returncode == 2 and bad.stderr.startswith("error: No such command 'bogus'.")
+
+
 @pytest.mark.parametrize(
     "argv, expected",
     [

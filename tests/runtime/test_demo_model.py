@@ -77,9 +77,9 @@ def _session_accuracy(gq, seeds, n=8):
 
 def test_through_the_streaming_session_it_names_the_gazed_object_of_new_demo_scenes(demo_gq):
     """The demo's own path (lockstep replay, fixation detector, the model's 2 s window, each question refreshing the
-    newest chunks' gaze and ending the video at the newest frame) on 8 demo scenes used for nothing else: 43 of 64
-    questions when this was written (67.2 %, chance 25 %; without the question view 40, as many as the evaluator's own
-    path on the same questions and frames). The window that held 3 steps for a model trained on 2 s clips got 36 of
-    them and fails this."""
+    newest chunks' gaze, ending the video at the newest frame and reading its fixations once the gaze has settled) on
+    8 demo scenes (nothing trained or fitted on them; 20-21 were looked into while the gaze settle was built): 52 of 64 questions with the current model (81.2 %, chance 25 %; 47 without the
+    gaze settle; the previous model got 43, 40 without the question view). With the previous model, the window that
+    held 3 steps for a model trained on 2 s clips got 36 of them."""
     acc, n = _session_accuracy(demo_gq, range(20, 28))
-    assert n == 64 and acc >= 37 / 64, acc
+    assert n == 64 and acc >= 46 / 64, acc

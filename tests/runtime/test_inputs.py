@@ -18,6 +18,7 @@ def test_parse_typed_lines():
     )
     assert parse_typed("[not json, but no brace] what is it?") == ("[not json, but no brace] what is it?", None)
     assert parse_typed("42") == ("42", None)  # words, however short
+    assert parse_typed("\ufeffWhat is this?\n") == ("What is this?", None)  # a file's byte order mark is no word
     # line breaks and tabs are text, not control characters to refuse
     assert parse_typed('{"question": "first line\\n\\tsecond?", "options": ["a", "b"]}')[0] == "first line\n\tsecond?"
 

@@ -53,7 +53,10 @@ def test_replay_answers_every_question_at_its_time_and_logs_them(tmp_path, strea
     assert [x["question"] for x in lines] == [q.text for q in QUESTIONS]
     assert [x["t"] for x in lines] == [0.1, 3.0, 6.5]
     first, mc, gen = lines
-    assert first["error"] == "no scene video has arrived yet" and first["answer"] == ""  # before any video
+    # at 0.1 s one model frame has come (0.0 s), not the two of a temporal step (before: "no scene video has arrived
+    # yet", which read wrong at --fps 0.1, with frames coming for 20 s before the first step)
+    assert first["error"] == "no whole temporal step of video yet: a step is two model frames, 1 s at fps 2"
+    assert first["answer"] == ""
     assert mc["answer"] in "ABC" and set(mc["scores"]) == {"A", "B", "C"} and mc["ttft_ms"] > 0
     assert mc["answer"] == max(mc["scores"], key=mc["scores"].get)
     assert 2.0 <= mc["video_s"][1] <= 3.0  # it saw the video up to (about) its own time, not the future
