@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from gazeqwen_edge.errors import InputError, write_bytes_atomic
+from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic
 from gazeqwen_edge.model.config import ResamplerConfig, load_json
 from gazeqwen_edge.model.lora import parse_lora_state_dict
 from gazeqwen_edge.model.resampler import GazeResampler
@@ -90,7 +90,10 @@ def load_checkpoint(path: str | PathLike, gaze_encoding: str | None = None, devi
     rc = dict(rc)
     if gaze_encoding is not None:
         rc["gaze_encoding"] = gaze_encoding
-    cfg = ResamplerConfig.from_dict(rc)
+    try:
+        cfg = ResamplerConfig.from_dict(rc)
+    except ConfigError as e:  # a value no run of ours writes: name the file it is in
+        raise InputError(d / CONFIG_FILE, e.message, hint="rewrite it with `gazeqwen-edge train` or fix it") from None
 
     def read(p: Path) -> dict[str, torch.Tensor]:
         try:

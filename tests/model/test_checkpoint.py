@@ -168,6 +168,16 @@ def test_load_checkpoint_rejects_broken_directories(tmp_path):
     (good / "config.json").write_text('{"format": "gazeqwen-edge/resampler-v1"}')
     with pytest.raises(InputError, match="no 'resampler' object"):
         load_checkpoint(good)
+    # a config value no run writes: refused naming the file (before: "resampler config: ..." and no file)
+    import json
+
+    save_checkpoint(good, GazeResampler(cfg))
+    doc = json.loads((good / "config.json").read_text())
+    doc["resampler"]["step_fixations"] = "newest"
+    (good / "config.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="step_fixations must be one of all, latest") as info:
+        load_checkpoint(good)
+    assert info.value.path == str(good / "config.json")
     save_checkpoint(good, GazeResampler(cfg), {"layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(2)})
     (good / "lora.safetensors").write_bytes(b"garbage")
     with pytest.raises(InputError, match="lora.safetensors: cannot read safetensors"):
