@@ -9,7 +9,7 @@ Options compared: question_view (VideoStream.question_view: the video ends at th
 question's fixations are read once the detector can know the one in progress at its time), gaze_refresh (a question
 re-prefills the newest chunks with the gaze known at its time). The others stay at their defaults (all on). Latency
 costs are the profile's (`gazeqwen-edge profile`: question_view's encoders, gaze_settle's "gaze_settle" stage, at
-most the detector's 110 ms for a live typed question); lockstep replay queues questions behind chunks, so its times
+most the detector's 105 ms for a live typed question); lockstep replay queues questions behind chunks, so its times
 to first token say nothing.
 
 The default seeds are the held-out demo scenes (none trained or tuned on; seeds 0-4 were used while the question view

@@ -188,7 +188,7 @@ class OnlineScanpath:
     def settle_ns(self) -> int:
         """How long the gaze must run past a time t before the fixation in progress at t is known, ns: the detector's
         classification delay, its minimum fixation duration (a shorter ongoing fixation is not reported) and one
-        resampling period. 110 ms at the default FixationParams (30 + 70 + 5, rounded up by the grid)."""
+        resampling period: 105 ms at the default FixationParams (30 + 70 + 5)."""
         d = self.detector
         return d.classification_delay_ns + d.min_duration_ns + d.period_ns
 

@@ -54,7 +54,7 @@ GAZE_SETTLE = typer.Option(
     True,
     "--gaze-settle/--no-gaze-settle",
     help="Read a question's fixations once the detector can know the one in progress at its time (a live typed "
-    "question waits up to 0.5 s for that gaze, 110 ms normally).",
+    "question waits up to 0.5 s for that gaze, 105 ms normally).",
 )
 BUNDLE = typer.Option(
     None, "--bundle", help="An edge bundle made by `gazeqwen-edge export` (verified before loading; replaces --model)."

@@ -32,7 +32,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "prefill": ("question", "full prefill of a re-encoded clip + question (reference regime)"),
     "gaze_settle": (
         "question",
-        "a question waiting for the gaze that settles its fixations (live: the detector's 110 ms, at most 0.5 s)",
+        "a question waiting for the gaze that settles its fixations (live: the detector's 105 ms, at most 0.5 s)",
     ),
     "question_intake": ("question", "the answer record started, the question told to the sinks"),
     "gaze_refresh": (

@@ -85,7 +85,7 @@ class SessionConfig:
     newer than the cache's last (the odd one of the next step) re-pairs the newest steps to end at it for that
     question (VideoStream.question_view), so the video ends at most one frame before the question, as training clips
     end at it; gaze_settle: a question's fixations are those up to its time as known once the gaze has run the
-    fixation detector's settle time past it (`OnlineScanpath.settle_ns`, 110 ms; live, a typed question waits for
+    fixation detector's settle time past it (`OnlineScanpath.settle_ns`, 105 ms; live, a typed question waits for
     that gaze, at most `settle_wait_s`), so a fixation begun just before the question is in them, as training's
     "stream" scanpaths hold it (False: the fixations known at the question's time; only the detector's fixations
     settle).
