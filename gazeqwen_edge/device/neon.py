@@ -413,9 +413,11 @@ class NeonLiveSource(Source):
         except (asyncio.TimeoutError, OSError) as e:
             raise DeviceError(f"cannot {what}: no answer from the Neon at {self.address}:{self.port}") from e
 
-    def _notice(self, kind: str, message: str, level: str = "warning") -> None:
+    def _notice(self, kind: str, message: str, level: str = "warning", ts_ns: int | None = None) -> None:
+        """Deliver a Notice stamped `ts_ns` (the moment of the data that shows the change, on the records' clock),
+        else now (`now_ns`: a notice of the connection itself)."""
         log.info("neon notice %s: %s", kind, message)
-        self._ring.push(Notice(self.now_ns(), kind, message, level))
+        self._ring.push(Notice(self.now_ns() if ts_ns is None else ts_ns, kind, message, level))
 
     def now_ns(self) -> int:
         """Now on the clock of the records: the phone's (estimated with time echo; this machine's until measured),
@@ -647,10 +649,11 @@ class NeonLiveSource(Source):
         worn = bool(d.worn)
         if worn != self._worn:
             if self._worn is not None or not worn:
-                self._notice(
+                self._notice(  # at the first sample that shows it: arrival time lags it by the network and the load
                     "worn" if worn else "not_worn",
                     "glasses are worn" if worn else "glasses are not worn",
                     "info" if worn else "warning",
+                    ts_ns=ts,
                 )
             self._worn = worn
         self._counts["gaze"] += 1

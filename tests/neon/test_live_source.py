@@ -179,8 +179,9 @@ def test_notices_are_stamped_on_the_clock_of_the_data(make_sim):
     gaze = [x for x in out if isinstance(x, GazeSample)]
     last_worn = max(g.ts_ns for g in gaze if g.worn)
     first_off = min(g.ts_ns for g in gaze if not g.worn)
-    # the notice comes when the first not-worn datum arrives: between the last worn and a little after the first off
-    assert last_worn - 50_000_000 < notice.ts_ns < first_off + 500_000_000, (notice.ts_ns - first_off) / 1e9
+    # the notice carries the time of the first not-worn datum (before: its arrival, up to the network's and the
+    # machine's lag later, so under load it came after the 20 not-worn samples this loop reads)
+    assert last_worn < notice.ts_ns == first_off
     ts = [x.ts_ns for x in out]
     assert ts == sorted(ts)
 
