@@ -186,7 +186,8 @@ def print_profile(doc: dict, out_dir: Path) -> None:
     console.print(
         f"peak host RSS {mem['peak_rss_mib']:.0f} MiB"
         + (f", peak GPU memory {gpu:.0f} MiB" if gpu is not None else "")
-        + f"; {ses['answered']} of {ses['questions']} questions answered; chunks {ses['chunks_prefilled']} prefilled, "
+        + f"; {ses['answered']} of {ses['questions']} question{'s' * (ses['questions'] != 1)} answered; chunks "
+        + f"{ses['chunks_prefilled']} prefilled, "
         f"{ses['chunks_skipped']} skipped"
     )
     for name, why in doc.get("not_measured", {}).items():

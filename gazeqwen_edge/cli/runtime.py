@@ -25,8 +25,9 @@ MODEL = typer.Option("demo", help=MODEL_HELP)
 CHECKPOINT = typer.Option(None, help="Gaze checkpoint directory (ours, or converted with convert-checkpoint).")
 # (0.1: the slowest rate of the reference's sampling rule, for clips over 300 s; REFERENCE.md section 1)
 FPS = float_option(2.0, "--fps", min=0.1, max=30.0, help="Model frames per second from the scene camera")
+DEFAULT_CHUNK_S = 1.0
 CHUNK = float_option(
-    1.0,
+    DEFAULT_CHUNK_S,
     "--chunk",
     above=0.0,
     max=60.0,
@@ -133,10 +134,11 @@ def session_config(
         gaze_settle=gaze_settle,
     )
     steps = cfg.chunk_steps
-    if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6):
+    # (the default 1 s at an --fps whose step does not divide it is rounded without a note: nobody asked for 1 s)
+    if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6) and chunk != DEFAULT_CHUNK_S:
         console_err.print(
             f"note: --chunk {chunk:g} s is taken as {steps * 2 / fps:g} s: a chunk is a whole number of temporal "
-            f"steps ({steps} of {2 / fps:g} s at --fps {fps:g})",
+            f"steps, here {steps} step{'s' * (steps != 1)} of {2 / fps:g} s at --fps {fps:g}",
             markup=False,
         )
     return cfg
@@ -158,7 +160,7 @@ def print_summary(
             + (" (alerts in alerts.jsonl)" if stats.alerts and out_dir is not None else "")
         )
     console.print(
-        f"\n{'stopped: ' if stopped else ''}{stats.answered} of {stats.questions} questions answered "
+        f"\n{'stopped: ' if stopped else ''}{stats.answered} of {stats.questions} question{'s' * (stats.questions != 1)} answered "
         f"({stats.failed} could not be); "
         f"{stats.chunks_prefilled} chunk{'s' * (stats.chunks_prefilled != 1)} prefilled, {stats.chunks_skipped} "
         "skipped; "

@@ -107,13 +107,18 @@ def stage_table(timer) -> dict[str, dict]:
     return out
 
 
+# a question's own stages in the order it goes through them (session._answer): the wait for its gaze, the intake,
+# then the gaze refresh's or the question view's video stages, then its prompt, prefill and first token
+OWN_PATH = ("gaze_settle", "question_intake", "preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk")
+
+
 def path_order(name: str) -> tuple:
-    """Sort key of a question's path stages: the waiting stages first ("waiting: other", the rest of the wait, last
-    among them), then its own; each group in STAGES order, which is the order of a question's path from its arrival
-    to its first token; stages STAGES does not name after those, by name."""
+    """Sort key of a question's path stages: the waiting stages first, in STAGES order ("waiting: other", the rest
+    of the wait, last among them), then its own, in the order it goes through them (OWN_PATH, then STAGES order);
+    stages neither names after those, by name."""
     base = name.removeprefix("waiting: ")
-    order = list(STAGES)
-    return (base == name, base == "other", order.index(base) if base in STAGES else len(order), base)
+    order = list(STAGES) if base != name else list(OWN_PATH) + [s for s in STAGES if s not in OWN_PATH]
+    return (base == name, base == "other", order.index(base) if base in order else len(order), base)
 
 
 def question_rows(records) -> list[dict]:

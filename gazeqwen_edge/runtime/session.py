@@ -882,6 +882,8 @@ class Session:
                 raise InputError(None, str(e), hint="say or type what to watch in plain words") from None
             rec.answer = f"I'll tell you when you look at {w.target}."
         else:
+            if not target:
+                raise InputError(None, "which watch to stop was not said", hint="say or type: stop watching the stove")
             w = self.watches.remove(target)
             rec.answer = f"Stopped watching {w.target}." if w is not None else f"I wasn't watching {target}."
         rec.meta["watch"] = {"command": kind, "target": target}

@@ -37,12 +37,12 @@ IDENTIFY_QUESTION = "Which object is the user currently gazing at?"
 
 _ADD = re.compile(
     r"^\s*(?:please\s+)?(?:tell|alert|notify|warn|remind)\s+me\s+(?:when(?:ever)?|if|once)\s+"
-    r"(?:i\s+(?:look|gaze|glance|am\s+looking)|i'm\s+looking)\s+(?:at|on|towards?)\s+(?P<target>.+?)[\s.!?]*$",
+    r"(?:i\s+(?:look|gaze|glance|am\s+looking)|i'm\s+looking)\s+(?:at|on|towards?)(?:\s+(?P<target>.*?))?[\s.!?]*$",
     re.IGNORECASE,
 )
 _REMOVE = re.compile(
-    r"^\s*(?:please\s+)?(?:stop|quit|cancel)\s+(?:watching|monitoring|alerting\s+me\s+about|watching\s+for)\s+"
-    r"(?P<target>.+?)[\s.!?]*$",
+    r"^\s*(?:please\s+)?(?:stop|quit|cancel)\s+(?:watching|monitoring|alerting\s+me\s+about|watching\s+for)"
+    r"(?:\s+(?P<target>.*?))?[\s.!?]*$",
     re.IGNORECASE,
 )
 MAX_TARGET_CHARS = 80
@@ -56,12 +56,12 @@ DEFAULT_HOLD_S = 0.0
 
 def parse_command(text: str) -> tuple[str, str] | None:
     """("add", target) for "tell me when I look at X", ("remove", target) for "stop watching X", else None. The
-    target keeps its words ("the stove"), unchecked: Watches.add refuses one that is no short plain description
-    (check_target), so a command with too long a target is refused, not asked as a question."""
+    target keeps its words ("the stove"), unchecked, and may be empty ("tell me when I look at"): Watches.add refuses
+    one that is no short plain description (check_target), so such a command is refused, not asked as a question."""
     for kind, pattern in (("add", _ADD), ("remove", _REMOVE)):
         m = pattern.match(text)
-        if m and m["target"].strip():
-            return kind, m["target"].strip()
+        if m:
+            return kind, (m["target"] or "").strip()
     return None
 
 

@@ -158,7 +158,7 @@ def test_the_path_reads_in_the_order_a_question_goes_through_it():
     """Waiting stages first (the rest of the wait last among them), then the question's own from its arrival to its
     first token; before, both tables were sorted by name ("waiting: other" first, first_token before
     prefill_question)."""
-    own = {"first_token": 1.0, "prefill_question": 10.0, "question_intake": 0.5, "gaze_settle": 110.0}
+    own = {"first_token": 1.0, "prefill_question": 10.0, "resampler": 3.0, "question_intake": 0.5, "gaze_settle": 110.0}
     rows = rp.question_rows([_record(1, 160.0, 40.0, {"vjepa": 5.0, "prefill_chunk": 20.0}, own)])
     want = [
         "waiting: vjepa",
@@ -166,6 +166,7 @@ def test_the_path_reads_in_the_order_a_question_goes_through_it():
         "waiting: other",
         "gaze_settle",
         "question_intake",
+        "resampler",  # the gaze refresh's, after the intake (before, in STAGES order: first of its own)
         "prefill_question",
         "first_token",
     ]

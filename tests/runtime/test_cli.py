@@ -278,7 +278,7 @@ def test_the_summary_counts_the_questions_file_lines_that_were_not_asked(tmp_pat
     qf.write_text('{"t": 2, "question": "What is it?"}\n{"t": "x", "question": "bad"}\n{"t": 5}\n')
     rc, out, err = cli(capsys, "replay", "synthetic:1", "-q", qf, "--no-voice", "--out", tmp_path / "r")
     assert rc == 0, err
-    assert "1 of 1 questions answered" in out and "2 lines of the questions file not asked (bad_question)" in out
+    assert "1 of 1 question answered" in out and "2 lines of the questions file not asked (bad_question)" in out
 
 
 def test_voice_on_a_source_without_audio_is_told(tmp_path, capsys):
@@ -302,14 +302,19 @@ def test_a_chunk_that_is_not_a_whole_number_of_steps_is_rounded_with_a_note(caps
     assert session_config(4.0, 2.5, None, 8, "auto", "reference").chunk_steps == 5  # 0.5 s steps
     assert capsys.readouterr().err == ""  # whole numbers of steps: no note
     assert session_config(2.0, 0.01, None, 8, "auto", "reference").chunk_steps == 1
-    err = capsys.readouterr().err
-    assert err.startswith("note: --chunk 0.01 s is taken as 1 s: a chunk is a whole number of temporal steps (1 of"), (
-        err
-    )
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith(
+        "note: --chunk 0.01 s is taken as 1 s: a chunk is a whole number of temporal steps, here 1 step of"
+    ), err
     assert session_config(2.0, 3.4, None, 8, "auto", "reference").chunk_steps == 3
-    assert "--chunk 3.4 s is taken as 3 s: a chunk is a whole number of temporal steps (3 of 1 s at --fps 2)" in (
-        " ".join(capsys.readouterr().err.split())
+    assert (
+        "--chunk 3.4 s is taken as 3 s: a chunk is a whole number of temporal steps, here 3 steps of 1 s at --fps 2"
+        in (" ".join(capsys.readouterr().err.split()))
     )
     # halves go up (round() took 2.5 steps to 2 but 3.5 to 4)
     assert session_config(2.0, 2.5, None, 8, "auto", "reference").chunk_steps == 3
     assert session_config(2.0, 3.5, None, 8, "auto", "reference").chunk_steps == 4
+    capsys.readouterr()
+    # the default chunk at an --fps whose step does not divide 1 s: rounded without a note (nobody typed 1 s)
+    assert session_config(3.0, 1.0, None, 8, "auto", "reference").chunk_steps == 2
+    assert capsys.readouterr().err == ""

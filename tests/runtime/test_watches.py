@@ -23,6 +23,8 @@ from gazeqwen_edge.runtime.watches import Watches, p_yes, parse_command, watch_q
         ("What am I looking at?", None),
         ("Tell me a story", None),
         ("Tell me when I look at " + "x" * 200, ("add", "x" * 200)),  # a command, refused when added (below)
+        ("tell me when I look at", ("add", "")),  # no target: refused when added, not asked as a question
+        ("Stop watching.", ("remove", "")),
     ],
 )
 def test_commands(text, want):
@@ -115,6 +117,7 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
         ScheduledQuestion(1.0, "Tell me when I look at the cup"),
         ScheduledQuestion(1.5, "Tell me when I look at the " + "big red " * 10 + "bowl"),  # a watch too long
         ScheduledQuestion(2.0, "Tell me when I look at the \x1b[31mbowl"),  # refused as any question with it
+        ScheduledQuestion(6.5, "Stop watching"),  # which one? refused
         ScheduledQuestion(7.0, "Stop watching the cup"),
     ]
     with open_source("synthetic:4", duration_s=10.0, width=160, height=120) as src:
@@ -126,7 +129,8 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert 3.0 < alerts[0]["t"] <= 3.6
     answers = [json.loads(x) for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0]["answer"] == "I'll tell you when you look at the cup."
-    assert answers[2]["answer"] == "Stopped watching the cup." and len(answers) == 3
+    assert answers[3]["answer"] == "Stopped watching the cup." and len(answers) == 4
+    assert answers[2]["error"] == "which watch to stop was not said" and answers[2]["answer"] == ""
     # before, a target over 80 characters was asked as an ordinary question and answered
     assert answers[1]["error"].startswith("the watch needs a short description (1..80 characters)")
     assert answers[1]["answer"] == ""
