@@ -386,7 +386,7 @@ class Session:
             q.arrived_s = time.perf_counter()
             with self._scan_lock:
                 q.meta["_rows"] = self._rows(q.t_ns)  # what is known at its time; final unless it settles later
-                if self._settles(q):
+                if self._settles():
                     q.meta["_gaze_ready"] = ready = threading.Event()
                     self._unsettled.append((q, ready))
                     self._settle_questions()
@@ -463,9 +463,10 @@ class Session:
             return self.scanpath.rows(t_ns)
         return self.scanpath.rows_at(t_ns)
 
-    def _settles(self, q: Question) -> bool:
-        """Whether the question's fixations are read again once the gaze has run past its time (gaze_settle; only
-        the detector's: a source's own fixations are reported when they end). Call with _scan_lock held."""
+    def _settles(self) -> bool:
+        """Whether a question asked now has its fixations read again once the gaze has run past its time
+        (gaze_settle; only the detector's: a source's own fixations are reported when they end). Call with _scan_lock
+        held."""
         return (
             self.config.gaze_settle
             and self.scanpath is not None
