@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -222,9 +222,8 @@ class Session:
 
             check_creatable(Path(out_dir))
 
-            self.recorder = Recorder.for_source(
-                out_dir, source, spec=spec, metadata={"session": f"gazeqwen-edge {label}"}
-            )
+            meta = {"session": f"gazeqwen-edge {label}", "settings": asdict(self.config)}  # answers depend on them
+            self.recorder = Recorder.for_source(out_dir, source, spec=spec, metadata=meta)
             self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
             self.sinks.append(AlertsJsonl(Path(out_dir) / "alerts.jsonl"))
         self.out_dir = None if out_dir is None else Path(out_dir)

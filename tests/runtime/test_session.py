@@ -71,6 +71,9 @@ def test_replay_answers_every_question_at_its_time_and_logs_them(tmp_path, strea
     with open_source(str(tmp_path / "s")) as back:
         n_gaze = sum(1 for r in back.records({GazeSample}))
     assert n_gaze == res.stats.records["GazeSample"]
+    # the settings the answers came under (the gaze settle, the question view, ...) are in session.json
+    settings = json.loads((tmp_path / "s" / "session.json").read_text())["metadata"]["settings"]
+    assert settings == {**vars(SessionConfig(max_new_tokens=4)), "lockstep": True}
 
 
 def test_lockstep_replay_is_reproducible(tmp_path, stream_gq):
