@@ -68,6 +68,11 @@ def evaluate_items(
         raise ConfigError(f"unknown protocol {protocol!r}; choose from {', '.join(EVAL_PROTOCOLS)}")
     label = variant_label(gq, variant)
     header = {**header, "variant": label, "protocol": protocol}
+    if label.startswith("gazeqwen"):  # the label names the encoding only: the other gaze rules tell models apart too
+        c = gq.resampler.config
+        header["gaze_rules"] = (
+            f"encoding {c.gaze_encoding}, step fixations {c.step_fixations}, gaze mark {'on' if c.gaze_mark else 'off'}"
+        )
     encoder = ItemEncoder(gq, clip or ClipConfig(), cache_dir, model_key)
     progress = progress or (lambda done, total: None)
     use_gaze = label.startswith("gazeqwen")

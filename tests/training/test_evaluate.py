@@ -48,6 +48,11 @@ def test_every_variant_scores_every_item(gq, toy_items, tmp_path, variant):
     doc = json.loads((tmp_path / "results.json").read_text())
     assert doc["variant"] == variant_label(gq, variant) and doc["protocol"] == "option_text"
     assert (tmp_path / "results.md").read_text().count("|") > 4
+    # a gaze variant's label names only the encoding; the step rule and the gaze mark are in the header too
+    c = gq.resampler.config
+    rules = f"encoding {c.gaze_encoding}, step fixations {c.step_fixations}, gaze mark {'on' if c.gaze_mark else 'off'}"
+    assert doc.get("gaze_rules") == (rules if variant == "gazeqwen" else None)
+    assert (f"- gaze_rules: {rules}" in (tmp_path / "results.md").read_text()) == (variant == "gazeqwen")
 
 
 def test_variants_change_what_the_model_sees(gq, toy_items, tmp_path):
