@@ -642,6 +642,62 @@ def scene_questions(
     return entries, skipped
 
 
+# ------------------------------------------------------------------------------------------------ watch truth
+GENERATOR = "gazeqwen_edge.training.synthetic_benchmark"  # manifest.json's "generator" of the benchmarks built here
+
+
+class WatchTruth:
+    """What a watch on an object of one synthetic scene should do, from the generator (video seconds, 0 = the first
+    frame; only the fixations of the video's CSV, those that end by its last frame):
+
+    - `first_fixation_s[name]`: start of the first fixation on each object looked at. StreamGaze's
+      `first_appearance` is this floored to a whole second, up to 1 s earlier: an alert 0.2 s after it can still come
+      before the wearer looked;
+    - `never_fixated`: the objects on screen for at least MIN_VISIBLE_S of the video that no fixation lands on (scene
+      order): a watch on one of them must never fire."""
+
+    def __init__(self, first_fixation_s: dict[str, float], never_fixated: list[str]):
+        self.first_fixation_s = first_fixation_s
+        self.never_fixated = never_fixated
+
+    @classmethod
+    def of(cls, tr: SceneTruth) -> WatchTruth:
+        first: dict[str, float] = {}
+        for start, _, _, _, name in tr.fix[: tr.n_csv]:
+            if name is not None and name not in first:
+                first[name] = start
+        never = [n for n in tr.names if n not in first and tr.visible_s(n, 0.0, tr.last_s) >= MIN_VISIBLE_S]
+        return cls(first, never)
+
+
+def benchmark_watch_truth(qa_file: str | Path) -> Callable[[Path], WatchTruth | None] | None:
+    """For a QA file of a synthetic benchmark (manifest.json from this generator beside it): a function from a video
+    of it (`synth_<scene seed>.mp4`) to its WatchTruth, rebuilt from the manifest's parameters (None for a video the
+    manifest does not list). None when there is no such manifest (StreamGaze's own files, whose truth is only
+    `first_appearance`). InputError when the manifest is there but unreadable."""
+    path = Path(qa_file).parent / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
+            return None
+        p = manifest["params"]
+        seeds = {Path(s["video"]).stem: int(s["seed"]) for s in manifest["scenes"]}
+        args = (float(p["duration_s"]), int(p["width"]), int(p["height"]), int(p["fps"]), tuple(p["n_objects"]))
+        scale = float(p.get("object_scale", 1.0))
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise InputError(path, f"is not a readable synthetic benchmark manifest ({type(e).__name__}: {e})") from e
+
+    def truth(video: Path) -> WatchTruth | None:
+        seed = seeds.get(Path(video).stem)
+        if seed is None:
+            return None
+        return WatchTruth.of(SceneTruth(make_scene(seed, *args, object_scale=scale)))
+
+    return truth
+
+
 # ------------------------------------------------------------------------------------------------ files
 def fixation_csv_text(tr: SceneTruth) -> str:
     """StreamGaze's filtered fixation CSV of a scene (its fixations that end by the last frame, background ones
@@ -802,7 +858,7 @@ def build_synthetic_benchmark(
         )
     skip_counts = Counter((d["task"], d["reason"]) for d in skipped)
     manifest = {
-        "generator": "gazeqwen_edge.training.synthetic_benchmark",
+        "generator": GENERATOR,
         "version": __version__,
         "params": params,
         "time_format": "MM:SS, whole seconds (StreamGaze's)",

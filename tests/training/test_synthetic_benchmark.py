@@ -388,6 +388,50 @@ def test_gaze_triggered_alert_types_follow_looked_at(bench):
     assert both == {0, 1}
 
 
+def test_watch_truth_is_the_first_fixation_on_each_object_and_the_objects_never_fixated(bench):
+    """eval-alerts measures a watch's delay from the first fixation on its target and expects a watch on an object
+    never fixated to stay silent: both from the generator, checked here against the scene's own `looked_at` and
+    `visible_intervals` (and StreamGaze's first_appearance is that first fixation floored)."""
+    truth = sb.benchmark_watch_truth(bench.out / "test.json")
+    n_never = 0
+    for video, scene in bench.scenes.items():
+        wt = truth(Path(video))
+        last_frame = int(scene.frame_ts_ns[-1])
+        seen = [(a, n) for a, b, n in scene.looked_at if b <= last_frame]  # the CSV's: ended by the last frame
+        for name in (o.name for o in scene.objects):
+            starts = [a for a, n in seen if n == name]
+            if starts:
+                assert wt.first_fixation_s[name] == pytest.approx((min(starts) - scene.start_ns) / 1e9, abs=1e-9)
+                assert name not in wt.never_fixated
+            else:
+                assert name not in wt.first_fixation_s
+                on_screen = (
+                    sum(
+                        int(np.count_nonzero((scene.frame_ts_ns >= a) & (scene.frame_ts_ns <= b)))
+                        for a, b in scene.visible_intervals()[name]
+                    )
+                    / scene.fps
+                )
+                assert (name in wt.never_fixated) == (on_screen >= sb.MIN_VISIBLE_S), (name, on_screen)
+                n_never += name in wt.never_fixated
+    for scene, q in bench.of("proactive_gaze_triggered_alert"):
+        video = next(v for v, s in bench.scenes.items() if s is scene)
+        first = truth(Path(video)).first_fixation_s[q["target_object"]]
+        assert q["first_appearance"] == sb.mmss(math.floor(first))
+    assert n_never >= 1, "the small benchmark has an object on screen that is never looked at"
+    assert truth(Path("synth_1.mp4")) is None  # not in the manifest
+
+
+def test_watch_truth_needs_this_generators_manifest(tmp_path):
+    (tmp_path / "qa.json").write_text("[]")
+    assert sb.benchmark_watch_truth(tmp_path / "qa.json") is None  # StreamGaze's own files: no manifest
+    (tmp_path / "manifest.json").write_text(json.dumps({"generator": "someone else"}))
+    assert sb.benchmark_watch_truth(tmp_path / "qa.json") is None
+    (tmp_path / "manifest.json").write_text(json.dumps({"generator": sb.GENERATOR, "params": {}}))
+    with pytest.raises(InputError, match="not a readable synthetic benchmark manifest"):
+        sb.benchmark_watch_truth(tmp_path / "qa.json")
+
+
 def test_appearance_alert_types_follow_visibility(bench):
     for scene, q in bench.of("proactive_object_appearance_alert"):
         x = q["target_object"]
