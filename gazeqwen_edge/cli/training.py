@@ -298,16 +298,33 @@ def eval_alerts_cmd(
     ),
     fps: float = float_option(2.0, "--fps", min=0.1, max=30.0, help="Frames per second the model sees."),
     limit: int = typer.Option(0, min=0, help="Replay only the first N videos with GTA questions (0: all)."),
+    truth: str = typer.Option(
+        "auto",
+        callback=choice("auto", "first-appearance"),
+        help="auto: for a synthetic benchmark (its manifest.json beside --qa), delays from the first fixation on the "
+        "target and a control watch per object never fixated; first-appearance: delays from StreamGaze's "
+        "first_appearance (whole seconds), no controls.",
+    ),
+    detector: bool = typer.Option(
+        True,
+        "--detector/--no-detector",
+        help="--detector: the session finds fixations with its online detector, fed the CSV's fixations as 200 Hz "
+        "gaze, as a live session does (each known 105 ms after it begins); --no-detector: the CSV's fixations, each "
+        "known once it ends, as replay reads a StreamGaze item.",
+    ),
     dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
 ) -> None:
     """Replay each video of a QA file through the streaming session with one watch per gaze-triggered alert (GTA)
     question ("tell me when I look at X", added when it is asked), exactly as `replay --watch` runs, and score what the
     wearer would hear: at each test point the watch's last p(Yes) (StreamGaze's precision / recall / F1), and per
     watch whether its first alert came on time (within --delay of the first gaze at the target), early, late or
-    never. Appearance alerts (OAA) are not watches and are left out. Rerun with the same --out to resume."""
+    never. On a synthetic benchmark, delays count from the first fixation on the target (the generator's truth) and
+    a control watch on each object never fixated must stay silent. Appearance alerts (OAA) are not watches and are
+    left out. Rerun with the same --out to resume."""
     from gazeqwen_edge.cli.runtime import model_window_s
     from gazeqwen_edge.runtime.alerts_eval import evaluate_alerts, markdown, watch_cases
     from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.training.synthetic_benchmark import benchmark_watch_truth
 
     items = _load_items(qa, videos, fixations, None, None)
     videos_with, _ = watch_cases(items.items)
@@ -348,6 +365,8 @@ def eval_alerts_cmd(
             rearm_s=rearm,
             delay_s=delay,
             progress=update,
+            truth=benchmark_watch_truth(qa) if truth == "auto" else None,
+            fixations="detector" if detector else "source",
         )
     console.print(markdown(doc), highlight=False, markup=False)
     console.print(f"results in {escape(str(out))}/results.json")

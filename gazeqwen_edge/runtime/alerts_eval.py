@@ -9,12 +9,18 @@ measures what the wearer would have heard:
 - test points (the benchmark's decision, taken from the watch path): the decision at a test point at t is the watch's
   last score at or before t (the chunk ending at or before t), "alert" when it is >= the watch threshold; precision /
   recall / F1 with the alerting (type 1) points as positives, as StreamGaze counts them;
-- alerts (the debounced events the wearer hears): per watch, the first alert against the question's
-  `first_appearance` (the moment the wearer first gazes at the target, whole seconds in StreamGaze's files): "on time"
-  when it fires at or after that moment and at most `delay_s` after it (1.5 s: the issue's must-show), "early" when
-  before it (a false alarm: nothing was looked at yet), "late" after that, "missed" when a watch whose target is looked
-  at (a type-1 test point) never fires; a watch with no type-1 point that fires is a "false" one, one that stays
-  silent is "silent". Delays are first alert minus first_appearance, in seconds of video.
+- alerts (the debounced events the wearer hears): per watch, the first alert against the first gaze at the target:
+  the start of the first fixation on it where the generator knows it (a synthetic benchmark, `apply_truth`), else
+  the question's `first_appearance` (whole seconds in StreamGaze's files: that moment floored). "On time" when it
+  fires at or after that moment and at most `delay_s` after it (1.5 s: the issue's must-show), "early" when before it
+  (a false alarm: nothing was looked at yet), "late" after that, "missed" when a watch whose target is looked at (a
+  type-1 test point) never fires; a watch with no type-1 point that fires is a "false" one, one that stays silent is
+  "silent". On a synthetic benchmark each video also gets a control watch per object on screen that the wearer never
+  fixates, which must stay silent. Delays are first alert minus that moment, in seconds of video.
+
+The session learns the fixations as a live one does (FIXATION_MODES "detector", the default): the CSV's fixations
+are replayed as gaze samples through its online detector, so a check sees a fixation 105 ms after it begins; "source"
+reads them as `replay` does a StreamGaze item, each once it has ended.
 
 Only GTA goes through watches: appearance alerts (OAA) ask "when X appears", which no runtime watch does; they are
 counted as left out. Results: `OUT/videos.jsonl` (one line per replayed video; a rerun skips the videos there, so the
@@ -44,18 +50,30 @@ RESULTS_FORMAT = "gazeqwen-edge-alerts"
 RESULTS_VERSION = 1
 LOG_FILE = "videos.jsonl"
 OUTCOMES = ("on_time", "early", "late", "missed", "false", "silent")
+# How the session learns the fixations of a StreamGaze item. "detector" (the default): as a wearer's live session
+# does, from its online fixation detector, fed the CSV's fixations as gaze samples on each one's centre at Neon's
+# 200 Hz (StreamGazeSource gaze_hz), so a fixation is known settle_ns (105 ms) after it begins. "source": the CSV's
+# fixations as `replay` reads a StreamGaze item, each known only once it has ended.
+FIXATION_MODES = ("detector", "source")
+GAZE_HZ = 200.0
 
 
 @dataclass
 class WatchCase:
     """One GTA question as a watch: its id ("<video stem>/<item>.<question>"), target object, the time it is asked
-    (video s), first_appearance (video s, None when the file has none) and its test points [(t_s, alert_expected)]."""
+    (video s), first_appearance (video s, None when the file has none) and its test points [(t_s, alert_expected)].
+    With the generator's truth (synthetic benchmarks, `apply_truth`): `first_gaze_s`, the start of the first fixation
+    on the target (video s; first_appearance is it floored to a whole second). A control watch (`control`, id
+    "<video stem>/never.<k>") is on an object on screen that the wearer never fixates: no test points, it must stay
+    silent."""
 
     case_id: str
     target: str
     asked_s: float
     first_appearance_s: float | None
     points: list[tuple[float, bool]] = field(default_factory=list)
+    first_gaze_s: float | None = None
+    control: bool = False
 
 
 @dataclass
@@ -98,6 +116,22 @@ def watch_cases(items: Sequence) -> tuple[list[VideoCases], int]:
     return list(videos.values()), left_out
 
 
+def apply_truth(vc: VideoCases, truth) -> None:
+    """Give the watches of one video the generator's truth (`training.synthetic_benchmark.WatchTruth`, duck-typed:
+    first_fixation_s {object: s}, never_fixated [object]): each watch's first_gaze_s, and one control watch, asked at
+    0 s, per object never fixated in the video. None: nothing changes (StreamGaze's own files)."""
+    if truth is None:
+        return
+    for c in vc.cases:
+        if not c.control:
+            c.first_gaze_s = truth.first_fixation_s.get(c.target)
+    if not any(c.control for c in vc.cases):
+        vc.cases += [
+            WatchCase(f"{vc.video.stem}/never.{k}", name, 0.0, None, control=True)
+            for k, name in enumerate(truth.never_fixated)
+        ]
+
+
 def _first_appearance_s(it) -> float | None:
     """The question's first_appearance in video s; None when it has none or it is not a MM:SS time."""
     try:
@@ -131,13 +165,13 @@ def decisions(checks: Sequence[tuple[float, float]], points: Sequence[tuple[floa
 
 
 def alert_outcome(alerts_s: Sequence[float], case: WatchCase, delay_s: float) -> tuple[str, float | None]:
-    """(outcome, delay s or None) of a watch's alerts (video s, time order) against its first_appearance and test
-    points (see the module docstring). A watch without first_appearance but with type-1 points is judged against its
-    first type-1 point."""
+    """(outcome, delay s or None) of a watch's alerts (video s, time order) against the first gaze at its target
+    (first_gaze_s where the generator gave it, else first_appearance) and its test points (see the module
+    docstring). A watch without either but with type-1 points is judged against its first type-1 point."""
     looked = any(expected for _, expected in case.points)
     if not looked:
         return ("false" if alerts_s else "silent"), None
-    truth = case.first_appearance_s
+    truth = case.first_gaze_s if case.first_gaze_s is not None else case.first_appearance_s
     if truth is None:
         truth = min(t for t, expected in case.points if expected)
     if not alerts_s:
@@ -176,6 +210,7 @@ def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
     return {
         "videos": len(video_records),
         "watches": n_watches,
+        "controls": sum(1 for v in video_records for w in v["watches"] if w.get("control")),
         "test_points": {**prf(tp, fp, fn), "tn": tn, "accuracy": (tp + tn) / max(1, tp + fp + fn + tn)},
         "alerts": {
             **outcomes,
@@ -188,17 +223,31 @@ def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
 
 
 def replay_video(
-    gq, vc: VideoCases, config, *, threshold: float, hold_s: float, rearm_s: float, delay_s: float
+    gq,
+    vc: VideoCases,
+    config,
+    *,
+    threshold: float,
+    hold_s: float,
+    rearm_s: float,
+    delay_s: float,
+    fixations: str = "detector",
 ) -> dict:
     """Replay one video (StreamGazeSource: its frames and fixation CSV) through the streaming session in lockstep,
     with a watch per case added when it is asked; returns its record: per watch the checks [(s, p(Yes))], alerts
-    (video s), decisions at the test points, outcome and delay."""
+    (video s), decisions at the test points, outcome and delay. `fixations`: FIXATION_MODES (how the session learns
+    the fixations; it overrides config.fixations)."""
+    import dataclasses
+
     from gazeqwen_edge.device.streamgaze import StreamGazeSource
     from gazeqwen_edge.runtime.questions import ScheduledQuestion
     from gazeqwen_edge.runtime.replay import replay
     from gazeqwen_edge.runtime.watches import Watches
 
-    source = StreamGazeSource(vc.video, fixations=vc.fixation_csv)
+    if fixations not in FIXATION_MODES:
+        raise ConfigError(f"fixations must be one of {', '.join(FIXATION_MODES)}, got {fixations!r}")
+    source = StreamGazeSource(vc.video, fixations=vc.fixation_csv, gaze_hz=GAZE_HZ if fixations == "detector" else None)
+    config = dataclasses.replace(config, fixations=fixations)
 
     class Recording(Watches):
         """The session's watches, logging every score (the session calls update once per check)."""
@@ -248,6 +297,8 @@ def replay_video(
                 "target": c.target,
                 "asked_s": c.asked_s,
                 "first_appearance_s": c.first_appearance_s,
+                "first_gaze_s": c.first_gaze_s,
+                "control": c.control,
                 "alerts_s": al,
                 "checks": checks,
                 "decisions": decisions(checks, c.points, threshold),
@@ -270,19 +321,33 @@ def evaluate_alerts(
     rearm_s: float = 3.0,
     delay_s: float = DEFAULT_DELAY_S,
     progress: Callable[[int, int], None] | None = None,
+    truth: Callable[[Path], object] | None = None,
+    fixations: str = "detector",
 ) -> dict:
     """Replay every video of `items` that has GTA questions (see the module docstring), resuming from
     `out_dir/videos.jsonl` (a log written with other settings is refused: ConfigError), and write results.json and
-    results.md. Returns results.json's document. ConfigError when `items` hold no GTA question."""
+    results.md. Returns results.json's document. ConfigError when `items` hold no GTA question. `truth`: a function
+    from a video to the generator's WatchTruth (`training.synthetic_benchmark.benchmark_watch_truth`; None for
+    StreamGaze's own files): delays are then measured from the first fixation on the target, and each video gets a
+    control watch per object never fixated (`apply_truth`). `fixations`: FIXATION_MODES."""
     if not (0 < threshold < 1) or hold_s < 0 or rearm_s < 0 or not (math.isfinite(delay_s) and delay_s >= 0):
         raise ConfigError("alerts need 0 < threshold < 1, non-negative hold and re-arm, and a delay window >= 0")
+    if fixations not in FIXATION_MODES:
+        raise ConfigError(f"fixations must be one of {', '.join(FIXATION_MODES)}, got {fixations!r}")
     videos, left_out = watch_cases(items)
     if not videos:
         raise ConfigError(
             "no gaze-triggered alert (GTA) question among the items",
             hint="a StreamGaze QA file with proactive_gaze_triggered_alert questions (e.g. dataset synthetic's test.json)",
         )
-    settings = {"threshold": threshold, "hold_s": hold_s, "rearm_s": rearm_s, "delay_s": delay_s}
+    settings = {
+        "threshold": threshold,
+        "hold_s": hold_s,
+        "rearm_s": rearm_s,
+        "delay_s": delay_s,
+        "truth": "first_appearance" if truth is None else "generator",
+        "fixations": fixations,
+    }
     header = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, **header, **settings}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -306,7 +371,18 @@ def evaluate_alerts(
         for vc in videos:
             if vc.video.name in done:
                 continue
-            rec = replay_video(gq, vc, config, threshold=threshold, hold_s=hold_s, rearm_s=rearm_s, delay_s=delay_s)
+            if truth is not None:
+                apply_truth(vc, truth(vc.video))
+            rec = replay_video(
+                gq,
+                vc,
+                config,
+                threshold=threshold,
+                hold_s=hold_s,
+                rearm_s=rearm_s,
+                delay_s=delay_s,
+                fixations=fixations,
+            )
             put(rec)
             records.append(rec)
             done.add(vc.video.name)
@@ -349,12 +425,30 @@ def markdown(doc: dict) -> str:
     s = doc["summary"]
     tp, al = s["test_points"], s["alerts"]
     delay = "-" if al["delay_s_median"] is None else f"{al['delay_s_median']:.2f} s (max {al['delay_s_max']:.2f} s)"
+    generator = doc.get("truth") == "generator"
+    since = (
+        "the first fixation on the target (the generator's truth)"
+        if generator
+        else "first_appearance (whole seconds, StreamGaze's)"
+    )
+    n_controls = s.get("controls", 0)
+    controls = (
+        f" {n_controls} of the watches {'is a control' if n_controls == 1 else 'are controls'}, on an object on "
+        "screen that is never fixated (false: it fired; silent: it did not)."
+        if generator
+        else ""
+    )
+    known = {
+        "detector": "Fixations from the online detector (the CSV's fixations replayed as 200 Hz gaze), as live.",
+        "source": "Fixations from the CSV, each known once it ended.",
+    }.get(doc.get("fixations"), "")
     return "\n".join(
         [
             f"# Gaze-triggered alerts through the watch path: {doc.get('model', '?')}",
             "",
             f"{s['videos']} videos, {s['watches']} watches; threshold {doc['threshold']}, hold {doc['hold_s']} s, "
-            f"re-arm {doc['rearm_s']} s; {doc['left_out_test_points']} appearance-alert test points left out.",
+            f"re-arm {doc['rearm_s']} s; {doc['left_out_test_points']} appearance-alert test points left out. "
+            f"Delays from {since}.{controls} {known}".rstrip(),
             "",
             "| test points | precision | recall | F1 | accuracy |",
             "|---|---|---|---|---|",

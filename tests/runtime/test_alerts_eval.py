@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gazeqwen_edge.errors import ConfigError
@@ -73,6 +74,34 @@ def test_alert_outcomes_against_the_first_gaze(alerts, points, outcome, delay):
     assert got[1] == (None if delay is None else pytest.approx(delay))
 
 
+class Truth:
+    def __init__(self, first, never):
+        self.first_fixation_s, self.never_fixated = first, never
+
+
+def test_with_the_generators_truth_delays_count_from_the_first_fixation_and_controls_must_stay_silent():
+    """StreamGaze's first_appearance is whole seconds: the wearer first fixates the red circle at 4.7 s, the file
+    says 00:04. Against 4.0 an alert at 4.4 was on time (before the wearer looked) and one at 5.9 took 1.9 s (it
+    took 1.2); against the generator's 4.7 the first is early and the second on time. A control watch (an object on
+    screen never fixated) is "false" when it fires, "silent" when not."""
+    (vc,), _ = al.watch_cases([point("v/1.1", 1, 3.0, False), point("v/1.1", 2, 6.0, True)])
+    case = vc.cases[0]
+    assert al.alert_outcome([4.4], case, 1.5)[0] == "on_time" and al.alert_outcome([5.9], case, 1.5)[0] == "late"
+    al.apply_truth(vc, Truth({"red circle": 4.7, "blue star": 1.0}, ["green ring"]))
+    al.apply_truth(vc, Truth({"red circle": 4.7}, ["green ring"]))  # (a second time adds no second control)
+    assert case.first_gaze_s == 4.7
+    assert al.alert_outcome([4.4], case, 1.5) == ("early", pytest.approx(-0.3))
+    assert al.alert_outcome([5.9], case, 1.5) == ("on_time", pytest.approx(1.2))
+    assert al.alert_outcome([6.3], case, 1.5)[0] == "late"
+    control = vc.cases[1]
+    assert (control.target, control.control, control.points, control.asked_s) == ("green ring", True, [], 0.0)
+    assert len(vc.cases) == 2
+    assert al.alert_outcome([2.0], control, 1.5) == ("false", None)
+    assert al.alert_outcome([], control, 1.5) == ("silent", None)
+    al.apply_truth(vc, None)  # StreamGaze's own files: nothing changes
+    assert case.first_gaze_s == 4.7 and len(vc.cases) == 2
+
+
 def test_summary_counts_points_and_outcomes():
     rec = {
         "video": "v.mp4",
@@ -100,6 +129,16 @@ def bench(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("alerts") / "bench"
     build_synthetic_benchmark(out, n_videos=3, seed=7, duration_s=8.0, width=160, height=120, fps=5)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bench_with_a_control(tmp_path_factory):
+    """A tiny benchmark (seed 3) one of whose GTA videos shows an object the wearer never fixates."""
+    from gazeqwen_edge.training.synthetic_benchmark import build_synthetic_benchmark
+
+    out = tmp_path_factory.mktemp("alerts3") / "bench"
+    build_synthetic_benchmark(out, n_videos=3, seed=3, duration_s=8.0, width=160, height=120, fps=5)
     return out
 
 
@@ -230,3 +269,64 @@ def test_alert_questions_that_were_all_skipped_are_named_as_skipped(bench, tmp_p
     assert main([*argv, "--out", str(tmp_path / "out")]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert "holds no gaze-triggered alert question that could be used" in err and "no fixation CSV" in err
+
+
+def test_controls_and_the_first_fixation_come_through_the_session(bench_with_a_control, monkeypatch, tmp_path):
+    """With the benchmark's manifest the evaluation adds a control watch per object never fixated and measures
+    from the first fixation: a model that says yes to everything fires every control ("false")."""
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.training.synthetic_benchmark import benchmark_watch_truth
+
+    bench = bench_with_a_control
+    items, videos = gta_items(bench)
+    truth = benchmark_watch_truth(bench / "test.json")
+    vc = next(v for v in videos if truth(v.video).never_fixated)
+    wt = truth(vc.video)
+    scripted(monkeypatch, {**{c.target: 0.0 for c in vc.cases}, **dict.fromkeys(wt.never_fixated, 0.0)})
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    chosen = [it for it in items if it.video == vc.video]
+    doc = al.evaluate_alerts(gq, chosen, tmp_path / "out", SessionConfig(fps=2.0), {"model": "tiny"}, truth=truth)
+    assert doc["truth"] == "generator" and doc["fixations"] == "detector"
+    (rec,) = doc["videos"]
+    controls = [w for w in rec["watches"] if w["control"]]
+    assert [w["target"] for w in controls] == wt.never_fixated
+    assert all(w["outcome"] == "false" and w["alerts_s"] for w in controls)
+    assert doc["summary"]["controls"] == len(controls) and doc["summary"]["alerts"]["false"] == len(controls)
+    for w in rec["watches"]:
+        if not w["control"]:
+            assert w["first_gaze_s"] == wt.first_fixation_s[w["target"]]
+            assert w["outcome"] == al.alert_outcome(w["alerts_s"], al.WatchCase("x", w["target"], 0.0,
+                w["first_appearance_s"], [(1.0, True)], first_gaze_s=w["first_gaze_s"]), 1.5)[0]  # fmt: skip
+    assert "never fixated" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_the_detector_knows_a_fixation_while_it_lasts_the_csv_once_it_ends(bench, monkeypatch, tmp_path):
+    """A live session finds fixations with its online detector, 105 ms after they begin; a StreamGaze CSV's
+    fixation reaches `replay` only when it ends. eval-alerts replays the wearer's view by default: the chunks'
+    fixations (what the watch checks after them see) include the one in progress, cut at the chunk's last frame;
+    with --no-detector no chunk holds a fixation that had not ended."""
+    from gazeqwen_edge.device.streamgaze import read_fixation_csv
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime.session import Session, SessionConfig
+
+    items, videos = gta_items(bench)
+    vc = videos[0]
+    scripted(monkeypatch, {})
+    chosen = [it for it in items if it.video == vc.video]
+    csv_ends = read_fixation_csv(vc.fixation_csv)[:, 3]
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    real = Session._prefill
+    cut = {}
+    for mode in al.FIXATION_MODES:
+        jobs = []
+        monkeypatch.setattr(Session, "_prefill", lambda self, job, jobs=jobs: (jobs.append(job), real(self, job))[1])
+        al.evaluate_alerts(gq, chosen, tmp_path / mode, SessionConfig(fps=2.0), {"model": "tiny"}, fixations=mode)
+        assert jobs
+        cut[mode] = 0
+        for job in jobs:
+            ends = job.scanpath[:, 2] + job.scanpath[:, 3] / 2
+            last = float(job.times_s[-1])
+            assert (ends <= last + 1e-3).all()  # never a gaze from after the chunk
+            cut[mode] += int(np.any(np.abs(ends - last) < 1e-3) and not np.any(np.abs(csv_ends - last) < 1e-3))
+    assert cut["source"] == 0 and cut["detector"] >= 3, cut
