@@ -39,9 +39,14 @@ STAGES: dict[str, tuple[str, str]] = {
         "question",
         "the newest chunks prefilled again with the gaze known now (encloses their resampler and prefill)",
     ),
+    "question_view_encode": (
+        "question",
+        "the question view's encoders (no gaze needed: run while the question waits for its gaze; encloses them)",
+    ),
     "question_view": (
         "question",
-        "the newest steps re-paired to end at the newest frame, encoded and prefilled (encloses those stages)",
+        "the newest steps re-paired to end at the newest frame: their gaze, resampler and prefill (encloses those "
+        "stages; the encoders are question_view_encode)",
     ),
     "question_prompt": ("question", "the question's prompt rendered and tokenised, its positions built"),
     "prefill_question": ("question", "LLM prefill of the question after the video"),
@@ -61,7 +66,15 @@ STAGES: dict[str, tuple[str, str]] = {
 }
 # stages that enclose others (not added up on a question's path) and stages after the first token
 NON_ADDITIVE = frozenset(
-    {"ttft_from_model_start", "score_options", "tts_first_audio", "watch_check", "gaze_refresh", "question_view"}
+    {
+        "ttft_from_model_start",
+        "score_options",
+        "tts_first_audio",
+        "watch_check",
+        "gaze_refresh",
+        "question_view",
+        "question_view_encode",
+    }
 )
 AFTER_FIRST_TOKEN = frozenset({"decode", "tts"})
 # what this build cannot measure yet, with the reason (the voice stages arrive with spoken questions)
@@ -107,9 +120,10 @@ def stage_table(timer) -> dict[str, dict]:
     return out
 
 
-# a question's own stages in the order it goes through them (session._answer): the wait for its gaze, the intake,
-# then the gaze refresh's or the question view's video stages, then its prompt, prefill and first token
-OWN_PATH = ("gaze_settle", "question_intake", "preprocess", "qwen_vision", "vjepa", "resampler", "prefill_chunk")
+# a question's own stages in the order it goes through them (session._answer): the question view's encoders (run
+# while it waits for its gaze), the wait for its gaze, the intake, then the gaze refresh's or the view's resampler and
+# prefill, then its prompt, prefill and first token
+OWN_PATH = ("preprocess", "qwen_vision", "vjepa", "gaze_settle", "question_intake", "resampler", "prefill_chunk")
 
 
 def path_order(name: str) -> tuple:

@@ -103,6 +103,19 @@ def prompt_pieces(gq: GazeQwen, text: str = "", assistant: str = "") -> tuple[li
     ]
 
 
+@dataclass
+class _PreparedView:
+    """A question view's gaze-free encodings (VideoStream.prepare_view): key (tail frame index, the stream's n_steps,
+    first step, cache start) it was made for, the re-paired frames' times (2k,) s, Qwen's vision embeddings
+    (1, k*N, hidden), V-JEPA features (k, Hm, Wm, D) or None, the steps' first-frame times (k,) s."""
+
+    key: tuple[int, int, int, int]
+    times: np.ndarray
+    embeds: torch.Tensor
+    feats: torch.Tensor | None
+    step_times: np.ndarray
+
+
 class VideoStream:
     """A Qwen2.5-VL KV cache that grows by temporal chunks of video (with gaze residuals injected) and answers
     questions on top of it.
@@ -265,6 +278,11 @@ class VideoStream:
         """Qwen's vision embeddings (1, k*N, hidden), the V-JEPA features (k, Hm, Wm, D) (None without gaze or a
         resampler), the steps' first-frame times (k,) and their gaze, for 2k model frames (frame_hw) of steps
         first_step.. whose frames start `offset` frames after the grid's (see _windows)."""
+        embeds, feats, step_times = self._encode_video(frames, times_s, first_step, len(sp) > 0, window, offset)
+        return embeds, feats, step_times, self._gaze(sp, step_times)
+
+    def _encode_video(self, frames, times_s, first_step: int, with_feats: bool, window, offset: int = 0):
+        """The gaze-free part of `_encode`: (embeds, feats, step_times); feats only `with_feats` (and a resampler)."""
         gq, k = self.gq, len(frames) // self.temporal_patch
         with gq.timer.stage("preprocess"):
             vi = gq.preprocess(frames, self.fps, times_s)
@@ -275,15 +293,14 @@ class VideoStream:
             )
             embeds = torch.cat(vout.pooler_output).unsqueeze(0)  # (1, k*N, hidden)
         feats = None
-        if gq.resampler is not None and len(sp):
+        if gq.resampler is not None and with_feats:
             base = first_step * self.temporal_patch + offset
             win = window if window is not None else [(base + i, f) for i, f in enumerate(frames)]
             with gq.timer.stage("vjepa"):
                 feats = gq.video_encoder.stream_features(self._windows(first_step, k, win, offset), self.merged_hw)
         elif window is not None and gq.resampler is not None:
             self._windows(first_step, k, window, offset)  # keep the V-JEPA frame cache warm for the next chunk
-        step_times = np.asarray(vi.step_times, dtype=np.float64)
-        return embeds, feats, step_times, self._gaze(sp, step_times)
+        return embeds, feats, np.asarray(vi.step_times, dtype=np.float64)
 
     def _gaze(self, sp: np.ndarray, step_times: np.ndarray) -> GazeInputs:
         """The resampler's gaze input for steps starting at step_times (seconds from the origin): the fixations of
@@ -389,8 +406,29 @@ class VideoStream:
             self.video_end -= n
             self.evicted_steps += old.n_steps
 
+    def prepare_view(self, tail_index: int, tail_frame: np.ndarray, tail_time_s: float) -> _PreparedView | None:
+        """The encoders' part of `question_view` (preprocess, Qwen's vision tower, V-JEPA), which needs no gaze: run
+        while a question waits for its gaze to settle, so its view then only looks the gaze up, runs the resampler
+        and prefills. None when the view would not be made. Valid until the stream changes (checked)."""
+        self.cut_back()
+        kept = self._kept()
+        if not kept or tail_index != 2 * self.n_steps:
+            return None
+        tail = np.asarray(tail_frame)[None]
+        if tuple(tail.shape[1:3]) != self.frame_hw:
+            tail = resize_frames(tail, *self.frame_hw)
+        frames = np.concatenate([c.inputs.frames for c in kept] + [tail])[1:]
+        times = np.concatenate([c.inputs.times_s for c in kept] + [np.array([tail_time_s])])[1:]
+        first, start = kept[0].first_step, kept[0].start
+        window = [(2 * first + 1 + i, f) for i, f in enumerate(frames)]
+        with self.gq.timer.stage("question_view_encode"):
+            embeds, feats, step_times = self._encode_video(frames, times, first, True, window, offset=1)
+        return _PreparedView((tail_index, self.n_steps, first, start), times, embeds, feats, step_times)
+
     @contextmanager
-    def question_view(self, tail_index: int, tail_frame: np.ndarray, tail_time_s: float, scanpath) -> Iterator[bool]:
+    def question_view(
+        self, tail_index: int, tail_frame: np.ndarray, tail_time_s: float, scanpath, prepared=None
+    ) -> Iterator[bool]:
         """For one question: the kept chunks' steps re-paired to end at a newer model frame, in place of them until
         the block ends (then the cache is as before). Yields True when the view is in place, False when nothing was
         done (no kept chunks, or the frame is not the one right after the cache's last).
@@ -404,19 +442,18 @@ class VideoStream:
         their first, plus the new frame, make as many steps again (same step indices and positions, V-JEPA windows
         one frame later, gaze re-looked-up with `scanpath`); the video then ends at the newest frame and still spans
         the same time. Cost: the encoders and one prefill of those steps, plus a copy of their keys and values.
+        `prepared`: this view's `prepare_view` (made since the stream last changed), whose encodings it then uses.
         """
         self.cut_back()
         kept = self._kept()
         if not kept or tail_index != 2 * self.n_steps:
             yield False
             return
-        tail = np.asarray(tail_frame)[None]
-        if tuple(tail.shape[1:3]) != self.frame_hw:
-            tail = resize_frames(tail, *self.frame_hw)
-        frames = np.concatenate([c.inputs.frames for c in kept] + [tail])[1:]
-        times = np.concatenate([c.inputs.times_s for c in kept] + [np.array([tail_time_s])])[1:]
         first, start = kept[0].first_step, kept[0].start
-        window = [(2 * first + 1 + i, f) for i, f in enumerate(frames)]
+        if prepared is None or prepared.key != (tail_index, self.n_steps, first, start):
+            prepared = self.prepare_view(tail_index, tail_frame, tail_time_s)
+        times = prepared.times
+        sp = check_scanpath(scanpath)
         saved = [
             (layer, layer.keys[..., start:, :].clone(), layer.values[..., start:, :].clone())
             for layer in self.cache.layers
@@ -426,8 +463,8 @@ class VideoStream:
         try:
             with self.gq.timer.stage("question_view"):
                 self.cache.crop(start - self.cache.get_seq_length())
-                embeds, feats, _, gaze = self._encode(frames, times, first, check_scanpath(scanpath), window, offset=1)
-                self._prefill_chunk(first, embeds, feats, gaze)
+                gaze = self._gaze(sp, prepared.step_times)
+                self._prefill_chunk(first, prepared.embeds, prepared.feats if len(sp) else None, gaze)
             self.video_end = self.cache.get_seq_length()
             self._view_span = (float(self.chunks[0].t0_s if kept[0] is not self.chunks[0] else times[0]), tail_time_s)
             yield True

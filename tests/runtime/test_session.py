@@ -590,3 +590,59 @@ def test_a_live_question_waits_for_the_gaze_at_its_time_at_most_settle_wait_s(st
     (rec,) = sink.records
     assert rec.error is None and rec.stages_ms["gaze_settle"] >= 250, rec.stages_ms
     assert len(rec.fixations) == 3  # the fixations known at its time: two ended, the third in progress
+
+
+def test_a_question_waiting_for_its_gaze_runs_its_views_encoders_meanwhile(stream_gq, monkeypatch):
+    """The demo profile: a typed question waited 108 ms for its gaze to settle, then 105 ms for its question view,
+    whose encoders need no gaze. They now run while it waits (VideoStream.prepare_view), and the view uses them."""
+    import time
+
+    from gazeqwen_edge.device.source import Source
+    from gazeqwen_edge.runtime.stream import VideoStream
+
+    release = threading.Event()
+    t0 = 1_000_000_000_000
+
+    class Stalling(Source):
+        name = "neon"
+
+        @property
+        def scene_size(self):
+            return (80, 60)
+
+        def records(self, kinds=None, ordered=True, reorder_window_s=0.75):
+            frame = np.full((60, 80, 3), 128, np.uint8)
+            for i in range(3 * 200 + 1):  # 3 s of gaze and 7 scene frames: the last one the odd frame of a step
+                t = t0 + i * 5_000_000
+                if i % 100 == 0:
+                    yield SceneFrame(t, frame)
+                yield GazeSample(t, 20.0 + 20 * (i // 200), 30.0)
+            release.wait(30)  # the gaze stalls: the question waits settle_wait_s
+
+    prepared, used = [], []
+    real_prepare, real_view = VideoStream.prepare_view, VideoStream.question_view
+    monkeypatch.setattr(
+        VideoStream, "prepare_view", lambda self, *a: prepared.append(real_prepare(self, *a)) or prepared[-1]
+    )
+    monkeypatch.setattr(
+        VideoStream,
+        "question_view",
+        lambda self, *a, prepared=None: used.append(prepared) or real_view(self, *a, prepared=prepared),
+    )
+    sink = Collect()
+    s = Session(Stalling(), stream_gq, SessionConfig(max_new_tokens=2, settle_wait_s=0.3), sinks=[sink])
+    s.start()
+    deadline = time.monotonic() + 30
+    while (s.now_ns or 0) < t0 + 3_000_000_000 or s.stats.chunks_prefilled < 3:  # frames 0-5 in; 6 held
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    s.ask("What am I looking at?")
+    while not sink.records and time.monotonic() < deadline:
+        time.sleep(0.02)
+    release.set()
+    s.wait(30)
+    s.stop()
+    (rec,) = sink.records
+    assert rec.error is None and rec.stages_ms["gaze_settle"] >= 250, rec.stages_ms
+    assert len(prepared) == 1 and prepared[0] is not None
+    assert used == prepared  # the view took the encodings made while it waited

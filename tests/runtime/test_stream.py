@@ -211,6 +211,45 @@ def test_a_question_view_ends_the_video_at_a_newer_frame_and_leaves_the_cache_as
         assert not on
 
 
+def test_a_view_prepared_before_the_gaze_settles_gives_the_same_logits(stream_gq, model_frames, fixed_scanpath):
+    """A question waiting for its gaze runs its view's encoders first (prepare_view, no gaze); the view then looks
+    the gaze up with the settled fixations. The logits equal one full prefill of the clip, as an unprepared view's;
+    a preparation made before the stream changed (another chunk) is not used."""
+    frames, times = model_frames
+    frames = frames.copy()
+    frames[0] = frames[1]
+    vs = VideoStream(stream_gq, frames.shape[1:3], fps=2.0, refresh_chunks=2)
+    for s in range(2):
+        vs.prefill_steps(
+            frames[2 * s : 2 * s + 2],
+            times[2 * s : 2 * s + 2],
+            s,
+            fixed_scanpath,
+            window=list(enumerate(frames[: 2 * s + 2])),
+        )
+    clip_scanpath = fixed_scanpath.copy()
+    clip_scanpath[:, 2] -= times[1]
+    want = _full_logits(stream_gq, frames[1:5], clip_scanpath, QUESTION)
+    prepared = vs.prepare_view(4, frames[4], times[4])
+    assert prepared is not None and vs.prepare_view(5, frames[5], times[5]) is None
+    calls = []
+    real = vs._encode_video
+    vs._encode_video = lambda *a, **k: calls.append(1) or real(*a, **k)
+    with vs.question_view(4, frames[4], times[4], fixed_scanpath, prepared=prepared) as on:
+        assert on
+        got = vs.question_logits(QUESTION)
+    assert calls == []  # the encoders ran before, not again
+    assert (got - want).abs().max() < 1e-4
+    # the stream moves on: that preparation is stale, and the view encodes afresh (equal to an unprepared view)
+    vs.prefill_steps(frames[4:6], times[4:6], 2, fixed_scanpath, window=list(enumerate(frames[:6])))
+    with vs.question_view(6, frames[6], times[6], fixed_scanpath) as on:
+        fresh = vs.question_logits(QUESTION)
+    calls.clear()
+    with vs.question_view(6, frames[6], times[6], fixed_scanpath, prepared=prepared) as on:
+        assert on and calls == [1]
+        assert (vs.question_logits(QUESTION) - fresh).abs().max() < 1e-6
+
+
 def test_latest_fixation_rule_reaches_the_stream_and_the_full_prefill(stream_gq, model_frames):
     """step_fixations "latest": the stream and one full prefill of the whole scanpath both equal the full prefill,
     under "all", of the scanpath cut by hand to each 1 s step's last fixation (B, D, F, G), and differ from "all"."""
