@@ -49,6 +49,7 @@ from gazeqwen_edge.device.source import Source
 from gazeqwen_edge.errors import ConfigError, DeviceError, require
 
 log = logging.getLogger(__name__)
+RTP_TRANSPORT_LOGGER = "rtp.session"  # aiortsp.transport's logger (aiortsp 1.x)
 
 ALL_STREAMS = ("gaze", "world", "audio", "eye_events")
 DEFAULT_PORT = 8080
@@ -182,6 +183,9 @@ class NeonLiveSource(Source):
         _client()
         # the client warns once per stream start about the first AAC frame it cannot stamp; that is expected
         logging.getLogger("pupil_labs.realtime_api.streaming.audio").setLevel(logging.ERROR)
+        # aiortsp's RTP transport logs "no RTP received for 10 seconds: closing" (and failed RTCP reports) at ERROR
+        # to the terminal during a stall; the source says it once, as its "stalled" Notice, and reconnects
+        logging.getLogger(RTP_TRANSPORT_LOGGER).setLevel(logging.CRITICAL)
         self.address = address
         self.port = int(port)
         if not 0 < self.port < 65536:

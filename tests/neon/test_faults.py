@@ -87,3 +87,21 @@ def test_device_that_leaves_silently_is_back_within_2s(sim):
         after = drain(neon, 5.0, until=lambda r: isinstance(r, GazeSample))
         first_gaze = next(t for t, r in after if isinstance(r, GazeSample))
         assert first_gaze - t_back < 2.0, f"gaze back {first_gaze - t_back:.2f} s after the device"
+
+
+def test_the_rtp_transports_stall_log_lines_do_not_reach_the_terminal(sim, caplog):
+    """aiortsp closes an RTP transport that received nothing for 10 s and logs "no RTP received for 10 seconds:
+    closing" at ERROR, which reached the wearer's terminal (helper run of a stalling session) under the source's
+    own "stalled" notice (test_stalled_stream_gives_notices_and_recovers). The simulator's stalls are reconnected
+    within 2 s, before that timeout, so the line is sent here through aiortsp's own transport logger."""
+    import logging
+
+    from aiortsp.transport import base
+
+    from gazeqwen_edge.device.neon import RTP_TRANSPORT_LOGGER, NeonLiveSource
+
+    assert base._logger.name == RTP_TRANSPORT_LOGGER
+    logging.getLogger(RTP_TRANSPORT_LOGGER).setLevel(logging.NOTSET)  # as a fresh process has it
+    with NeonLiveSource("127.0.0.1", sim.port, streams=("gaze",)), caplog.at_level(logging.WARNING):
+        base._logger.error("no RTP received for %s seconds: closing", 10)
+    assert not [r for r in caplog.records if "RTP" in r.getMessage()], caplog.text
