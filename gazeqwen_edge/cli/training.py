@@ -300,10 +300,10 @@ def eval_alerts_cmd(
     limit: int = typer.Option(0, min=0, help="Replay only the first N videos with GTA questions (0: all)."),
     truth: str = typer.Option(
         "auto",
-        callback=choice("auto", "first-appearance"),
-        help="auto: for a synthetic benchmark (its manifest.json beside --qa), delays from the first fixation on the "
-        "target and a control watch per object never fixated; first-appearance: delays from StreamGaze's "
-        "first_appearance (whole seconds), no controls.",
+        callback=choice("auto", "generator", "first-appearance"),
+        help="generator: delays from the first fixation on the target and a control watch per object never fixated, "
+        "from the synthetic benchmark's manifest.json beside --qa (refused without one); first-appearance: delays "
+        "from the QA file's first_appearance (whole seconds), no controls; auto: generator where the manifest is.",
     ),
     detector: bool = typer.Option(
         True,
@@ -339,6 +339,13 @@ def eval_alerts_cmd(
             f"holds no gaze-triggered alert question{skipped}",
             hint="proactive_gaze_triggered_alert items (dataset synthetic) with their videos and fixation CSVs",
         )
+    watch_truth = None if truth == "first-appearance" else benchmark_watch_truth(qa)
+    if truth == "generator" and watch_truth is None:
+        raise InputError(
+            qa,
+            "has no synthetic benchmark manifest.json beside it: the generator's truth is not known",
+            hint="--truth first-appearance (or auto) measures from the QA file's first_appearance",
+        )
     gq = _model(model, checkpoint, dev, "spatial", "stream", None)
     if limit:
         keep = {vc.video for vc in videos_with[:limit]}
@@ -365,7 +372,7 @@ def eval_alerts_cmd(
             rearm_s=rearm,
             delay_s=delay,
             progress=update,
-            truth=benchmark_watch_truth(qa) if truth == "auto" else None,
+            truth=watch_truth,
             fixations="detector" if detector else "source",
         )
     console.print(markdown(doc), highlight=False, markup=False)

@@ -119,12 +119,22 @@ def watch_cases(items: Sequence) -> tuple[list[VideoCases], int]:
 def apply_truth(vc: VideoCases, truth) -> None:
     """Give the watches of one video the generator's truth (`training.synthetic_benchmark.WatchTruth`, duck-typed:
     first_fixation_s {object: s}, never_fixated [object]): each watch's first_gaze_s, and one control watch, asked at
-    0 s, per object never fixated in the video. None: nothing changes (StreamGaze's own files)."""
+    0 s, per object never fixated in the video. None: nothing changes (StreamGaze's own files). InputError when a
+    watch's first_appearance is not its first_gaze_s floored (the truth is another scene's)."""
     if truth is None:
         return
     for c in vc.cases:
         if not c.control:
             c.first_gaze_s = truth.first_fixation_s.get(c.target)
+            fa = c.first_appearance_s
+            if fa is not None and (c.first_gaze_s is None or math.floor(c.first_gaze_s + 1e-9) != fa):
+                raise InputError(
+                    vc.video,
+                    f"the generator's truth does not match the QA file: {c.case_id} says the {c.target} is first "
+                    f"looked at in second {fa:g}, the scene rebuilt from manifest.json "
+                    + ("never fixates it" if c.first_gaze_s is None else f"at {c.first_gaze_s:.3f} s"),
+                    hint="eval-alerts --truth first-appearance measures from the QA file's first_appearance instead",
+                )
     if not any(c.control for c in vc.cases):
         vc.cases += [
             WatchCase(f"{vc.video.stem}/never.{k}", name, 0.0, None, control=True)
@@ -303,7 +313,7 @@ def replay_video(
                 "checks": checks,
                 "decisions": decisions(checks, c.points, threshold),
                 "outcome": outcome,
-                "delay_s": delay,
+                "delay_s": None if delay is None else round(delay, 6),
             }
         )
     return {"video": vc.video.name, "watches": out, "wall_s": round(result.wall_s, 2)}
@@ -420,6 +430,11 @@ def _pct(x) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
 
+def _n(n: int, one: str, many: str | None = None) -> str:
+    """ "1 video", "2 videos": a count with its noun (`many`: the plural when it is not noun + "s")."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
 def markdown(doc: dict) -> str:
     """results.md: the test-point and alert figures of one alerts evaluation."""
     s = doc["summary"]
@@ -433,10 +448,10 @@ def markdown(doc: dict) -> str:
     )
     n_controls = s.get("controls", 0)
     controls = (
-        f" {n_controls} of the watches {'is a control' if n_controls == 1 else 'are controls'}, on an object on "
-        "screen that is never fixated (false: it fired; silent: it did not)."
-        if generator
-        else ""
+        f" {_n(n_controls, 'watch is a control', 'watches are controls')}, on an object on screen that is never "
+        "fixated (false: it fired; silent: it did not)."
+        if n_controls
+        else (" No video shows an object that is never fixated: no control watch." if generator else "")
     )
     known = {
         "detector": "Fixations from the online detector (the CSV's fixations replayed as 200 Hz gaze), as live.",
@@ -446,16 +461,17 @@ def markdown(doc: dict) -> str:
         [
             f"# Gaze-triggered alerts through the watch path: {doc.get('model', '?')}",
             "",
-            f"{s['videos']} videos, {s['watches']} watches; threshold {doc['threshold']}, hold {doc['hold_s']} s, "
-            f"re-arm {doc['rearm_s']} s; {doc['left_out_test_points']} appearance-alert test points left out. "
-            f"Delays from {since}.{controls} {known}".rstrip(),
+            f"{_n(s['videos'], 'video')}, {_n(s['watches'], 'watch', 'watches')}; threshold {doc['threshold']}, "
+            f"hold {doc['hold_s']} s, re-arm {doc['rearm_s']} s; "
+            f"{_n(doc['left_out_test_points'], 'appearance-alert test point')} left out. "
+            f"Delays from {since} (the median over the watches on time and late).{controls} {known}".rstrip(),
             "",
             "| test points | precision | recall | F1 | accuracy |",
             "|---|---|---|---|---|",
             f"| {tp['tp'] + tp['fp'] + tp['fn'] + tp['tn']} | {_pct(tp['precision'])} | {_pct(tp['recall'])} | "
             f"{_pct(tp['f1'])} | {_pct(tp['accuracy'])} |",
             "",
-            f"| alerts | on time (<= {al['delay_window_s']:g} s) | early | late | missed | false | silent | median delay |",
+            f"| watches | on time (<= {al['delay_window_s']:g} s) | early | late | missed | false | silent | median delay |",
             "|---|---|---|---|---|---|---|---|",
             f"| {s['watches']} | {al['on_time']} | {al['early']} | {al['late']} | {al['missed']} | {al['false']} | "
             f"{al['silent']} | {delay} |",

@@ -674,7 +674,9 @@ def benchmark_watch_truth(qa_file: str | Path) -> Callable[[Path], WatchTruth | 
     """For a QA file of a synthetic benchmark (manifest.json from this generator beside it): a function from a video
     of it (`synth_<scene seed>.mp4`) to its WatchTruth, rebuilt from the manifest's parameters (None for a video the
     manifest does not list). None when there is no such manifest (StreamGaze's own files, whose truth is only
-    `first_appearance`). InputError when the manifest is there but unreadable."""
+    `first_appearance`). InputError when the manifest is there but unreadable, and (from the function) when the scene
+    rebuilt from it is not the one the manifest lists for that video (other parameters or another generator
+    version: its truth would be another scene's)."""
     path = Path(qa_file).parent / "manifest.json"
     if not path.is_file():
         return None
@@ -683,17 +685,30 @@ def benchmark_watch_truth(qa_file: str | Path) -> Callable[[Path], WatchTruth | 
         if not isinstance(manifest, dict) or manifest.get("generator") != GENERATOR:
             return None
         p = manifest["params"]
-        seeds = {Path(s["video"]).stem: int(s["seed"]) for s in manifest["scenes"]}
+        seeds = {Path(s["video"]).stem: (int(s["seed"]), list(s["objects"])) for s in manifest["scenes"]}
         args = (float(p["duration_s"]), int(p["width"]), int(p["height"]), int(p["fps"]), tuple(p["n_objects"]))
         scale = float(p.get("object_scale", 1.0))
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise InputError(path, f"is not a readable synthetic benchmark manifest ({type(e).__name__}: {e})") from e
+        raise InputError(
+            path,
+            f"is not a readable synthetic benchmark manifest ({type(e).__name__}: {e})",
+            hint="eval-alerts --truth first-appearance measures from the QA file's first_appearance instead",
+        ) from e
 
     def truth(video: Path) -> WatchTruth | None:
-        seed = seeds.get(Path(video).stem)
-        if seed is None:
+        entry = seeds.get(Path(video).stem)
+        if entry is None:
             return None
-        return WatchTruth.of(SceneTruth(make_scene(seed, *args, object_scale=scale)))
+        seed, objects = entry
+        tr = SceneTruth(make_scene(seed, *args, object_scale=scale))
+        if tr.names != objects:
+            raise InputError(
+                path,
+                f"does not describe {Path(video).name}: the scene its parameters make holds {', '.join(tr.names)}, "
+                f"it lists {', '.join(map(str, objects))} (other parameters, or another generator version)",
+                hint="eval-alerts --truth first-appearance measures from the QA file's first_appearance instead",
+            )
+        return WatchTruth.of(tr)
 
     return truth
 

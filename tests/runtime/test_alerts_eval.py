@@ -102,6 +102,17 @@ def test_with_the_generators_truth_delays_count_from_the_first_fixation_and_cont
     assert case.first_gaze_s == 4.7 and len(vc.cases) == 2
 
 
+def test_a_truth_that_contradicts_the_qa_files_first_appearance_is_refused():
+    """first_appearance is the first fixation floored: a generator truth that says otherwise is another scene's."""
+    from gazeqwen_edge.errors import InputError
+
+    for first in ({"red circle": 5.2}, {}):  # second 5, not 4; never looked at
+        (vc,), _ = al.watch_cases([point("v/1.1", 1, 3.0, False), point("v/1.1", 2, 6.0, True)])
+        with pytest.raises(InputError, match="does not match the QA file") as e:
+            al.apply_truth(vc, Truth(first, []))
+        assert "--truth first-appearance" in e.value.hint
+
+
 def test_summary_counts_points_and_outcomes():
     rec = {
         "video": "v.mp4",
@@ -314,7 +325,7 @@ def test_the_detector_knows_a_fixation_while_it_lasts_the_csv_once_it_ends(bench
     vc = videos[0]
     scripted(monkeypatch, {})
     chosen = [it for it in items if it.video == vc.video]
-    csv_ends = read_fixation_csv(vc.fixation_csv)[:, 3]
+    csv = read_fixation_csv(vc.fixation_csv)  # rows [x, y, start_s, end_s]
     gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
     real = Session._prefill
     cut = {}
@@ -325,8 +336,29 @@ def test_the_detector_knows_a_fixation_while_it_lasts_the_csv_once_it_ends(bench
         assert jobs
         cut[mode] = 0
         for job in jobs:
+            starts = job.scanpath[:, 2] - job.scanpath[:, 3] / 2
             ends = job.scanpath[:, 2] + job.scanpath[:, 3] / 2
             last = float(job.times_s[-1])
             assert (ends <= last + 1e-3).all()  # never a gaze from after the chunk
-            cut[mode] += int(np.any(np.abs(ends - last) < 1e-3) and not np.any(np.abs(csv_ends - last) < 1e-3))
+            # a CSV fixation still going on at the chunk's last frame, known already (begun, not ended)
+            ongoing = csv[(csv[:, 2] < last) & (csv[:, 3] > last + 1e-3)]
+            cut[mode] += int(any(np.any(np.abs(starts - f[2]) < 0.03) for f in ongoing))
     assert cut["source"] == 0 and cut["detector"] >= 3, cut
+
+
+def test_truth_generator_without_a_manifest_is_refused_and_counts_read_right(bench, tmp_path, capsys):
+    """--truth generator insists on the generator's truth: a QA file without its manifest.json is refused (auto
+    falls back to first_appearance, and says so). The counts are singular where they are one."""
+    import shutil
+
+    from gazeqwen_edge.cli import main
+
+    shutil.copy(bench / "train.json", tmp_path / "train.json")  # (the tiny benchmark's GTA questions are there)
+    argv = ["eval-alerts", "--qa", str(tmp_path / "train.json"), "--videos", str(bench / "videos")]
+    argv += ["--fixations", str(bench / "fixations"), "--model", "tiny", "--limit", "1"]
+    assert main([*argv, "--truth", "generator", "--out", str(tmp_path / "g")]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert err.startswith("error:") and "has no synthetic benchmark manifest.json beside it" in err, err
+    assert main([*argv, "--out", str(tmp_path / "a")]) == 0
+    md = (tmp_path / "a" / "results.md").read_text()
+    assert "1 video, " in md and "Delays from first_appearance" in md and "control" not in md, md

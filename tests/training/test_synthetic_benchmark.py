@@ -422,6 +422,21 @@ def test_watch_truth_is_the_first_fixation_on_each_object_and_the_objects_never_
     assert truth(Path("synth_1.mp4")) is None  # not in the manifest
 
 
+def test_watch_truth_from_a_manifest_of_other_parameters_is_refused(bench, tmp_path):
+    """A manifest.json edited (or from another generator version) rebuilds other scenes: their truth would be wrong
+    while looking right, so it is refused, naming the video."""
+    manifest = json.loads((bench.out / "manifest.json").read_text())
+    k = len(manifest["scenes"][0]["objects"])
+    manifest["params"]["n_objects"] = [k + 1, k + 1] if k < 8 else [4, 4]  # the first scene gets another count
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "test.json").write_text("[]")
+    truth = sb.benchmark_watch_truth(tmp_path / "test.json")
+    video = Path(manifest["scenes"][0]["video"]).name
+    with pytest.raises(InputError, match=f"does not describe {video}") as e:
+        truth(Path(video))
+    assert "--truth first-appearance" in e.value.hint
+
+
 def test_watch_truth_needs_this_generators_manifest(tmp_path):
     (tmp_path / "qa.json").write_text("[]")
     assert sb.benchmark_watch_truth(tmp_path / "qa.json") is None  # StreamGaze's own files: no manifest
