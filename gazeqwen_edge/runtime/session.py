@@ -222,7 +222,9 @@ class Session:
 
             check_creatable(Path(out_dir))
 
-            meta = {"session": f"gazeqwen-edge {label}", "settings": asdict(self.config)}  # answers depend on them
+            # the settings its answers depend on: the chunk as used (whole steps), window_s None = all the video
+            settings = {**asdict(self.config), "chunk_s": self.config.chunk_steps * 2 / self.config.fps}
+            meta = {"session": f"gazeqwen-edge {label}", "settings": settings, "speed": speed}
             self.recorder = Recorder.for_source(out_dir, source, spec=spec, metadata=meta)
             self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
             self.sinks.append(AlertsJsonl(Path(out_dir) / "alerts.jsonl"))

@@ -646,3 +646,12 @@ def test_a_question_waiting_for_its_gaze_runs_its_views_encoders_meanwhile(strea
     assert rec.error is None and rec.stages_ms["gaze_settle"] >= 250, rec.stages_ms
     assert len(prepared) == 1 and prepared[0] is not None
     assert used == prepared  # the view took the encodings made while it waited
+
+
+def test_session_json_holds_the_chunk_as_used_and_the_replay_speed(tmp_path, stream_gq):
+    """--chunk 1.3 at --fps 3 is taken as 2 steps of 2/3 s: session.json said 1.3."""
+    with _synthetic(seconds=1.5) as src:
+        replay(src, stream_gq, SessionConfig(fps=3.0, chunk_s=1.3, max_new_tokens=2), tmp_path / "s", [], speed=None)
+    meta = json.loads((tmp_path / "s" / "session.json").read_text())["metadata"]
+    assert meta["settings"]["chunk_s"] == pytest.approx(4 / 3) and meta["settings"]["fps"] == 3.0
+    assert meta["speed"] is None and meta["settings"]["lockstep"] is True
