@@ -40,6 +40,8 @@ from gazeqwen_edge.training.tasks import CONTROL_TASKS, TASKS, QAItem, is_proact
 
 SCHEMA = 1
 HEADER_KEYS = ("model", "protocol", "variant", "qa_file")  # what a resumed log must agree on
+# what it must also agree on when this run's header has it (a log without it was written by another model version)
+OPTIONAL_HEADER_KEYS = ("gaze_rules",)
 ALERT = "A"  # a proactive test point's "Yes": the alert should fire (tasks.YES_NO)
 
 
@@ -284,7 +286,8 @@ class ResultsLog:
         return json.loads(json.dumps(dict(header), default=str))  # JSON-normalised (paths -> str)
 
     def _compare(self, found: dict[str, Any], wanted: dict[str, Any]) -> None:
-        diff = [k for k in HEADER_KEYS if found.get(k) != wanted[k]]
+        keys = [*HEADER_KEYS, *(k for k in OPTIONAL_HEADER_KEYS if k in wanted)]
+        diff = [k for k in keys if found.get(k) != wanted[k]]
         if diff:
             what = "; ".join(f"{k}: log has {found.get(k)!r}, this run {wanted[k]!r}" for k in diff)
             raise InputError(

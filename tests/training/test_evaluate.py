@@ -85,6 +85,11 @@ def test_resume_skips_finished_items_and_refuses_another_variant(gq, toy_items, 
     assert again[:3] == first and len(again) == 5
     with pytest.raises(InputError):
         evaluate_items(gq, toy_items[:5], tmp_path, head, variant="no_gaze", protocol="reference", clip=CLIP)
+    # a model with other gaze rules under the same name (another demo model): refused, not mixed into this log
+    cfg = gq.resampler.config
+    monkeypatch.setattr(cfg, "step_fixations", "latest" if cfg.step_fixations == "all" else "all")
+    with pytest.raises(InputError, match="gaze_rules"):
+        evaluate_items(gq, toy_items[:5], tmp_path, head, protocol="reference", clip=CLIP)
 
 
 def test_an_unreadable_clip_is_an_error_record_not_a_crash(gq, toy_items, tmp_path):
