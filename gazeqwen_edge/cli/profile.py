@@ -192,6 +192,13 @@ def print_profile(doc: dict, out_dir: Path) -> None:
     )
     for name, why in doc.get("not_measured", {}).items():
         console.print(f"[dim]not measured: {escape(name)}: {escape(why)}[/]")
+    if ses["chunks_skipped"]:
+        total = ses["chunks_prefilled"] + ses["chunks_skipped"]
+        console_err.print(
+            f"[yellow]warning:[/] the model fell behind real time: {ses['chunks_skipped']} of {total} chunks were "
+            "skipped, so these figures are of a machine that could not keep up (another job running, or too much "
+            "video for it): profile again on a quiet machine, at a lower --fps, or with --speed max"
+        )
     console.print(f"report: {escape(str(out_dir / 'profile.json'))} and {escape(str(out_dir / 'profile.html'))}")
 
 

@@ -120,3 +120,17 @@ def test_the_page_without_matplotlib(two_profiles, monkeypatch):
     page = render_html(load_report(two_profiles / "fused"))
     assert "<svg" not in page and "pip install 'gazeqwen-edge[profile]'" in page
     assert "arrival to first token" in page  # the tables are still there
+
+
+def test_a_profile_whose_model_fell_behind_says_its_figures_are_not_representative(two_profiles, capsys, tmp_path):
+    """A profile at real time on a loaded machine skipped 10 of 20 chunks and printed its figures as any other."""
+    from gazeqwen_edge.cli.profile import print_profile
+
+    doc = json.loads((two_profiles / "fused" / "profile.json").read_text())
+    capsys.readouterr()
+    print_profile(doc, tmp_path)
+    assert "fell behind" not in capsys.readouterr().err  # none skipped: no warning
+    doc["session"] = {**doc["session"], "chunks_prefilled": 10, "chunks_skipped": 10}
+    print_profile(doc, tmp_path)
+    err = " ".join(capsys.readouterr().err.split())
+    assert "warning: the model fell behind real time: 10 of 20 chunks were skipped" in err, err
