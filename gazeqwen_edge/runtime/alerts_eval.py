@@ -411,6 +411,21 @@ def evaluate_alerts(
     return doc
 
 
+# the eval-alerts option behind each header field, to name in a refusal
+OPTION_OF = {
+    "model": "--model",
+    "qa_file": "--qa",
+    "fps": "--fps",
+    "limit": "--limit",
+    "threshold": "--threshold",
+    "hold_s": "--watch-hold",
+    "rearm_s": "--rearm",
+    "delay_s": "--delay",
+    "truth": "--truth",
+    "fixations": "--detector/--no-detector",
+}
+
+
 def _read_log(path: Path, header: dict) -> list[dict]:
     """The video records of an existing log; ConfigError when it was written for another model, file or setting."""
     if not path.exists() or not path.stat().st_size:
@@ -419,8 +434,9 @@ def _read_log(path: Path, header: dict) -> list[dict]:
     old = lines[0].get("header") if lines else None
     if old != json.loads(json.dumps(header)):
         diff = sorted(k for k in set(old or {}) | set(header) if (old or {}).get(k) != header.get(k))
+        named = [OPTION_OF.get(k, k) for k in diff]
         raise ConfigError(
-            f"{path} was written by another alerts evaluation (differs in: {', '.join(diff) or 'its header'})",
+            f"{path} was written by another alerts evaluation (differs in: {', '.join(named) or 'its header'})",
             hint="use another --out, or rerun with the same settings to resume",
         )
     return [x for x in lines[1:] if "video" in x]

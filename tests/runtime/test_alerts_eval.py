@@ -229,8 +229,10 @@ def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_
     doc = al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"})
     assert len(calls) == len(videos) - 1  # the first video came from the log
     assert doc["summary"]["videos"] == len(videos)
-    with pytest.raises(ConfigError, match="hold_s"):
+    with pytest.raises(ConfigError, match="differs in: --watch-hold"):
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=2.0)
+    with pytest.raises(ConfigError, match="differs in: --detector/--no-detector"):
+        al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, fixations="source")
 
 
 def test_a_full_disk_is_met_before_the_first_videos_work_and_names_the_log(bench, monkeypatch, tmp_path):
