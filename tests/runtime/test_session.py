@@ -546,15 +546,10 @@ def test_a_question_just_into_a_fixation_sees_it_once_the_gaze_has_settled(tmp_p
     assert newest[False][3] <= start_s + 0.01  # without it: the fixation before, ended before this one began
 
 
-def test_a_live_question_waits_for_the_gaze_at_its_time_at_most_settle_wait_s(stream_gq):
-    """Live, a typed question waits for the gaze that settles its fixations; when the gaze stalls (the glasses stop
-    sending) it is answered after `settle_wait_s` on the fixations known at its time, never held until gaze comes."""
-    import time
-
+def _stalling_source(t0: int, n_samples: int, release: threading.Event):
+    """A live Neon-like source: `n_samples` gaze samples at 200 Hz from t0 ns (a fixation per second, at x = 20, 40,
+    60 px) with a scene frame every 0.5 s, then nothing until `release` is set (the gaze stalls)."""
     from gazeqwen_edge.device.source import Source
-
-    release = threading.Event()
-    t0 = 1_000_000_000_000
 
     class Stalling(Source):
         name = "neon"
@@ -565,15 +560,30 @@ def test_a_live_question_waits_for_the_gaze_at_its_time_at_most_settle_wait_s(st
 
         def records(self, kinds=None, ordered=True, reorder_window_s=0.75):
             frame = np.full((60, 80, 3), 128, np.uint8)
-            for i in range(3 * 200):  # 3 s of gaze, a fixation per second, and 2 scene frames a second
+            for i in range(n_samples):
                 t = t0 + i * 5_000_000
                 if i % 100 == 0:
                     yield SceneFrame(t, frame)
                 yield GazeSample(t, 20.0 + 20 * (i // 200), 30.0)
-            release.wait(30)  # the gaze stalls
+            release.wait(30)
 
+    return Stalling()
+
+
+def test_a_live_question_waits_for_the_gaze_at_its_time_at_most_settle_wait_s(stream_gq):
+    """Live, a typed question waits for the gaze that settles its fixations; when the gaze stalls (the glasses stop
+    sending) it is answered after `settle_wait_s` on the fixations known at its time, never held until gaze comes."""
+    import time
+
+    release = threading.Event()
+    t0 = 1_000_000_000_000
     sink = Collect()
-    s = Session(Stalling(), stream_gq, SessionConfig(max_new_tokens=2, settle_wait_s=0.3), sinks=[sink])
+    s = Session(
+        _stalling_source(t0, 3 * 200, release),
+        stream_gq,
+        SessionConfig(max_new_tokens=2, settle_wait_s=0.3),
+        sinks=[sink],
+    )
     s.start()
     deadline = time.monotonic() + 30
     while (s.now_ns or 0) < t0 + 2_995_000_000 or s.stats.chunks_prefilled < 1:
@@ -597,27 +607,10 @@ def test_a_question_waiting_for_its_gaze_runs_its_views_encoders_meanwhile(strea
     whose encoders need no gaze. They now run while it waits (VideoStream.prepare_view), and the view uses them."""
     import time
 
-    from gazeqwen_edge.device.source import Source
     from gazeqwen_edge.runtime.stream import VideoStream
 
     release = threading.Event()
     t0 = 1_000_000_000_000
-
-    class Stalling(Source):
-        name = "neon"
-
-        @property
-        def scene_size(self):
-            return (80, 60)
-
-        def records(self, kinds=None, ordered=True, reorder_window_s=0.75):
-            frame = np.full((60, 80, 3), 128, np.uint8)
-            for i in range(3 * 200 + 1):  # 3 s of gaze and 7 scene frames: the last one the odd frame of a step
-                t = t0 + i * 5_000_000
-                if i % 100 == 0:
-                    yield SceneFrame(t, frame)
-                yield GazeSample(t, 20.0 + 20 * (i // 200), 30.0)
-            release.wait(30)  # the gaze stalls: the question waits settle_wait_s
 
     prepared, used = [], []
     real_prepare, real_view = VideoStream.prepare_view, VideoStream.question_view
@@ -630,7 +623,13 @@ def test_a_question_waiting_for_its_gaze_runs_its_views_encoders_meanwhile(strea
         lambda self, *a, prepared=None: used.append(prepared) or real_view(self, *a, prepared=prepared),
     )
     sink = Collect()
-    s = Session(Stalling(), stream_gq, SessionConfig(max_new_tokens=2, settle_wait_s=0.3), sinks=[sink])
+    # 3 s of gaze and 7 scene frames (the last one the odd frame of a step), then the gaze stalls
+    s = Session(
+        _stalling_source(t0, 3 * 200 + 1, release),
+        stream_gq,
+        SessionConfig(max_new_tokens=2, settle_wait_s=0.3),
+        sinks=[sink],
+    )
     s.start()
     deadline = time.monotonic() + 30
     while (s.now_ns or 0) < t0 + 3_000_000_000 or s.stats.chunks_prefilled < 3:  # frames 0-5 in; 6 held

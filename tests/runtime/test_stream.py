@@ -177,6 +177,24 @@ def test_a_refresh_before_a_chunk_completes_the_older_chunks_gaze(stream_gq, mod
     assert (vs.question_logits(QUESTION) - want).abs().max() < 1e-4
 
 
+def _two_one_step_chunks(gq, model_frames, scanpath):
+    """(frames, times, stream): frames 0-3 prefilled as two one-step chunks, frame 0 made equal to frame 1 (so the
+    stream's causal V-JEPA windows see what a clip of frames 1.. sees: it repeats its first frame)."""
+    frames, times = model_frames
+    frames = frames.copy()
+    frames[0] = frames[1]
+    vs = VideoStream(gq, frames.shape[1:3], fps=2.0, refresh_chunks=2)
+    for s in range(2):
+        vs.prefill_steps(
+            frames[2 * s : 2 * s + 2],
+            times[2 * s : 2 * s + 2],
+            s,
+            scanpath,
+            window=list(enumerate(frames[: 2 * s + 2])),
+        )
+    return frames, times, vs
+
+
 def test_a_question_view_ends_the_video_at_a_newer_frame_and_leaves_the_cache_as_it_was(
     stream_gq, model_frames, fixed_scanpath
 ):
@@ -184,18 +202,7 @@ def test_a_question_view_ends_the_video_at_a_newer_frame_and_leaves_the_cache_as
     (1, 2), (3, 4), which must give the logits of one full prefill of the clip of frames 1-4 (frame 0 is made equal
     to frame 1, so that the stream's causal V-JEPA windows see what the clip's, which repeat its first frame, see);
     afterwards the cache answers as before the view."""
-    frames, times = model_frames
-    frames = frames.copy()
-    frames[0] = frames[1]
-    vs = VideoStream(stream_gq, frames.shape[1:3], fps=2.0, refresh_chunks=2)
-    for s in range(2):
-        vs.prefill_steps(
-            frames[2 * s : 2 * s + 2],
-            times[2 * s : 2 * s + 2],
-            s,
-            fixed_scanpath,
-            window=list(enumerate(frames[: 2 * s + 2])),
-        )
+    frames, times, vs = _two_one_step_chunks(stream_gq, model_frames, fixed_scanpath)
     before = vs.question_logits(QUESTION)
     clip_scanpath = fixed_scanpath.copy()
     clip_scanpath[:, 2] -= times[1]
@@ -215,18 +222,7 @@ def test_a_view_prepared_before_the_gaze_settles_gives_the_same_logits(stream_gq
     """A question waiting for its gaze runs its view's encoders first (prepare_view, no gaze); the view then looks
     the gaze up with the settled fixations. The logits equal one full prefill of the clip, as an unprepared view's;
     a preparation made before the stream changed (another chunk) is not used."""
-    frames, times = model_frames
-    frames = frames.copy()
-    frames[0] = frames[1]
-    vs = VideoStream(stream_gq, frames.shape[1:3], fps=2.0, refresh_chunks=2)
-    for s in range(2):
-        vs.prefill_steps(
-            frames[2 * s : 2 * s + 2],
-            times[2 * s : 2 * s + 2],
-            s,
-            fixed_scanpath,
-            window=list(enumerate(frames[: 2 * s + 2])),
-        )
+    frames, times, vs = _two_one_step_chunks(stream_gq, model_frames, fixed_scanpath)
     clip_scanpath = fixed_scanpath.copy()
     clip_scanpath[:, 2] -= times[1]
     want = _full_logits(stream_gq, frames[1:5], clip_scanpath, QUESTION)
