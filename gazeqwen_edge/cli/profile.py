@@ -168,11 +168,17 @@ def print_profile(doc: dict, out_dir: Path) -> None:
             f"time to first token from arrival: mean {s['mean']:.1f} ms, p50 {s['p50']:.1f}, p95 {s['p95']:.1f}, "
             f"max {s['max']:.1f} ({s['count']} question{'s' * (s['count'] != 1)})"
         )
+        if doc.get("settings", {}).get("speed") == "max":  # the source ran ahead: questions queue behind chunks
+            console.print(
+                "[dim]  (--speed max: the source runs ahead of the model, so this includes each question's wait "
+                "behind the chunks queued before it; profile at real time for a wearer's time to first token)[/]"
+            )
     path = doc.get("question_path")
     if path:
         console.print(
             f"a question's path: timed stages {path['timed_ms']:.1f} ms of {path['end_to_end_ms']:.1f} ms measured "
-            f"({100 * path['coverage']:.0f} %: {'adds up' if path['adds_up'] else 'does NOT add up'} within 10 %)"
+            f"({100 * path['coverage']:.0f} %: {'they add up to it' if path['adds_up'] else 'they do NOT add up to it'} "
+            "within 10 %)"
         )
     bw = doc.get("bandwidth")
     if bw:

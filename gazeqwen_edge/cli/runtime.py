@@ -88,6 +88,7 @@ TTS = typer.Option("espeak-ng", "--tts", callback=choice("espeak-ng", "festival"
 WATCH = typer.Option(
     None,
     "--watch",
+    metavar="<text>",
     help="Alert when the wearer looks at this (repeatable): --watch 'the stove'. Alerts go to OUT/alerts.jsonl.",
 )
 WATCH_HOLD = float_option(
