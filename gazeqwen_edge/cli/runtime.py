@@ -136,9 +136,9 @@ def session_config(
     )
     steps = cfg.chunk_steps
     # (the default 1 s at an --fps whose step does not divide it is rounded without a note: nobody asked for 1 s)
-    if not math.isclose(steps * 2 / fps, chunk, rel_tol=1e-6) and chunk != DEFAULT_CHUNK_S:
+    if not math.isclose(cfg.chunk_used_s, chunk, rel_tol=1e-6) and chunk != DEFAULT_CHUNK_S:
         console_err.print(
-            f"note: --chunk {chunk:g} s is taken as {steps * 2 / fps:g} s: a chunk is a whole number of temporal "
+            f"note: --chunk {chunk:g} s is taken as {cfg.chunk_used_s:g} s: a chunk is a whole number of temporal "
             f"steps, here {steps} step{'s' * (steps != 1)} of {2 / fps:g} s at --fps {fps:g}",
             markup=False,
         )

@@ -211,7 +211,7 @@ def profile_session(
         "settings": dict(settings or {})
         | {
             "fps": config.fps,
-            "chunk_s": config.chunk_steps * 2 / config.fps,  # as used: whole temporal steps
+            "chunk_s": config.chunk_used_s,  # as used: whole temporal steps
             "window_s": config.window_s,
             "max_new_tokens": config.max_new_tokens,
             "gaze_refresh": config.gaze_refresh,

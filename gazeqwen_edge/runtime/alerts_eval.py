@@ -58,6 +58,12 @@ FIXATION_MODES = ("detector", "source")
 GAZE_HZ = 200.0
 
 
+def _check_fixation_mode(fixations: str) -> None:
+    """ConfigError unless `fixations` is one of FIXATION_MODES."""
+    if fixations not in FIXATION_MODES:
+        raise ConfigError(f"fixations must be one of {', '.join(FIXATION_MODES)}, got {fixations!r}")
+
+
 @dataclass
 class WatchCase:
     """One GTA question as a watch: its id ("<video stem>/<item>.<question>"), target object, the time it is asked
@@ -254,8 +260,7 @@ def replay_video(
     from gazeqwen_edge.runtime.replay import replay
     from gazeqwen_edge.runtime.watches import Watches
 
-    if fixations not in FIXATION_MODES:
-        raise ConfigError(f"fixations must be one of {', '.join(FIXATION_MODES)}, got {fixations!r}")
+    _check_fixation_mode(fixations)
     source = StreamGazeSource(vc.video, fixations=vc.fixation_csv, gaze_hz=GAZE_HZ if fixations == "detector" else None)
     config = dataclasses.replace(config, fixations=fixations)
 
@@ -342,8 +347,7 @@ def evaluate_alerts(
     control watch per object never fixated (`apply_truth`). `fixations`: FIXATION_MODES."""
     if not (0 < threshold < 1) or hold_s < 0 or rearm_s < 0 or not (math.isfinite(delay_s) and delay_s >= 0):
         raise ConfigError("alerts need 0 < threshold < 1, non-negative hold and re-arm, and a delay window >= 0")
-    if fixations not in FIXATION_MODES:
-        raise ConfigError(f"fixations must be one of {', '.join(FIXATION_MODES)}, got {fixations!r}")
+    _check_fixation_mode(fixations)
     videos, left_out = watch_cases(items)
     if not videos:
         raise ConfigError(

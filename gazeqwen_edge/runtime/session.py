@@ -137,6 +137,11 @@ class SessionConfig:
     def chunk_steps(self) -> int:
         return max(1, math.floor(self.chunk_s * self.fps / 2 + 0.5))  # (halves up: round() takes 2.5 to 2)
 
+    @property
+    def chunk_used_s(self) -> float:
+        """The chunk as used, s of video: chunk_steps whole temporal steps of 2 / fps s."""
+        return self.chunk_steps * 2 / self.fps
+
 
 @dataclass
 class SessionStats:
@@ -223,7 +228,7 @@ class Session:
             check_creatable(Path(out_dir))
 
             # the settings its answers depend on: the chunk as used (whole steps), window_s None = all the video
-            settings = {**asdict(self.config), "chunk_s": self.config.chunk_steps * 2 / self.config.fps}
+            settings = {**asdict(self.config), "chunk_s": self.config.chunk_used_s}
             meta = {"session": f"gazeqwen-edge {label}", "settings": settings, "speed": speed}
             self.recorder = Recorder.for_source(out_dir, source, spec=spec, metadata=meta)
             self.sinks.append(JsonlAnswers(Path(out_dir) / "answers.jsonl"))
