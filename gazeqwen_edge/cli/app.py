@@ -142,6 +142,18 @@ HELP_PIPED = (
     and not os.environ.get("COLUMNS")
 )
 HELP_MARKUP = None if HELP_PIPED else "rich"
+# click wraps plain help with textwrap, which by default breaks a line after any hyphen inside a word: "agx-orin,
+# orin-" / "nx", "[default: question-" / "view]", so a grep for a value finds half of it. Plain help breaks at spaces
+# only: the wrap_text of typer's copy of click (typer._click.formatting) imports its _textwrap.TextWrapper on each
+# call, and gets this subclass (a word longer than a line is still cut).
+if HELP_PIPED:
+    from typer._click import _textwrap
+
+    class _SpaceWrapper(_textwrap.TextWrapper):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "break_on_hyphens": False})
+
+    _textwrap.TextWrapper = _SpaceWrapper
 
 
 class HelpGroup(TyperGroup):

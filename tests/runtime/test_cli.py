@@ -248,7 +248,7 @@ def test_an_existing_session_directory_is_refused_before_anything_runs(tmp_path,
     assert (old / "answers.jsonl").read_text() == "keep me\n"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["calibrate", "offset"], ["profile"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["calibrate", "offset"], ["profile"], ["export"]])
 def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
     """`--help | less` reads as click's plain help: no box drawing, no lines padded with spaces to a width, at most 80
     columns. Before: rich's help cut the --streams default to 'gaze,world,audio,eye_ev…' at 80 columns, and then was
@@ -258,7 +258,11 @@ def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
     lines = p.stdout.splitlines()
     assert not any(c in p.stdout for c in "…╭│─") and "\x1b[" not in p.stdout, p.stdout
     assert all(line == line.rstrip() for line in lines) and max(map(len, lines)) <= 80, p.stdout
+    # lines break at spaces only: before, textwrap split "orin-nx" and "question-view" after the hyphen
+    assert not [line for line in lines if re.search(r"\w-$", line)], p.stdout
     flat = " ".join(p.stdout.split())
+    if command == ["profile"]:
+        assert "orin-nx" in flat and "[default: question-view]" in flat
     if command == ["run"]:
         assert "[default: gaze,world,audio,eye_events]" in flat
     if command == []:  # command summaries whole, wrapped: click cut them to one line with "..."
