@@ -3,6 +3,7 @@ synthetic benchmark under the reference, generation or option-text protocol, one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -250,7 +251,7 @@ def eval_cmd(
     header = {
         "model": model if checkpoint is None else f"{model}+{checkpoint}",
         "qa_file": str(qa.resolve()),
-        "clip": clip_cfg.key(),
+        "clip": dataclasses.asdict(clip_cfg),
         "skipped": [str(p) for p in items.problems],
     }
     bar, update = _progress("eval")

@@ -41,7 +41,9 @@ from gazeqwen_edge.training.tasks import CONTROL_TASKS, TASKS, QAItem, is_proact
 SCHEMA = 1
 HEADER_KEYS = ("model", "protocol", "variant", "qa_file")  # what a resumed log must agree on
 # what it must also agree on when this run's header has it (a log without it was written by another model version)
-OPTIONAL_HEADER_KEYS = ("gaze_rules",)
+# (clip: the frames and scanpath rule each item is scored on, ClipConfig's fields; a log written before it was a field
+# holds them as ClipConfig.key()'s JSON list, which still matches)
+OPTIONAL_HEADER_KEYS = ("gaze_rules", "clip")
 ALERT = "A"  # a proactive test point's "Yes": the alert should fire (tasks.YES_NO)
 
 
@@ -221,6 +223,26 @@ def summarise(results: Iterable[ItemResult]) -> dict[str, Any]:
     }
 
 
+def _same(found: Any, wanted: Any) -> bool:
+    """Whether a logged header value is this run's. A dict this run writes (the clip) also matches the JSON list of
+    its values an older log wrote in its place (ClipConfig.key())."""
+    if isinstance(found, str) and isinstance(wanted, dict):
+        try:
+            return json.loads(found) == list(wanted.values())
+        except ValueError:
+            return False
+    return found == wanted
+
+
+def _md_value(v: Any) -> str:
+    """A header value as results.md lists it: a dict as "key value, ...", a list as its items (or "none")."""
+    if isinstance(v, dict):
+        return ", ".join(f"{k} {_md_value(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        return ", ".join(map(_md_value, v)) or "none"
+    return str(v)
+
+
 class ResultsLog:
     """A resumable per-item results log: JSONL, the first line a header record {"header": {...}}, then one
     ItemResult per line, flushed and fsync'd every `sync_every` items (and on close).
@@ -287,7 +309,7 @@ class ResultsLog:
 
     def _compare(self, found: dict[str, Any], wanted: dict[str, Any]) -> None:
         keys = [*HEADER_KEYS, *(k for k in OPTIONAL_HEADER_KEYS if k in wanted)]
-        diff = [k for k in keys if found.get(k) != wanted[k]]
+        diff = [k for k in keys if not _same(found.get(k), wanted[k])]
         if diff:
             what = "; ".join(f"{k}: log has {found.get(k)!r}, this run {wanted[k]!r}" for k in diff)
             raise InputError(
@@ -397,7 +419,7 @@ def write_results(
     json_path, md_path = out / "results.json", out / "results.md"
     variant = str(head.get("variant", "model"))
     lines = [f"# Results: {variant}", ""]
-    lines += [f"- {k}: {v}" for k, v in head.items()]
+    lines += [f"- {k}: {_md_value(v)}" for k, v in head.items()]
     lines += [f"- items: {len(rs)} ({summary['errors']} with errors)", "", markdown_table({variant: summary})]
     try:
         out.mkdir(parents=True, exist_ok=True)

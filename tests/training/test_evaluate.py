@@ -173,5 +173,8 @@ def test_train_and_eval_commands_end_to_end(toy_qa, tmp_path):
     doc = json.loads((ev / "results.json").read_text())
     assert doc["protocol"] == "option_text" and len(doc["items"]) == 6  # the model's own protocol
     assert "Overall" in r.output
+    assert doc["clip"]["policy"] == "stream" and doc["clip"]["stream_max_s"] == 3.0  # the clip it was trained on
     r = runner.invoke(app, args)
     assert r.exit_code == 0 and len(json.loads((ev / "results.json").read_text())["items"]) == 6
+    r = runner.invoke(app, [*args, "--clip", "reference"])  # resumed under another clip: refused, not mixed
+    assert isinstance(r.exception, InputError) and "clip: log has {'policy': 'stream'" in str(r.exception), r.output

@@ -268,3 +268,30 @@ def test_markdown_table():
         ["no_gaze", "pooled", "9", "75.0", "60.0", "66.7"],
     ]
     assert "Precision" not in markdown_table({"x": b})
+
+
+def test_a_log_resumes_only_on_the_same_clip_and_lists_it_readably(tmp_path):
+    """The clip (frames and scanpath rule each item is scored on) is part of what a resumed log must agree on. Before:
+    it was not compared, so `eval --clip reference` resumed a log written under the stream clip and mixed the two;
+    and results.md listed it as a JSON list ('clip: ["stream", 8, 2.0, 2.0, "stream"]')."""
+    from dataclasses import asdict
+
+    from gazeqwen_edge.training.data import ClipConfig
+
+    stream = {**HEADER, "clip": asdict(ClipConfig(policy="stream", stream_max_s=2.0, scanpath="stream"))}
+    p = tmp_path / "items.jsonl"
+    with ResultsLog(p).open(stream) as log:
+        log.append(r(SR, "A", "A"))
+    assert len(ResultsLog(p).read(stream)) == 1
+    other = {**HEADER, "clip": asdict(ClipConfig())}
+    with pytest.raises(InputError, match="clip"):
+        ResultsLog(p).open(other)
+    # a log written before the clip was a field holds ClipConfig.key(): the same clip resumes, another is refused
+    old = tmp_path / "old.jsonl"
+    old.write_text(json.dumps({"header": {**HEADER, "clip": ClipConfig(**stream["clip"]).key()}}) + "\n")
+    assert ResultsLog(old).read(stream) == []
+    with pytest.raises(InputError, match="clip"):
+        ResultsLog(old).read(other)
+    write_results(tmp_path / "out", stream, [r(SR, "A", "A")])
+    md = (tmp_path / "out" / "results.md").read_text()
+    assert "- clip: policy stream, max_frames 8, stream_fps 2.0, stream_max_s 2.0, scanpath stream" in md, md
