@@ -406,6 +406,8 @@ def evaluate_alerts(
             f.close()
         except OSError:  # the bytes a full disk refused, already reported by put: not a second, nameless error
             pass
+    chosen = {vc.video.name for vc in videos}  # a log resumed under a smaller --limit holds videos left out now
+    records = [r for r in records if r["video"] in chosen]
     doc = {**header, "left_out_test_points": left_out, "summary": summarise(records, delay_s), "videos": records}
     for name, text in (("results.json", json.dumps(doc, indent=1)), ("results.md", markdown(doc))):
         try:  # whole or not at all, like eval's
@@ -430,20 +432,56 @@ OPTION_OF = {
 }
 
 
+# header fields a resumed log may differ in: how many videos are replayed (a video's record does not depend on it;
+# extending a run replays only the videos it adds, and the results count the videos chosen now)
+MAY_CHANGE_ON_RESUME = ("limit",)
+
+
 def _read_log(path: Path, header: dict) -> list[dict]:
-    """The video records of an existing log; ConfigError when it was written for another model, file or setting."""
+    """The video records of an existing log; ConfigError when it was written for another model, file or setting
+    (any header field but MAY_CHANGE_ON_RESUME)."""
     if not path.exists() or not path.stat().st_size:
         return []
-    lines = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x.strip()]
-    old = lines[0].get("header") if lines else None
-    if old != json.loads(json.dumps(header)):
-        diff = sorted(k for k in set(old or {}) | set(header) if (old or {}).get(k) != header.get(k))
+    lines = _log_lines(path)
+    if not lines:  # only a header cut off mid-write: a new log
+        return []
+    old = lines[0].get("header") if isinstance(lines[0], dict) else None
+    if not isinstance(old, dict):
+        raise InputError(path, "is not an alerts log: its first line is no header", hint="use another --out")
+    old_fixed, new_fixed = (
+        {k: v for k, v in h.items() if k not in MAY_CHANGE_ON_RESUME} for h in (old, json.loads(json.dumps(header)))
+    )
+    if old_fixed != new_fixed:
+        diff = sorted(k for k in set(old_fixed) | set(new_fixed) if old_fixed.get(k) != new_fixed.get(k))
         named = [OPTION_OF.get(k, k) for k in diff]
         raise ConfigError(
             f"{path} was written by another alerts evaluation (differs in: {', '.join(named) or 'its header'})",
             hint="use another --out, or rerun with the same settings to resume",
         )
-    return [x for x in lines[1:] if "video" in x]
+    return [x for x in lines[1:] if isinstance(x, dict) and "video" in x]
+
+
+def _log_lines(path: Path) -> list:
+    """The records of an alerts log. A last line cut off mid-write (a killed run: no newline at its end) is dropped
+    and cut from the file, so the resumed run appends after the last whole record and replays that video again; an
+    unreadable line before it is an InputError naming it."""
+    raw = path.read_bytes()
+    lines, complete = [], 0
+    for k, line in enumerate(raw.splitlines(keepends=True)):
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("cut off")
+            lines.append(json.loads(line) if line.strip() else None)
+        except ValueError:
+            if complete + len(line) < len(raw):
+                raise InputError(
+                    path, f"line {k + 1} is no JSON record", hint="delete the log (or use another --out) to start afresh"
+                ) from None
+            with open(path, "r+b") as f:
+                f.truncate(complete)
+            break
+        complete += len(line)
+    return [x for x in lines if x is not None]
 
 
 def _pct(x) -> str:

@@ -235,6 +235,70 @@ def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, fixations="source")
 
 
+def test_a_resumed_run_may_change_limit_and_a_record_cut_off_mid_write_is_replayed(bench, monkeypatch, tmp_path):
+    """Before: `eval-alerts --limit 1` then `--limit 0` on the same --out was refused (the header differed in --limit),
+    so extending a run redid it; a log whose last record a killed run cut off mid-write failed to load (a traceback),
+    and a new record would have been appended to the cut line."""
+    from gazeqwen_edge.errors import InputError
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime import replay as replay_mod
+    from gazeqwen_edge.runtime.session import SessionConfig
+
+    import dataclasses
+    import shutil
+
+    items, (src, *_) = gta_items(bench)
+    # a second video: the first one's copy under another name (the tiny benchmark has one video with GTA questions)
+    copy_video, copy_csv = tmp_path / "copy.mp4", tmp_path / "copy.csv"
+    shutil.copy(src.video, copy_video)
+    shutil.copy(src.fixation_csv, copy_csv)
+    items += [
+        dataclasses.replace(it, item_id="copy_" + it.item_id, video=copy_video, fixation_csv=copy_csv)
+        for it in items
+        if it.video == src.video
+    ]
+    videos, _ = al.watch_cases(items)
+    assert len(videos) == 2
+    scripted(monkeypatch, {})
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    first_video = [it for it in items if it.video == videos[0].video]
+    out, cfg = tmp_path / "out", SessionConfig(fps=2.0)
+    calls = []
+    real = replay_mod.replay
+    monkeypatch.setattr(replay_mod, "replay", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    al.evaluate_alerts(gq, first_video, out, cfg, {"model": "tiny", "limit": 1})
+    doc = al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
+    assert len(calls) == len(videos) and doc["limit"] == 0 and doc["summary"]["videos"] == len(videos)
+    # back to --limit 1: nothing replayed, and the results count the one video chosen
+    doc = al.evaluate_alerts(gq, first_video, out, cfg, {"model": "tiny", "limit": 1})
+    assert len(calls) == len(videos) and [v["video"] for v in doc["videos"]] == [videos[0].video.name]
+    assert doc["summary"]["videos"] == 1
+    # a killed run: the last record cut off mid-write
+    log = out / al.LOG_FILE
+    whole = log.read_bytes()
+    last = whole.rstrip(b"\n").rsplit(b"\n", 1)[1]
+    log.write_bytes(whole[: len(whole) - len(last) // 2 - 1])
+    doc = al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
+    assert len(calls) == len(videos) + 1 and calls[-1].video_path == videos[-1].video  # that video again, only it
+    records = [json.loads(x) for x in log.read_text().splitlines()]  # every line whole JSON again
+    assert [r["video"] for r in records[1:]] == [v.video.name for v in videos]
+    assert doc["summary"]["videos"] == len(videos)
+    # cut just before its newline: the record is replayed, not run into by the next one
+    first_only = out.parent / "first"
+    al.evaluate_alerts(gq, first_video, first_only, cfg, {"model": "tiny", "limit": 1})
+    (first_only / al.LOG_FILE).write_bytes((first_only / al.LOG_FILE).read_bytes()[:-1])
+    al.evaluate_alerts(gq, items, first_only, cfg, {"model": "tiny", "limit": 0})
+    records = [json.loads(x) for x in (first_only / al.LOG_FILE).read_text().splitlines()]
+    assert [r["video"] for r in records[1:]] == [v.video.name for v in videos]
+    # a line other than the last that is no record: refused, named, nothing appended
+    lines = log.read_bytes().splitlines(keepends=True)
+    log.write_bytes(lines[0] + b"{not json\n" + b"".join(lines[1:]))
+    before = log.read_bytes()
+    with pytest.raises(InputError, match="line 2 is no JSON record"):
+        al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
+    assert log.read_bytes() == before
+
+
 def test_a_full_disk_is_met_before_the_first_videos_work_and_names_the_log(bench, monkeypatch, tmp_path):
     """Before: the header sat in the file's buffer until the first video's record (12 s of work in a helper's run),
     and the full disk then read 'cannot write an output file'."""
