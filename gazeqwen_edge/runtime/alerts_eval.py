@@ -56,6 +56,13 @@ OUTCOMES = ("on_time", "early", "late", "missed", "false", "silent")
 # fixations as `replay` reads a StreamGaze item, each known only once it has ended.
 FIXATION_MODES = ("detector", "source")
 GAZE_HZ = 200.0
+# What the newest fixation the session knew at a check (the chunk's last frame) landed on, from the generator's truth
+# (a synthetic benchmark): the watch's target, another object, the background, or no fixation known yet. results.md
+# breaks the checks' yes rate and the early and false alerts down by it (where does the model say yes wrongly?).
+GAZE_AT = ("target", "other", "background", "none")
+# When a check knows a fixation: "detector", DETECTOR_SETTLE_S after it begins (OnlineScanpath.settle_ns at the
+# default FixationParams; a test checks the two agree); "source", once it has ended.
+DETECTOR_SETTLE_S = 0.105
 
 
 def _check_fixation_mode(fixations: str) -> None:
@@ -89,6 +96,8 @@ class VideoCases:
     video: Path
     fixation_csv: Path | None
     cases: list[WatchCase] = field(default_factory=list)
+    # the generator's fixations [(start_s, end_s, object or None)] (apply_truth; None: not known)
+    fixations: list[tuple[float, float, str | None]] | None = None
 
 
 def watch_cases(items: Sequence) -> tuple[list[VideoCases], int]:
@@ -129,6 +138,7 @@ def apply_truth(vc: VideoCases, truth) -> None:
     watch's first_appearance is not its first_gaze_s floored (the truth is another scene's)."""
     if truth is None:
         return
+    vc.fixations = list(getattr(truth, "fixations", None) or []) or None
     for c in vc.cases:
         if not c.control:
             c.first_gaze_s = truth.first_fixation_s.get(c.target)
@@ -166,6 +176,20 @@ def _asked_s(it) -> float:
         except (ValueError, InputError):
             continue
     return 0.0
+
+
+def gaze_at_check(
+    fixations: Sequence[tuple[float, float, str | None]], target: str, t_s: float, mode: str = "detector"
+) -> str:
+    """GAZE_AT of a check at video time t_s (s) for a watch on `target`: what the newest of `fixations` ((start_s,
+    end_s, object or None), time order) known at t_s landed on. Known: `mode` "detector", DETECTOR_SETTLE_S after it
+    begins; "source", once it has ended (FIXATION_MODES)."""
+    _check_fixation_mode(mode)
+    known = [f for f in fixations if (f[0] + DETECTOR_SETTLE_S if mode == "detector" else f[1]) <= t_s + 1e-6]
+    if not known:
+        return "none"
+    name = known[-1][2]
+    return "background" if name is None else ("target" if name == target else "other")
 
 
 def decisions(checks: Sequence[tuple[float, float]], points: Sequence[tuple[float, bool]], threshold: float):
@@ -206,13 +230,24 @@ def prf(tp: int, fp: int, fn: int) -> dict:
     return {"precision": p, "recall": r, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
-def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
-    """Test-point P/R/F1 and alert outcomes over the replayed videos' records (`replay_video` output)."""
+def summarise(video_records: Sequence[dict], delay_s: float, threshold: float | None = None) -> dict:
+    """Test-point P/R/F1 and alert outcomes over the replayed videos' records (`replay_video` output). With
+    `threshold` and records that know what each check looked at (`gaze_at`, a synthetic benchmark): "by_gaze", per
+    GAZE_AT the checks, how many said yes (score >= threshold) and how many early or false first alerts came from
+    such a check."""
     tp = fp = fn = tn = 0
     outcomes = dict.fromkeys(OUTCOMES, 0)
     delays = []
+    by_gaze = {g: {"checks": 0, "yes": 0, "early_or_false": 0} for g in GAZE_AT}
     for v in video_records:
         for w in v["watches"]:
+            gaze_at = w.get("gaze_at")
+            if threshold is not None and gaze_at is not None:
+                for (t, score), g in zip(w["checks"], gaze_at, strict=True):
+                    by_gaze[g]["checks"] += 1
+                    by_gaze[g]["yes"] += score >= threshold
+                    if w["outcome"] in ("early", "false") and w["alerts_s"] and abs(t - w["alerts_s"][0]) < 5e-4:
+                        by_gaze[g]["early_or_false"] += 1
             for _, expected, predicted, _ in w["decisions"]:
                 tp += expected and predicted
                 fp += (not expected) and predicted
@@ -223,6 +258,7 @@ def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
                 delays.append(w["delay_s"])
     n_watches = sum(outcomes.values())
     looked = outcomes["on_time"] + outcomes["early"] + outcomes["late"] + outcomes["missed"]
+    known = any(b["checks"] for b in by_gaze.values())
     return {
         "videos": len(video_records),
         "watches": n_watches,
@@ -235,6 +271,7 @@ def summarise(video_records: Sequence[dict], delay_s: float) -> dict:
             "delay_s_max": max(delays) if delays else None,
             "delay_window_s": delay_s,
         },
+        **({"by_gaze": by_gaze} if known else {}),
     }
 
 
@@ -306,6 +343,11 @@ def replay_video(
         checks = [(round(t, 3), s) for t, s in watches.checks.get(wid, [])]
         al = sorted(alerts.get(wid, []))
         outcome, delay = alert_outcome(al, c, delay_s)
+        gaze = (
+            {}
+            if vc.fixations is None
+            else {"gaze_at": [gaze_at_check(vc.fixations, c.target, t, fixations) for t, _ in checks]}
+        )
         out.append(
             {
                 "case": c.case_id,
@@ -319,6 +361,7 @@ def replay_video(
                 "decisions": decisions(checks, c.points, threshold),
                 "outcome": outcome,
                 "delay_s": None if delay is None else round(delay, 6),
+                **gaze,
             }
         )
     return {"video": vc.video.name, "watches": out, "wall_s": round(result.wall_s, 2)}
@@ -408,7 +451,12 @@ def evaluate_alerts(
             pass
     chosen = {vc.video.name for vc in videos}  # a log resumed under a smaller --limit holds videos left out now
     records = [r for r in records if r["video"] in chosen]
-    doc = {**header, "left_out_test_points": left_out, "summary": summarise(records, delay_s), "videos": records}
+    doc = {
+        **header,
+        "left_out_test_points": left_out,
+        "summary": summarise(records, delay_s, threshold),
+        "videos": records,
+    }
     for name, text in (("results.json", json.dumps(doc, indent=1)), ("results.md", markdown(doc))):
         try:  # whole or not at all, like eval's
             write_bytes_atomic(out_dir / name, text.encode("utf-8"))
@@ -475,7 +523,9 @@ def _log_lines(path: Path) -> list:
         except ValueError:
             if complete + len(line) < len(raw):
                 raise InputError(
-                    path, f"line {k + 1} is no JSON record", hint="delete the log (or use another --out) to start afresh"
+                    path,
+                    f"line {k + 1} is no JSON record",
+                    hint="delete the log (or use another --out) to start afresh",
                 ) from None
             with open(path, "r+b") as f:
                 f.truncate(complete)
@@ -534,5 +584,34 @@ def markdown(doc: dict) -> str:
             f"| {s['watches']} | {al['on_time']} | {al['early']} | {al['late']} | {al['missed']} | {al['false']} | "
             f"{al['silent']} | {delay} |",
             "",
+            *_by_gaze_table(s.get("by_gaze")),
         ]
     )
+
+
+GAZE_AT_TEXT = {
+    "target": "on the watch's target",
+    "other": "on another object",
+    "background": "on the background",
+    "none": "none yet",
+}
+
+
+def _by_gaze_table(by_gaze: dict | None) -> list[str]:
+    """results.md's lines on what the checks looked at (summarise's "by_gaze"); none when it is not known."""
+    if not by_gaze:
+        return []
+    rows = [
+        f"| {GAZE_AT_TEXT[g]} | {b['checks']} | {_pct(b['yes'] / b['checks'] if b['checks'] else None)} | "
+        f"{b['early_or_false']} |"
+        for g, b in by_gaze.items()
+    ]
+    return [
+        "What the checks looked at (the generator's truth: the newest fixation the session knew at the chunk's last "
+        "frame):",
+        "",
+        "| newest fixation | checks | yes % | early or false first alerts |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]

@@ -654,11 +654,19 @@ class WatchTruth:
       `first_appearance` is this floored to a whole second, up to 1 s earlier: an alert 0.2 s after it can still come
       before the wearer looked;
     - `never_fixated`: the objects on screen for at least MIN_VISIBLE_S of the video that no fixation lands on (scene
-      order): a watch on one of them must never fire."""
+      order): a watch on one of them must never fire;
+    - `fixations`: [(start_s, end_s, object name or None for the background)], time order: what each check looked at
+      (`runtime.alerts_eval.gaze_at_check`)."""
 
-    def __init__(self, first_fixation_s: dict[str, float], never_fixated: list[str]):
+    def __init__(
+        self,
+        first_fixation_s: dict[str, float],
+        never_fixated: list[str],
+        fixations: list[tuple[float, float, str | None]] | None = None,
+    ):
         self.first_fixation_s = first_fixation_s
         self.never_fixated = never_fixated
+        self.fixations = list(fixations or [])
 
     @classmethod
     def of(cls, tr: SceneTruth) -> WatchTruth:
@@ -667,7 +675,7 @@ class WatchTruth:
             if name is not None and name not in first:
                 first[name] = start
         never = [n for n in tr.names if n not in first and tr.visible_s(n, 0.0, tr.last_s) >= MIN_VISIBLE_S]
-        return cls(first, never)
+        return cls(first, never, [(a, b, name) for a, b, _, _, name in tr.fix[: tr.n_csv]])
 
 
 def benchmark_watch_truth(qa_file: str | Path) -> Callable[[Path], WatchTruth | None] | None:

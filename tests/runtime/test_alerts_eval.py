@@ -113,6 +113,54 @@ def test_a_truth_that_contradicts_the_qa_files_first_appearance_is_refused():
         assert "--truth first-appearance" in e.value.hint
 
 
+def test_what_a_check_looked_at_is_the_newest_fixation_the_session_knew():
+    """A check at t sees a fixation the detector reports DETECTOR_SETTLE_S after it begins (the CSV read as replay
+    does: once it has ended); its category is what that fixation landed on, for the watch's target."""
+    fx = [(0.2, 0.6, "red circle"), (0.65, 1.0, None), (1.05, 1.5, "blue star")]
+    at = al.gaze_at_check
+    assert at(fx, "red circle", 0.25) == "none"  # begun 50 ms ago: not known yet
+    assert at(fx, "red circle", 0.31) == "target" and at(fx, "blue star", 0.31) == "other"
+    assert at(fx, "red circle", 0.7) == "target" and at(fx, "red circle", 0.76) == "background"
+    assert at(fx, "red circle", 1.2) == "other" and at(fx, "blue star", 9.0) == "target"
+    assert at(fx, "red circle", 0.5, "source") == "none" and at(fx, "red circle", 0.6, "source") == "target"
+    assert at(fx, "red circle", 1.2, "source") == "background"
+    with pytest.raises(ConfigError):
+        at(fx, "red circle", 1.0, "csv")
+
+
+def test_the_settle_time_is_the_detectors():
+    from gazeqwen_edge.calibration.camera import CameraModel, GazeMapper
+    from gazeqwen_edge.calibration.scanpath import OnlineScanpath
+
+    sp = OnlineScanpath(GazeMapper(CameraModel.pinhole(1600, 1200)))
+    assert sp.settle_ns == round(al.DETECTOR_SETTLE_S * 1e9)
+
+
+def test_summary_breaks_checks_and_wrong_first_alerts_down_by_what_they_looked_at():
+    def watch(outcome, alerts, checks, gaze_at):
+        return {"decisions": [], "outcome": outcome, "delay_s": None, "alerts_s": alerts, "checks": checks,
+                "gaze_at": gaze_at}  # fmt: skip
+
+    rec = {
+        "video": "v.mp4",
+        "watches": [
+            watch("early", [1.4, 5.4], [(0.4, 0.1), (1.4, 0.9), (2.4, 0.2), (5.4, 0.8)],
+                  ["none", "background", "other", "target"]),
+            watch("false", [2.4], [(0.4, 0.0), (1.4, 0.4), (2.4, 0.6)], ["other", "background", "other"]),
+            watch("on_time", [1.4], [(0.4, 0.2), (1.4, 0.7)], ["background", "target"]),
+        ],
+    }  # fmt: skip
+    by = al.summarise([rec], 1.5, threshold=0.5)["by_gaze"]
+    assert by["target"] == {"checks": 2, "yes": 2, "early_or_false": 0}
+    assert by["background"] == {"checks": 3, "yes": 1, "early_or_false": 1}
+    assert by["other"] == {"checks": 3, "yes": 1, "early_or_false": 1}
+    assert by["none"] == {"checks": 1, "yes": 0, "early_or_false": 0}
+    assert "by_gaze" not in al.summarise([rec], 1.5)  # no threshold: not counted
+    md = al.markdown({"model": "m", "threshold": 0.5, "hold_s": 0, "rearm_s": 3, "left_out_test_points": 0,
+                      "summary": al.summarise([rec], 1.5, threshold=0.5)})  # fmt: skip
+    assert "| on the background | 3 | 33.3 | 1 |" in md, md
+
+
 def test_summary_counts_points_and_outcomes():
     rec = {
         "video": "v.mp4",
@@ -239,13 +287,13 @@ def test_a_resumed_run_may_change_limit_and_a_record_cut_off_mid_write_is_replay
     """Before: `eval-alerts --limit 1` then `--limit 0` on the same --out was refused (the header differed in --limit),
     so extending a run redid it; a log whose last record a killed run cut off mid-write failed to load (a traceback),
     and a new record would have been appended to the cut line."""
+    import dataclasses
+    import shutil
+
     from gazeqwen_edge.errors import InputError
     from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
     from gazeqwen_edge.runtime import replay as replay_mod
     from gazeqwen_edge.runtime.session import SessionConfig
-
-    import dataclasses
-    import shutil
 
     items, (src, *_) = gta_items(bench)
     # a second video: the first one's copy under another name (the tiny benchmark has one video with GTA questions)
@@ -376,6 +424,15 @@ def test_controls_and_the_first_fixation_come_through_the_session(bench_with_a_c
             assert w["outcome"] == al.alert_outcome(w["alerts_s"], al.WatchCase("x", w["target"], 0.0,
                 w["first_appearance_s"], [(1.0, True)], first_gaze_s=w["first_gaze_s"]), 1.5)[0]  # fmt: skip
     assert "never fixated" in (tmp_path / "out" / "results.md").read_text()
+    # each check knows what it looked at, from the generator's fixations
+    for w in rec["watches"]:
+        assert w["gaze_at"] == [al.gaze_at_check(wt.fixations, w["target"], t) for t, _ in w["checks"]]
+        if w["control"]:
+            assert "target" not in w["gaze_at"]
+    by = doc["summary"]["by_gaze"]
+    assert sum(b["checks"] for b in by.values()) == sum(len(w["checks"]) for w in rec["watches"])
+    assert by["target"]["checks"] > 0 and by["target"]["yes"] == by["target"]["checks"]  # yes to everything
+    assert "| on the watch's target |" in (tmp_path / "out" / "results.md").read_text()
 
 
 def test_the_detector_knows_a_fixation_while_it_lasts_the_csv_once_it_ends(bench, monkeypatch, tmp_path):
