@@ -367,6 +367,46 @@ def replay_video(
     return {"video": vc.video.name, "watches": out, "wall_s": round(result.wall_s, 2)}
 
 
+def rescore(
+    video_records: Sequence[dict], *, threshold: float, hold_s: float, rearm_s: float, delay_s: float
+) -> list[dict]:
+    """The video records (`replay_video` output) as another threshold, hold, re-arm or delay window would have made
+    them, without running the model again: each watch's recorded checks go through the session's own debouncing
+    (runtime.watches.Watches) again, then the decisions and the outcome are taken as replay_video takes them. The
+    scores do not depend on those settings (the checks run after every chunk whatever they are), so rescoring with a
+    run's own settings gives back its records (a test checks it). ConfigError for settings Watches refuses."""
+    from gazeqwen_edge.runtime.watches import Watches
+
+    out = []
+    for v in video_records:
+        watches = []
+        for w in v["watches"]:
+            debounce = Watches(threshold=threshold, hold_s=hold_s, rearm_s=rearm_s)
+            watch = debounce.add(w["target"])
+            alerts = [t for t, score in w["checks"] if debounce.update(watch, score, t)]
+            case = WatchCase(
+                w["case"],
+                w["target"],
+                w["asked_s"],
+                w["first_appearance_s"],
+                [(t, expected) for t, expected, _, _ in w["decisions"]],
+                w["first_gaze_s"],
+                w["control"],
+            )
+            outcome, delay = alert_outcome(alerts, case, delay_s)
+            watches.append(
+                {
+                    **w,
+                    "alerts_s": alerts,
+                    "decisions": decisions(w["checks"], case.points, threshold),
+                    "outcome": outcome,
+                    "delay_s": None if delay is None else round(delay, 6),
+                }
+            )
+        out.append({**v, "watches": watches})
+    return out
+
+
 def evaluate_alerts(
     gq,
     items: Sequence,

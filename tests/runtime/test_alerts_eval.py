@@ -347,6 +347,64 @@ def test_a_resumed_run_may_change_limit_and_a_record_cut_off_mid_write_is_replay
     assert log.read_bytes() == before
 
 
+def _watch_record(case, target, checks, points, first_gaze_s=None, control=False):
+    return {"case": case, "target": target, "asked_s": 0.0, "first_appearance_s": None, "first_gaze_s": first_gaze_s,
+            "control": control, "alerts_s": [], "checks": checks, "decisions": [(t, e, False, None) for t, e in points],
+            "outcome": "?", "delay_s": None}  # fmt: skip
+
+
+def test_rescore_debounces_the_recorded_scores_as_the_session_would():
+    """Another threshold or hold, from the recorded scores: the alerts are those Watches gives for the same scores,
+    the decisions and outcomes follow them."""
+    checks = [(0.4, 0.1), (1.4, 0.45), (2.4, 0.2), (3.4, 0.7), (4.4, 0.8), (5.4, 0.1)]
+    looked = _watch_record("v/1.1", "red circle", checks, [(2.0, False), (3.0, True), (5.0, True)], first_gaze_s=2.0)
+    control = _watch_record("v/never.0", "blue star", [(0.4, 0.3), (1.4, 0.55)], [], control=True)
+    rec = {"video": "v.mp4", "watches": [looked, control], "wall_s": 1.0}
+
+    def run(**kw):
+        w1, w2 = al.rescore([rec], **{"hold_s": 0.0, "rearm_s": 3.0, "delay_s": 1.5, **kw})[0]["watches"]
+        return w1, w2
+
+    w1, w2 = run(threshold=0.5)
+    assert (w1["alerts_s"], w1["outcome"], w1["delay_s"]) == ([3.4], "on_time", 1.4)
+    assert [d[2] for d in w1["decisions"]] == [False, False, True] and (w2["alerts_s"], w2["outcome"]) == (
+        [1.4],
+        "false",
+    )
+    w1, w2 = run(threshold=0.4)
+    assert (w1["alerts_s"], w1["outcome"]) == ([1.4], "early")
+    assert [d[2] for d in w1["decisions"]] == [True, False, True]
+    w1, w2 = run(threshold=0.6)
+    assert (w1["alerts_s"], w1["outcome"]) == ([3.4], "on_time") and (w2["alerts_s"], w2["outcome"]) == ([], "silent")
+    w1, _ = run(threshold=0.5, hold_s=1.0)  # the yes must hold a second: the next check
+    assert (w1["alerts_s"], w1["outcome"]) == ([4.4], "late")
+    assert rec["watches"][0]["alerts_s"] == []  # the records given are left as they were
+    with pytest.raises(ConfigError):
+        run(threshold=1.5)
+
+
+def test_rescoring_a_run_with_its_own_settings_gives_back_its_records(bench_with_a_control, monkeypatch, tmp_path):
+    from gazeqwen_edge.model.tiny import build_tiny_gazeqwen
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.training.synthetic_benchmark import benchmark_watch_truth
+
+    items, videos = gta_items(bench_with_a_control)
+    truth = benchmark_watch_truth(bench_with_a_control / "test.json")
+    first = {c.target: 2.0 + k for k, c in enumerate(videos[0].cases)}  # yes from 2 s, 3 s, ... of video
+    scripted(monkeypatch, {**first, **dict.fromkeys(truth(videos[0].video).never_fixated, 4.0)})
+    gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
+    cfg = SessionConfig(fps=2.0)
+    doc = al.evaluate_alerts(gq, items, tmp_path / "out", cfg, {"model": "tiny"}, truth=truth, hold_s=0.5, rearm_s=2.0)
+    again = al.rescore(doc["videos"], threshold=0.5, hold_s=0.5, rearm_s=2.0, delay_s=1.5)
+    assert any(w["alerts_s"] for v in doc["videos"] for w in v["watches"])
+    for v, v2 in zip(doc["videos"], again, strict=True):
+        for w, w2 in zip(v["watches"], v2["watches"], strict=True):
+            assert w2["alerts_s"] == pytest.approx(w["alerts_s"], abs=1e-3)
+            assert (w2["outcome"], w2["decisions"]) == (w["outcome"], [tuple(d) for d in w["decisions"]])
+            assert w2["delay_s"] == pytest.approx(w["delay_s"], abs=1e-3) if w["delay_s"] is not None else True
+    assert al.summarise(again, 1.5, 0.5) == doc["summary"]
+
+
 def test_a_full_disk_is_met_before_the_first_videos_work_and_names_the_log(bench, monkeypatch, tmp_path):
     """Before: the header sat in the file's buffer until the first video's record (12 s of work in a helper's run),
     and the full disk then read 'cannot write an output file'."""

@@ -1,0 +1,59 @@
+"""benchmarks/alert_threshold.py: a threshold chosen on one eval-alerts run by rescoring its recorded scores, then
+reported on another; made-up runs whose best threshold is known."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "alert_threshold.py"
+HEADER = {"format": "gazeqwen-edge-alerts", "version": 1, "model": "m", "fps": 2.0, "threshold": 0.5, "hold_s": 0.0,
+          "rearm_s": 3.0, "delay_s": 1.5, "truth": "generator", "fixations": "detector"}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("alert_threshold_under_test", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _run(path: Path, watches: list[tuple[list[tuple[float, float]], float | None]]) -> Path:
+    """An eval-alerts log: one video per watch (checks [(s, score)], first gaze s or None for a control)."""
+    path.mkdir()
+    lines = [{"header": HEADER}]
+    for k, (checks, first) in enumerate(watches):
+        w = {"case": f"v{k}/1.1", "target": "red circle", "asked_s": 0.0, "first_appearance_s": None,
+             "first_gaze_s": first, "control": first is None, "alerts_s": [], "checks": checks,
+             "decisions": [] if first is None else [(first + 0.5, True, False, None)], "outcome": "?", "delay_s": None}  # fmt: skip
+        lines.append({"video": f"v{k}.mp4", "watches": [w], "wall_s": 1.0})
+    (path / "videos.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    return path
+
+
+def test_the_threshold_is_chosen_on_val_and_reported_on_test(script, tmp_path, capsys):
+    # val: target watches score 0.35 once looked at (2 s); a control reaches 0.25. Best: 0.3 (both on time, silent)
+    val = _run(tmp_path / "val", [([(1.4, 0.1), (2.4, 0.35)], 2.0), ([(1.4, 0.1), (2.4, 0.35)], 2.0),
+                                  ([(1.4, 0.25), (2.4, 0.2)], None)])  # fmt: skip
+    test = _run(tmp_path / "test", [([(1.4, 0.1), (2.4, 0.32)], 2.0), ([(1.4, 0.28), (2.4, 0.1)], None)])
+    assert script.main(["--val", str(val), "--test", str(test), "--thresholds", "0.2,0.3,0.5"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen on " + str(val) + ": threshold 0.3 (the run's own: 0.5)" in out, out
+    rows = {line.split()[0]: line.split() for line in out.split("held out")[1].splitlines()[2:] if line.strip()}
+    # on test at 0.3: the target on time, the control silent; at the run's own 0.5: missed
+    assert rows["0.3"][1:7] == ["1", "0", "0", "0", "0", "1"] and rows["0.3"][-1] == "(chosen)", out
+    assert rows["0.5"][1:7] == ["0", "0", "0", "1", "0", "1"] and rows["0.5"][-1] == "(own)", out
+
+
+def test_a_directory_that_is_no_run_is_one_error_line(script, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit) as e:
+        script.main(["--val", str(tmp_path / "empty")])
+    assert str(e.value).startswith("error: ") and "no eval-alerts log" in str(e.value)
+    with pytest.raises(SystemExit) as e:
+        script.main(["--val", str(tmp_path / "empty"), "--thresholds", "0.5,1.2"])
+    assert e.value.code == 2 and "(0, 1)" in capsys.readouterr().err
