@@ -47,7 +47,14 @@ import numpy as np
 
 from gazeqwen_edge.device.streamgaze import FILTERED_SUFFIX  # the file GazeQwen's loader reads
 from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
-from gazeqwen_edge.training.tasks import ALL_TASKS, GTA_QUESTION, PRESENT_WINDOW_S, clip_window, is_proactive
+from gazeqwen_edge.training.tasks import (
+    ALL_TASKS,
+    GTA_QUESTION,
+    NOTHING,
+    PRESENT_WINDOW_S,
+    clip_window,
+    is_proactive,
+)
 
 SPLITS = ("train", "val", "test")
 SPLIT_RATIO = (4, 1, 1)  # train : val : test, by scene
@@ -226,6 +233,19 @@ class SceneTruth:
         if self.scene.object_at(*self.gaze_at(t_s), t_ns) != target or self.scene.object_at(x, y, t_ns) != target:
             return None
         return k, target
+
+    def on_background(self, t_s: float) -> bool:
+        """Whether the wearer is, unambiguously, looking at no object at t_s: inside a background fixation, at least
+        MIN_INTO_FIXATION_S in and past its midpoint (as `gazed`), with the gaze sample and the fixation's centre
+        both on no object."""
+        k = self.fixation_at(t_s)
+        if k is None:
+            return False
+        s, e, x, y, target = self.fix[k]
+        if target is not None or t_s < max(s + MIN_INTO_FIXATION_S, (s + e) / 2):
+            return False
+        t_ns = self.ns(t_s)
+        return self.scene.object_at(*self.gaze_at(t_s), t_ns) is None and self.scene.object_at(x, y, t_ns) is None
 
     def frame_index(self, t_s: float) -> int:
         return int(np.clip(np.searchsorted(self.frame_s, t_s + 1e-9, side="right") - 1, 0, len(self.frame_s) - 1))
@@ -604,6 +624,23 @@ def q_control_object_attribute(tr: SceneTruth, rng, k: int) -> list:
     return out
 
 
+def q_control_background_gaze(tr: SceneTruth, rng, k: int) -> list:
+    """CTL-G: "Which object is the user currently gazing at?" while the wearer looks at no object (`on_background`):
+    the answer is NOTHING; the other options are the objects visible then nearest the gaze, then the scene's. Trains
+    a model to say so rather than name an object (a watch asks it that question: runtime/watches.py)."""
+    if len(tr.names) < N_OPTIONS - 1:
+        raise _Skip(f"fewer than {N_OPTIONS - 1} objects")
+    cands = [t for t in tr.grid if tr.on_background(t)]
+    if not cands:
+        raise _Skip("no time inside a fixation on the background")
+    out = []
+    for t in _spread(rng, cands, k):
+        distractors = _pick(rng, [tr.nearest_visible(t, set()), tr.names], N_OPTIONS - 1, set(), shuffle=False)
+        question = "Which object is the user currently gazing at?"
+        out.append(_mc(rng, "control_background_gaze", t, question, NOTHING, distractors, None))
+    return out
+
+
 GENERATORS: dict[str, Callable[[SceneTruth, np.random.Generator, int], list]] = {
     "past_scene_recall": q_scene_recall,
     "past_object_transition_prediction": q_object_transition,
@@ -617,6 +654,7 @@ GENERATORS: dict[str, Callable[[SceneTruth, np.random.Generator, int], list]] = 
     "proactive_object_appearance_alert": q_object_appearance_alert,
     "control_scene_object": q_control_scene_object,
     "control_object_attribute": q_control_object_attribute,
+    "control_background_gaze": q_control_background_gaze,
 }
 assert list(GENERATORS) == list(ALL_TASKS), "one generator per task, in ALL_TASKS order"
 

@@ -26,13 +26,18 @@ TASKS: dict[str, tuple[str, str]] = {
     "proactive_gaze_triggered_alert": ("GTA", "proactive"),
     "proactive_object_appearance_alert": ("OAA", "proactive"),
 }
-# Questions answerable from the video alone, mixed into gaze training so the resampler does not override them
-# (REFERENCE.md section 6: a resampler trained on gaze questions alone spoiled other questions). Reported on their
-# own, never in the benchmark's overall.
+# Questions that are not StreamGaze's, reported on their own, never in the benchmark's overall. CTL-O and CTL-A are
+# answerable from the video alone, mixed into gaze training so the resampler does not override them (REFERENCE.md
+# section 6: a resampler trained on gaze questions alone spoiled other questions). CTL-G asks what the wearer is
+# gazing at while they look at no object (the answer "nothing"): StreamGaze asks its present questions only inside a
+# fixation on an object, so a model trained on them names some object whatever the gaze is on, and a watch asking
+# it fires on a background fixation (README "Alerts").
 CONTROL_TASKS: dict[str, tuple[str, str]] = {
     "control_scene_object": ("CTL-O", "control"),
     "control_object_attribute": ("CTL-A", "control"),
+    "control_background_gaze": ("CTL-G", "control"),
 }
+NOTHING = "nothing"  # CTL-G's answer: the wearer gazes at no object
 ALL_TASKS: dict[str, tuple[str, str]] = {**TASKS, **CONTROL_TASKS}
 PRESENT_WINDOW_S = 60.0  # present tasks (future-action prediction included) see the last 60 s (REFERENCE.md section 1)
 YES_NO = ["A. Yes", "B. No"]  # a proactive test point's options; type 1 (the alert should fire) -> "A"

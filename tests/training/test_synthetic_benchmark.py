@@ -17,7 +17,7 @@ from gazeqwen_edge.device._io import iter_video_frames, probe_video
 from gazeqwen_edge.device.synthetic import COLOURS, SHAPES, SyntheticScene
 from gazeqwen_edge.errors import ConfigError, InputError
 from gazeqwen_edge.training import synthetic_benchmark as sb
-from gazeqwen_edge.training.tasks import ALL_TASKS, clip_window, is_proactive
+from gazeqwen_edge.training.tasks import ALL_TASKS, NOTHING, clip_window, is_proactive
 from tests.cli.helpers import cli
 
 STREAMGAZE_COLUMNS = [  # REFERENCE.md section 2, and the header of shared/fixtures/streamgaze_sample/*.csv
@@ -465,6 +465,30 @@ def test_control_questions_need_no_gaze(bench):
         shape = re.fullmatch(r"What color is the (\w+)\?", q["question"])[1]
         obj = next(o for o in scene.objects if o.shape == shape)
         assert answer_text(q) == obj.colour and visible(scene, obj.name, secs(q["time_stamp"]))
+
+
+def test_background_gaze_questions_are_asked_while_the_wearer_looks_at_no_object(bench):
+    """CTL-G: inside a fixation on the background (at least 100 ms in, past its midpoint), the true gaze and the
+    fixation's centre on no object; the answer is "nothing", the other options objects of the scene."""
+    items = bench.of("control_background_gaze")
+    assert items
+    for scene, q in items:
+        t = secs(q["time_stamp"])
+        assert answer_text(q) == NOTHING and "target_object" not in q
+        assert q["question"] == "Which object is the user currently gazing at?"
+        assert scene.object_at(*true_gaze(scene, t), ns(scene, t)) is None
+        covering = [
+            (f, name)
+            for f, name in zip(scene.true_fixations, scene.fixation_targets, strict=True)
+            if f.start_ns <= ns(scene, t) <= f.end_ns
+        ]
+        assert len(covering) == 1
+        f, name = covering[0]
+        a, b = (f.start_ns - scene.start_ns) / 1e9, (f.end_ns - scene.start_ns) / 1e9
+        assert name is None and t >= a + 0.1 and t >= (a + b) / 2
+        assert scene.object_at(f.x, f.y, ns(scene, t)) is None
+        others = [o for o in option_texts(q) if o != NOTHING]
+        assert len(others) == 3 and set(others) <= {x.name for x in scene.objects}
 
 
 # ------------------------------------------------------------------------------------------------ refusals and CLI
