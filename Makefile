@@ -37,16 +37,18 @@ GE := $(VENV)/bin/gazeqwen-edge
 # The shipped demo model (gazeqwen_edge/assets/demo_model): a tiny GazeQwen trained from random weights on the
 # synthetic benchmark's present-gaze, gaze-triggered-alert and control questions, in the runtime's regime (2 s
 # clips at 2 fps, the clip's V-JEPA windows, the scanpath as the live session builds it), then 2 more epochs with
-# balanced alert pairs (--alert-pairs). About an hour on 2 CPU cores; the shipped run's figures: README "Training and
+# balanced alert pairs (--alert-pairs) and the background-gaze control (CTL-G: "nothing" while the wearer looks at no
+# object; README "Alerts"). About an hour on 2 CPU cores; the shipped run's figures: README "Training and
 # evaluation".
 DM_TASKS := OI-E,OI-H,OAR,GTA,CTL-O,CTL-A
+DM_ALERT_TASKS := $(DM_TASKS),CTL-G
 # The recipe, shared with demo-variants so the baselines cannot drift from it: both training stages' common options,
 # each stage's own, and the test-split evaluation (add --model and --out).
 DM_TRAIN := $(GE) train --qa $(DM)/data/train.json --val $(DM)/data/val_small.json --stage joint --objective answer \
-	--tasks $(DM_TASKS) --clip-seconds 2 --free-text 0.7 --batch-size 16 --grad-accum 1 --cache-dir $(DM)/cache
-DM_JOINT := --model tiny --step-fixations latest --lr 2e-3 --epochs 3 --seed 0
-DM_ALERTS := --alert-pairs --lr 1e-3 --epochs 2 --seed 1
-DM_EVAL := $(GE) eval --qa $(DM)/data/test.json --tasks $(DM_TASKS) --cache-dir $(DM)/cache --batch-size 32
+	--clip-seconds 2 --free-text 0.7 --batch-size 16 --grad-accum 1 --cache-dir $(DM)/cache
+DM_JOINT := --tasks $(DM_TASKS) --model tiny --step-fixations latest --lr 2e-3 --epochs 3 --seed 0
+DM_ALERTS := --tasks $(DM_ALERT_TASKS) --alert-pairs --lr 1e-3 --epochs 2 --seed 1
+DM_EVAL := $(GE) eval --qa $(DM)/data/test.json --tasks $(DM_ALERT_TASKS) --cache-dir $(DM)/cache --batch-size 32
 demo-model: setup
 	rm -rf $(DM) && mkdir -p $(DM)
 	$(GE) dataset synthetic $(DM)/data --videos 1500 --duration 8 --objects 4 --per-task 6 --seed 0

@@ -72,8 +72,9 @@ def synthetic(
 ) -> None:
     """Render synthetic egocentric scenes (a table with coloured shapes, a panning head camera, a hand, a wearer's
     scanpath) and write them as a StreamGaze-format benchmark: OUT/videos/synth_<seed>.mp4,
-    OUT/fixations/synth_<seed>_fixation_filtered.csv, OUT/{train,val,test}.json (the ten StreamGaze tasks plus two
-    control tasks answerable from the video alone, ground truth from the scene generator) and OUT/manifest.json
+    OUT/fixations/synth_<seed>_fixation_filtered.csv, OUT/{train,val,test}.json (the ten StreamGaze tasks plus three
+    controls: two answerable from the video alone, one asking what is looked at while the wearer looks at no object;
+    ground truth from the scene generator) and OUT/manifest.json
     (parameters, scenes per split, question counts, tasks a scene could not support and why). The default set
     (30 scenes of 20 s, 320x240 at 10 fps) builds in about a minute and trains on a small CPU. Question times are
     whole seconds ("MM:SS"), as in StreamGaze."""

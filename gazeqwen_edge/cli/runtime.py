@@ -232,9 +232,9 @@ def check_watches(targets: list[str] | None) -> list[str]:
 
 def add_watches(session, targets: list[str], hold_s: float) -> None:
     """The (checked) --watch targets as the session's watches, debounced over `hold_s` seconds."""
-    from gazeqwen_edge.runtime.watches import Watches
+    from gazeqwen_edge.runtime.watches import Watches, default_threshold
 
-    session.watches = Watches(hold_s=hold_s)
+    session.watches = Watches(threshold=default_threshold(session.gq), hold_s=hold_s)
     for t in targets:
         w = session.watches.add(t)
         console_err.print(f"watching for {escape(w.target)} (alerts, when one fires, go to alerts.jsonl)")

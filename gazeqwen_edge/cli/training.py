@@ -289,7 +289,14 @@ def eval_alerts_cmd(
     ),
     model: str = typer.Option("demo", help=MODEL_HELP),
     checkpoint: str = typer.Option(None, help="Gaze checkpoint directory for a Qwen2.5-VL --model."),
-    threshold: float = float_option(0.5, "--threshold", above=0.0, max=0.99, help="p(Yes) at which a watch says yes."),
+    threshold: float = float_option(
+        None,
+        "--threshold",
+        above=0.0,
+        max=0.99,
+        help="Score at which a watch says yes (default: the model's, as run and replay use it: 0.35 for a model that "
+        "answers in words, 0.5 for p(Yes)).",
+    ),
     hold: float = float_option(
         DEFAULT_HOLD_S, "--watch-hold", min=0.0, max=60.0, help="Seconds a yes must hold to alert."
     ),
@@ -325,6 +332,7 @@ def eval_alerts_cmd(
     from gazeqwen_edge.cli.runtime import model_window_s
     from gazeqwen_edge.runtime.alerts_eval import evaluate_alerts, markdown, watch_cases
     from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.runtime.watches import default_threshold
     from gazeqwen_edge.training.synthetic_benchmark import benchmark_watch_truth
 
     items = _load_items(qa, videos, fixations, None, None)
@@ -368,7 +376,7 @@ def eval_alerts_cmd(
             out,
             config,
             header,
-            threshold=threshold,
+            threshold=default_threshold(gq) if threshold is None else threshold,
             hold_s=hold,
             rearm_s=rearm,
             delay_s=delay,
@@ -454,7 +462,7 @@ def train_cmd(
         None,
         "--tasks",
         help="Train (and validate) on these tasks only: short names or task types, comma separated "
-        "(e.g. OI-E,OI-H,OAR,GTA,CTL-O,CTL-A; default all).",
+        "(e.g. OI-E,OI-H,OAR,GTA,CTL-O,CTL-A,CTL-G; default all).",
     ),
     alert_pairs: bool = typer.Option(
         False,

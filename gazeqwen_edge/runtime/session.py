@@ -44,7 +44,14 @@ from gazeqwen_edge.runtime.questions import (
 )
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
-from gazeqwen_edge.runtime.watches import Alert, AlertsJsonl, Watches, parse_command, watch_score
+from gazeqwen_edge.runtime.watches import (
+    Alert,
+    AlertsJsonl,
+    Watches,
+    default_threshold,
+    parse_command,
+    watch_score,
+)
 
 FIXATION_SOURCES = ("auto", "detector", "source")
 # Chunks a question may re-prefill with the gaze known at its time (VideoStream.refresh_gaze). A step's gaze span
@@ -266,7 +273,8 @@ class Session:
         # a local microphone (voice.mic.Microphone: start(push) / stop()), set before start(): spoken questions come
         # from it instead of the source's audio; started with the ingest, stopped before the voice input closes
         self.audio_input = None
-        self.watches = Watches()  # "tell me when I look at X" (typed, spoken, --watch); scored after each chunk
+        # "tell me when I look at X" (typed, spoken, --watch); scored after each chunk, at the model's threshold
+        self.watches = Watches(threshold=default_threshold(gq))
         self._watch_notice = False
 
     # ------------------------------------------------------------------ lifecycle

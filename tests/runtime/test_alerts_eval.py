@@ -543,3 +543,9 @@ def test_truth_generator_without_a_manifest_is_refused_and_counts_read_right(ben
     assert main([*argv, "--out", str(tmp_path / "a")]) == 0
     md = (tmp_path / "a" / "results.md").read_text()
     assert "1 video, " in md and "Delays from first_appearance" in md and "control" not in md, md
+    # the threshold is the model's, as run and replay take it: p(Yes) for a letter model, the identify score's for
+    # the word-answering demo model
+    assert json.loads((tmp_path / "a" / "results.json").read_text())["threshold"] == 0.5
+    demo = [*argv[:-4], "--model", "demo", "--limit", "1", "--out", str(tmp_path / "d")]
+    assert main(demo) == 0
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["threshold"] == 0.35
