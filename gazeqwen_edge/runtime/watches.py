@@ -30,7 +30,7 @@ from gazeqwen_edge.runtime.sinks import JsonlSink
 YES_NO = ["A. Yes", "B. No"]
 # What a model that answers in words (mc_protocol "option_text", e.g. the demo model) is asked instead of the Yes/No
 # question: the synthetic benchmark's present object identification (watch_score compares the target's name with
-# the model's own answer). The tiny demo model names the gazed object (95 % of held-out test questions) but never
+# the model's own answer). The tiny demo model names the gazed object (94 % of held-out test questions) but never
 # learned the Yes/No comparison of GTA: its p(Yes) told alerting from silent test points apart no better than chance
 # (AUC 0.54 on validation scenes; the closing notes of #12). Asked while the wearer looks at no object, a model
 # trained only on StreamGaze's present questions names some object anyway (they are all asked inside a fixation on
