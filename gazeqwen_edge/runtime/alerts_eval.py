@@ -546,13 +546,17 @@ def _read_log(path: Path, header: dict) -> list[dict]:
             f"{path} was written by another alerts evaluation (differs in: {', '.join(named) or 'its header'})",
             hint="use another --out, or rerun with the same settings to resume",
         )
-    return [x for x in lines[1:] if isinstance(x, dict) and "video" in x]
+    records: dict[str, dict] = {}  # a video logged twice (two runs on one --out): its last record
+    for x in lines[1:]:
+        records[x["video"]] = x
+    return list(records.values())
 
 
 def _log_lines(path: Path) -> list:
     """The records of an alerts log. A last line cut off mid-write (a killed run: no newline at its end) is dropped
     and cut from the file, so the resumed run appends after the last whole record and replays that video again; an
-    unreadable line before it is an InputError naming it."""
+    unreadable line before it, or a line after the first that is no video record ({"video": name, "watches": [...]}),
+    is an InputError naming it."""
     raw = path.read_bytes()
     lines, complete = [], 0
     for k, line in enumerate(raw.splitlines(keepends=True)):
@@ -571,7 +575,24 @@ def _log_lines(path: Path) -> list:
                 f.truncate(complete)
             break
         complete += len(line)
+        rec = lines[-1]
+        if k and rec is not None and not _is_video_record(rec):
+            raise InputError(
+                path,
+                f"line {k + 1} is no video record",
+                hint="delete the log (or use another --out) to start afresh",
+            )
     return [x for x in lines if x is not None]
+
+
+def _is_video_record(rec) -> bool:
+    """A log line replay_video wrote: its video's name and a list of watch records."""
+    return (
+        isinstance(rec, dict)
+        and isinstance(rec.get("video"), str)
+        and isinstance(rec.get("watches"), list)
+        and all(isinstance(w, dict) and isinstance(w.get("checks"), list) for w in rec["watches"])
+    )
 
 
 def _pct(x) -> str:

@@ -157,7 +157,7 @@ class TerminalSink(Sink):
                 self._open, self._cut = False, True
             self._print(
                 f"[bold magenta]alert[/] [dim]{alert.t:7.1f} s[/] you are looking at {escape(one_line(alert.watch))} "
-                f"[dim](p(yes) {alert.score:.2f})[/]"
+                f"[dim](score {alert.score:.2f})[/]"
             )
 
     def notice(self, kind: str, message: str, t_s: float | None) -> None:

@@ -345,6 +345,14 @@ def test_a_resumed_run_may_change_limit_and_a_record_cut_off_mid_write_is_replay
     with pytest.raises(InputError, match="line 2 is no JSON record"):
         al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
     assert log.read_bytes() == before
+    # JSON of the wrong shape (before: a TypeError from the summary), and a video logged twice (counted once)
+    log.write_bytes(lines[0] + b'{"video": "x.mp4", "watches": 7}\n' + b"".join(lines[1:]))
+    with pytest.raises(InputError, match="line 2 is no video record"):
+        al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
+    log.write_bytes(b"".join(lines) + lines[1])
+    n_calls = len(calls)
+    doc = al.evaluate_alerts(gq, items, out, cfg, {"model": "tiny", "limit": 0})
+    assert len(calls) == n_calls and doc["summary"]["videos"] == len(videos)
 
 
 def _watch_record(case, target, checks, points, first_gaze_s=None, control=False):

@@ -216,3 +216,15 @@ def test_a_watch_says_yes_at_the_threshold_of_the_models_score(stream_gq, monkey
         replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", [], setup=setup)
     assert seen == dict.fromkeys(("session", "cli"), 0.35 if word else 0.5)
     assert (tmp_path / "s" / "alerts.jsonl").exists() == word
+
+
+def test_one_object_said_twice_on_the_command_line_is_one_watch_told_once(capsys):
+    """Before: `--watch "the green star" --watch "Green Star"` printed "watching for" twice for its one watch."""
+    from types import SimpleNamespace
+
+    from gazeqwen_edge.cli.runtime import add_watches
+
+    session = SimpleNamespace(gq=SimpleNamespace(mc_protocol="letter"))
+    add_watches(session, ["the green star", "Green Star ", "the cup"], hold_s=0.0)
+    err = capsys.readouterr().err
+    assert len(session.watches) == 2 and err.count("watching for") == 2, err

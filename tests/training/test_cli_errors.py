@@ -161,6 +161,10 @@ def test_train_tasks_are_checked_before_loading_and_filter_the_items(capsys, tmp
     qa = write_toy_set(tmp_path / "toy", n_videos=2)  # attribute (OAR) and control (CTL-A) questions
     rc, _, err = cli(capsys, "train", "--qa", qa, "--out", tmp_path / "o1", "--tasks", "GTA")
     _assert_user_error(rc, err, "holds no item of the tasks GTA")
+    # eval: a task the file does not hold is named (before: "see the skipped items above", and none were)
+    rc, _, err = cli(capsys, "eval", "--qa", qa, "--out", tmp_path / "e1", "--tasks", "CTL-G", "--model", "tiny")
+    _assert_user_error(rc, err, "holds no usable item of the tasks asked (CTL-G)")
+    assert "holds no CTL-G question" in err and "see the skipped items above" not in err
     seen = {}
 
     def fake_train(gq, train, val, out, **kw):
