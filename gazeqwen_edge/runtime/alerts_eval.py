@@ -246,7 +246,7 @@ def summarise(video_records: Sequence[dict], delay_s: float, threshold: float | 
                 for (t, score), g in zip(w["checks"], gaze_at, strict=True):
                     by_gaze[g]["checks"] += 1
                     by_gaze[g]["yes"] += score >= threshold
-                    if w["outcome"] in ("early", "false") and w["alerts_s"] and abs(t - w["alerts_s"][0]) < 5e-4:
+                    if w["outcome"] in ("early", "false") and w["alerts_s"] and abs(t - w["alerts_s"][0]) < 1e-3:
                         by_gaze[g]["early_or_false"] += 1
             for _, expected, predicted, _ in w["decisions"]:
                 tp += expected and predicted
