@@ -341,8 +341,6 @@ def replay_video(
     for c in vc.cases:
         wid = ids[c.case_id]
         checks = [(round(t, 3), s) for t, s in watches.checks.get(wid, [])]
-        al = sorted(alerts.get(wid, []))
-        outcome, delay = alert_outcome(al, c, delay_s)
         gaze = (
             {}
             if vc.fixations is None
@@ -356,15 +354,24 @@ def replay_video(
                 "first_appearance_s": c.first_appearance_s,
                 "first_gaze_s": c.first_gaze_s,
                 "control": c.control,
-                "alerts_s": al,
                 "checks": checks,
-                "decisions": decisions(checks, c.points, threshold),
-                "outcome": outcome,
-                "delay_s": None if delay is None else round(delay, 6),
+                **_judged(c, checks, sorted(alerts.get(wid, [])), threshold, delay_s),
                 **gaze,
             }
         )
     return {"video": vc.video.name, "watches": out, "wall_s": round(result.wall_s, 2)}
+
+
+def _judged(case: WatchCase, checks, alerts_s: list[float], threshold: float, delay_s: float) -> dict:
+    """A watch record's judged fields: its alerts (video s), the decisions at its test points and its outcome and
+    delay; one place for replay_video and rescore, so a rescored record is what the run would have logged."""
+    outcome, delay = alert_outcome(alerts_s, case, delay_s)
+    return {
+        "alerts_s": alerts_s,
+        "decisions": decisions(checks, case.points, threshold),
+        "outcome": outcome,
+        "delay_s": None if delay is None else round(delay, 6),
+    }
 
 
 def rescore(
@@ -393,16 +400,7 @@ def rescore(
                 w["first_gaze_s"],
                 w["control"],
             )
-            outcome, delay = alert_outcome(alerts, case, delay_s)
-            watches.append(
-                {
-                    **w,
-                    "alerts_s": alerts,
-                    "decisions": decisions(w["checks"], case.points, threshold),
-                    "outcome": outcome,
-                    "delay_s": None if delay is None else round(delay, 6),
-                }
-            )
+            watches.append({**w, **_judged(case, w["checks"], alerts, threshold, delay_s)})
         out.append({**v, "watches": watches})
     return out
 
