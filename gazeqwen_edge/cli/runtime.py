@@ -216,16 +216,21 @@ def load(
 
 def check_watches(targets: list[str] | None) -> list[str]:
     """The --watch targets, stripped; ConfigError (exit 2) for one that runtime.watches.check_target refuses (empty,
-    too long, a control character), before the model loads."""
+    too long, a control character, no word), before the model loads. A whole spoken-style command given as the
+    target (--watch "tell me when I look at the cup") watches its object ("the cup"), as it would typed or spoken; a
+    "stop watching ..." command is refused."""
     from gazeqwen_edge.errors import ConfigError
-    from gazeqwen_edge.runtime.watches import check_target
+    from gazeqwen_edge.runtime.watches import check_target, parse_command
 
+    hint = "describe what to watch in plain words: --watch 'the stove'"
     out = []
     for t in targets or []:  # (text that is not UTF-8 is refused with every argument: cli.main)
+        command = parse_command(t) if isinstance(t, str) else None
+        if command is not None and command[0] == "remove":
+            raise ConfigError(f"--watch {t!r} is a command to stop watching, not something to watch", hint=hint)
         try:
-            out.append(check_target(t, "--watch"))
+            out.append(check_target(command[1] if command else t, "--watch"))
         except ValueError as e:
-            hint = "describe what to watch in plain words: --watch 'the stove'"
             raise ConfigError(str(e), hint=hint) from None
     return out
 

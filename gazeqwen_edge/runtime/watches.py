@@ -83,19 +83,21 @@ def parse_command(text: str) -> tuple[str, str] | None:
 
 
 def check_target(target: str, what: str = "the watch") -> str:
-    """A watch's target, stripped: valid text (errors.check_text) of 1..MAX_TARGET_CHARS characters without a control
-    character (C0, DEL, C1: a line break or an escape sequence would reach the terminal and alerts.jsonl with every
-    alert). One rule for every way a watch arrives (--watch, typed, spoken, a questions file). ValueError naming
-    `what`."""
+    """A watch's target, stripped of spaces and of a sentence's closing ".", "!" or "?" ("the stove." is "the stove":
+    the target is put inside the question's <...>): valid text (errors.check_text) of 1..MAX_TARGET_CHARS characters
+    without a control character (C0, DEL, C1: a line break or an escape sequence would reach the terminal and
+    alerts.jsonl with every alert) that names something (a letter or a digit: "?" or "..." is no object). One rule for
+    every way a watch arrives (--watch, typed, spoken, a questions file). ValueError naming `what`."""
     check_text(target, what)
     control = next((c for c in target if ord(c) < 32 or 127 <= ord(c) < 160), None)
     if control is not None:
         raise ValueError(f"{what} holds a control character ({ascii(control)})")
-    t = target.strip()
-    if not t or len(t) > MAX_TARGET_CHARS:
+    t = target.strip().rstrip(".!?").strip()
+    if not t or len(t) > MAX_TARGET_CHARS or not any(c.isalnum() for c in t):
         shown = target if len(target) <= 40 else target[:40] + "..."
         raise ValueError(
-            f"{what} needs a short description (1..{MAX_TARGET_CHARS} characters), got {shown!r} ({len(target)})"
+            f"{what} needs a short description (1..{MAX_TARGET_CHARS} characters) in words, got {shown!r}"
+            f" ({len(target)})"
         )
     return t
 

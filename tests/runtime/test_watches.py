@@ -40,6 +40,9 @@ def test_commands(text, want):
         ("   ", "needs a short description"),
         ("x" * 81, "needs a short description"),
         ("the \udcffcup", "is not valid text"),
+        ("?", "needs a short description"),  # names nothing
+        (" ... ", "needs a short description"),
+        ("-", "needs a short description"),
     ],
 )
 def test_a_watch_target_must_be_plain_words(target, problem):
@@ -49,6 +52,20 @@ def test_a_watch_target_must_be_plain_words(target, problem):
         ws.add(target)
     assert len(ws) == 0
     assert ws.add("  the stove ").target == "the stove"
+    assert ws.add("the red cup.").target == "the red cup"  # a sentence's full stop is not part of the object
+    assert watch_question(ws.add("the 2nd mug?").target) == "Monitor my gaze and alert me when I gaze on the <2nd mug>."
+
+
+def test_a_whole_command_given_to_watch_watches_its_object():
+    """Before: --watch "tell me when I look at the cup" watched an object called "tell me when I look at the cup"."""
+    from gazeqwen_edge.cli.runtime import check_watches
+    from gazeqwen_edge.errors import ConfigError
+
+    assert check_watches(["Tell me when I look at the cup.", "the stove"]) == ["the cup", "the stove"]
+    with pytest.raises(ConfigError, match="a command to stop watching"):
+        check_watches(["stop watching the cup"])
+    with pytest.raises(ConfigError, match="needs a short description"):
+        check_watches(["tell me when I look at"])
 
 
 def test_the_watch_is_asked_as_the_model_was_trained():
