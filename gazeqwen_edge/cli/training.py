@@ -221,8 +221,8 @@ def eval_cmd(
     clip: str = typer.Option(
         "auto",
         callback=choice("auto", "reference", "stream"),
-        help="Clip policy: reference (window + fps rule, 8 frames) | stream (the runtime's 2 fps frames) | auto (the "
-        "model's training policy).",
+        help="Clip policy: reference (window + fps rule, 8 frames) | stream (the runtime's 2 fps frames, as long as "
+        "the model's stream training clips, else 60 s) | auto (the model's training policy).",
     ),
     split: Path = typer.Option(None, "--split", help="Split file (train/val/test video lists) to select from."),
     which: str = typer.Option("test", callback=choice("train", "val", "test"), help="Which split of --split."),
@@ -257,7 +257,11 @@ def eval_cmd(
     if clip == "auto":
         clip_cfg = ClipConfig(**train_clip) if train_clip else ClipConfig()
     else:
-        clip_cfg = ClipConfig(policy=clip, scanpath="reference" if clip == "reference" else "stream")
+        # a stream clip as long and as dense as the model's own stream training clips (the demo model's are 2 s):
+        # the policy named, not other defaults
+        trained = train_clip if clip == "stream" and train_clip.get("policy") == "stream" else {}
+        rate = {k: trained[k] for k in ("stream_fps", "stream_max_s") if k in trained}
+        clip_cfg = ClipConfig(policy=clip, scanpath="reference" if clip == "reference" else "stream", **rate)
     proto = protocol if protocol != "auto" else ("option_text" if gq.mc_protocol == "option_text" else "reference")
     header = {
         "model": model if checkpoint is None else f"{model}+{checkpoint}",

@@ -234,6 +234,15 @@ def _same(found: Any, wanted: Any) -> bool:
     return found == wanted
 
 
+def _difference(key: str, found: Any, wanted: Any) -> str:
+    """How header value `key` differs, for the refusal to resume: of two dicts (the clip) only the fields that differ
+    ("clip stream_max_s: log has 2.0, this run 60.0"), else both values."""
+    if isinstance(found, dict) and isinstance(wanted, dict):
+        fields = [f for f in {**found, **wanted} if found.get(f) != wanted.get(f)]
+        return "; ".join(f"{key} {f}: log has {found.get(f)!r}, this run {wanted.get(f)!r}" for f in fields)
+    return f"{key}: log has {found!r}, this run {wanted!r}"
+
+
 def _md_value(v: Any) -> str:
     """A header value as results.md lists it: a dict as "key value, ...", a list as its items (or "none")."""
     if isinstance(v, dict):
@@ -311,7 +320,7 @@ class ResultsLog:
         keys = [*HEADER_KEYS, *(k for k in OPTIONAL_HEADER_KEYS if k in wanted)]
         diff = [k for k in keys if not _same(found.get(k), wanted[k])]
         if diff:
-            what = "; ".join(f"{k}: log has {found.get(k)!r}, this run {wanted[k]!r}" for k in diff)
+            what = "; ".join(_difference(k, found.get(k), wanted[k]) for k in diff)
             raise InputError(
                 self.path,
                 f"the results log was written by another run ({what})",

@@ -177,4 +177,9 @@ def test_train_and_eval_commands_end_to_end(toy_qa, tmp_path):
     r = runner.invoke(app, args)
     assert r.exit_code == 0 and len(json.loads((ev / "results.json").read_text())["items"]) == 6
     r = runner.invoke(app, [*args, "--clip", "reference"])  # resumed under another clip: refused, not mixed
-    assert isinstance(r.exception, InputError) and "clip: log has {'policy': 'stream'" in str(r.exception), r.output
+    assert isinstance(r.exception, InputError) and "clip policy: log has 'stream', this run 'reference'" in str(
+        r.exception
+    ), r.output
+    # --clip stream is the model's own stream clip (3 s here), not a 60 s one: it resumes the run of --clip auto
+    r = runner.invoke(app, [*args, "--clip", "stream"])
+    assert r.exit_code == 0, r.output

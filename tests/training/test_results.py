@@ -283,9 +283,11 @@ def test_a_log_resumes_only_on_the_same_clip_and_lists_it_readably(tmp_path):
     with ResultsLog(p).open(stream) as log:
         log.append(r(SR, "A", "A"))
     assert len(ResultsLog(p).read(stream)) == 1
-    other = {**HEADER, "clip": asdict(ClipConfig())}
-    with pytest.raises(InputError, match="clip"):
+    other = {**HEADER, "clip": asdict(ClipConfig(policy="stream", scanpath="stream"))}
+    with pytest.raises(InputError) as refused:
         ResultsLog(p).open(other)
+    # the field that differs, not two dicts
+    assert "(clip stream_max_s: log has 2.0, this run 60.0)" in str(refused.value), refused.value
     # a log written before the clip was a field holds ClipConfig.key(): the same clip resumes, another is refused
     old = tmp_path / "old.jsonl"
     old.write_text(json.dumps({"header": {**HEADER, "clip": ClipConfig(**stream["clip"]).key()}}) + "\n")
