@@ -54,9 +54,12 @@ def is_synthetic(source: str) -> bool:
     return source == "synthetic" or source.startswith("synthetic:")
 
 
-def synthetic_options(source: str, duration_s: float | None, size: tuple[int, int] | None) -> dict:
-    """open_source keyword arguments for a synthetic scene's length and frame size; ConfigError if they are given for
-    another kind of source (where they would be silently ignored)."""
+def synthetic_options(source: str, duration_s: float | None = None, size: tuple[int, int] | None = None) -> dict:
+    """open_source keyword arguments for SOURCE as every command opens it: a synthetic scene's length and frame size,
+    and its objects at the synthetic benchmark's size (device.synthetic.BENCHMARK_OBJECT_SCALE, what the demo model
+    was trained on: `replay synthetic:3` and `demo` show it the same scene); {} for other sources. ConfigError if a
+    length or size is given for another kind of source (where it would be silently ignored)."""
+    from gazeqwen_edge.device.synthetic import BENCHMARK_OBJECT_SCALE
     from gazeqwen_edge.errors import ConfigError
 
     if not is_synthetic(source):
@@ -66,7 +69,7 @@ def synthetic_options(source: str, duration_s: float | None, size: tuple[int, in
                 hint="drop them, or use SOURCE 'synthetic' or 'synthetic:SEED'",
             )
         return {}
-    kw: dict = {}
+    kw: dict = {"object_scale": BENCHMARK_OBJECT_SCALE}
     if duration_s is not None:
         kw["duration_s"] = duration_s
     if size is not None:
@@ -193,7 +196,7 @@ def inspect(
     from gazeqwen_edge.device import open_source
     from gazeqwen_edge.device.inspect import summarize
 
-    with open_source(source) as src:
+    with open_source(source, **synthetic_options(source)) as src:
         live = src.end_ns is None and not hasattr(src, "gaze_arrays")
         s = summarize(src, decode_frames=decode, max_seconds=seconds if live else None)
     if as_json:
@@ -233,3 +236,11 @@ def inspect(
     console.print(t)
     for n in s["notices"]:
         console.print(f"  [yellow]notice[/] {escape(one_line(n))}", highlight=False)
+    if s["objects"]:  # a synthetic scene: what a --watch or a question can name
+        seen = [
+            f"{o['name']} (first looked at {o['first_looked_at_s']:.1f} s)"
+            if o["first_looked_at_s"] is not None
+            else f"{o['name']} (never looked at)"
+            for o in s["objects"]
+        ]
+        console.print(f"  objects: {', '.join(seen)}", highlight=False)

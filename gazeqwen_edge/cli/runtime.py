@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
+from gazeqwen_edge.cli.device import synthetic_options
 from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
 from gazeqwen_edge.errors import one_line
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
@@ -394,7 +395,7 @@ def replay(
 
     pace = parse_speed(speed)
     cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
-    with open_source(source) as src:  # the source and the questions are checked before the (slow) model load
+    with open_source(source, **synthetic_options(source)) as src:  # checked (with the questions) before the model
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts, speak_device=speak_device)
         voices = voice_factory(voice, asr_model, lockstep=pace is None)
@@ -577,7 +578,7 @@ class _device:
             from gazeqwen_edge.device import open_source
             from gazeqwen_edge.device.simulator import NeonSimulator
 
-            self.served = open_source(self.sim_source)
+            self.served = open_source(self.sim_source, **synthetic_options(self.sim_source))
             self.sim = NeonSimulator(self.served, loop=True).start()
             console_err.print(f"simulator serving {escape(self.sim_source)} on 127.0.0.1:{self.sim.port}")
             self.neon = NeonLiveSource("127.0.0.1", self.sim.port, **self.kw)

@@ -46,6 +46,7 @@ from pathlib import Path
 import numpy as np
 
 from gazeqwen_edge.device.streamgaze import FILTERED_SUFFIX  # the file GazeQwen's loader reads
+from gazeqwen_edge.device.synthetic import BENCHMARK_OBJECT_SCALE
 from gazeqwen_edge.errors import ConfigError, InputError, write_bytes_atomic, write_error
 from gazeqwen_edge.training.tasks import (
     ALL_TASKS,
@@ -124,11 +125,8 @@ def scene_seeds(seed: int, n_videos: int) -> dict[str, list[int]]:
     return out
 
 
-# Objects 2.5x the device layer's default size (radius 18-28 % of the shorter side): at the demo model's 224 px budget
-# an object spans about two merged video tokens. At 1.6x (one token) a linear probe on the tiny random encoders still
-# told the gazed object's colour apart (82 %), but training the demo model there stayed at chance; at 2.5x a
-# learnability probe (fresh scenes, joint training) learned object identification from gaze (closing notes of #10)
-DEFAULT_OBJECT_SCALE = 2.5
+# the benchmark's object size (device.synthetic.BENCHMARK_OBJECT_SCALE: 2.5x the device layer's default, and why)
+DEFAULT_OBJECT_SCALE = BENCHMARK_OBJECT_SCALE
 
 
 def scene_n_objects(scene_seed: int, n_objects: tuple[int, int] = DEFAULT_OBJECTS) -> int:

@@ -147,8 +147,39 @@ def test_cli_record_and_inspect(tmp_path, capsys):
     assert summary["kind"] == "SessionSource" and summary["streams"]["gaze"]["count"] == len(ts)
     assert summary["streams"]["gaze"]["rate_hz"] == pytest.approx(200, rel=1e-3)
     assert summary["scene_size"] == [96, 64]
+    assert summary["objects"] is None  # a recording knows no objects
     assert main(["inspect", "synthetic:1"]) == 0
     assert "200.0 Hz" in capsys.readouterr().out
+
+
+def test_the_cli_opens_a_synthetic_scene_as_the_benchmark_draws_it_and_inspect_names_its_objects(
+    capsys, monkeypatch, tmp_path
+):
+    """Before: `replay synthetic:3` drew the objects at the device layer's default size, 1/2.5 of what the demo model
+    was trained on (a new user's watch on one never fired), and `inspect` did not say which objects a scene holds."""
+    import gazeqwen_edge.device as device
+    from gazeqwen_edge.device.synthetic import BENCHMARK_OBJECT_SCALE
+
+    assert main(["inspect", "synthetic:3", "--json"]) == 0
+    objects = json.loads(capsys.readouterr().out)["objects"]
+    scene = SyntheticScene(seed=3, object_scale=BENCHMARK_OBJECT_SCALE)
+    first: dict[str, int] = {}
+    for start_ns, _, name in scene.looked_at:
+        first[name] = min(first.get(name, start_ns), start_ns)
+    assert [o["name"] for o in objects] == [o.name for o in scene.objects]
+    want = [None if o.name not in first else round((first[o.name] - scene.start_ns) / 1e9, 3) for o in scene.objects]
+    assert [o["first_looked_at_s"] for o in objects] == want
+    assert SyntheticScene(seed=3).looked_at != scene.looked_at  # the size matters: the check tells the two apart
+    assert main(["inspect", "synthetic:3"]) == 0
+    o = scene.objects[0].name
+    assert f"objects: {o} (first looked at {want[0]:.1f} s)" in capsys.readouterr().out
+
+    opened: list[dict] = []
+    real = device.open_source
+    monkeypatch.setattr(device, "open_source", lambda spec, **kw: opened.append(kw) or real(spec, **kw))
+    (tmp_path / "q.jsonl").write_text("not json\n")  # refused after the source is open, before the model loads
+    rc = main(["replay", "synthetic:3", "--questions", str(tmp_path / "q.jsonl"), "--out", str(tmp_path / "r")])
+    assert rc == 2 and opened == [{"object_scale": BENCHMARK_OBJECT_SCALE}]
 
 
 def test_cli_inspect_neon(neon_recording_dir, capsys):
