@@ -92,6 +92,12 @@ def finite(min: float | None = None, max: float | None = None, *, above: float |
     return check
 
 
+def _with_range(help: str, allowed: str) -> str:
+    """An option's help with the values it takes in brackets before the closing full stop: "Frames per second
+    (a finite number >= 0.1 and <= 30)." (before: "... <= 30.)", as if 30. were a number)."""
+    return f"{help.rstrip().rstrip('.')} ({allowed})."
+
+
 def float_option(
     default: float | None,
     *param_decls: str,
@@ -106,7 +112,7 @@ def float_option(
         default,
         *param_decls,
         callback=finite(min, max, above=above),
-        help=f"{help} ({_describe(min, max, above)}.)",
+        help=_with_range(help, _describe(min, max, above)),
         **kw,
     )
 
@@ -119,7 +125,7 @@ def _seed(ctx: typer.Context, param: typer.CallbackParam, value: int | None) -> 
 
 def seed_option(default: int, *param_decls: str, help: str, **kw):
     """`typer.Option` for a random seed: a whole number from 0 to 2**32 - 1."""
-    return typer.Option(default, *param_decls, callback=_seed, help=f"{help} (0 to {MAX_SEED}.)", **kw)
+    return typer.Option(default, *param_decls, callback=_seed, help=_with_range(help, f"0 to {MAX_SEED}"), **kw)
 
 
 def frame_size(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> tuple[int, int] | None:

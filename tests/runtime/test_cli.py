@@ -265,6 +265,8 @@ def test_help_written_to_a_pipe_is_plain_and_not_cut(command):
         assert "orin-nx" in flat and "[default: question-view]" in flat
     if command == ["run"]:
         assert "[default: gaze,world,audio,eye_events]" in flat
+        # a range closes before the full stop: "(a finite number >= 0.1 and <= 30)." (before: "<= 30.)")
+        assert "(a finite number >= 0.1 and <= 30)." in flat and not re.search(r"\d\.\)", flat), flat
     if command == []:  # command summaries whole, wrapped: click cut them to one line with "..."
         assert "..." not in p.stdout.split("Commands:")[1]
         assert "the installed optional stacks (extras) and the compute devices found" in flat
