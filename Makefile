@@ -20,7 +20,7 @@ demo: setup
 	$(VENV)/bin/gazeqwen-edge demo
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 lint: setup
 	$(VENV)/bin/ruff check gazeqwen_edge tests benchmarks
