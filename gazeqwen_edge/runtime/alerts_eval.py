@@ -285,11 +285,14 @@ def replay_video(
     rearm_s: float,
     delay_s: float,
     fixations: str = "detector",
+    source=None,
 ) -> dict:
     """Replay one video (StreamGazeSource: its frames and fixation CSV) through the streaming session in lockstep,
     with a watch per case added when it is asked; returns its record: per watch the checks [(s, p(Yes))], alerts
     (video s), decisions at the test points, outcome and delay. `fixations`: FIXATION_MODES (how the session learns
-    the fixations; it overrides config.fixations)."""
+    the fixations; it overrides config.fixations). `source`: another Source to replay instead of the video's
+    (benchmarks/watch_scenes.py: a synthetic scene with its own noisy gaze; "detector" then reads that gaze, "source"
+    its own fixations), its time 0 the cases' video time 0."""
     import dataclasses
 
     from gazeqwen_edge.device.streamgaze import StreamGazeSource
@@ -298,7 +301,9 @@ def replay_video(
     from gazeqwen_edge.runtime.watches import Watches
 
     _check_fixation_mode(fixations)
-    source = StreamGazeSource(vc.video, fixations=vc.fixation_csv, gaze_hz=GAZE_HZ if fixations == "detector" else None)
+    if source is None:
+        hz = GAZE_HZ if fixations == "detector" else None
+        source = StreamGazeSource(vc.video, fixations=vc.fixation_csv, gaze_hz=hz)
     config = dataclasses.replace(config, fixations=fixations)
 
     class Recording(Watches):
