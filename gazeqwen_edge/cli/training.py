@@ -23,7 +23,7 @@ from gazeqwen_edge.cli.options import (
     torch_device,
 )
 from gazeqwen_edge.errors import ConfigError, InputError, one_line, write_bytes_atomic, write_error
-from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
+from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S, IDENTIFY_THRESHOLD, YES_THRESHOLD
 
 TINY_MAX_PIXELS = 224 * 224  # a new tiny model's pixel budget: 320x240 scenes -> 9 x 6 merged tokens per step
 TINY_LLM = (4, 64)  # a new tiny model's LLM: decoder layers, hidden size (model/tiny.py)
@@ -309,8 +309,8 @@ def eval_alerts_cmd(
         "--threshold",
         above=0.0,
         max=0.99,
-        help="Score at which a watch says yes (default: the model's, as run and replay use it: 0.35 for a model that "
-        "answers in words, 0.5 for p(Yes)).",
+        help="Score at which a watch says yes (default: the model's, as run and replay use it: "
+        f"{IDENTIFY_THRESHOLD:g} for a model that answers in words, {YES_THRESHOLD:g} for p(Yes)).",
     ),
     hold: float = float_option(
         DEFAULT_HOLD_S, "--watch-hold", min=0.0, max=60.0, help="Seconds a yes must hold to alert."

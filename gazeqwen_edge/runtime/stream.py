@@ -542,17 +542,23 @@ class VideoStream:
         return dict(zip(letters, lps, strict=True))
 
     @torch.no_grad()
-    def answer_logprobs(self, question: str, answer: str, max_guess_tokens: int = 12) -> tuple[float, float]:
+    def answer_logprobs(
+        self, question: str, answer: str, max_guess_tokens: int = 12, alternatives: Sequence[str] = ()
+    ) -> tuple[float, float]:
         """After the video so far, with `question` asked without options (the way `answer` asks it): (log p(answer's
-        words + end of turn), log p of the model's own greedy reply, end of turn included). Their difference says
-        how far `answer` is from what the model would say (0 when it is that). One prefill; the cache is cut back."""
+        words + end of turn), log p of the model's own answer, end of turn included): the greedy reply's, or that of
+        one of `alternatives` where it is more likely (greedy decoding takes the likeliest token at each step, not the
+        likeliest reply: "white" + "circle" can win over "nothing" while "nothing" as a whole is likelier). Their
+        difference says how far `answer` is from what the model would say (0 when it is that). One prefill; the
+        cache is cut back."""
         try:
             logits, next_pos = self._question_prefill(question)
-            (lp,) = self.gq.continuation_logprobs(logits, self.cache, next_pos, [self.gq.answer_ids(answer)])
+            conts = [self.gq.answer_ids(a) for a in (answer, *alternatives)]
+            lp, *lp_alternatives = self.gq.continuation_logprobs(logits, self.cache, next_pos, conts)
             _, lp_greedy = self.gq.greedy_continuation(logits, self.cache, next_pos, max_guess_tokens)
         finally:
             self.cut_back()
-        return lp, lp_greedy
+        return lp, max([lp_greedy, *lp_alternatives])
 
     def score_mc(self, question: str, options: Sequence[str], prompt: str = "reference") -> dict[str, float]:
         """{letter: score} under the model's own multiple-choice protocol (`GazeQwen.mc_protocol`)."""

@@ -37,6 +37,13 @@ YES_NO = ["A. Yes", "B. No"]
 # one), and a watch on that object fires; the demo model is also trained on the benchmark's CTL-G questions (the
 # answer "nothing" then), so its own answer, not the target, is the likely one there.
 IDENTIFY_QUESTION = "Which object is the user currently gazing at?"
+# The answer to IDENTIFY_QUESTION while the wearer looks at no object (training/tasks.py NOTHING, the synthetic
+# benchmark's CTL-G; a test checks the two agree). Greedy decoding misses it where its first word loses to a colour
+# ("white" + "circle" beat "nothing" token by token while "nothing" is the likelier reply), so watch_score takes it
+# as the model's own answer where it is likelier than the greedy one. On the CLI's synthetic scenes (seeds 1-10,
+# benchmarks/watch_scenes.py) the demo model's greedy reply at a check on a background fixation was never
+# "nothing", though "nothing" was likelier at 11 of the 16 such checks that fired a watch.
+NOTHING = "nothing"
 
 _ADD = re.compile(
     r"^\s*(?:please\s+)?(?:tell|alert|notify|warn|remind)\s+me\s+(?:when(?:ever)?|if|once)\s+"
@@ -57,12 +64,14 @@ MAX_TARGET_CHARS = 80
 DEFAULT_HOLD_S = 0.0
 # The score at which a watch says yes, by the score watch_score gives. p(Yes) of the proactive question (the 7B's
 # StreamGaze protocol): YES_THRESHOLD, even odds. The identify score of a model that answers in words (p(target) /
-# p(its own answer)): IDENTIFY_THRESHOLD, the target at least about a third as likely as what the model would say,
+# p(its own answer)): IDENTIFY_THRESHOLD, the target at least about a seventh as likely as what the model would say,
 # chosen on the synthetic benchmark's validation split with the demo model (benchmarks/alert_threshold.py over its
-# `eval-alerts` run: the most first alerts on time less the early and false ones; 0.5 there: 136 on time, 13 early,
-# 1 false; 0.35: 169, 16, 3). Held-out test split: README "Alerts".
+# `eval-alerts` run: the most first alerts on time less the early and false ones; 0.15 there: 176 on time, 16
+# early, 3 false; 0.35: 144, 10, 1; 0.5: 115, 10, 0). It was 0.35 while the model's own answer was its greedy reply
+# alone (169, 16, 3 there): with NOTHING as an answer of its own, a background fixation's check scores lower, and a
+# lower threshold keeps the checks on the target. Held-out test split: README "Alerts".
 YES_THRESHOLD = 0.5
-IDENTIFY_THRESHOLD = 0.35
+IDENTIFY_THRESHOLD = 0.15
 
 
 def default_threshold(gq) -> float:
@@ -149,11 +158,12 @@ class Alert:
 def watch_score(stream, w: Watch, prompt: str = "reference") -> float:
     """A watch's score in [0, 1] on the video so far (runtime.stream.VideoStream; the cache is cut back after). For a
     model that answers in words: how close the target is to its own answer to IDENTIFY_QUESTION, p(target's words)
-    / p(its greedy answer) capped at 1 (1 when it would name the target; a ratio, so the many names it could say do
-    not make every probability small). Otherwise p(Yes) of the proactive question with Yes / No (p_yes)."""
+    / p(its own answer) capped at 1 (1 when it would name the target; a ratio, so the many names it could say do not
+    make every probability small), its own answer the greedy reply or NOTHING, whichever is likelier. Otherwise
+    p(Yes) of the proactive question with Yes / No (p_yes)."""
     if stream.gq.mc_protocol == "option_text":
-        lp, lp_guess = stream.answer_logprobs(IDENTIFY_QUESTION, _object(w.target))
-        return math.exp(min(0.0, lp - lp_guess))
+        lp, lp_own = stream.answer_logprobs(IDENTIFY_QUESTION, _object(w.target), alternatives=(NOTHING,))
+        return math.exp(min(0.0, lp - lp_own))
     return p_yes(stream.score_mc(w.question, YES_NO, prompt))
 
 

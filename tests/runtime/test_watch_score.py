@@ -1,5 +1,5 @@
 """How a watch is scored (runtime/watches.watch_score): p(Yes) for letter models; for models that answer in words,
-p(target's name) / p(own greedy answer). The greedy continuation is checked against the answer the stream decodes and
+p(target's name) / p(own answer: the greedy reply or "nothing", whichever is likelier). The greedy continuation is checked against the answer the stream decodes and
 against the option-text scorer (two other routes through the same cache)."""
 
 from __future__ import annotations
@@ -51,6 +51,34 @@ def test_answer_logprobs_are_the_targets_and_the_greedy_likelihoods(stream):
     assert (lp, lp_greedy) == pytest.approx((ref, ref_greedy), abs=1e-4)
 
 
+def test_the_models_own_answer_is_an_alternative_where_it_is_likelier_than_the_greedy_reply(stream):
+    """Greedy decoding takes the likeliest token at each step, not the likeliest reply: an alternative reply (the
+    demo model's "nothing") can be likelier. answer_logprobs' second value is then the alternative's."""
+    gq = stream.gq
+    logits, next_pos = stream._question_prefill(IDENTIFY_QUESTION)
+    greedy_ids, _ = gq.greedy_continuation(logits, stream.cache, next_pos, 5)
+    stream.cut_back()
+    # the greedy reply's first word alone, then the end of turn: likelier than 5 tokens of this random model's reply
+    alternatives = ("nothing", gq.tokenizer.decode(greedy_ids[:1]))
+    lp, lp_own = stream.answer_logprobs(IDENTIFY_QUESTION, "red circle", max_guess_tokens=5, alternatives=alternatives)
+    logits, next_pos = stream._question_prefill(IDENTIFY_QUESTION)
+    refs = gq.continuation_logprobs(logits, stream.cache, next_pos, [gq.answer_ids(a) for a in alternatives])
+    _, ref_greedy = gq.greedy_continuation(logits, stream.cache, next_pos, 5)
+    stream.cut_back()
+    assert max(refs) > ref_greedy  # (here an alternative wins: the check below has something to tell apart)
+    assert lp_own == pytest.approx(max(ref_greedy, *refs), abs=1e-4)
+    assert stream.answer_logprobs(IDENTIFY_QUESTION, "red circle", max_guess_tokens=5)[1] == pytest.approx(
+        ref_greedy, abs=1e-4
+    )
+
+
+def test_the_runtime_says_nothing_as_the_model_was_trained_to():
+    from gazeqwen_edge.runtime.watches import NOTHING
+    from gazeqwen_edge.training.tasks import NOTHING as TRAINED
+
+    assert NOTHING == TRAINED
+
+
 def test_watch_score_by_protocol(stream, monkeypatch):
     w = Watch(1, "the red circle", "Monitor my gaze and alert me when I gaze on the <red circle>.")
     stream.gq.mc_protocol = "letter"
@@ -58,5 +86,9 @@ def test_watch_score_by_protocol(stream, monkeypatch):
     stream.gq.mc_protocol = "option_text"
     lp, lpg = stream.answer_logprobs(IDENTIFY_QUESTION, "red circle")  # the article is dropped
     assert watch_score(stream, w) == pytest.approx(math.exp(min(0.0, lp - lpg)))
-    monkeypatch.setattr(type(stream), "answer_logprobs", lambda self, q, a: (-1.0, -3.0))
+    monkeypatch.setattr(type(stream), "answer_logprobs", lambda self, q, a, **kw: (-1.0, -3.0))
     assert watch_score(stream, w) == 1.0  # better than the greedy guess: capped at 1
+    # the model's own answer is the greedy reply or "nothing", whichever is likelier (answer_logprobs' alternatives)
+    fake = {(): (-2.0, -3.0), ("nothing",): (-2.0, -1.0)}
+    monkeypatch.setattr(type(stream), "answer_logprobs", lambda self, q, a, alternatives=(): fake[tuple(alternatives)])
+    assert watch_score(stream, w) == pytest.approx(math.exp(-1.0))
