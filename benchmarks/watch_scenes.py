@@ -1,6 +1,6 @@
 """Watches on live-like synthetic scenes: what a wearer of `replay synthetic:SEED --watch ...` would hear.
 
-    .venv/bin/python benchmarks/watch_scenes.py [--seeds 1-10] [--fixations detector|source] [--model demo]
+    .venv/bin/python benchmarks/watch_scenes.py [--seeds 1-10 | --quick] [--fixations detector|source] [--model demo]
 
 `gazeqwen-edge eval-alerts` measures the watch path on a synthetic benchmark's files: an 8 s, 320x240, 10 fps video
 and the generator's fixations replayed as noiseless gaze on each fixation's centre. A wearer's session is fed
@@ -17,7 +17,7 @@ The default seeds (1-10) are not scene seeds of `make demo-model`'s dataset (its
 here was tuned on them: a held-out figure. `--fixations source` reads the scene's own fixations (known once each
 ends) instead of the online detector on its gaze: the two side by side say how much the detector on noisy gaze costs.
 With `--out DIR` the records go to DIR/results.json in eval-alerts' format, so benchmarks/alert_threshold.py can
-choose a threshold on one set of seeds and report it on another. About 20 s a scene on 2 CPU cores with the demo model.
+choose a threshold on one set of seeds and report it on another. About 4 s a scene on 2 CPU cores with the demo model.
 """
 
 from __future__ import annotations
@@ -92,7 +92,8 @@ class _Named:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--seeds", default="1-10", help="scene seeds: '1-10', '1,4,7' (default 1-10)")
+    ap.add_argument("--seeds", default=None, help="scene seeds: '1-10', '1,4,7' (default 1-10; --quick: 1-3)")
+    ap.add_argument("--quick", action="store_true", help="three scenes (seeds 1-3) unless --seeds says otherwise")
     ap.add_argument("--fixations", choices=al.FIXATION_MODES, default="detector", help="how the session learns them")
     ap.add_argument("--model", default="demo", help="model directory or hub id (default: the demo model)")
     ap.add_argument("--duration", type=float, default=10.0, help="scene length, s (default 10, as synthetic:SEED)")
@@ -102,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = ap.parse_args(argv)
     try:
+        args.seeds = args.seeds or ("1-3" if args.quick else "1-10")
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
         ap.error(f"--seeds: {e}")
@@ -113,11 +115,16 @@ def main(argv: list[str] | None = None) -> int:
     from gazeqwen_edge.cli.device import synthetic_options
     from gazeqwen_edge.cli.runtime import model_window_s
     from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.errors import GazeQwenError
     from gazeqwen_edge.runtime.models import load_model
     from gazeqwen_edge.runtime.session import SessionConfig
     from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S, default_threshold
 
-    gq = load_model(args.model)
+    try:
+        gq = load_model(args.model)
+    except GazeQwenError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
     threshold = default_threshold(gq)
     config = SessionConfig(window_s=model_window_s(gq), max_new_tokens=16)  # as replay and eval-alerts run it
     records = []
