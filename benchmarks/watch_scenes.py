@@ -33,6 +33,7 @@ from pathlib import Path
 from gazeqwen_edge.runtime import alerts_eval as al
 
 MAX_SEEDS = 1000
+MAX_SEED = 2**32 - 1  # synthetic:SEED's range (device.registry)
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -46,6 +47,8 @@ def parse_seeds(text: str) -> list[int]:
         a, b = int(lo), int(hi) if sep else int(lo)
         if b < a:
             raise ValueError(f"a range runs upwards: {part!r}")
+        if b > MAX_SEED:
+            raise ValueError(f"a scene seed is at most {MAX_SEED}: {part!r}")
         seeds.extend(range(a, b + 1))
     if len(seeds) > MAX_SEEDS:
         raise ValueError(f"at most {MAX_SEEDS} scenes, got {len(seeds)}")
@@ -94,16 +97,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", default=None, help="scene seeds: '1-10', '1,4,7' (default 1-10; --quick: 1-3)")
     ap.add_argument("--quick", action="store_true", help="three scenes (seeds 1-3) unless --seeds says otherwise")
-    ap.add_argument("--fixations", choices=al.FIXATION_MODES, default="detector", help="how the session learns them")
+    ap.add_argument(
+        "--fixations", choices=al.FIXATION_MODES, default="detector", help="how the session learns them (detector)"
+    )
     ap.add_argument("--model", default="demo", help="model directory or hub id (default: the demo model)")
     ap.add_argument("--duration", type=float, default=10.0, help="scene length, s (default 10, as synthetic:SEED)")
     ap.add_argument("--delay", type=float, default=al.DEFAULT_DELAY_S, help="on-time window, s (default 1.5)")
-    ap.add_argument(
-        "--out", type=Path, help="also write results.json / results.md here, as eval-alerts does (alert_threshold.py)"
-    )
+    ap.add_argument("--out", help="also write results.json / results.md here, as eval-alerts does (alert_threshold.py)")
     args = ap.parse_args(argv)
     try:
-        args.seeds = args.seeds or ("1-3" if args.quick else "1-10")
+        args.seeds = ("1-3" if args.quick else "1-10") if args.seeds is None else args.seeds
         seeds = parse_seeds(args.seeds)
     except ValueError as e:
         ap.error(f"--seeds: {e}")
@@ -111,6 +114,17 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--duration must be from 0.5 to 600 s")
     if not (0 <= args.delay <= 60):
         ap.error("--delay must be from 0 to 60 s")
+    if args.out is not None:  # checked before the scenes run, not after
+        if not args.out.strip():
+            ap.error("--out is empty: give a directory for results.json and results.md")
+        args.out = Path(args.out)
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            probe = args.out / ".watch_scenes_probe"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            ap.error(f"--out {args.out} cannot be written ({e.strerror or e})")
 
     from gazeqwen_edge.cli.device import synthetic_options
     from gazeqwen_edge.cli.runtime import model_window_s
@@ -165,13 +179,12 @@ def main(argv: list[str] | None = None) -> int:
             "summary": s,
             "videos": records,
         }
-        args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "results.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
         (args.out / "results.md").write_text(al.markdown(doc), encoding="utf-8")
     a = s["alerts"]
     looked = a["on_time"] + a["early"] + a["late"] + a["missed"]
     print(
-        f"\n{len(seeds)} scenes of {args.duration:g} s, model {args.model}, threshold {threshold:g}, fixations "
+        f"\n{len(seeds)} scene{'s' * (len(seeds) != 1)} of {args.duration:g} s, model {args.model}, threshold {threshold:g}, fixations "
         f"{args.fixations}, {time.perf_counter() - t_start:.0f} s"
     )
     print(

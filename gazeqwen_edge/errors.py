@@ -141,12 +141,19 @@ def check_text(text: str, what: str) -> str:
     return text
 
 
+def control_character(text: str, line_breaks: bool = True) -> str | None:
+    """The first character of `text` that `printable` would hide (C0 but, with `line_breaks`, line breaks and tabs;
+    DEL, C1, bidirectional overrides, U+2028/9), or None."""
+    table = _CONTROL if line_breaks else _ONE_LINE
+    return next((c for c in text if ord(c) in table or (not line_breaks and c == "\t")), None)
+
+
 def check_no_control(text: str, what: str) -> str:
     """`text` unchanged when it holds no control character that `printable` would hide (C0 but line breaks and tabs,
     DEL, C1, bidirectional overrides, U+2028/9); else ValueError naming `what` and the character. For what reaches
     the model's prompt and the logs (a question, an option): a NUL from a JSON escape ("\\u0000") was shown as
     U+FFFD and sent to the tokenizer as it was."""
-    bad = next((c for c in text if ord(c) in _CONTROL), None)
+    bad = control_character(text)
     if bad is not None:
         raise ValueError(f"{what} holds a control character ({ascii(bad)})")
     return text

@@ -21,9 +21,26 @@ def script():
 def test_seeds(script):
     assert script.parse_seeds("1-3,7") == [1, 2, 3, 7]
     assert script.parse_seeds(" 5 ") == [5]
-    for bad in ("", "3-1", "-1", "a", "1-", "1,,2", "0-5000"):
+    for bad in ("", "3-1", "-1", "a", "1-", "1,,2", "0-5000", "99999999999"):
         with pytest.raises(ValueError):
             script.parse_seeds(bad)
+
+
+@pytest.mark.parametrize(
+    "argv, said",
+    [
+        (["--out", "/proc/no/such"], "--out /proc/no/such cannot be written"),
+        (["--out="], "--out is empty"),
+        (["--seeds="], "--seeds: not a seed"),
+        (["--seeds", "99999999999"], "a scene seed is at most 4294967295"),
+    ],
+)
+def test_bad_arguments_are_refused_before_any_scene_runs(script, capsys, argv, said):
+    """Before: an unwritable --out failed with a traceback after the whole run, an empty one wrote into the current
+    directory, an empty --seeds ran the default seeds, a seed out of range was a traceback."""
+    with pytest.raises(SystemExit) as exited:
+        script.main(argv)
+    assert exited.value.code == 2 and said in capsys.readouterr().err
 
 
 def test_each_object_is_a_watch_judged_from_its_first_fixation_and_one_never_fixated_is_a_control(script):
@@ -54,7 +71,7 @@ def test_a_short_run_replays_the_scene_itself_through_the_watch_path(script, cap
     assert script.main(["--seeds", "1", "--duration", "2", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("synthetic:1: blue star ") and "yellow circle " in out
-    assert "1 scenes of 2 s, model demo, threshold 0.15, fixations detector" in out
+    assert "1 scene of 2 s, model demo, threshold 0.15, fixations detector" in out
     checks = [line for line in out.splitlines() if line.startswith("  ") and "checks, yes" in line]
     assert [line.split()[0] for line in checks] == ["target", "other", "background", "none"]
     # 4 watches checked after each of the 2 s scene's chunks

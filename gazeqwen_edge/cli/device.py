@@ -190,7 +190,8 @@ def inspect(
         3.0, "--seconds", min=0.1, help="For live sources (which never end): how many seconds of streams to sample."
     ),
 ) -> None:
-    """Summarise a source: kind, duration, streams with counts and rates, scene size, intrinsics, gaze offset."""
+    """Summarise a source: kind, duration, streams with counts and rates, scene size, intrinsics, gaze offset; for a
+    synthetic scene also its objects and when each is first looked at (what a --watch can name)."""
     from rich.table import Table
 
     from gazeqwen_edge.device import open_source

@@ -22,7 +22,7 @@ import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-from gazeqwen_edge.errors import check_text, json_line
+from gazeqwen_edge.errors import check_text, control_character, json_line
 from gazeqwen_edge.runtime.sinks import JsonlSink
 
 # a proactive test point's options, as training/tasks.py YES_NO writes them (the runtime does not import training; a
@@ -94,21 +94,26 @@ def parse_command(text: str) -> tuple[str, str] | None:
 def check_target(target: str, what: str = "the watch") -> str:
     """A watch's target, stripped of spaces and of a sentence's closing ".", "!" or "?" ("the stove." is "the stove":
     the target is put inside the question's <...>): valid text (errors.check_text) of 1..MAX_TARGET_CHARS characters
-    without a control character (C0, DEL, C1: a line break or an escape sequence would reach the terminal and
-    alerts.jsonl with every alert) that names something (a letter or a digit: "?" or "..." is no object). One rule for
+    without a control character (errors.control_character, line breaks and tabs too: a line break, an escape
+    sequence or a bidirectional override would reach the terminal and alerts.jsonl with every alert) that names
+    something (a letter or a digit and more than an article: "?", "..." or "the" is no object). One rule for
     every way a watch arrives (--watch, typed, spoken, a questions file). ValueError naming `what`."""
     check_text(target, what)
-    control = next((c for c in target if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    control = control_character(target, line_breaks=False)
     if control is not None:
         raise ValueError(f"{what} holds a control character ({ascii(control)})")
     t = target.strip().rstrip(".!?").strip()
-    if not t or len(t) > MAX_TARGET_CHARS or not any(c.isalnum() for c in t):
-        shown = target if len(target) <= 40 else target[:40] + "..."
+    shown = target if len(target) <= 40 else target[:40] + "..."
+    if not target.strip() or len(t) > MAX_TARGET_CHARS:
         raise ValueError(
-            f"{what} needs a short description (1..{MAX_TARGET_CHARS} characters) in words, got {shown!r}"
-            f" ({len(target)})"
+            f"{what} needs a short description (1..{MAX_TARGET_CHARS} characters), got {shown!r} ({len(target)})"
         )
+    if not any(c.isalnum() for c in t) or _ARTICLE.fullmatch(t):
+        raise ValueError(f"{what} names no object, got {shown!r}")
     return t
+
+
+_ARTICLE = re.compile(r"(?:the|a|an|my)", re.IGNORECASE)
 
 
 def _object(target: str) -> str:
@@ -162,7 +167,9 @@ def watch_score(stream, w: Watch, prompt: str = "reference") -> float:
     make every probability small), its own answer the greedy reply or NOTHING, whichever is likelier. Otherwise
     p(Yes) of the proactive question with Yes / No (p_yes)."""
     if stream.gq.mc_protocol == "option_text":
-        lp, lp_own = stream.answer_logprobs(IDENTIFY_QUESTION, _object(w.target), alternatives=(NOTHING,))
+        # in lower case, as the model names objects ("Green Star" from a user is the green star it knows)
+        name = _object(w.target).lower()
+        lp, lp_own = stream.answer_logprobs(IDENTIFY_QUESTION, name, alternatives=(NOTHING,))
         return math.exp(min(0.0, lp - lp_own))
     return p_yes(stream.score_mc(w.question, YES_NO, prompt))
 

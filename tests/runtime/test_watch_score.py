@@ -84,8 +84,13 @@ def test_watch_score_by_protocol(stream, monkeypatch):
     stream.gq.mc_protocol = "letter"
     assert watch_score(stream, w) == pytest.approx(p_yes(stream.score_mc(w.question, YES_NO)))
     stream.gq.mc_protocol = "option_text"
-    lp, lpg = stream.answer_logprobs(IDENTIFY_QUESTION, "red circle")  # the article is dropped
+    lp, lpg = stream.answer_logprobs(IDENTIFY_QUESTION, "red circle", alternatives=("nothing",))  # no article
     assert watch_score(stream, w) == pytest.approx(math.exp(min(0.0, lp - lpg)))
+    # the name in lower case, as the model says it (before: "Green Star" never fired where "green star" did)
+    shouted = Watch(2, "The RED Circle", "Monitor my gaze and alert me when I gaze on the <RED Circle>.")
+    assert watch_score(stream, shouted) == pytest.approx(watch_score(stream, w))
+    upper, _ = stream.answer_logprobs(IDENTIFY_QUESTION, "RED Circle")
+    assert abs(upper - lp) > 1e-3  # (the model tells the two spellings apart: the check above has power)
     monkeypatch.setattr(type(stream), "answer_logprobs", lambda self, q, a, **kw: (-1.0, -3.0))
     assert watch_score(stream, w) == 1.0  # better than the greedy guess: capped at 1
     # the model's own answer is the greedy reply or "nothing", whichever is likelier (answer_logprobs' alternatives)

@@ -40,9 +40,13 @@ def test_commands(text, want):
         ("   ", "needs a short description"),
         ("x" * 81, "needs a short description"),
         ("the \udcffcup", "is not valid text"),
-        ("?", "needs a short description"),  # names nothing
-        (" ... ", "needs a short description"),
-        ("-", "needs a short description"),
+        ("?", "names no object, got '?'"),  # (before: accepted)
+        (" ... ", "names no object"),
+        ("-", "names no object"),
+        ("the", "names no object"),  # an article alone (before: accepted, and asked about "<the>")
+        ("The.", "names no object"),
+        ("the \u202ecup", "holds a control character ('\\u202e')"),  # a bidirectional override (was accepted)
+        ("the\tcup", "holds a control character ('\\t')"),
     ],
 )
 def test_a_watch_target_must_be_plain_words(target, problem):
@@ -66,6 +70,8 @@ def test_a_whole_command_given_to_watch_watches_its_object():
         check_watches(["stop watching the cup"])
     with pytest.raises(ConfigError, match="needs a short description"):
         check_watches(["tell me when I look at"])
+    with pytest.raises(ConfigError, match="names no object"):
+        check_watches(["tell me when I look at the"])
 
 
 def test_the_watch_is_asked_as_the_model_was_trained():
