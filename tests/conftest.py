@@ -3,6 +3,7 @@ tests that need it skip cleanly where it is absent."""
 
 from __future__ import annotations
 
+import importlib.util
 import signal
 from pathlib import Path
 
@@ -11,6 +12,14 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = (REPO_ROOT / ".." / "shared").resolve()
 NEON_RECORDING_DIR = SHARED_DIR / "fixtures" / "neon_demo_recording"
+
+
+def load_benchmark(name: str):
+    """benchmarks/<name>.py as a module (the scripts are not a package), loaded afresh under a name of its own."""
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", REPO_ROOT / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def pytest_configure(config):

@@ -3,23 +3,20 @@ reported on another; made-up runs whose best threshold is known."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "alert_threshold.py"
+from tests.conftest import load_benchmark
+
 HEADER = {"format": "gazeqwen-edge-alerts", "version": 1, "model": "m", "fps": 2.0, "threshold": 0.5, "hold_s": 0.0,
           "rearm_s": 3.0, "delay_s": 1.5, "truth": "generator", "fixations": "detector"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("alert_threshold_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("alert_threshold")
 
 
 def _run(path: Path, watches: list[tuple[list[tuple[float, float]], float | None]]) -> Path:

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "watch_scenes.py"
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("watch_scenes_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("watch_scenes")
 
 
 def test_seeds(script):
@@ -77,11 +71,7 @@ def test_a_short_run_replays_the_scene_itself_through_the_watch_path(script, cap
     # 4 watches checked after each of the 2 s scene's chunks
     assert sum(int(line.split()[1]) for line in checks) >= 4
 
-    spec = importlib.util.spec_from_file_location(
-        "alert_threshold_for_watch_scenes", SCRIPT.parent / "alert_threshold.py"
-    )
-    threshold = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(threshold)
+    threshold = load_benchmark("alert_threshold")
     header, records = threshold.read_run(tmp_path / "r")
     assert header["threshold"] == 0.15 and [w["target"] for w in records[0]["watches"]][0] == "blue star"
     assert "| watches | on time (<= 1.5 s) |" in (tmp_path / "r" / "results.md").read_text()
