@@ -24,15 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 from gazeqwen_edge.runtime import alerts_eval as al
 
 MAX_SEEDS = 1000
+REARM_S = 3.0  # runtime.watches.Watches' default re-arm time, as a session (and eval-alerts) runs it
 MAX_SEED = 2**32 - 1  # synthetic:SEED's range (device.registry)
 
 
@@ -153,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 config,
                 threshold=threshold,
                 hold_s=DEFAULT_HOLD_S,
-                rearm_s=3.0,
+                rearm_s=REARM_S,
                 delay_s=args.delay,
                 fixations=args.fixations,
                 source=scene,
@@ -171,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "fps": config.fps,
             "threshold": threshold,
             "hold_s": DEFAULT_HOLD_S,
-            "rearm_s": 3.0,
+            "rearm_s": REARM_S,
             "delay_s": args.delay,
             "truth": "generator",
             "fixations": args.fixations,
@@ -183,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / "results.md").write_text(al.markdown(doc), encoding="utf-8")
     a = s["alerts"]
     looked = a["on_time"] + a["early"] + a["late"] + a["missed"]
+    scenes = f"{len(seeds)} scene{'s' * (len(seeds) != 1)} of {args.duration:g} s"
     print(
-        f"\n{len(seeds)} scene{'s' * (len(seeds) != 1)} of {args.duration:g} s, model {args.model}, threshold {threshold:g}, fixations "
-        f"{args.fixations}, {time.perf_counter() - t_start:.0f} s"
+        f"\n{scenes}, model {args.model}, threshold {threshold:g}, fixations {args.fixations}, "
+        f"{time.perf_counter() - t_start:.0f} s"
     )
     print(
         f"{'watches':>8} {'on time':>8} {'early':>6} {'late':>5} {'missed':>7} {'controls':>9} {'fired':>6} {'median':>7}"
@@ -201,11 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     for g, b in s.get("by_gaze", {}).items():
         rate = "-" if not b["checks"] else f"{100 * b['yes'] / b['checks']:.0f} %"
         print(f"  {g:<10} {b['checks']:>5} checks, yes {rate:>5}, early or false first alerts {b['early_or_false']}")
-    outcomes = Counter(w["outcome"] for r in records for w in r["watches"])
-    delays = [w["delay_s"] for r in records for w in r["watches"] if w["outcome"] in ("on_time", "late")]
-    if delays:
-        print(f"\ndelays of the alerts after the first look: median {statistics.median(delays):.2f} s")
-    return 0 if sum(outcomes.values()) else 1
+    return 0 if s["watches"] else 1
 
 
 if __name__ == "__main__":
