@@ -64,10 +64,7 @@ def scene_cases(scene, label: str) -> al.VideoCases:
         ((f.start_ns - t0) / 1e9, (f.end_ns - t0) / 1e9, name)
         for f, name in zip(scene.true_fixations, scene.fixation_targets, strict=True)
     ]
-    first: dict[str, float] = {}
-    for start_s, _, name in fixations:
-        if name is not None and name not in first:
-            first[name] = start_s
+    first = {name: (start_ns - t0) / 1e9 for name, start_ns in scene.first_looked_at.items()}
     cases = []
     for o in scene.objects:
         looked = o.name in first

@@ -226,7 +226,7 @@ def check_watches(targets: list[str] | None) -> list[str]:
     hint = "describe what to watch in plain words: --watch 'the stove'"
     out = []
     for t in targets or []:  # (text that is not UTF-8 is refused with every argument: cli.main)
-        command = parse_command(t) if isinstance(t, str) else None
+        command = parse_command(t)
         if command is not None and command[0] == "remove":
             raise ConfigError(f"--watch {t!r} is a command to stop watching, not something to watch", hint=hint)
         try:

@@ -124,15 +124,12 @@ def summarize(source: Source, decode_frames: bool = False, max_seconds: float | 
 
 
 def _scene_objects(source: Source) -> list[dict] | None:
-    """A synthetic scene's objects (SyntheticScene.objects, looked_at): [{"name", "first_looked_at_s"}] in the scene's
-    order, the time in s from the source's start of the first fixation on the object (None: never looked at). None
-    for a source that knows no objects (every recording)."""
-    objects, looked_at = getattr(source, "objects", None), getattr(source, "looked_at", None)
-    if objects is None or looked_at is None:
+    """A synthetic scene's objects (SyntheticScene.objects, first_looked_at): [{"name", "first_looked_at_s"}] in the
+    scene's order, the time in s from the source's start of the first fixation on the object (None: never looked at).
+    None for a source that knows no objects (every recording)."""
+    objects, first = getattr(source, "objects", None), getattr(source, "first_looked_at", None)
+    if objects is None or first is None:
         return None
-    first: dict[str, int] = {}
-    for start_ns, _, name in looked_at:
-        first[name] = min(first.get(name, start_ns), start_ns)
     return [
         {
             "name": o.name,

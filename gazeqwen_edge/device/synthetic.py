@@ -551,6 +551,15 @@ class SyntheticScene(Source):
             if name is not None
         ]
 
+    @property
+    def first_looked_at(self) -> dict[str, int]:
+        """{object name: start_ns of the first fixation on it} for every object looked at (unix ns; an object never
+        looked at is absent)."""
+        first: dict[str, int] = {}
+        for start_ns, _, name in self.looked_at:
+            first[name] = min(first.get(name, start_ns), start_ns)
+        return first
+
     def _reported(self, f: Fixation) -> Fixation:
         dx, dy = self.gaze_offset_px
         return Fixation(f.start_ns, f.end_ns, f.x + dx, f.y + dy, source="synthetic")
