@@ -23,6 +23,7 @@ choose a threshold on one set of seeds and report it on another. About 4 s a sce
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -96,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--fixations", choices=al.FIXATION_MODES, default="detector", help="how the session learns them (detector)"
     )
+    ap.add_argument(
+        "--watch-checks",
+        choices=("chunk", "fixation", "both"),
+        default=None,
+        help="when the watches are checked (SessionConfig.watch_checks; default: the session's)",
+    )
     ap.add_argument("--model", default="demo", help="model directory or hub id (default: the demo model)")
     ap.add_argument("--duration", type=float, default=10.0, help="scene length, s (default 10, as synthetic:SEED)")
     ap.add_argument("--delay", type=float, default=al.DEFAULT_DELAY_S, help="on-time window, s (default 1.5)")
@@ -137,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     threshold = default_threshold(gq)
     config = SessionConfig(window_s=model_window_s(gq), max_new_tokens=16)  # as replay and eval-alerts run it
+    if args.watch_checks is not None:
+        config = dataclasses.replace(config, watch_checks=args.watch_checks)
     records = []
     t_start = time.perf_counter()
     for seed in seeds:
@@ -171,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
             "delay_s": args.delay,
             "truth": "generator",
             "fixations": args.fixations,
+            "watch_checks": config.watch_checks,
             "left_out_test_points": 0,
             "summary": s,
             "videos": records,

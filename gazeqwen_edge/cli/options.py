@@ -25,6 +25,8 @@ import typer
 
 from gazeqwen_edge.device.registry import MAX_SEED, parse_frame_size
 from gazeqwen_edge.errors import ConfigError, DeviceError, InputError, check_creatable, disk_hint, read_only_fs
+from gazeqwen_edge.runtime.watches import DEFAULT_WATCH_CHECKS
+from gazeqwen_edge.runtime.watches import WATCH_CHECKS as WATCH_CHECK_TIMES
 
 MIN_FRAME_SIDE = 32  # the smallest scene a synthetic source draws
 _HOSTNAME = re.compile(
@@ -276,3 +278,13 @@ def torch_device(ctx: typer.Context, param: typer.CallbackParam, value: str | No
     if dev.type not in ("cpu", "cuda") and not (dev.type == "mps" and torch.backends.mps.is_available()):
         raise DeviceError(f"{_name(param)} {value}: this machine has no such device", hint="use --torch-device cpu")
     return value
+
+
+# `run`, `replay` and `eval-alerts`: when the watches are checked (runtime.session.SessionConfig.watch_checks)
+WATCH_CHECKS = typer.Option(
+    DEFAULT_WATCH_CHECKS,
+    "--watch-checks",
+    callback=choice(*WATCH_CHECK_TIMES),
+    help="When the watches are checked: after each chunk, at each new fixation (as soon as the fixation detector "
+    "knows it), or both.",
+)

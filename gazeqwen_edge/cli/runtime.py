@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.device import synthetic_options
-from gazeqwen_edge.cli.options import choice, float_option, host, new_output_dir, torch_device
+from gazeqwen_edge.cli.options import WATCH_CHECKS, choice, float_option, host, new_output_dir, torch_device
 from gazeqwen_edge.errors import one_line
 from gazeqwen_edge.runtime.watches import DEFAULT_HOLD_S
 
@@ -97,7 +97,7 @@ WATCH_HOLD = float_option(
     "--watch-hold",
     min=0.0,
     max=60.0,
-    help="Seconds of video a watch's 'yes' must hold before it alerts (watches are checked once per chunk)",
+    help="Seconds of video a watch's 'yes' must hold before it alerts.",
 )
 TORCH_DEVICE = typer.Option(
     "cpu", "--torch-device", callback=torch_device, help="Torch device of the model: cpu, cuda, cuda:1 ..."
@@ -120,6 +120,7 @@ def session_config(
     prompt: str,
     question_view: bool = True,
     gaze_settle: bool = True,
+    watch_checks: str | None = None,
 ):
     """The SessionConfig of the options run and replay share (window 0 = keep all; None = the model's, set once the
     model is loaded: model_window_s)."""
@@ -134,6 +135,7 @@ def session_config(
         prompt=prompt,
         question_view=question_view,
         gaze_settle=gaze_settle,
+        **({} if watch_checks is None else {"watch_checks": watch_checks}),
     )
     steps = cfg.chunk_steps
     # (the default 1 s at an --fps whose step does not divide it is rounded without a note: nobody asked for 1 s)
@@ -384,6 +386,7 @@ def replay(
     tts: str = TTS,
     watch: list[str] = WATCH,
     watch_hold: float = WATCH_HOLD,
+    watch_checks: str = WATCH_CHECKS,
 ) -> None:
     """Replay SOURCE through the streaming session (the code `run` uses on live glasses): video is prefilled as it
     arrives, the file's questions are asked at their times, answers stream to the terminal and go to
@@ -394,7 +397,9 @@ def replay(
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
     pace = parse_speed(speed)
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
+    cfg = session_config(
+        fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle, watch_checks
+    )
     with open_source(source, **synthetic_options(source)) as src:  # checked (with the questions) before the model
         qf = None if questions is None else load_replay_questions(questions, src)
         speech = speech_sinks(speak, speak_to, tts, speak_device=speak_device)
@@ -481,6 +486,7 @@ def run(
     tts: str = TTS,
     watch: list[str] = WATCH,
     watch_hold: float = WATCH_HOLD,
+    watch_checks: str = WATCH_CHECKS,
 ) -> None:
     """The live loop: gaze, scene video and audio stream in from Neon glasses, the video is prefilled into the model
     as it arrives, and every line typed on stdin (or piped in) is a question; answers stream to stdout, notices
@@ -493,7 +499,9 @@ def run(
     from gazeqwen_edge.runtime.session import Session
     from gazeqwen_edge.runtime.sinks import TerminalSink
 
-    cfg = session_config(fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle)
+    cfg = session_config(
+        fps, chunk, window, max_new_tokens, fixations, prompt, question_view, gaze_settle, watch_checks
+    )
     dev = _device(device, address, port, sim_source, connect_timeout, streams)  # options checked before the model
     speech = [] if status_only else speech_sinks(speak, speak_to, tts, speak_device=speak_device)
     if mic and voice is False:

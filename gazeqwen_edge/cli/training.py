@@ -13,6 +13,7 @@ from rich.markup import escape
 
 from gazeqwen_edge.cli.app import app, console, console_err
 from gazeqwen_edge.cli.options import (
+    WATCH_CHECKS,
     choice,
     float_option,
     new_output_dir,
@@ -335,6 +336,7 @@ def eval_alerts_cmd(
         "gaze, as a live session does (each known 105 ms after it begins); --no-detector: the CSV's fixations, each "
         "known once it ends, as replay reads a StreamGaze item.",
     ),
+    watch_checks: str = WATCH_CHECKS,
     dev: str = typer.Option("cpu", "--torch-device", callback=torch_device, help="Torch device: cpu, cuda, ..."),
 ) -> None:
     """Replay each video of a QA file through the streaming session with one watch per gaze-triggered alert (GTA)
@@ -376,12 +378,13 @@ def eval_alerts_cmd(
         chosen = [it for it in items.items if it.video in keep]
     else:
         chosen = items.items
-    config = SessionConfig(fps=fps, window_s=model_window_s(gq), max_new_tokens=16)
+    config = SessionConfig(fps=fps, window_s=model_window_s(gq), max_new_tokens=16, watch_checks=watch_checks)
     header = {
         "model": model if checkpoint is None else f"{model}+{checkpoint}",
         "qa_file": str(qa.resolve()),
         "fps": fps,
         "limit": limit,
+        "watch_checks": watch_checks,
     }
     bar, update = _progress("alerts")
     with bar:

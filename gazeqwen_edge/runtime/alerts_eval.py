@@ -56,7 +56,8 @@ OUTCOMES = ("on_time", "early", "late", "missed", "false", "silent")
 # fixations as `replay` reads a StreamGaze item, each known only once it has ended.
 FIXATION_MODES = ("detector", "source")
 GAZE_HZ = 200.0
-# What the newest fixation the session knew at a check (the chunk's last frame) landed on, from the generator's truth
+# What the newest fixation the session knew at a check (a chunk's last frame, or a new fixation) landed on, from the
+# generator's truth
 # (a synthetic benchmark): the watch's target, another object, the background, or no fixation known yet. results.md
 # breaks the checks' yes rate and the early and false alerts down by it (where does the model say yes wrongly?).
 GAZE_AT = ("target", "other", "background", "none")
@@ -520,6 +521,7 @@ OPTION_OF = {
     "delay_s": "--delay",
     "truth": "--truth",
     "fixations": "--detector/--no-detector",
+    "watch_checks": "--watch-checks",
 }
 
 
@@ -671,8 +673,8 @@ def _by_gaze_table(by_gaze: dict | None) -> list[str]:
         for g, b in by_gaze.items()
     ]
     return [
-        "What the checks looked at (the generator's truth: the newest fixation the session knew at the chunk's last "
-        "frame):",
+        "What the checks looked at (the generator's truth: the newest fixation the session knew at the check, a "
+        "chunk's last frame or a new fixation):",
         "",
         "| newest fixation | checks | yes % | early or false first alerts |",
         "|---|---|---|---|",

@@ -45,6 +45,8 @@ from gazeqwen_edge.runtime.questions import (
 from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
 from gazeqwen_edge.runtime.watches import (
+    DEFAULT_WATCH_CHECKS,
+    WATCH_CHECKS,
     Alert,
     AlertsJsonl,
     Watches,
@@ -83,9 +85,14 @@ class SessionConfig:
     gaze of the same moment: decoding). The live source's own default, 0.75 s, delayed every gaze sample by 0.75 s
     on its way to the session (`gazeqwen-edge profile --source simulator`, device_to_buffer_gaze); 0.25 s covers the
     decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py);
-    watch_budget: the share of a chunk's video duration that scoring the watches after it may take (live): watches
-    past the budget, and every watch while chunks wait for the model, are skipped for that chunk (counted), so many
-    watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
+    watch_checks: when the watches are checked (runtime.watches.WATCH_CHECKS): "chunk", after each chunk is
+    prefilled; "fixation", when the session learns of a new fixation (the detector's 105 ms after it began; a
+    source's when it arrives), on the video brought up to then as for a question (a view ending at the newest model
+    frame, else the gaze refreshed), so that a glance between two chunks is checked while it lasts; "both";
+    watch_budget: the share of a chunk's video duration (of one temporal step's, at a fixation) that scoring the
+    watches may take (live): watches past the budget, and every watch while chunks wait for the model, are skipped
+    for that check (counted), and a fixation check still waiting when the next fixation comes is dropped for it, so
+    many watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
     re-prefills the newest chunks whose gaze changed since they were prefilled (VideoStream.refresh_gaze, one or two
     chunk prefills; False: answer on the gaze the chunks were prefilled with: 57.7 % right instead of 61.5 % for
     the demo model on 104 demo questions); question_view: a question asked while the session holds a frame
@@ -116,6 +123,7 @@ class SessionConfig:
     question_view: bool = True
     gaze_settle: bool = True
     settle_wait_s: float = 0.5
+    watch_checks: str = DEFAULT_WATCH_CHECKS
 
     def __post_init__(self) -> None:
         for name in ("fps", "chunk_s"):
@@ -139,6 +147,8 @@ class SessionConfig:
             raise ConfigError(f"settle wait must be 0..10 s, got {self.settle_wait_s!r}")
         if self.fixations not in FIXATION_SOURCES:
             raise ConfigError(f"fixations must be one of {', '.join(FIXATION_SOURCES)}, got {self.fixations!r}")
+        if self.watch_checks not in WATCH_CHECKS:
+            raise ConfigError(f"watch checks must be one of {', '.join(WATCH_CHECKS)}, got {self.watch_checks!r}")
 
     @property
     def chunk_steps(self) -> int:
@@ -176,6 +186,16 @@ class _ChunkJob:
     times_s: np.ndarray  # (2k,) seconds from the origin
     scanpath: np.ndarray  # rows known when the chunk was complete
     window: list[tuple[int, np.ndarray]]  # model frames its V-JEPA windows need
+
+
+@dataclass
+class _WatchCheck:
+    """The watches checked at a new fixation: t_ns when the session learnt of it (device clock), the scanpath rows
+    known then, the newest model frame (index, rgb, t_s) for a view ending at it (None: none newer than the cache's)."""
+
+    t_ns: int
+    scanpath: np.ndarray
+    tail: tuple[int, np.ndarray, float] | None
 
 
 _END = object()
@@ -273,9 +293,10 @@ class Session:
         # a local microphone (voice.mic.Microphone: start(push) / stop()), set before start(): spoken questions come
         # from it instead of the source's audio; started with the ingest, stopped before the voice input closes
         self.audio_input = None
-        # "tell me when I look at X" (typed, spoken, --watch); scored after each chunk, at the model's threshold
+        # "tell me when I look at X" (typed, spoken, --watch); scored as config.watch_checks says, at the model's threshold
         self.watches = Watches(threshold=default_threshold(gq))
         self._watch_notice = False
+        self._checked_fixation_ns: int | None = None  # the start of the newest fixation the watches were checked at
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
@@ -596,8 +617,12 @@ class Session:
                         else:
                             self.scanpath.push_record(r)
                             self._settle_questions()
+                        fixation_check = self._new_fixation(r)
                     if isinstance(r, GazeSample):
                         timer.add("fixation_detection", time.perf_counter() - t0)
+                    if fixation_check:
+                        self._flush_pending(r.ts_ns)  # the check sees every whole step so far
+                        self._submit_watch_check(r.ts_ns)
                 if device_now is not None and isinstance(r, GazeSample | SceneFrame):
                     lag_s = (device_now() - r.ts_ns) / 1e9
                     if 0 <= lag_s < 60:  # a clock step or a replayed record is not a latency
@@ -670,6 +695,40 @@ class Session:
             chunk, self._pending = self._pending[:n], self._pending[n:]
             self._submit_chunk(chunk, list(self._ring), t_ns)
 
+    def _new_fixation(self, r) -> bool:
+        """Whether record `r` made a new fixation known to the session and the watches are to be checked at it
+        (watch_checks "fixation" / "both", some watch set): the detector's fixation in progress once it has lasted
+        its minimum duration, or a source's fixation record. Call with _scan_lock held, after `r` was pushed."""
+        if self.config.watch_checks == "chunk" or not len(self.watches):
+            return False
+        if self._use_source_fixations:
+            start = r.start_ns if isinstance(r, Fixation) else None
+        else:
+            ongoing = self.scanpath.detector.ongoing() if isinstance(r, GazeSample) else None
+            start = None if ongoing is None else ongoing.start_ns
+        if start is None or start == self._checked_fixation_ns:
+            return False
+        self._checked_fixation_ns = start
+        return True
+
+    def _submit_watch_check(self, t_ns: int) -> None:
+        """Queue a check of the watches at `t_ns` (a new fixation), after the chunks already queued. Live, a check
+        still waiting is dropped for the newer one (its checks counted as skipped): the newest fixation matters."""
+        with self._scan_lock:
+            rows = self._rows(t_ns)
+        newest = self._newest_frame
+        tail = newest if newest is not None and newest[2] <= self.t_s(t_ns) + 0.05 else None
+        check = _WatchCheck(t_ns, rows, tail)
+        with self._cond:
+            if not self.config.lockstep:
+                for i, item in enumerate(self._work):
+                    if isinstance(item, _WatchCheck):
+                        del self._work[i]
+                        self.stats.watch_checks_skipped += len(self.watches)
+                        break
+            self._work.append(check)
+            self._cond.notify_all()
+
     def _submit_chunk(self, pending, window, t_ns: int) -> None:
         first = pending[0][0]
         with self._scan_lock:
@@ -737,6 +796,11 @@ class Session:
                 if not self._stop.is_set():  # stopping: no more video, only the questions already asked
                     self._prefill_guarded(item)
                     self._answer_deferred()
+            elif isinstance(item, _WatchCheck):
+                if not self._stop.is_set():
+                    before = self.gq.timer.totals()
+                    self._check_watches_at(item)
+                    self._log_timings(before)
             elif isinstance(item, Question):
                 if self._should_wait_for_video(item):
                     self._deferred.append((time.monotonic() + self.config.first_video_wait_s, item))
@@ -786,22 +850,57 @@ class Session:
         with self._cond:
             return self._n_pending_chunks > 0 and not self.config.lockstep
 
-    def _check_watches(self, job: _ChunkJob) -> None:
-        """Score every watch on the video so far (the chunk just prefilled), within the budget, and fire alerts."""
+    def _watches_to_check(self) -> list | None:
+        """The watches to check now in round-robin order, or None when none can be: none set, a model that cannot
+        check them (one notice), or chunks waiting for the model (the video comes first: their checks are counted
+        as skipped)."""
         if not len(self.watches):
-            return
+            return None
         if self.gq.regime == "reference" or self.stream is None:
             if not self._watch_notice:
                 self._watch_notice = True
                 self.notice("watch_unsupported", "watches need a streaming (stream-regime) model", self.now_ns)
-            return
+            return None
         watches = self.watches.active()
-        if self._behind():  # the video comes first: no watch checks while chunks wait for the model
+        if self._behind():
             self.stats.watch_checks_skipped += len(watches)
+            return None
+        return watches
+
+    def _check_watches(self, job: _ChunkJob) -> None:
+        """Score every watch on the video so far (the chunk just prefilled), within the budget, and fire alerts
+        (watch_checks "chunk" / "both")."""
+        if self.config.watch_checks == "fixation":
             return
-        budget_s = self.config.watch_budget * len(job.frames) / self.config.fps
+        watches = self._watches_to_check()
+        if watches:
+            budget_s = self.config.watch_budget * len(job.frames) / self.config.fps
+            self._score_watches(watches, float(job.times_s[-1]), budget_s)
+
+    def _check_watches_at(self, check: _WatchCheck) -> None:
+        """Score every watch at a new fixation: the video brought up to the check as for a question (a view ending
+        at the newest model frame, else the newest chunks' gaze refreshed with the rows known at the check), within
+        the budget of one temporal step, and fire alerts."""
+        watches = self._watches_to_check()
+        if not watches:
+            return
+        view = nullcontext(False)
+        if check.tail is not None and self.config.question_view:
+            view = self.stream.question_view(*check.tail, check.scanpath)
+        try:
+            with view as on:
+                if not on and self.config.gaze_refresh:
+                    self.stream.refresh_gaze(check.scanpath)
+                budget_s = self.config.watch_budget * 2 / self.config.fps
+                self._score_watches(watches, self.t_s(check.t_ns), budget_s)
+        except Exception as e:  # noqa: BLE001 - a failed check must not end the session
+            self.notice("watch_failed", f"the watches could not be checked ({type(e).__name__}: {e})", check.t_ns)
+            self.stream.cut_back()
+
+    def _score_watches(self, watches: list, t_s: float, budget_s: float) -> None:
+        """Score `watches` on the video as it stands (t_s: the check's video time, s from the origin), until the
+        scoring has taken `budget_s` (live; at least one is scored), and fire the alerts."""
         t0 = time.perf_counter()
-        t_s = float(job.times_s[-1])
         t_ns = (self.origin_ns or 0) + int(round(t_s * 1e9))
         for i, w in enumerate(watches):
             if not self.config.lockstep and i and time.perf_counter() - t0 >= budget_s:

@@ -1,17 +1,18 @@
-"""Proactive alerts: "tell me when I look at the stove" registers a watch; after every new video chunk each watch is
-scored yes / no on the video so far, and an alert fires when the answer stays yes long enough.
+"""Proactive alerts: "tell me when I look at the stove" registers a watch; after every new video chunk and at every
+new fixation each watch is scored yes / no on the video so far, and an alert fires when the answer stays yes long
+enough.
 
     watches = Watches()
     w = watches.add("the stove")                      # or parse_command("Tell me when I look at the stove")
     fired = watches.update(w, p_yes=0.9, t_s=12.5)     # debounced: True once the yes has held for hold_s
 
-A watch is scored after each chunk with a short scoring prefill, then the cache is cut back (`watch_score`). A model
-that answers with option letters is asked the way it was trained on StreamGaze's proactive tasks (REFERENCE.md
+A watch is scored after each chunk and at each new fixation (runtime.session.SessionConfig.watch_checks) with a
+short scoring prefill, then the cache is cut back (`watch_score`). A model that answers with option letters is asked the way it was trained on StreamGaze's proactive tasks (REFERENCE.md
 section 2; training/synthetic_benchmark.py): "Monitor my gaze and alert me when I gaze on the <stove>." with the
 options "A. Yes" / "B. No" (VideoStream.score_mc); its score is p(Yes) = softmax of the two option scores. A model
 that answers in words is asked IDENTIFY_QUESTION, and its score is p(the target's name) / p(its own answer: the
 greedy reply, or NOTHING where that is likelier), capped at 1. Debouncing: an armed watch fires when the score >=
-threshold has held for `hold_s` seconds of video (the first chunk at or above the threshold starts the count, so hold
+threshold has held for `hold_s` seconds of video (the first check at or above the threshold starts the count, so hold
 0 fires at once), then stays quiet until the score < threshold has held for `rearm_s` seconds (re-armed).
 """
 
@@ -56,20 +57,31 @@ _REMOVE = re.compile(
     re.IGNORECASE,
 )
 MAX_TARGET_CHARS = 80
-# How long (s of video) a watch's yes must hold before it alerts, by default. Watches are checked once per chunk (1 s
-# at the default --chunk), so any hold > 0 waits for a second yes a whole chunk later. Chosen on the synthetic
-# benchmark's validation split with the demo model (`eval-alerts`, 269 watches): hold 0 put 137 first alerts within
-# 1.5 s of the first gaze at the target (11 before it), hold 1 s put 16 there (1 before). Held-out test split: README
-# "Hands-free".
+# How long (s of video) a watch's yes must hold before it alerts, by default. Chosen on the synthetic benchmark's
+# validation split with the demo model (`eval-alerts`): with checks once per chunk (1 s), hold 0 put 137 first
+# alerts within 1.5 s of the first gaze at the target (11 before it), hold 1 s put 16 there (1 before); with checks
+# at every fixation too (DEFAULT_WATCH_CHECKS), holds of 0.1 / 0.3 s at the best threshold for each put 158 / 124
+# there against 207 at hold 0 (benchmarks/alert_threshold.py --hold): a fixation lasts a few hundred ms and the next
+# one's check says no, so a hold waits for a second look. Held-out test split: README "Alerts".
 DEFAULT_HOLD_S = 0.0
+# When a session checks its watches (runtime.session.SessionConfig.watch_checks): "chunk", after each chunk is
+# prefilled; "fixation", as soon as it learns of a new fixation (the detector's once it has lasted its minimum
+# duration, 105 ms after it began; a source's when it arrives), on the video brought up to then as for a question;
+# "both". Checked once a chunk, a glance that begins and ends between two chunks is never checked (the synthetic
+# scenes' fixations last 200-400 ms): on the CLI's scenes (benchmarks/watch_scenes.py, seeds 1-10), 7 of the 9 late
+# or missed first alerts had no check on the target within 1.5 s of its first fixation. Chosen on the benchmark's
+# validation split (eval-alerts, 286 watches, each mode at its best threshold, the criterion below): chunk 176 on
+# time, 16 early, 3 false (0.15); fixation 190, 25, 2 (0.2); both 207, 30, 3 (0.2). Held-out figures: README
+# "Alerts".
+WATCH_CHECKS = ("chunk", "fixation", "both")
+DEFAULT_WATCH_CHECKS = "chunk"
 # The score at which a watch says yes, by the score watch_score gives. p(Yes) of the proactive question (the 7B's
 # StreamGaze protocol): YES_THRESHOLD, even odds. The identify score of a model that answers in words (p(target) /
-# p(its own answer)): IDENTIFY_THRESHOLD, the target at least about a seventh as likely as what the model would say,
-# chosen on the synthetic benchmark's validation split with the demo model (benchmarks/alert_threshold.py over its
-# `eval-alerts` run: the most first alerts on time less the early and false ones; 0.15 there: 176 on time, 16
-# early, 3 false; 0.35: 144, 10, 1; 0.5: 115, 10, 0). It was 0.35 while the model's own answer was its greedy reply
-# alone (169, 16, 3 there): with NOTHING as an answer of its own, a background fixation's check scores lower, and a
-# lower threshold keeps the checks on the target. Held-out test split: README "Alerts".
+# p(its own answer)): IDENTIFY_THRESHOLD, the target at least a fifth as likely as what the model would say, chosen
+# with DEFAULT_WATCH_CHECKS on the synthetic benchmark's validation split with the demo model
+# (benchmarks/alert_threshold.py over its `eval-alerts` run: the most first alerts on time less the early and false
+# ones; 0.2 there: 207 on time, 30 early, 3 false; 0.15: 209, 35, 4; 0.35: 186, 22, 2). With checks once a chunk it
+# was 0.15 (176, 16, 3), and 0.35 while the model's own answer was its greedy reply alone (169, 16, 3).
 YES_THRESHOLD = 0.5
 IDENTIFY_THRESHOLD = 0.15
 

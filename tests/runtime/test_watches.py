@@ -144,7 +144,8 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
         ScheduledQuestion(7.0, "Stop watching the cup"),
     ]
     with open_source("synthetic:4", duration_s=10.0, width=160, height=120) as src:
-        r = replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", qs)
+        # checks after each chunk only: the alert's time is its chunk's (below); at fixations: test_fixation_checks_*
+        r = replay(src, stream_gq, SessionConfig(max_new_tokens=2, watch_checks="chunk"), tmp_path / "s", qs)
     alerts = [json.loads(x) for x in (tmp_path / "s" / "alerts.jsonl").read_text().splitlines()]
     assert len(alerts) == 1 and alerts[0]["watch"] == "the cup" and alerts[0]["score"] > 0.99
     # yes from 3 s, the default hold 0: the alert carries the time of its chunk's last model frame (3.4 s), not the
@@ -166,9 +167,11 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert ",alert,session,the cup" in (tmp_path / "s" / "events.csv").read_text()
 
 
-def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch):
-    """50 watches at 40 ms each after every 1 s chunk of a real-time session: the budget (half the chunk) lets about
-    a dozen run per chunk; the rest are skipped and counted, and no chunk of video is skipped."""
+@pytest.mark.parametrize("mode", ["chunk", "both"])
+def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch, mode):
+    """50 watches at 40 ms each after every 1 s chunk (and at every fixation, "both") of a real-time session: the
+    budget (half the chunk; half a step at a fixation) lets about a dozen run per check; the rest are skipped and
+    counted, and no chunk of video is skipped."""
     from gazeqwen_edge.device import open_source
     from gazeqwen_edge.runtime.replay import replay
     from gazeqwen_edge.runtime.session import SessionConfig
@@ -178,7 +181,7 @@ def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch):
         r = replay(
             src,
             stream_gq,
-            SessionConfig(max_new_tokens=2),
+            SessionConfig(max_new_tokens=2, watch_checks=mode),
             None,
             [],
             speed=1.0,
@@ -186,8 +189,11 @@ def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch):
         )
     assert r.stats.chunks_skipped == 0 and r.stats.chunks_prefilled >= 5
     assert r.stats.watch_checks_skipped > 0
+    # 0.5 s budget / 40 ms, plus the one past it, per chunk; about 6 s of checks in 6 s of video at most, whatever
+    # the fixations
     per_chunk = r.stats.watch_checks / r.stats.chunks_prefilled
-    assert 1 <= per_chunk <= 20  # 0.5 s budget / 40 ms, plus the one past it
+    assert 1 <= per_chunk <= (20 if mode == "chunk" else 40)
+    assert r.stats.watch_checks * 0.04 <= 6.0 + 0.5
 
 
 def test_no_watch_checks_while_chunks_wait(stream_gq, monkeypatch):
@@ -251,3 +257,81 @@ def test_one_object_said_twice_on_the_command_line_is_one_watch_told_once(capsys
     add_watches(session, ["the green star", "Green Star ", "the cup"], hold_s=0.0)
     err = capsys.readouterr().err
     assert len(session.watches) == 2 and err.count("watching for") == 2, err
+
+
+def _checked_times(stream_gq, monkeypatch, mode: str, seed: int = 4, duration_s: float = 6.0):
+    """Replay synthetic:SEED (lockstep) with one watch under SessionConfig(watch_checks=mode); returns (the checks as
+    (session time s, video end s at the scoring), the scene's true fixation starts in s, the chunk end times)."""
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.runtime.stream import VideoStream
+
+    ends = []
+
+    def score_mc(self, question, options, prompt="reference"):
+        ends.append(self.video_span_s[1])
+        return {"A": 0.0, "B": 5.0}
+
+    monkeypatch.setattr(VideoStream, "score_mc", score_mc)
+    times = []
+
+    def setup(session):
+        session.watches.add("the cup")
+        update = session.watches.update
+        session.watches.update = lambda w, score, t_s: (times.append(t_s), update(w, score, t_s))[1]
+
+    with open_source(f"synthetic:{seed}", duration_s=duration_s, width=160, height=120) as src:
+        starts = [(f.start_ns - src.start_ns) / 1e9 for f in src.true_fixations]
+        r = replay(src, stream_gq, SessionConfig(max_new_tokens=2, watch_checks=mode), None, [], setup=setup)
+    assert r.stats.watch_checks == len(times) == len(ends)
+    return list(zip(times, ends, strict=True)), starts
+
+
+def test_fixation_checks_come_once_per_new_fixation_as_the_detector_learns_of_it(stream_gq, monkeypatch):
+    """watch_checks "fixation": one check per fixation the online detector finds, when it finds it (its minimum
+    duration and classification delay after the fixation began: 105 ms at the defaults), on the video brought up to
+    then (the held odd frame, at most one model frame, 0.5 s at 2 fps, before the check); none after the chunks.
+    "chunk": one per chunk, at its last model frame; "both": the two together."""
+    fix, starts = _checked_times(stream_gq, monkeypatch, "fixation")
+    chunk, _ = _checked_times(stream_gq, monkeypatch, "chunk")
+    both, _ = _checked_times(stream_gq, monkeypatch, "both")
+    # chunk checks: at each chunk's last model frame (1 s chunks), once each
+    chunk_ends = [t for t, _ in chunk]
+    assert len(chunk) == 6 and all(t == end for t, end in chunk)
+    assert all(abs(b - a - 1.0) < 1e-6 for a, b in zip(chunk_ends, chunk_ends[1:], strict=False))
+    # the scene's fixations (noisy 200 Hz gaze, a detector): about one check each, none twice on one fixation
+    assert 0.7 * len(starts) <= len(fix) <= 1.3 * len(starts)
+    for t, end in fix:
+        lag = min(t - s for s in starts if s <= t + 1e-9)
+        assert 0.08 <= lag <= 0.3, (t, lag)  # learnt a settle time after a true start (not at a chunk's end)
+        assert 0 <= t - end <= 0.5 + 1e-6, (t, end)  # the video ends at the newest model frame
+    # ... which is often the odd frame held for the next step: a view, not the cache as the last chunk left it
+    assert sum(min(abs(end - c) for c in chunk_ends) > 0.4 for _, end in fix) >= 3
+    assert sorted(round(t, 4) for t, _ in both) == sorted(round(t, 4) for t, _ in fix + chunk)
+
+
+@pytest.mark.parametrize("lockstep", [False, True])
+def test_a_live_fixation_check_still_waiting_gives_way_to_the_newer_one(stream_gq, monkeypatch, lockstep):
+    """Live, a fixation check the model has not reached when the next fixation comes is dropped for it (its checks
+    counted as skipped: the newest fixation is the one the wearer is on); a lockstep replay keeps every check. And no
+    fixation check runs while chunks wait for the model."""
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.session import Session, SessionConfig, _WatchCheck
+
+    calls = _scripted_scores(monkeypatch, 0.0, 100.0)
+    with open_source("synthetic:4", duration_s=2.0, width=160, height=120) as src:
+        s = Session(src, stream_gq, SessionConfig(watch_checks="fixation", lockstep=lockstep))
+    s.origin_ns = src.start_ns
+    for i in range(3):
+        s.watches.add(f"object {i}")
+    for k in range(3):
+        s._submit_watch_check(src.start_ns + k * 300_000_000)
+    checks = [x for x in s._work if isinstance(x, _WatchCheck)]
+    assert [c.t_ns - src.start_ns for c in checks] == ([0, 300_000_000, 600_000_000] if lockstep else [600_000_000])
+    assert s.stats.watch_checks_skipped == (0 if lockstep else 6)
+    if not lockstep:
+        s.stream = object()  # a stream exists (never scored here)
+        s._n_pending_chunks = 1
+        s._check_watches_at(checks[0])
+        assert calls == [] and s.stats.watch_checks_skipped == 9 and s.stats.watch_checks == 0
