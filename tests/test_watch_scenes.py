@@ -65,7 +65,7 @@ def test_a_short_run_replays_the_scene_itself_through_the_watch_path(script, cap
     assert script.main(["--seeds", "1", "--duration", "2", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("synthetic:1: blue star ") and "yellow circle " in out
-    assert "1 scene of 2 s, model demo, threshold 0.15, fixations detector" in out
+    assert "1 scene of 2 s, model demo, threshold 0.2, fixations detector" in out
     checks = [line for line in out.splitlines() if line.startswith("  ") and "checks, yes" in line]
     assert [line.split()[0] for line in checks] == ["target", "other", "background", "none"]
     # 4 watches checked after each of the 2 s scene's chunks
@@ -73,5 +73,5 @@ def test_a_short_run_replays_the_scene_itself_through_the_watch_path(script, cap
 
     threshold = load_benchmark("alert_threshold")
     header, records = threshold.read_run(tmp_path / "r")
-    assert header["threshold"] == 0.15 and [w["target"] for w in records[0]["watches"]][0] == "blue star"
+    assert header["threshold"] == 0.2 and [w["target"] for w in records[0]["watches"]][0] == "blue star"
     assert "| watches | on time (<= 1.5 s) |" in (tmp_path / "r" / "results.md").read_text()

@@ -74,7 +74,7 @@ DEFAULT_HOLD_S = 0.0
 # time, 16 early, 3 false (0.15); fixation 190, 25, 2 (0.2); both 207, 30, 3 (0.2). Held-out figures: README
 # "Alerts".
 WATCH_CHECKS = ("chunk", "fixation", "both")
-DEFAULT_WATCH_CHECKS = "chunk"
+DEFAULT_WATCH_CHECKS = "both"
 # The score at which a watch says yes, by the score watch_score gives. p(Yes) of the proactive question (the 7B's
 # StreamGaze protocol): YES_THRESHOLD, even odds. The identify score of a model that answers in words (p(target) /
 # p(its own answer)): IDENTIFY_THRESHOLD, the target at least a fifth as likely as what the model would say, chosen
@@ -83,7 +83,7 @@ DEFAULT_WATCH_CHECKS = "chunk"
 # ones; 0.2 there: 207 on time, 30 early, 3 false; 0.15: 209, 35, 4; 0.35: 186, 22, 2). With checks once a chunk it
 # was 0.15 (176, 16, 3), and 0.35 while the model's own answer was its greedy reply alone (169, 16, 3).
 YES_THRESHOLD = 0.5
-IDENTIFY_THRESHOLD = 0.15
+IDENTIFY_THRESHOLD = 0.2
 
 
 def default_threshold(gq) -> float:

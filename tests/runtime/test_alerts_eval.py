@@ -556,4 +556,4 @@ def test_truth_generator_without_a_manifest_is_refused_and_counts_read_right(ben
     assert json.loads((tmp_path / "a" / "results.json").read_text())["threshold"] == 0.5
     demo = [*argv[:-4], "--model", "demo", "--limit", "1", "--out", str(tmp_path / "d")]
     assert main(demo) == 0
-    assert json.loads((tmp_path / "d" / "results.json").read_text())["threshold"] == 0.15
+    assert json.loads((tmp_path / "d" / "results.json").read_text())["threshold"] == 0.2

@@ -219,7 +219,7 @@ def test_no_watch_checks_while_chunks_wait(stream_gq, monkeypatch):
 def test_a_watch_says_yes_at_the_threshold_of_the_models_score(stream_gq, monkeypatch, tmp_path, protocol):
     """A word-answering model's identify score (p(target) / p(its own answer)) and a letter model's p(Yes) are other
     quantities: a session (and --watch) takes the threshold of the model's score. A score of 0.4 fires a watch of the
-    first (IDENTIFY_THRESHOLD 0.15), not of the second (YES_THRESHOLD 0.5)."""
+    first (IDENTIFY_THRESHOLD 0.2), not of the second (YES_THRESHOLD 0.5)."""
     import math
 
     from gazeqwen_edge.cli.runtime import add_watches
@@ -243,7 +243,7 @@ def test_a_watch_says_yes_at_the_threshold_of_the_models_score(stream_gq, monkey
 
     with open_source("synthetic:4", duration_s=4.0, width=160, height=120) as src:
         replay(src, stream_gq, SessionConfig(max_new_tokens=2), tmp_path / "s", [], setup=setup)
-    assert seen == dict.fromkeys(("session", "cli"), 0.15 if word else 0.5)
+    assert seen == dict.fromkeys(("session", "cli"), 0.2 if word else 0.5)
     assert (tmp_path / "s" / "alerts.jsonl").exists() == word
 
 
