@@ -851,12 +851,14 @@ class Session:
             return self._n_pending_chunks > 0 and not self.config.lockstep
 
     def _watches_to_check(self) -> list | None:
-        """The watches to check now in round-robin order, or None when none can be: none set, a model that cannot
-        check them (one notice), or chunks waiting for the model (the video comes first: their checks are counted
-        as skipped)."""
+        """The watches to check now in round-robin order, or None when none can be: none set, no video prefilled yet
+        (a fixation before the first chunk), a model that cannot check them (one notice), or chunks waiting for the
+        model (the video comes first: their checks are counted as skipped)."""
         if not len(self.watches):
             return None
-        if self.gq.regime == "reference" or self.stream is None:
+        if self.gq.regime != "reference" and self.stream is None:
+            return None
+        if self.gq.regime == "reference":
             if not self._watch_notice:
                 self._watch_notice = True
                 self.notice("watch_unsupported", "watches need a streaming (stream-regime) model", self.now_ns)

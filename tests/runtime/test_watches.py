@@ -281,10 +281,23 @@ def _checked_times(stream_gq, monkeypatch, mode: str, seed: int = 4, duration_s:
         update = session.watches.update
         session.watches.update = lambda w, score, t_s: (times.append(t_s), update(w, score, t_s))[1]
 
+    from gazeqwen_edge.runtime.sinks import Sink
+
+    class Notices(Sink):
+        def __init__(self):
+            self.kinds = []
+
+        def notice(self, kind, message, t_s):
+            self.kinds.append(kind)
+
+    notices = Notices()
     with open_source(f"synthetic:{seed}", duration_s=duration_s, width=160, height=120) as src:
         starts = [(f.start_ns - src.start_ns) / 1e9 for f in src.true_fixations]
-        r = replay(src, stream_gq, SessionConfig(max_new_tokens=2, watch_checks=mode), None, [], setup=setup)
+        config = SessionConfig(max_new_tokens=2, watch_checks=mode)
+        r = replay(src, stream_gq, config, None, [], sinks=[notices], setup=setup)
     assert r.stats.watch_checks == len(times) == len(ends)
+    # a fixation before the first chunk is not checked (no video yet), and not told as a model that cannot check
+    assert notices.kinds == []
     return list(zip(times, ends, strict=True)), starts
 
 
