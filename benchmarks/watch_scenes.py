@@ -1,6 +1,7 @@
 """Watches on live-like synthetic scenes: what a wearer of `replay synthetic:SEED --watch ...` would hear.
 
-    .venv/bin/python benchmarks/watch_scenes.py [--seeds 1-10 | --quick] [--fixations detector|source] [--model demo]
+    .venv/bin/python benchmarks/watch_scenes.py [--seeds 1-10 | --quick] [--fixations detector|source]
+        [--watch-checks chunk|fixation|both] [--model demo]
 
 `gazeqwen-edge eval-alerts` measures the watch path on a synthetic benchmark's files: an 8 s, 320x240, 10 fps video
 and the generator's fixations replayed as noiseless gaze on each fixation's centre. A wearer's session is fed
@@ -13,11 +14,13 @@ against the scene's truth as eval-alerts does: on time (within --delay s of the 
 checks are broken down by what the newest fixation the session knew landed on (target / other object / background /
 none yet), as eval-alerts' results.md does.
 
-The default seeds (1-10) are not scene seeds of `make demo-model`'s dataset (its seeds start at 300), and nothing
-here was tuned on them: a held-out figure. `--fixations source` reads the scene's own fixations (known once each
+The default seeds (1-10) are not scene seeds of `make demo-model`'s dataset (its seeds start at 300), but they are
+where the "nothing" answer and the checks at each fixation were found (runtime/watches.py): held-out figures come
+from other seeds (README: 11-40). `--fixations source` reads the scene's own fixations (known once each
 ends) instead of the online detector on its gaze: the two side by side say how much the detector on noisy gaze costs.
-With `--out DIR` the records go to DIR/results.json in eval-alerts' format, so benchmarks/alert_threshold.py can
-choose a threshold on one set of seeds and report it on another. About 4 s a scene on 2 CPU cores with the demo model.
+`--watch-checks chunk|fixation|both` sets when the watches are checked (SessionConfig.watch_checks; default the
+session's). With `--out DIR` the records go to DIR/results.json in eval-alerts' format, so
+benchmarks/alert_threshold.py can choose a threshold on one set of seeds and report it on another. About 4 s a scene on 2 CPU cores with the demo model.
 """
 
 from __future__ import annotations
