@@ -195,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     scenes = f"{len(seeds)} scene{'s' * (len(seeds) != 1)} of {args.duration:g} s"
     print(
         f"\n{scenes}, model {args.model}, threshold {threshold:g}, fixations {args.fixations}, "
+        f"checks {config.watch_checks}, "
         f"{time.perf_counter() - t_start:.0f} s"
     )
     print(

@@ -65,7 +65,7 @@ def test_a_short_run_replays_the_scene_itself_through_the_watch_path(script, cap
     assert script.main(["--seeds", "1", "--duration", "2", "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert out.startswith("synthetic:1: blue star ") and "yellow circle " in out
-    assert "1 scene of 2 s, model demo, threshold 0.2, fixations detector" in out
+    assert "1 scene of 2 s, model demo, threshold 0.2, fixations detector, checks both, " in out
     checks = [line for line in out.splitlines() if line.startswith("  ") and "checks, yes" in line]
     assert [line.split()[0] for line in checks] == ["target", "other", "background", "none"]
     # 4 watches checked after each of the 2 s scene's chunks

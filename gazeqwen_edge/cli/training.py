@@ -384,7 +384,6 @@ def eval_alerts_cmd(
         "qa_file": str(qa.resolve()),
         "fps": fps,
         "limit": limit,
-        "watch_checks": watch_checks,
     }
     bar, update = _progress("alerts")
     with bar:

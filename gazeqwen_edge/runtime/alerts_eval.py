@@ -448,6 +448,7 @@ def evaluate_alerts(
         "delay_s": delay_s,
         "truth": "first_appearance" if truth is None else "generator",
         "fixations": fixations,
+        "watch_checks": getattr(config, "watch_checks", None),
     }
     header = {"format": RESULTS_FORMAT, "version": RESULTS_VERSION, **header, **settings}
     out_dir = Path(out_dir)
@@ -631,6 +632,12 @@ def markdown(doc: dict) -> str:
         "detector": "Fixations from the online detector (the CSV's fixations replayed as 200 Hz gaze), as live.",
         "source": "Fixations from the CSV, each known once it ended.",
     }.get(doc.get("fixations"), "")
+    checks = {  # runtime.watches.WATCH_CHECKS; a run from before the option checked after each chunk
+        "chunk": "Watches checked after each chunk.",
+        "fixation": "Watches checked at each new fixation.",
+        "both": "Watches checked after each chunk and at each new fixation.",
+    }.get(doc.get("watch_checks", "chunk"), "")
+    known = f"{known} {checks}".strip()
     return "\n".join(
         [
             f"# Gaze-triggered alerts through the watch path: {doc.get('model', '?')}",

@@ -159,6 +159,10 @@ def test_summary_breaks_checks_and_wrong_first_alerts_down_by_what_they_looked_a
     md = al.markdown({"model": "m", "threshold": 0.5, "hold_s": 0, "rearm_s": 3, "left_out_test_points": 0,
                       "summary": al.summarise([rec], 1.5, threshold=0.5)})  # fmt: skip
     assert "| on the background | 3 | 33.3 | 1 |" in md, md
+    assert "Watches checked after each chunk." in md  # a run from before --watch-checks
+    both = al.markdown({"model": "m", "threshold": 0.5, "hold_s": 0, "rearm_s": 3, "left_out_test_points": 0,
+                        "watch_checks": "both", "summary": al.summarise([rec], 1.5, threshold=0.5)})  # fmt: skip
+    assert "Watches checked after each chunk and at each new fixation." in both
 
 
 def test_summary_counts_points_and_outcomes():
@@ -236,7 +240,8 @@ def test_alerts_come_from_the_session_at_the_scripted_times(bench, monkeypatch, 
     scripted(monkeypatch, {first.target: yes_at})
     chosen = [it for it in items if it.video == vc.video]
     gq = build_tiny_gazeqwen(seed=0, injected_layers=(0, 1))
-    doc = al.evaluate_alerts(gq, chosen, tmp_path / "out", SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=0.0)
+    config = SessionConfig(fps=2.0, watch_checks="chunk")  # (at each fixation too: tests/runtime/test_watches.py)
+    doc = al.evaluate_alerts(gq, chosen, tmp_path / "out", config, {"model": "tiny"}, hold_s=0.0)
     (rec,) = doc["videos"]
     w = next(w for w in rec["watches"] if w["case"] == first.case_id)
     checks = w["checks"]
@@ -258,6 +263,7 @@ def test_alerts_come_from_the_session_at_the_scripted_times(bench, monkeypatch, 
     out = tmp_path / "out"
     assert json.loads((out / "results.json").read_text())["summary"] == doc["summary"]
     assert "on time" in (out / "results.md").read_text()
+    assert "Watches checked after each chunk." in (out / "results.md").read_text()
 
 
 def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_path):
@@ -281,6 +287,8 @@ def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=2.0)
     with pytest.raises(ConfigError, match="differs in: --detector/--no-detector"):
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, fixations="source")
+    with pytest.raises(ConfigError, match="differs in: --watch-checks"):
+        al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0, watch_checks="chunk"), {"model": "tiny"})
 
 
 def test_a_resumed_run_may_change_limit_and_a_record_cut_off_mid_write_is_replayed(bench, monkeypatch, tmp_path):
