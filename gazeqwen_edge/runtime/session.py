@@ -46,12 +46,14 @@ from gazeqwen_edge.runtime.sinks import JsonlAnswers, Sink
 from gazeqwen_edge.runtime.stream import VideoStream
 from gazeqwen_edge.runtime.watches import (
     DEFAULT_WATCH_CHECKS,
+    SCENE_VOCABULARY_NOTE,
     WATCH_CHECKS,
     Alert,
     AlertsJsonl,
     Watches,
     default_threshold,
     parse_command,
+    unknown_to_scene_models,
     watch_score,
 )
 
@@ -1021,6 +1023,8 @@ class Session:
             except ValueError as e:  # a control character, as --watch refuses it (watches.check_target)
                 raise InputError(None, str(e), hint="say or type what to watch in plain words") from None
             rec.answer = f"I'll tell you when you look at {w.target}."
+            if unknown_to_scene_models(self.gq, w.target):
+                rec.answer += f" But {SCENE_VOCABULARY_NOTE.format(target=w.target)}."
         else:
             if not target:
                 raise InputError(None, "which watch to stop was not said", hint="say or type: stop watching the stove")

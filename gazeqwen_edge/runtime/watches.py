@@ -133,6 +133,26 @@ def _object(target: str) -> str:
     return re.sub(r"^(?:the|a|an|my)\s+", "", target.strip(), flags=re.IGNORECASE)
 
 
+def unknown_to_scene_models(gq, target: str) -> bool:
+    """Whether `target` is a name model `gq` cannot have learnt: True for a model that answers in words
+    (mc_protocol "option_text": the tiny models this package trains on the synthetic gaze benchmark, the demo model
+    among them, whose only object names are a colour and a shape, device.synthetic COLOURS x SHAPES) when `target`
+    is not such a name ("the stove", "my phone"); False for any other model (the 7B knows the words)."""
+    if getattr(gq, "mc_protocol", None) != "option_text":
+        return False
+    from gazeqwen_edge.device.synthetic import COLOURS, SHAPES
+
+    words = _object(target).lower().split()
+    return not (len(words) == 2 and words[0] in COLOURS and words[1] in SHAPES)
+
+
+# What a session and the CLI tell the wearer about a watch `unknown_to_scene_models` finds
+SCENE_VOCABULARY_NOTE = (
+    "this model knows only the synthetic scenes' objects, a colour and a shape (e.g. the blue star), so it may never "
+    "see {target}"
+)
+
+
 def watch_question(target: str) -> str:
     """The proactive question a watch is scored with (the synthetic benchmark's GTA wording)."""
     return f"Monitor my gaze and alert me when I gaze on the <{_object(target)}>."

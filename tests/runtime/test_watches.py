@@ -348,3 +348,43 @@ def test_a_live_fixation_check_still_waiting_gives_way_to_the_newer_one(stream_g
         s._n_pending_chunks = 1
         s._check_watches_at(checks[0])
         assert calls == [] and s.stats.watch_checks_skipped == 9 and s.stats.watch_checks == 0
+
+
+def test_a_watch_a_scene_model_cannot_know_is_told_so(stream_gq, monkeypatch, tmp_path, capsys):
+    """A model that answers in words was trained on the synthetic scenes, whose objects are named by a colour and a
+    shape: "the stove" never fires there, so --watch and the typed or spoken command say so (the 7B is not told)."""
+    from gazeqwen_edge.cli.runtime import add_watches
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime.questions import ScheduledQuestion
+    from gazeqwen_edge.runtime.replay import replay
+    from gazeqwen_edge.runtime.session import SessionConfig
+    from gazeqwen_edge.runtime.watches import unknown_to_scene_models
+
+    class Letters:
+        mc_protocol = "letter"
+
+    class Words:
+        mc_protocol = "option_text"
+
+    assert not unknown_to_scene_models(Letters(), "the stove")
+    for known in ("the blue star", "Green Star", "a white ring", "cyan hexagon"):
+        assert not unknown_to_scene_models(Words(), known), known
+    for unknown in ("the stove", "my phone", "the big blue star", "blue", "purple star", "star blue"):
+        assert unknown_to_scene_models(Words(), unknown), unknown
+
+    monkeypatch.setattr(stream_gq, "mc_protocol", "option_text")
+    qs = [
+        ScheduledQuestion(0.5, "Tell me when I look at my phone"),
+        ScheduledQuestion(0.6, "alert me if I look at the red cross"),
+    ]
+
+    def setup(session):
+        add_watches(session, ["the stove", "the blue star"], hold_s=0.0)
+
+    with open_source("synthetic:4", duration_s=2.0, width=160, height=120) as src:
+        replay(src, stream_gq, SessionConfig(max_new_tokens=2, watch_checks="chunk"), tmp_path / "s", qs, setup=setup)
+    err = capsys.readouterr().err
+    assert "so it may never see the stove" in err and "never see the blue star" not in err
+    answers = [json.loads(x)["answer"] for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
+    assert answers[0].startswith("I'll tell you when you look at my phone. But this model knows only")
+    assert answers[1] == "I'll tell you when you look at the red cross."
