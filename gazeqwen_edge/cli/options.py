@@ -246,7 +246,9 @@ def choice(*values):
 
     def check(ctx: typer.Context, param: typer.CallbackParam, value):
         if value is not None and value not in values:
-            raise bad(ctx, param, f"must be one of {allowed}, not '{value}'")
+            text = str(value)
+            shown = text if len(text) <= 40 else text[:40] + "..."
+            raise bad(ctx, param, f"must be one of {allowed}, not {shown!r}")
         return value
 
     return check
@@ -285,6 +287,6 @@ WATCH_CHECKS = typer.Option(
     DEFAULT_WATCH_CHECKS,
     "--watch-checks",
     callback=choice(*WATCH_CHECK_TIMES),
-    help="When the watches are checked: after each chunk, at each new fixation (as soon as the fixation detector "
-    "knows it), or both.",
+    help="When the watches are checked: chunk (after each chunk), fixation (at each new fixation, as soon as the "
+    "session knows it: from the fixation detector, or a source's fixation once it ends) or both.",
 )

@@ -160,7 +160,8 @@ def print_summary(
     questions file's lines that could not be asked), where it was written, the stage timings."""
     if stats.watch_checks or stats.watch_checks_skipped:
         console.print(
-            f"\nwatches: {stats.alerts} alerts, {stats.watch_checks} checks, {stats.watch_checks_skipped} skipped"
+            f"\nwatches: {stats.alerts} alert{'s' * (stats.alerts != 1)}, {stats.watch_checks} "
+            f"check{'s' * (stats.watch_checks != 1)}, {stats.watch_checks_skipped} skipped"
             + (" (alerts in alerts.jsonl)" if stats.alerts and out_dir is not None else "")
         )
     console.print(

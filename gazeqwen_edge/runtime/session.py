@@ -89,12 +89,15 @@ class SessionConfig:
     decoding delay of scene frames (p95 41 ms at 640x480 through the simulator, benchmarks/neon_latency.py);
     watch_checks: when the watches are checked (runtime.watches.WATCH_CHECKS): "chunk", after each chunk is
     prefilled; "fixation", when the session learns of a new fixation (the detector's 105 ms after it began; a
-    source's when it arrives), on the video brought up to then as for a question (a view ending at the newest model
-    frame, else the gaze refreshed), so that a glance between two chunks is checked while it lasts; "both";
-    watch_budget: the share of a chunk's video duration (of one temporal step's, at a fixation) that scoring the
-    watches may take (live): watches past the budget, and every watch while chunks wait for the model, are skipped
-    for that check (counted), and a fixation check still waiting when the next fixation comes is dropped for it, so
-    many watches degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
+    source's when it arrives), on the chunks prefilled so far brought up to then as for a question (a view ending at
+    the newest model frame, else the gaze refreshed), so that a glance between two chunks is checked while it lasts
+    (one before the first chunk is skipped); "both";
+    watch_budget: the share of the model's time the watch checks may take (live): one check scores watches for at
+    most that share of a chunk's video duration (of one temporal step's, at a fixation) and all checks together
+    draw on an allowance that fills at that share of wall time (up to that share of a chunk); watches past the
+    budget, every watch while chunks wait for the model or the allowance is spent, are skipped for that check
+    (counted), and a fixation check still waiting when the next fixation comes is dropped for it, so many watches
+    and many fixations degrade the alerts, never the video; gaze_refresh: a question (and, with watches, each chunk) first
     re-prefills the newest chunks whose gaze changed since they were prefilled (VideoStream.refresh_gaze, one or two
     chunk prefills; False: answer on the gaze the chunks were prefilled with: 57.7 % right instead of 61.5 % for
     the demo model on 104 demo questions); question_view: a question asked while the session holds a frame
@@ -299,6 +302,10 @@ class Session:
         self.watches = Watches(threshold=default_threshold(gq))
         self._watch_notice = False
         self._checked_fixation_ns: int | None = None  # the start of the newest fixation the watches were checked at
+        # live: the seconds of model time the watch checks may still take (a bucket filled at watch_budget s per s,
+        # up to watch_budget of a chunk; _watch_allowance), and when it was last filled (time.monotonic)
+        self._watch_allowance_s = self.config.watch_budget * self.config.chunk_used_s
+        self._watch_allowance_at: float | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> Session:
@@ -622,8 +629,7 @@ class Session:
                         fixation_check = self._new_fixation(r)
                     if isinstance(r, GazeSample):
                         timer.add("fixation_detection", time.perf_counter() - t0)
-                    if fixation_check:
-                        self._flush_pending(r.ts_ns)  # the check sees every whole step so far
+                    if fixation_check:  # on the chunks so far (no flush: --chunk keeps its length)
                         self._submit_watch_check(r.ts_ns)
                 if device_now is not None and isinstance(r, GazeSample | SceneFrame):
                     lag_s = (device_now() - r.ts_ns) / 1e9
@@ -859,6 +865,7 @@ class Session:
         if not len(self.watches):
             return None
         if self.gq.regime != "reference" and self.stream is None:
+            self.stats.watch_checks_skipped += len(self.watches)
             return None
         if self.gq.regime == "reference":
             if not self._watch_notice:
@@ -866,10 +873,26 @@ class Session:
                 self.notice("watch_unsupported", "watches need a streaming (stream-regime) model", self.now_ns)
             return None
         watches = self.watches.active()
-        if self._behind():
+        if self._behind() or self._watch_allowance() <= 0:
             self.stats.watch_checks_skipped += len(watches)
             return None
         return watches
+
+    def _watch_allowance(self, spent_s: float = 0.0) -> float:
+        """Live (not lockstep): the seconds of model time watch checks may take now, after taking `spent_s` off. The
+        allowance fills at `watch_budget` s per s of wall time up to `watch_budget` x chunk_used_s, so that all the
+        checks together (after chunks and at fixations) take at most about that share of the model's time, however
+        many fixations come: the video keeps the rest. Lockstep: unlimited (inf)."""
+        if self.config.lockstep:
+            return math.inf
+        now = time.monotonic()
+        cap = self.config.watch_budget * self.config.chunk_used_s
+        if self._watch_allowance_at is not None:
+            gained = (now - self._watch_allowance_at) * self.config.watch_budget
+            self._watch_allowance_s = min(cap, self._watch_allowance_s + gained)
+        self._watch_allowance_at = now
+        self._watch_allowance_s -= spent_s
+        return self._watch_allowance_s
 
     def _check_watches(self, job: _ChunkJob) -> None:
         """Score every watch on the video so far (the chunk just prefilled), within the budget, and fire alerts
@@ -878,8 +901,10 @@ class Session:
             return
         watches = self._watches_to_check()
         if watches:
+            t0 = time.monotonic()
             budget_s = self.config.watch_budget * len(job.frames) / self.config.fps
             self._score_watches(watches, float(job.times_s[-1]), budget_s)
+            self._watch_allowance(time.monotonic() - t0)
 
     def _check_watches_at(self, check: _WatchCheck) -> None:
         """Score every watch at a new fixation: the video brought up to the check as for a question (a view ending
@@ -888,6 +913,7 @@ class Session:
         watches = self._watches_to_check()
         if not watches:
             return
+        t0 = time.monotonic()
         view = nullcontext(False)
         if check.tail is not None and self.config.question_view:
             view = self.stream.question_view(*check.tail, check.scanpath)
@@ -900,6 +926,7 @@ class Session:
         except Exception as e:  # noqa: BLE001 - a failed check must not end the session
             self.notice("watch_failed", f"the watches could not be checked ({type(e).__name__}: {e})", check.t_ns)
             self.stream.cut_back()
+        self._watch_allowance(time.monotonic() - t0)  # the view's time too
 
     def _score_watches(self, watches: list, t_s: float, budget_s: float) -> None:
         """Score `watches` on the video as it stands (t_s: the check's video time, s from the origin), until the

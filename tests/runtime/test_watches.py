@@ -167,7 +167,7 @@ def test_a_session_alerts_once_per_look_and_stops_watching(stream_gq, monkeypatc
     assert ",alert,session,the cup" in (tmp_path / "s" / "events.csv").read_text()
 
 
-@pytest.mark.parametrize("mode", ["chunk", "both"])
+@pytest.mark.parametrize("mode", ["chunk", "fixation", "both"])
 def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch, mode):
     """50 watches at 40 ms each after every 1 s chunk (and at every fixation, "both") of a real-time session: the
     budget (half the chunk; half a step at a fixation) lets about a dozen run per check; the rest are skipped and
@@ -192,8 +192,10 @@ def test_many_slow_watches_skip_checks_not_video(stream_gq, monkeypatch, mode):
     # 0.5 s budget / 40 ms, plus the one past it, per chunk; about 6 s of checks in 6 s of video at most, whatever
     # the fixations
     per_chunk = r.stats.watch_checks / r.stats.chunks_prefilled
-    assert 1 <= per_chunk <= (20 if mode == "chunk" else 40)
-    assert r.stats.watch_checks * 0.04 <= 6.0 + 0.5
+    assert 1 <= per_chunk <= 20
+    # all the checks together take about half the model's time at most (the allowance: 0.5 s per s, 0.5 s at once),
+    # however many fixations ask for them: before it, at each fixation every check scored one watch at least
+    assert r.stats.watch_checks * 0.04 <= 0.5 * 6.0 + 0.5 + 0.2
 
 
 def test_no_watch_checks_while_chunks_wait(stream_gq, monkeypatch):
@@ -388,3 +390,27 @@ def test_a_watch_a_scene_model_cannot_know_is_told_so(stream_gq, monkeypatch, tm
     answers = [json.loads(x)["answer"] for x in (tmp_path / "s" / "answers.jsonl").read_text().splitlines()]
     assert answers[0].startswith("I'll tell you when you look at my phone. But this model knows only")
     assert answers[1] == "I'll tell you when you look at the red cross."
+
+
+def test_the_watch_allowance_fills_at_the_budget_share_of_wall_time(stream_gq, monkeypatch):
+    """Live, watch checks draw on an allowance of model time that fills at watch_budget s per s up to watch_budget of
+    a chunk; spent, the next checks are skipped (counted) until it has filled again. Lockstep has no limit."""
+    from gazeqwen_edge.device import open_source
+    from gazeqwen_edge.runtime import session as smod
+    from gazeqwen_edge.runtime.session import Session, SessionConfig
+
+    now = [100.0]
+    monkeypatch.setattr(smod.time, "monotonic", lambda: now[0])
+    with open_source("synthetic:4", duration_s=2.0, width=160, height=120) as src:
+        s = Session(src, stream_gq, SessionConfig(watch_budget=0.5))
+        locked = Session(src, stream_gq, SessionConfig(lockstep=True))
+    s.stream = object()  # a stream exists (never scored here)
+    s.watches.add("the cup")
+    assert s._watch_allowance() == pytest.approx(0.5)  # full: half of a 1 s chunk
+    assert s._watch_allowance(0.8) == pytest.approx(-0.3)  # one slow check spent it and more
+    assert s._watches_to_check() is None and s.stats.watch_checks_skipped == 1
+    now[0] += 0.8  # +0.4 s of allowance
+    assert s._watch_allowance() == pytest.approx(0.1) and s._watches_to_check() is not None
+    now[0] += 10.0
+    assert s._watch_allowance() == pytest.approx(0.5)  # never more than the cap
+    assert locked._watch_allowance(5.0) == float("inf")
