@@ -547,7 +547,10 @@ def _read_log(path: Path, header: dict) -> list[dict]:
     )
     if old_fixed != new_fixed:
         diff = sorted(k for k in set(old_fixed) | set(new_fixed) if old_fixed.get(k) != new_fixed.get(k))
-        named = [OPTION_OF.get(k, k) for k in diff]
+        named = [
+            f"{OPTION_OF.get(k, k)}: log has {_shown(old_fixed.get(k))}, this run {_shown(new_fixed.get(k))}"
+            for k in diff
+        ]
         raise ConfigError(
             f"{path} was written by another alerts evaluation (differs in: {', '.join(named) or 'its header'})",
             hint="use another --out, or rerun with the same settings to resume",
@@ -556,6 +559,12 @@ def _read_log(path: Path, header: dict) -> list[dict]:
     for x in lines[1:]:
         records[x["video"]] = x
     return list(records.values())
+
+
+def _shown(value) -> str:
+    """A header value for a refusal: JSON, at most 60 characters (a QA file's path, a threshold, "both")."""
+    text = "none" if value is None else json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _log_lines(path: Path) -> list:

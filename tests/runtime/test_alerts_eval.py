@@ -283,11 +283,11 @@ def test_a_rerun_resumes_and_other_settings_are_refused(bench, monkeypatch, tmp_
     doc = al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"})
     assert len(calls) == len(videos) - 1  # the first video came from the log
     assert doc["summary"]["videos"] == len(videos)
-    with pytest.raises(ConfigError, match="differs in: --watch-hold"):
+    with pytest.raises(ConfigError, match="differs in: --watch-hold: log has 0.0, this run 2.0"):
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, hold_s=2.0)
     with pytest.raises(ConfigError, match="differs in: --detector/--no-detector"):
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0), {"model": "tiny"}, fixations="source")
-    with pytest.raises(ConfigError, match="differs in: --watch-checks"):
+    with pytest.raises(ConfigError, match='differs in: --watch-checks: log has "both", this run "chunk"'):
         al.evaluate_alerts(gq, items, out, SessionConfig(fps=2.0, watch_checks="chunk"), {"model": "tiny"})
 
 
