@@ -104,9 +104,10 @@ def parse_command(text: str) -> tuple[str, str] | None:
 
 
 def check_target(target: str, what: str = "the watch") -> str:
-    """A watch's target, stripped of spaces and of a sentence's closing ".", "!" or "?" ("the stove." is "the stove":
-    the target is put inside the question's <...>): valid text (errors.check_text) of 1..MAX_TARGET_CHARS characters
-    without a control character (errors.control_character, line breaks and tabs too: a line break, an escape
+    """A watch's target, stripped of spaces (runs of them inside taken as one) and of a sentence's closing ".", "!" or
+    "?" ("the stove." is "the stove": the target is put inside the question's <...>): valid text (errors.check_text)
+    of 1..MAX_TARGET_CHARS characters without a control character (errors.control_character, line breaks and tabs
+    too: a line break, an escape
     sequence or a bidirectional override would reach the terminal and alerts.jsonl with every alert) that names
     something (a letter or a digit and more than an article: "?", "..." or "the" is no object). One rule for
     every way a watch arrives (--watch, typed, spoken, a questions file). ValueError naming `what`."""
@@ -114,7 +115,7 @@ def check_target(target: str, what: str = "the watch") -> str:
     control = control_character(target, line_breaks=False)
     if control is not None:
         raise ValueError(f"{what} holds a control character ({ascii(control)})")
-    t = target.strip().rstrip(".!?").strip()
+    t = " ".join(target.split()).rstrip(".!?").strip()  # "blue  star" is the blue star: one space between words
     shown = target if len(target) <= 40 else target[:40] + "..."
     if not target.strip() or len(t) > MAX_TARGET_CHARS:
         raise ValueError(

@@ -56,6 +56,8 @@ def test_a_watch_target_must_be_plain_words(target, problem):
         ws.add(target)
     assert len(ws) == 0
     assert ws.add("  the stove ").target == "the stove"
+    # runs of spaces are one: "blue  star" was another watch than "blue star", and asked the model about "blue  star"
+    assert ws.add("the blue  star").target == "the blue star" and ws.add("Blue Star").target == "the blue star"
     assert ws.add("the red cup.").target == "the red cup"  # a sentence's full stop is not part of the object
     assert watch_question(ws.add("the 2nd mug?").target) == "Monitor my gaze and alert me when I gaze on the <2nd mug>."
 
