@@ -10,10 +10,11 @@ A watch is scored after each chunk and at each new fixation (runtime.session.Ses
 short scoring prefill, then the cache is cut back (`watch_score`). A model that answers with option letters is asked
 the way it was trained on StreamGaze's proactive tasks (REFERENCE.md section 2; training/synthetic_benchmark.py):
 "Monitor my gaze and alert me when I gaze on the <stove>." with the options "A. Yes" / "B. No"
-(VideoStream.score_mc); its score is p(Yes) = softmax of the two option scores. A model that answers in words is asked IDENTIFY_QUESTION, and its score is p(the target's name) / p(its own answer: the
-greedy reply, or NOTHING where that is likelier), capped at 1. Debouncing: an armed watch fires when the score >=
-threshold has held for `hold_s` seconds of video (the first check at or above the threshold starts the count, so hold
-0 fires at once), then stays quiet until the score < threshold has held for `rearm_s` seconds (re-armed).
+(VideoStream.score_mc); its score is p(Yes) = softmax of the two option scores. A model that answers in words is
+asked IDENTIFY_QUESTION, and its score is p(the target's name) / p(its own answer: the greedy reply, or NOTHING
+where that is likelier), capped at 1. Debouncing: an armed watch fires when the score >= threshold has held for
+`hold_s` seconds of video (the first check at or above the threshold starts the count, so hold 0 fires at once),
+then stays quiet until the score < threshold has held for `rearm_s` seconds (re-armed).
 """
 
 from __future__ import annotations
