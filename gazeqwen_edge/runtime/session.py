@@ -25,7 +25,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Sequence
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -434,9 +434,9 @@ class Session:
                     q.meta["_gaze_ready"] = ready = threading.Event()
                     self._unsettled.append((q, ready))
                     self._settle_questions()
-            newest = self._newest_frame  # (index, frame, t_s): set by the ingest thread, read once here
-            if newest is not None and self.origin_ns is not None and newest[2] <= self.t_s(q.t_ns) + 0.05:
-                q.meta["_tail"] = newest  # a frame newer than the cache's may end the video at the question
+            tail = self._tail_at(q.t_ns)
+            if tail is not None:
+                q.meta["_tail"] = tail  # a frame newer than the cache's may end the video at the question
             if self.config.lockstep:
                 self._work.append(q)
             else:  # after the questions already waiting, before any waiting chunk
@@ -719,14 +719,33 @@ class Session:
         self._checked_fixation_ns = start
         return True
 
+    def _tail_at(self, t_ns: int) -> tuple[int, np.ndarray, float] | None:
+        """The newest model frame (index, rgb, t_s), for a view of the video ending at it, when it is not after `t_ns`
+        (a question's or a fixation check's time; 50 ms of slack); None otherwise or before any frame."""
+        newest = self._newest_frame  # set by the ingest thread, read once here
+        if newest is not None and self.origin_ns is not None and newest[2] <= self.t_s(t_ns) + 0.05:
+            return newest
+        return None
+
+    @contextmanager
+    def _video_brought_up(self, tail, rows, prepared=None):
+        """The stream's video brought up to a question or a fixation check for the block: a view ending at `tail`
+        (VideoStream.question_view, `prepared` its encodings) where there is one, else the newest chunks' gaze
+        refreshed with the scanpath `rows` (VideoStream.refresh_gaze), as the config allows."""
+        view = nullcontext(False)
+        if tail is not None and self.config.question_view:
+            view = self.stream.question_view(*tail, rows, prepared=prepared)
+        with view as on:
+            if not on and self.config.gaze_refresh:
+                self.stream.refresh_gaze(rows)
+            yield
+
     def _submit_watch_check(self, t_ns: int) -> None:
         """Queue a check of the watches at `t_ns` (a new fixation), after the chunks already queued. Live, a check
         still waiting is dropped for the newer one (its checks counted as skipped): the newest fixation matters."""
         with self._scan_lock:
             rows = self._rows(t_ns)
-        newest = self._newest_frame
-        tail = newest if newest is not None and newest[2] <= self.t_s(t_ns) + 0.05 else None
-        check = _WatchCheck(t_ns, rows, tail)
+        check = _WatchCheck(t_ns, rows, self._tail_at(t_ns))
         with self._cond:
             if not self.config.lockstep:
                 for i, item in enumerate(self._work):
@@ -914,13 +933,8 @@ class Session:
         if not watches:
             return
         t0 = time.monotonic()
-        view = nullcontext(False)
-        if check.tail is not None and self.config.question_view:
-            view = self.stream.question_view(*check.tail, check.scanpath)
         try:
-            with view as on:
-                if not on and self.config.gaze_refresh:
-                    self.stream.refresh_gaze(check.scanpath)
+            with self._video_brought_up(check.tail, check.scanpath):
                 budget_s = self.config.watch_budget * 2 / self.config.fps
                 self._score_watches(watches, self.t_s(check.t_ns), budget_s)
         except Exception as e:  # noqa: BLE001 - a failed check must not end the session
@@ -1083,12 +1097,7 @@ class Session:
         question (VideoStream.refresh_gaze)."""
         if self.stream is None:
             raise self._no_video_error()
-        view = nullcontext(False)
-        if tail is not None and self.config.question_view:
-            view = self.stream.question_view(*tail, rows, prepared=prepared)
-        with view as on:
-            if not on and self.config.gaze_refresh:
-                self.stream.refresh_gaze(rows)
+        with self._video_brought_up(tail, rows, prepared):
             rec.context_tokens = self.stream.video_end
             self._answer_with(q, rec, self.stream.score_mc, self.stream.answer, self.stream.video_span_s)
 
